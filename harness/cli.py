@@ -1,0 +1,69 @@
+"""``meekbench <command> [hydra overrides]``: each command is a Hydra app composing conf/."""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import sys
+from typing import Callable
+
+# Quieter imports: torchao announces optional CUDA kernels it cannot load on CPU machines.
+logging.getLogger("torchao").setLevel(logging.ERROR)
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from harness.config import CONF_DIR  # noqa: E402  (registers the schemas)
+
+
+def _build_tiny(cfg: DictConfig) -> None:
+    from harness.tiny.build import build_family
+
+    build_family(OmegaConf.to_object(cfg))
+
+
+def _run(cfg: DictConfig) -> None:
+    from harness.run import run_point
+
+    run_point(cfg)
+
+
+def _summary(cfg: DictConfig) -> None:
+    from harness.summary import print_summary
+
+    print_summary(cfg)
+
+
+# command -> (primary config name under conf/, task function, one-line help)
+COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
+    "build-tiny": ("build_tiny", _build_tiny, "train the tiny CI model family into models/tiny/"),
+    "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
+    "summary": ("summary", _summary, "print a table of the records under results_dir"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: meekbench <command> [hydra overrides...]", "", "commands:"]
+    lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", "Overrides are Hydra's: key=value, -m for a sweep, --cfg job to print the config."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
+    command = sys.argv.pop(1)
+    if command not in COMMANDS:
+        close = difflib.get_close_matches(command, COMMANDS, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        print(f"meekbench: unknown command {command!r}{hint}\n\n{_usage()}", file=sys.stderr)
+        sys.exit(2)
+    config_name, task, _ = COMMANDS[command]
+    sys.argv[0] = f"meekbench-{command}"
+    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
+    app()
+
+
+if __name__ == "__main__":
+    main()

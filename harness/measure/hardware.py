@@ -1,0 +1,185 @@
+"""Hardware and software fingerprint, plus short measured probes (memory bandwidth, matmul FLOP/s).
+
+The probes are cached per machine (by hardware id) so a sweep pays for them once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+import torch
+
+from harness import __version__
+from harness.config import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Probes:
+    device: str
+    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
+    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
+    matmul_dtype: str
+    matmul_n: int
+    copy_bytes: int
+    samples_bandwidth: list[float] = field(default_factory=list)
+    samples_matmul: list[float] = field(default_factory=list)
+    measured_at: float = 0.0
+
+
+@dataclass
+class Hardware:
+    id: str  # stable hash of what identifies the machine's compute
+    label: str  # human name of the target
+    device: str
+    hostname: str
+    cpu_model: str
+    cpu_cores_logical: int
+    cpu_cores_physical: int | None
+    ram_bytes: int
+    torch_threads: int
+    gpu_name: str | None = None
+    gpu_count: int = 0
+    gpu_memory_bytes: int | None = None
+    gpu_driver: str | None = None
+    cuda: str | None = None
+    probes: Probes | None = None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_driver() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        v = pynvml.nvmlSystemGetDriverVersion()
+        return v.decode() if isinstance(v, bytes) else v
+    except Exception:
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def fingerprint(device: torch.device, label: str | None = None) -> Hardware:
+    cpu = _cpu_model()
+    logical = os.cpu_count() or 1
+    hw = Hardware(
+        id="", label="", device=str(device), hostname=platform.node(), cpu_model=cpu,
+        cpu_cores_logical=logical, cpu_cores_physical=psutil.cpu_count(logical=False),
+        ram_bytes=psutil.virtual_memory().total, torch_threads=torch.get_num_threads(),
+    )
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        hw.gpu_name, hw.gpu_count = props.name, torch.cuda.device_count()
+        hw.gpu_memory_bytes, hw.cuda, hw.gpu_driver = props.total_memory, torch.version.cuda, _gpu_driver()
+    ident = [cpu, logical, round(hw.ram_bytes / 2**30), hw.device.split(":")[0], hw.gpu_name, hw.gpu_memory_bytes]
+    hw.id = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:12]
+    hw.label = label or (_slug(hw.gpu_name) if hw.gpu_name else f"cpu-{_slug(cpu)}-{logical}c")
+    return hw
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def run_probes(device: torch.device, repeats: int = 7) -> Probes:
+    from harness.measure.clock import DeviceClock
+
+    clock = DeviceClock(device)
+    gpu = device.type == "cuda"
+    copy_bytes = (1 << 30) if gpu else (128 << 20)
+    src = torch.empty(copy_bytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    bw = []
+    for i in range(repeats + 1):
+        t0 = clock.now()
+        dst.copy_(src)
+        dt = clock.now() - t0
+        if i:  # first copy touches fresh pages
+            bw.append(2 * copy_bytes / dt)
+    del src, dst
+    n, dtype = (8192, torch.bfloat16) if gpu else (1024, torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    fl = []
+    for i in range(repeats + 1):
+        t0 = clock.now()
+        a @ b
+        dt = clock.now() - t0
+        if i:
+            fl.append(2 * n**3 / dt)
+    return Probes(device=str(device), bandwidth_bytes_per_s=_median(bw), matmul_flops_per_s=_median(fl),
+                  matmul_dtype=str(dtype).removeprefix("torch."), matmul_n=n, copy_bytes=copy_bytes,
+                  samples_bandwidth=bw, samples_matmul=fl, measured_at=time.time())
+
+
+def cached_probes(hw: Hardware, device: torch.device, cache_dir: str | Path) -> Probes:
+    path = Path(cache_dir) / f"{hw.id}-{device.type}-t{torch.get_num_threads()}.json"
+    if path.exists():
+        try:
+            return Probes(**json.loads(path.read_text()))
+        except (TypeError, ValueError):
+            log.warning("probe cache %s unreadable: measuring again", path)
+    probes = run_probes(device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(probes)))
+    os.replace(tmp, path)
+    return probes
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+_PACKAGES = ("transformers", "tokenizers", "accelerate", "safetensors", "bitsandbytes", "torchao",
+             "lm_eval", "hydra-core", "numpy")
+
+
+def software() -> dict:
+    versions = {}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "harness": __version__,
+            "git_sha": _git_sha(), "platform": platform.platform(), **versions}

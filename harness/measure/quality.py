@@ -1,0 +1,79 @@
+"""Held-out loss (nats per token) and bits per byte of a loaded model on a text.
+
+Sliding windows of ``context_length`` advance by ``stride``; each text token is scored exactly
+once, with at least ``context_length - stride`` tokens of context after the first window. A
+BOS (or EOS) token is prepended so the first text token is scored too; then the scored tokens
+cover exactly the text's UTF-8 bytes and bits per byte compares models across tokenizers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class HeldoutQuality:
+    loss_nats: float  # mean negative log-likelihood per scored token
+    bits_per_byte: float
+    tokens: int  # tokens scored
+    bytes: int  # UTF-8 bytes those tokens cover
+    context_length: int
+    stride: int
+
+
+def truncate_utf8(text: str, max_bytes: int | None) -> str:
+    if max_bytes is None:
+        return text
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, first_scored) for windows over a sequence of n ids whose id 0 is the prefix."""
+    out, scored_to, begin = [], 1, 0
+    while scored_to < n:
+        end = min(begin + context_length, n)
+        out.append((begin, end, scored_to))
+        scored_to = end
+        begin += stride
+    return out
+
+
+@torch.inference_mode()
+def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride: int = 128,
+                 max_bytes: int | None = None, batch_size: int = 8) -> HeldoutQuality:
+    if not 0 < stride <= context_length:
+        raise ValueError(f"stride={stride} must be in (0, context_length={context_length}]")
+    text = truncate_utf8(text, max_bytes)
+    if not text:
+        raise ValueError("held-out text is empty")
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if prefix is None:
+        raise ValueError("tokenizer has neither a BOS nor an EOS token to condition the first token on")
+    ids = torch.tensor([prefix] + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
+    device = model.device
+    total_nats, scored = 0.0, 0
+    windows = _windows(len(ids), context_length, stride)
+    # Windows of equal length batch together; only the last one can be shorter.
+    for i in range(0, len(windows), batch_size):
+        group = windows[i : i + batch_size]
+        by_len: dict[int, list[tuple[int, int, int]]] = {}
+        for w in group:
+            by_len.setdefault(w[1] - w[0], []).append(w)
+        for length, ws in by_len.items():
+            inputs = torch.stack([ids[b:e] for b, e, _ in ws]).to(device)
+            labels = inputs.clone()
+            for row, (b, _, first) in enumerate(ws):
+                labels[row, : first - b] = -100
+            logits = model(input_ids=inputs).logits.float()
+            total_nats += F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+                ignore_index=-100, reduction="sum",
+            ).item()
+            scored += int((labels[:, 1:] != -100).sum())
+    n_bytes = len(text.encode("utf-8"))
+    loss = total_nats / scored
+    return HeldoutQuality(loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,
+                          tokens=scored, bytes=n_bytes, context_length=context_length, stride=stride)

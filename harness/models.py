@@ -1,0 +1,115 @@
+"""Load a model and its tokenizer from a local directory or a hub id, offline-safe.
+
+Safe by default: ``trust_remote_code=False`` and safetensors only, unless the model config
+says otherwise. A missing local model fails at once with the command that builds it; a hub
+id on a machine that cannot reach the hub fails at once instead of waiting on retries.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+CARD = "card.json"
+
+
+class ModelNotFoundError(RuntimeError):
+    """The model named by a config cannot be found where the config says."""
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: Any
+    config: ModelConfig
+    source: str  # resolved local path, or hub_id@revision
+    card: dict = field(default_factory=dict)  # the local model's card.json, if any
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"hardware.device={name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"hardware.device={name!r} but this machine has no CUDA device; use cpu or auto")
+    return device
+
+
+def hub_is_offline(setting: bool | None) -> bool:
+    """True when hub downloads must not be attempted (config, HF_HUB_OFFLINE, or no route)."""
+    if setting is not None:
+        return setting
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return True
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:  # one short connect instead of the hub client's retries on a closed network
+        socket.create_connection((host, 443), timeout=3).close()
+        return False
+    except OSError:
+        log.warning("hub endpoint %s unreachable: loading from the local cache only", host)
+        return True
+
+
+def _local_dir(cfg: ModelConfig) -> Path:
+    if not cfg.path:
+        raise ModelNotFoundError(f"model {cfg.name}: source=local needs model.path")
+    path = Path(cfg.path)
+    if not (path / "config.json").exists():
+        hint = cfg.build_hint or "point model.path at a directory written by save_pretrained"
+        raise ModelNotFoundError(f"model {cfg.name}: no model at {path}; {hint}")
+    return path
+
+
+def load_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, offline: bool | None = None,
+               **from_pretrained_kwargs: Any) -> LoadedModel:
+    """Load ``cfg``'s model in ``dtype`` onto ``device``; extra kwargs go to from_pretrained
+    (a variant's ``quantization_config`` or ``device_map``)."""
+    common: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
+    card: dict = {}
+    if cfg.source == "local":
+        path = _local_dir(cfg)
+        src, source = str(path), str(path.resolve())
+        if (path / CARD).exists():
+            card = json.loads((path / CARD).read_text())
+    elif cfg.source == "hub":
+        if not cfg.hub_id:
+            raise ModelNotFoundError(f"model {cfg.name}: source=hub needs model.hub_id")
+        src, source = cfg.hub_id, f"{cfg.hub_id}@{cfg.revision}"
+        common |= {"revision": cfg.revision, "local_files_only": hub_is_offline(offline)}
+    else:
+        raise ValueError(f"model {cfg.name}: source={cfg.source!r}; valid: local, hub")
+
+    kwargs = common | {"dtype": dtype, "use_safetensors": cfg.use_safetensors} | from_pretrained_kwargs
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(src, **common)
+    except OSError as e:
+        if common.get("local_files_only"):
+            raise ModelNotFoundError(
+                f"model {cfg.name}: {cfg.hub_id} is not in the local hub cache and the hub is offline; "
+                f"fetch it on a connected machine (huggingface-cli download {cfg.hub_id}) or set offline=false"
+            ) from e
+        raise
+    if "device_map" not in from_pretrained_kwargs and not getattr(model, "hf_quantizer", None):
+        model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=model, tokenizer=tokenizer, config=cfg, source=source, card=card)

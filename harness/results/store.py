@@ -1,0 +1,125 @@
+"""The only module that knows how records lie on disk.
+
+    <results_dir>/runs/<run_id>/record.json     one point (written to a temp file, then renamed)
+    <results_dir>/runs/<run_id>/samples/...     per-sample logs beside it (lm-eval)
+
+A run id is readable and unique per point: ``<model>--<variant>--<hardware label>--<key>``,
+where the key hashes the resolved config (output locations and ``force`` left out) with the
+hardware id, so a re-run on the same machine finds the same directory and can skip it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import ValidationError
+
+from harness.results.schema import SCHEMA_VERSION, RunRecord
+
+RECORD = "record.json"
+# Config keys that say where output goes or whether to redo it, not what is measured.
+_NOT_IDENTITY = {"results_dir", "force", "hardware.probe_cache_dir", "hardware.probe"}
+
+
+def _strip(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in cfg.items():
+        dotted = f"{prefix}{k}"
+        if dotted in _NOT_IDENTITY:
+            continue
+        out[k] = _strip(v, dotted + ".") if isinstance(v, dict) else v
+    return out
+
+
+def point_key(resolved_config: dict[str, Any], hardware_id: str) -> str:
+    blob = json.dumps({"config": _strip(resolved_config), "hardware": hardware_id}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+
+
+def run_id_for(model: str, variant: str, hardware_label: str, key: str) -> str:
+    return f"{_safe(model)}--{_safe(variant)}--{_safe(hardware_label)}--{key}"
+
+
+def run_dir(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / "runs" / run_id
+
+
+def write_record(results_dir: str | Path, record: RunRecord) -> Path:
+    """Write atomically: a crash leaves the old record or none, never half of one."""
+    target_dir = run_dir(results_dir, record.run_id)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".record-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(record.model_dump_json(indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target_dir / RECORD)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target_dir / RECORD
+
+
+class RecordError(ValueError):
+    """A file in a results directory that is not a readable record of this schema."""
+
+
+def read_record(path: str | Path) -> RunRecord:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: not readable JSON ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise RecordError(f"{path}: not a meekbench record (no schema_version)")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"{path}: schema_version {data['schema_version']!r}; this meekbench reads "
+                          f"version {SCHEMA_VERSION} (re-run the point, or read it with the meekbench that wrote it)")
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise RecordError(f"{path}: invalid record at {where}: {first['msg']} ({e.error_count()} errors)") from e
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+
+def iter_records(results_dirs: list[str | Path]) -> Iterator[RunRecord | Skipped]:
+    """Every record file under the given directories, valid ones as RunRecord, the rest as Skipped."""
+    for d in results_dirs:
+        root = Path(d)
+        if not root.exists():
+            yield Skipped(root, "results directory does not exist")
+            continue
+        for path in sorted(root.glob(f"runs/*/{RECORD}")):
+            try:
+                yield read_record(path)
+            except RecordError as e:
+                yield Skipped(path, str(e))
+
+
+def existing_ok(results_dir: str | Path, run_id: str) -> RunRecord | None:
+    path = run_dir(results_dir, run_id) / RECORD
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except RecordError:
+        return None  # unreadable: measure again and overwrite
+    return record if record.status == "ok" else None

@@ -1,0 +1,212 @@
+"""Build the tiny model family: one byte-level BPE tokenizer, N Llama models, same data and seed.
+
+Layout written under ``out_dir`` (default models/tiny/):
+    tokenizer/                 the shared tokenizer (also copied into each model directory)
+    data/train.txt, heldout.txt  the split text (documents separated by blank lines)
+    <name>/                    save_pretrained (safetensors) + tokenizer + card.json
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from harness.config import TinyBuildConfig, TinyModelSpec
+from harness.measure.quality import heldout_loss
+from harness.params import count_params
+from harness.tiny.corpus import Corpus, load_corpus
+
+log = logging.getLogger(__name__)
+
+EOS = "<|endoftext|>"
+DOC_SEPARATOR = "\n\n"
+CARD = "card.json"
+
+
+def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus.train, trainer=trainer)  # held-out text never shapes the vocabulary
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS, unk_token=None,
+        model_max_length=1024,
+    )
+
+
+def encode_documents(tokenizer: PreTrainedTokenizerFast, docs: list[str]) -> torch.Tensor:
+    ids: list[int] = []
+    for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:
+    if cfg.architecture != "llama":
+        raise ValueError(f"architecture={cfg.architecture!r}: the tiny family supports 'llama'")
+    if spec.hidden_size % spec.num_heads:
+        raise ValueError(f"{spec.name}: hidden_size {spec.hidden_size} not divisible by num_heads {spec.num_heads}")
+    config = LlamaConfig(
+        vocab_size=cfg.vocab_size,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0,
+    )
+    torch.manual_seed(cfg.seed)
+    return LlamaForCausalLM(config)
+
+
+def _lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+    warm = max(1, int(warmup_fraction * total))
+    if step < warm:
+        return peak * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))  # cosine to 10%
+
+
+def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig, name: str,
+                peak_lr: float) -> int:
+    """Train on random windows of the training ids; returns the number of tokens seen."""
+    steps = cfg.train_tokens // (cfg.batch_size * cfg.seq_len)
+    if steps < 1:
+        raise ValueError(f"train_tokens={cfg.train_tokens} is less than one batch ({cfg.batch_size}x{cfg.seq_len})")
+    gen = torch.Generator().manual_seed(cfg.seed)  # same windows, same order, for every size
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    model.train()
+    bar = tqdm(range(steps), desc=f"train {name}", unit="step", leave=True)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, steps, peak_lr, cfg.warmup_fraction)
+        starts = torch.randint(0, len(ids) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
+        batch = torch.stack([ids[s : s + cfg.seq_len] for s in starts.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return steps * cfg.batch_size * cfg.seq_len
+
+
+def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:
+    keys = ("architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
+            "train_tokens", "lr", "warmup_fraction", "weight_decay", "seed")
+    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _is_built(model_dir: Path, build_hash: str) -> bool:
+    card = model_dir / CARD
+    return card.exists() and json.loads(card.read_text()).get("build_hash") == build_hash
+
+
+@dataclass
+class BuiltModel:
+    name: str
+    non_embedding_params: int
+    heldout_loss_nats: float
+    wall_time_s: float
+    reused: bool
+
+
+def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    specs = [s for s in cfg.models if not cfg.only or s.name in cfg.only]
+    if cfg.only and len(specs) != len(cfg.only):
+        known = [s.name for s in cfg.models]
+        raise ValueError(f"only={list(cfg.only)} names models not in the family; known: {known}")
+    t_all = time.perf_counter()
+    corpus = load_corpus(cfg.heldout_every, cfg.max_chars)
+    log.info("corpus: %s; train %d chars, held-out %d chars", corpus.description, corpus.train_chars,
+             corpus.heldout_chars)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "train.txt").write_text(DOC_SEPARATOR.join(corpus.train), encoding="utf-8")
+    heldout_text = DOC_SEPARATOR.join(corpus.heldout)
+    (data_dir / "heldout.txt").write_text(heldout_text, encoding="utf-8")
+
+    tok_dir = out / "tokenizer"
+    tok_hash = hashlib.sha256(f"{corpus.sha256}-{cfg.vocab_size}".encode()).hexdigest()[:16]
+    stamp = tok_dir / "build_hash.txt"
+    if not cfg.force and stamp.exists() and stamp.read_text() == tok_hash:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
+    else:
+        tokenizer = train_tokenizer(corpus, cfg.vocab_size)
+        tokenizer.save_pretrained(tok_dir)
+        stamp.write_text(tok_hash)
+    ids = encode_documents(tokenizer, corpus.train)
+    log.info("training split: %d tokens (%.2f chars/token)", len(ids), corpus.train_chars / len(ids))
+
+    built: list[BuiltModel] = []
+    for spec in specs:
+        model_dir = out / spec.name
+        build_hash = _build_hash(cfg, spec, corpus.sha256 + tok_hash)
+        if not cfg.force and _is_built(model_dir, build_hash):
+            card = json.loads((model_dir / CARD).read_text())
+            built.append(BuiltModel(spec.name, card["non_embedding_params"], card["heldout_loss_nats"],
+                                    card["wall_time_s"], reused=True))
+            log.info("%s: up to date, reused (force=true rebuilds)", spec.name)
+            continue
+        t0 = time.perf_counter()
+        model = make_model(spec, cfg)
+        tokens = train_model(model, ids, cfg, spec.name, spec.lr or cfg.lr)
+        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len * 2,
+                         stride=cfg.seq_len, max_bytes=None, batch_size=16)
+        wall = time.perf_counter() - t0
+        counts = count_params(model)
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        card = {
+            "name": spec.name,
+            "family": "tiny",
+            "architecture": "LlamaForCausalLM",
+            "spec": asdict(spec),
+            "params": counts.total,
+            "non_embedding_params": counts.non_embedding,
+            "train_tokens": tokens,
+            "train_flops": 6 * counts.total * tokens,
+            "train_flops_non_embedding": 6 * counts.non_embedding * tokens,
+            "heldout_loss_nats": q.loss_nats,
+            "heldout_bits_per_byte": q.bits_per_byte,
+            "corpus": corpus.description,
+            "corpus_sha256": corpus.sha256,
+            "vocab_size": cfg.vocab_size,
+            "seq_len": cfg.seq_len,
+            "seed": cfg.seed,
+            "torch_threads": torch.get_num_threads(),
+            "wall_time_s": round(wall, 2),
+            "build_hash": build_hash,
+        }
+        (model_dir / CARD).write_text(json.dumps(card, indent=2))
+        built.append(BuiltModel(spec.name, counts.non_embedding, q.loss_nats, wall, reused=False))
+        log.info("%s: %d non-embedding params, held-out loss %.4f nats/token, %.1f s",
+                 spec.name, counts.non_embedding, q.loss_nats, wall)
+    log.info("family built in %.1f s", time.perf_counter() - t_all)
+    return built

@@ -1,0 +1,88 @@
+"""The tiny family's text: English documentation that ships with every CPython.
+
+Two sources, both present wherever Python runs and never committed to the repo:
+the interactive help topics (``pydoc_data.topics``) and the docstrings of the standard
+library, read with ``ast`` (parsing, not importing: no side effects, no optional modules).
+The held-out split is fixed by a hash of each document, so it never depends on order.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+# Parts of the stdlib tree that are not documentation of the library itself.
+_SKIP_DIRS = {"site-packages", "test", "tests", "idlelib", "lib2to3", "turtledemo", "__pycache__"}
+_MIN_DOC_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Corpus:
+    train: list[str]
+    heldout: list[str]
+    description: str
+    sha256: str  # hash of all documents in order, train and held-out
+
+    @property
+    def train_chars(self) -> int:
+        return sum(map(len, self.train))
+
+    @property
+    def heldout_chars(self) -> int:
+        return sum(map(len, self.heldout))
+
+
+def _pydoc_topics() -> list[str]:
+    from pydoc_data.topics import topics
+
+    return [topics[k].strip() for k in sorted(topics)]
+
+
+def _stdlib_docstrings() -> list[str]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    docs: list[str] = []
+    for path in sorted(stdlib.rglob("*.py")):
+        if _SKIP_DIRS.intersection(path.relative_to(stdlib).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue  # a few stdlib files are templates or not UTF-8: skip, they are not prose
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) >= _MIN_DOC_CHARS:
+                    docs.append(doc.strip())
+    return docs
+
+
+def _is_heldout(doc: str, every: int) -> bool:
+    return int(hashlib.sha1(doc.encode("utf-8")).hexdigest(), 16) % every == 0
+
+
+def load_corpus(heldout_every: int = 20, max_chars: int | None = None) -> Corpus:
+    if heldout_every < 2:
+        raise ValueError(f"heldout_every={heldout_every}: must be >= 2 (one document in N is held out)")
+    docs = _pydoc_topics() + _stdlib_docstrings()
+    seen: set[str] = set()
+    unique = [d for d in docs if not (d in seen or seen.add(d))]  # docstrings repeat across modules
+    if max_chars is not None:
+        kept, total = [], 0
+        for d in unique:
+            if total >= max_chars:
+                break
+            kept.append(d)
+            total += len(d)
+        unique = kept
+    digest = hashlib.sha256("\x00".join(unique).encode("utf-8")).hexdigest()
+    heldout = [d for d in unique if _is_heldout(d, heldout_every)]
+    train = [d for d in unique if not _is_heldout(d, heldout_every)]
+    version = ".".join(map(str, sys.version_info[:3]))
+    description = (
+        f"CPython {version} pydoc_data.topics + stdlib docstrings (ast), {len(unique)} unique documents, "
+        f"1 in {heldout_every} held out by SHA-1 of the document"
+    )
+    return Corpus(train=train, heldout=heldout, description=description, sha256=digest)

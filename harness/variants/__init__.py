@@ -1,0 +1,80 @@
+"""Variants: how a model is turned into the thing that is measured.
+
+Each variant kind is one function ``prepare(model_cfg, variant_cfg, device, offline) ->
+PreparedModel`` registered here; measurement code never needs to know which one ran.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from harness.config import ModelConfig, VariantConfig
+from harness.models import LoadedModel
+
+
+class UnsupportedVariantError(RuntimeError):
+    """The variant cannot run on this device or software stack (a record with status unsupported)."""
+
+
+@dataclass
+class VariantInfo:
+    name: str
+    kind: str
+    dtype: str
+    method: str | None = None
+    library: str | None = None
+    library_version: str | None = None
+    weight_bits: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a distilled student's card
+
+
+@dataclass
+class PreparedModel:
+    loaded: LoadedModel
+    info: VariantInfo
+
+
+PrepareFn = Callable[[ModelConfig, VariantConfig, torch.device, "bool | None"], PreparedModel]
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16,
+}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"variant.dtype={name!r}; valid: {', '.join(DTYPES)}") from None
+
+
+def _registry() -> dict[str, PrepareFn]:
+    from harness.variants import baseline
+
+    reg: dict[str, PrepareFn] = {"baseline": baseline.prepare}
+    try:
+        from harness.variants import quantise
+
+        reg["quantise"] = quantise.prepare
+    except ImportError:  # pragma: no cover - module arrives with the quantisation work
+        pass
+    try:
+        from harness.variants import distil
+
+        reg["distil"] = distil.prepare
+    except ImportError:  # pragma: no cover
+        pass
+    return reg
+
+
+def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.device,
+            offline: bool | None = None) -> PreparedModel:
+    registry = _registry()
+    if variant_cfg.kind not in registry:
+        raise ValueError(f"variant.kind={variant_cfg.kind!r}; valid: {', '.join(registry)}")
+    return registry[variant_cfg.kind](model_cfg, variant_cfg, device, offline)

@@ -1,0 +1,20 @@
+"""Baseline variant: the model as published, in a chosen dtype."""
+from __future__ import annotations
+
+import torch
+
+from harness.config import ModelConfig, VariantConfig
+from harness.models import load_model
+from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype
+
+
+def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.device,
+            offline: bool | None = None) -> PreparedModel:
+    dtype = parse_dtype(variant_cfg.dtype)
+    if device.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise UnsupportedVariantError(f"{torch.cuda.get_device_name(device)} has no bfloat16 support")
+    loaded = load_model(model_cfg, dtype, device, offline)
+    bits = torch.finfo(dtype).bits
+    return PreparedModel(loaded, VariantInfo(name=variant_cfg.name, kind="baseline", dtype=variant_cfg.dtype,
+                                             library="torch", library_version=torch.__version__,
+                                             weight_bits=bits))

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, then run the test suite (builds a reduced tiny family in a temporary directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+exec python -m pytest "$@"

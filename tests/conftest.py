@@ -1,0 +1,43 @@
+"""Shared fixtures: a reduced tiny family built once per session, and Hydra composition."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config import CONF_DIR
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REDUCED = ["tiny-xs", "tiny-s", "tiny-m"]
+REDUCED_TOKENS = 262_144  # 128 steps of 16 x 128: enough to order three sizes, ~30 s on 2 cores
+
+
+def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides or [])
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """A models/ directory holding a reduced tiny family (same recipe, fewer tokens and sizes)."""
+    from harness.tiny.build import build_family
+
+    root = tmp_path_factory.mktemp("models")
+    cfg = compose_config("build_tiny", [f"models_dir={root}", f"train_tokens={REDUCED_TOKENS}",
+                                        f"only=[{','.join(REDUCED)}]"])
+    build_family(OmegaConf.to_object(cfg))
+    return root
+
+
+@pytest.fixture
+def run_cfg(models_dir, tmp_path):
+    """Compose a `meekbench run` config against the reduced family and a fresh results dir."""
+    def make(*overrides: str) -> DictConfig:
+        return compose_config("run", [f"models_dir={models_dir}", f"results_dir={tmp_path / 'results'}",
+                                      "bench=quick", "quality.max_bytes=20000", *overrides])
+    return make

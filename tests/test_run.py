@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.results.store import iter_records, read_record, run_dir
+from harness.run import run_point
+
+
+def test_point_writes_valid_record(run_cfg):
+    cfg = run_cfg("model=tiny-s")
+    rec = run_point(cfg)
+    assert rec.status == "ok", rec.error
+    path = run_dir(cfg.results_dir, rec.run_id) / "record.json"
+    again = read_record(path)  # validates against the schema
+    assert again.run_id == rec.run_id
+    assert again.quality.heldout_loss_nats > 0 and again.quality.bits_per_byte > 0
+    lat = again.latency
+    assert lat.prefill_ms.n == len(lat.prefill_ms.samples) >= 3
+    assert len(lat.decode_ms_per_token.samples) == lat.prefill_ms.n * (8 - 1)  # quick bench: 8 new tokens
+    assert lat.decode_ms_per_token.ci_low <= lat.decode_ms_per_token.median <= lat.decode_ms_per_token.ci_high
+    assert again.memory.weights_bytes > 0 and again.memory.peak_rss_bytes > 0
+    assert again.hardware.cpu_model and again.software["torch"] and again.software["transformers"]
+    assert again.model.non_embedding_params > 0 and again.model.train_tokens > 0
+    assert not list(path.parent.glob("*.tmp")), "no temp file left behind"
+
+
+def test_loss_falls_with_size_in_records(run_cfg):
+    losses = [run_point(run_cfg(f"model={m}")).quality.heldout_loss_nats for m in ("tiny-xs", "tiny-s", "tiny-m")]
+    assert losses[0] > losses[1] > losses[2]
+
+
+def test_rerun_skips_and_force_recomputes(run_cfg):
+    first = run_point(run_cfg("model=tiny-xs"))
+    skipped = run_point(run_cfg("model=tiny-xs"))
+    assert skipped.created_at == first.created_at and skipped.duration_s == first.duration_s
+    forced = run_point(run_cfg("model=tiny-xs", "force=true"))
+    assert forced.run_id == first.run_id and forced.duration_s != first.duration_s
+
+
+def test_missing_model_is_a_failed_record_with_build_hint(run_cfg, tmp_path):
+    rec = run_point(run_cfg("model=tiny-l", f"model.path={tmp_path}/nowhere"))
+    assert rec.status == "failed"
+    assert "meekbench build-tiny" in rec.error and "nowhere" in rec.error
+
+
+def test_bad_dtype_is_a_failed_record_naming_valid_values(run_cfg):
+    rec = run_point(run_cfg("model=tiny-xs", "variant.dtype=float8"))
+    assert rec.status == "failed"
+    assert "float8" in rec.error and "bfloat16" in rec.error
+
+
+def test_remote_code_is_refused_by_default(run_cfg, models_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "remote"
+    shutil.copytree(models_dir / "tiny" / "tiny-xs", d)
+    config = json.loads((d / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "custom.CustomConfig", "AutoModelForCausalLM": "custom.CustomModel"}
+    (d / "config.json").write_text(json.dumps(config))
+    (d / "custom.py").write_text("raise SystemExit('remote code ran')\n")
+    rec = run_point(run_cfg("model=tiny-xs", f"model.path={d}", "model.name=remote"))
+    assert rec.status == "failed"
+    assert "trust_remote_code" in rec.error
+
+
+def test_cli_sweep_and_bad_invocation(models_dir, tmp_path):
+    results = tmp_path / "cli-results"
+    common = [f"models_dir={models_dir}", f"results_dir={results}", "bench=quick", "quality.max_bytes=5000",
+              "hardware.probe=false"]
+    out = subprocess.run([sys.executable, "-m", "harness", "run", "-m", "model=tiny-xs,tiny-s", *common],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    recs = list(iter_records([results]))
+    assert sorted(r.model.name for r in recs) == ["tiny-s", "tiny-xs"]
+    assert all(r.status == "ok" for r in recs)
+    bad = subprocess.run([sys.executable, "-m", "harness", "run", "no_such_key=1", *common],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "no_such_key" in bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "harness", "rnu"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "run" in unknown.stderr

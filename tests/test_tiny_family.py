@@ -1,0 +1,54 @@
+import json
+
+from omegaconf import OmegaConf
+
+from harness.params import count_params
+from harness.tiny.build import make_model
+from harness.tiny.corpus import load_corpus
+from tests.conftest import REDUCED, compose_config
+
+
+def test_cards_and_safetensors(models_dir):
+    for name in REDUCED:
+        d = models_dir / "tiny" / name
+        assert (d / "model.safetensors").exists()
+        assert (d / "tokenizer.json").exists()
+        card = json.loads((d / "card.json").read_text())
+        for key in ("params", "non_embedding_params", "train_tokens", "train_flops", "corpus", "corpus_sha256",
+                    "seed", "wall_time_s", "heldout_loss_nats"):
+            assert card[key] is not None, key
+        assert card["train_flops"] == 6 * card["params"] * card["train_tokens"]
+
+
+def test_same_budget_and_loss_falls_with_size(models_dir):
+    cards = [json.loads((models_dir / "tiny" / n / "card.json").read_text()) for n in REDUCED]
+    assert len({c["train_tokens"] for c in cards}) == 1
+    assert len({c["corpus_sha256"] for c in cards}) == 1
+    sizes = [c["non_embedding_params"] for c in cards]
+    losses = [c["heldout_loss_nats"] for c in cards]
+    assert sizes == sorted(sizes)
+    assert all(a > b for a, b in zip(losses, losses[1:])), losses
+
+
+def test_full_family_spans_30x_in_one_architecture():
+    cfg = OmegaConf.to_object(compose_config("build_tiny"))
+    assert len(cfg.models) >= 4
+    counts = [count_params(make_model(spec, cfg)).non_embedding for spec in cfg.models]
+    assert counts == sorted(counts)
+    assert counts[-1] / counts[0] >= 30
+
+
+def test_heldout_split_is_disjoint_and_fixed():
+    a, b = load_corpus(20), load_corpus(20)
+    assert a.heldout == b.heldout and a.sha256 == b.sha256
+    assert not set(a.heldout) & set(a.train)
+    assert 0.02 < len(a.heldout) / (len(a.heldout) + len(a.train)) < 0.08
+    assert a.train_chars > 1_000_000  # real English text, shipped with every CPython
+
+
+def test_rebuild_reuses_up_to_date_models(models_dir):
+    from harness.tiny.build import build_family
+
+    cfg = compose_config("build_tiny", [f"models_dir={models_dir}", "train_tokens=262144", "only=[tiny-xs]"])
+    built = build_family(OmegaConf.to_object(cfg))
+    assert [b.reused for b in built] == [True]
