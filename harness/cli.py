@@ -34,11 +34,23 @@ def _summary(cfg: DictConfig) -> None:
     print_summary(cfg)
 
 
+def _project(cfg: DictConfig) -> None:
+    from rich.console import Console
+
+    from harness.projector.project import write_projection
+
+    out = write_projection(OmegaConf.to_object(cfg))
+    data = (out / "projection.md").read_text().split("## Inputs")[0]
+    Console(width=120).print(data.strip())
+    print(f"projection written to {out}/ (projection.json, projection.md, *.png)")
+
+
 # command -> (primary config name under conf/, task function, one-line help)
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "build-tiny": ("build_tiny", _build_tiny, "train the tiny CI model family into models/tiny/"),
     "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
     "summary": ("summary", _summary, "print a table of the records under results_dir"),
+    "project": ("project", _project, "scaling-gap projection (projector=paper|epoch|measured)"),
 }
 
 

@@ -121,10 +121,65 @@ class TinyBuildConfig:
     models: List[TinyModelSpec] = field(default_factory=list)
 
 
+@dataclass
+class LawConfig:
+    source: str = "paper"  # paper | chinchilla | epoch | measured
+    L0: float = 1.7
+    A: float = 1070.0
+    alpha: float = 0.155
+
+
+@dataclass
+class GrowthConfig:
+    g_i: float = 3.57  # frontier investment, x per year
+    g_h: float = 1.4  # hardware price-performance, x per year
+    g_alg: float = 2.8  # algorithmic efficiency, x per year
+
+
+@dataclass
+class InferenceConfig:
+    price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
+    g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
+    flops_per_param: float = 2.0
+
+
+@dataclass
+class ProjectorConfig:
+    name: str = MISSING
+    law: LawConfig = field(default_factory=LawConfig)
+    growth: GrowthConfig = field(default_factory=GrowthConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    budget_usd: float = 1000.0  # the meek actor's fixed training budget
+    # FLOP per dollar: default is an H100 (989 dense bf16 TFLOP/s) at $2/h and 40% utilisation.
+    flop_per_dollar: float = 7.1e17
+    flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s / price_per_hour_usd
+    price_per_hour_usd: Optional[float] = None
+    start_year: float = 2025.0
+    horizon_years: float = 10.0
+    steps_per_year: int = 4
+    error_rate: float = 0.05  # Wald test error rate
+    p_steps: List[int] = field(default_factory=lambda: [1, 5, 20])
+    family: str = "tiny"  # whose baseline points the measured law is fitted to
+    baseline_variant: str = "fp32"
+    task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: first one found)
+    bootstrap: int = 200
+    seed: int = 0
+
+
+@dataclass
+class ProjectConfig:
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    results_dirs: List[str] = field(default_factory=lambda: ["${results_dir}"])
+    out_dir: str = "${results_dir}/projections/${projector.name}"
+    results_dir: str = "results"
+    models_dir: str = "models"
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="build_tiny_schema", node=TinyBuildConfig)
+    cs.store(name="project_schema", node=ProjectConfig)
 
 
 register()

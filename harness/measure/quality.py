@@ -37,7 +37,9 @@ def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, i
         end = min(begin + context_length, n)
         out.append((begin, end, scored_to))
         scored_to = end
-        begin += stride
+        # advance by stride, but start no later than the next unscored token's predecessor,
+        # so even stride == context_length scores every token with in-window context
+        begin = min(begin + stride, scored_to - 1)
     return out
 
 

@@ -1,0 +1,1 @@
+"""The scaling-gap projector: laws, fits, gap model, scenarios. Importable without torch."""

@@ -1,0 +1,186 @@
+"""Fitting scaling laws and the loss-to-score sigmoid (scipy; no torch).
+
+Laws are fitted as Hoffmann et al. did: a Huber loss on log loss, the prediction written as a
+log-sum-exp so every parameter is unconstrained, L-BFGS from a grid of initialisations, and
+bootstrap bands from refits on points resampled with replacement.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import curve_fit, minimize
+from scipy.special import huber, logsumexp
+
+from harness.projector.laws import Chinchilla, PowerLaw
+
+
+class FitError(ValueError):
+    """Input a fit cannot use (too few points, NaN, non-positive values) or a fit that failed."""
+
+
+def _check(name: str, values, positive: bool = True) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else np.zeros_like(arr, bool))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        need = "finite and > 0" if positive else "finite"
+        raise FitError(f"{name}[{i}] = {float(arr[i])!r}: every value must be {need}")
+    return arr
+
+
+def _min_points(n: int, need: int, what: str) -> None:
+    if n < need:
+        raise FitError(f"{what} needs at least {need} points, got {n}")
+
+
+@dataclass
+class FitResult:
+    params: dict[str, float]
+    n_points: int
+    objective: float
+    bootstrap: list[dict[str, float]] = field(default_factory=list)  # one refit per resample
+
+    def interval(self, name: str, level: float = 0.9) -> tuple[float, float] | None:
+        if not self.bootstrap:
+            return None
+        v = np.array([b[name] for b in self.bootstrap])
+        lo = (1 - level) / 2
+        return float(np.quantile(v, lo)), float(np.quantile(v, 1 - lo))
+
+
+def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float]:
+    best_x, best_f = None, np.inf
+    for x0 in inits:
+        res = minimize(objective, np.asarray(x0, float), args=extra_args, method="L-BFGS-B")
+        if np.isfinite(res.fun) and res.fun < best_f:
+            best_x, best_f = res.x, float(res.fun)
+    if best_x is None:
+        raise FitError("no initialisation converged")
+    return best_x, best_f
+
+
+def _bootstrap(n: int, resamples: int, seed: int, refit) -> list[dict[str, float]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        if len(np.unique(idx)) < 3:  # a resample of repeated points pins nothing down
+            continue
+        try:
+            out.append(refit(idx))
+        except FitError:
+            continue
+    return out
+
+
+# --- L(x) = E + A x^-a ------------------------------------------------------------------------
+
+def _power_obj(theta, logx, logy, delta):
+    e, log_a, a = theta
+    pred = np.logaddexp(e, log_a - a * logx)
+    return huber(delta, pred - logy).sum()
+
+
+def _power_params(theta) -> dict[str, float]:
+    e, log_a, a = theta
+    return {"E": float(np.exp(e)), "A": float(np.exp(log_a)), "a": float(a)}
+
+
+def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int = 0) -> tuple[PowerLaw, FitResult]:
+    """Fit L = E + A x^-a; x is parameters (fixed D) or compute."""
+    x, y = _check("x", x), _check("loss", loss)
+    if x.shape != y.shape:
+        raise FitError(f"x has {x.size} values, loss has {y.size}")
+    _min_points(x.size, 3, "a power law E + A x^-a")
+    logx, logy = np.log(x), np.log(y)
+    e0 = np.log(max(y.min() * 0.5, 1e-3))
+    grid = list(itertools.product([e0, np.log(y.min() * 0.9), -2.0], [0.0, 2.0, 5.0, 10.0], [0.05, 0.2, 0.5, 1.0]))
+    theta, f = _minimise(_power_obj, grid, (logx, logy, delta))
+
+    def refit(idx):
+        t, _ = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
+        return _power_params(t)
+
+    result = FitResult(_power_params(theta), int(x.size), f, _bootstrap(x.size, resamples, seed, refit))
+    p = result.params
+    return PowerLaw(E=p["E"], A=p["A"], a=p["a"]), result
+
+
+# --- L(N, D) = E + A/N^a + B/D^b --------------------------------------------------------------
+
+def _chin_obj(theta, logn, logd, logy, delta):
+    e, log_a, log_b, a, b = theta
+    pred = logsumexp(np.stack([np.full_like(logn, e), log_a - a * logn, log_b - b * logd]), axis=0)
+    return huber(delta, pred - logy).sum()
+
+
+def _chin_params(theta) -> dict[str, float]:
+    e, log_a, log_b, a, b = theta
+    return {"E": float(np.exp(e)), "A": float(np.exp(log_a)), "B": float(np.exp(log_b)), "a": float(a), "b": float(b)}
+
+
+def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0) -> tuple[Chinchilla, FitResult]:
+    n, d, y = _check("N", n), _check("D", d), _check("loss", loss)
+    if not n.shape == d.shape == y.shape:
+        raise FitError(f"N, D and loss differ in length: {n.size}, {d.size}, {y.size}")
+    _min_points(n.size, 6, "the Chinchilla law (5 parameters)")
+    args = (np.log(n), np.log(d), np.log(y))
+    grid = list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4], [0.1, 0.4]))
+    theta, f = _minimise(_chin_obj, grid, (*args, delta))
+
+    def refit(idx):
+        t, _ = _minimise(_chin_obj, [theta], (args[0][idx], args[1][idx], args[2][idx], delta))
+        return _chin_params(t)
+
+    result = FitResult(_chin_params(theta), int(n.size), f, _bootstrap(n.size, resamples, seed, refit))
+    return Chinchilla(**result.params), result
+
+
+# --- score = b + a / (1 + exp(-k (L - x0))) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Sigmoid:
+    a: float
+    b: float
+    k: float
+    x0: float
+
+    def score(self, loss):
+        return self.b + self.a / (1 + np.exp(-self.k * (np.asarray(loss, float) - self.x0)))
+
+
+def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0) -> tuple[Sigmoid, FitResult]:
+    x, y = _check("loss", loss), _check("score", score, positive=False)
+    if x.shape != y.shape:
+        raise FitError(f"loss has {x.size} values, score has {y.size}")
+    _min_points(x.size, 4, "the loss-to-score sigmoid (4 parameters)")
+
+    def f(l, a, b, k, x0):
+        return b + a / (1 + np.exp(-k * (l - x0)))
+
+    def one(xs, ys):
+        span = max(ys.max() - ys.min(), 1e-3)
+        best, best_err = None, np.inf
+        for k0 in (-1.0, -5.0, -20.0):  # score falls as loss rises
+            try:
+                p, _ = curve_fit(f, xs, ys, p0=[span, ys.min(), k0, float(np.median(xs))], maxfev=20000)
+            except (RuntimeError, ValueError):
+                continue
+            err = float(np.sum((f(xs, *p) - ys) ** 2))
+            if err < best_err:
+                best, best_err = p, err
+        if best is None:
+            raise FitError("sigmoid fit did not converge")
+        return best, best_err
+
+    p, err = one(x, y)
+    params = dict(zip(("a", "b", "k", "x0"), map(float, p)))
+
+    def refit(idx):
+        q, _ = one(x[idx], y[idx])
+        return dict(zip(("a", "b", "k", "x0"), map(float, q)))
+
+    result = FitResult(params, int(x.size), err, _bootstrap(x.size, resamples, seed, refit))
+    return Sigmoid(**params), result

@@ -1,0 +1,95 @@
+"""The scaling-gap model of Gundlach, Lynch & Thompson (arXiv:2507.07931), as in DESIGN.md.
+
+A meek actor's effective compute grows with hardware price-performance and algorithms,
+C0 (g_h g_alg)^t; the frontier's also with investment, C0 (g_h g_alg g_i)^t. Through
+L(C) = L0 + A C^-alpha the training-loss gap grows, peaks at t* and then closes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from harness.projector.laws import ComputeLaw
+
+
+@dataclass(frozen=True)
+class Growth:
+    g_i: float = 3.57  # frontier investment per year
+    g_h: float = 1.4  # hardware price-performance per year
+    g_alg: float = 2.8  # algorithmic efficiency per year
+
+    def __post_init__(self):
+        for name in ("g_i", "g_h", "g_alg"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"growth.{name}={v!r}: must be a finite rate > 0 (x per year)")
+        if self.g_i <= 1 or self.g_h * self.g_alg <= 1:
+            raise ValueError(f"growth rates g_i={self.g_i}, g_h*g_alg={self.g_h * self.g_alg}: both must exceed 1 "
+                             "for the gap to have a peak")
+
+
+def meek_compute(c0: float, growth: Growth, t):
+    return c0 * np.power(growth.g_h * growth.g_alg, t)
+
+
+def frontier_compute(c0: float, growth: Growth, t):
+    return c0 * np.power(growth.g_h * growth.g_alg * growth.g_i, t)
+
+
+def loss_gap(law: ComputeLaw, c0: float, growth: Growth, t):
+    """dL(t) = A C0^-alpha ((g_alg g_h)^(-alpha t) - (g_alg g_h g_i)^(-alpha t))."""
+    return law.loss(meek_compute(c0, growth, t)) - law.loss(frontier_compute(c0, growth, t))
+
+
+def peak_time_closed_form(alpha: float, growth: Growth) -> float:
+    """t* = ln(ln(g_h g_alg g_i) / ln(g_h g_alg)) / (alpha ln g_i): independent of C0 and A."""
+    hm = math.log(growth.g_h * growth.g_alg)
+    return math.log(math.log(growth.g_h * growth.g_alg * growth.g_i) / hm) / (alpha * math.log(growth.g_i))
+
+
+def peak_time_numerical(law: ComputeLaw, c0: float, growth: Growth, horizon: float = 50.0) -> float:
+    res = minimize_scalar(lambda t: -loss_gap(law, c0, growth, t), bounds=(0.0, horizon), method="bounded",
+                          options={"xatol": 1e-9})
+    return float(res.x)
+
+
+def wald_tokens(loss_gap_nats, error_rate: float = 0.05):
+    """Tokens Wald's sequential test needs to tell two models apart at error rate e (per direction)."""
+    e = error_rate
+    if not 0 < e < 0.5:
+        raise ValueError(f"error_rate={e}: must be in (0, 0.5)")
+    num = (1 - e) * math.log((1 - e) / e) + e * math.log(e / (1 - e))
+    gap = np.asarray(loss_gap_nats, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(gap > 0, num / gap, np.inf)
+
+
+def p_step_success(accuracy, p: int):
+    """A task that needs p correct steps in a row succeeds with probability acc^p."""
+    if p < 1:
+        raise ValueError(f"p={p}: a task has at least one step")
+    return np.power(np.asarray(accuracy, dtype=float), p)
+
+
+@dataclass(frozen=True)
+class InferenceCost:
+    """What a fixed price per token buys, as it falls over time.
+
+    FLOPs per token affordable at price p: p * flop_per_dollar * g_cost^t, where g_cost is the
+    yearly fall in the cost of a fixed capability (about 9x, Cottier et al. 2025); a dense model
+    spends about 2 FLOPs per parameter per token, and a variant that acts like a model
+    ``effective_ratio`` times its size (distillation, quantisation) stretches that further.
+    """
+
+    price_per_token_usd: float
+    flop_per_dollar: float
+    g_cost: float = 9.0
+    flops_per_param: float = 2.0
+    effective_ratio: float = 1.0
+
+    def runnable_params(self, t):
+        flops = self.price_per_token_usd * self.flop_per_dollar * np.power(self.g_cost, t)
+        return flops / self.flops_per_param * self.effective_ratio

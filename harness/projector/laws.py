@@ -1,0 +1,71 @@
+"""Scaling laws (numpy only; the projector never imports torch)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chinchilla:
+    """L(N, D) = E + A / N^a + B / D^b (Hoffmann et al. 2022)."""
+
+    E: float
+    A: float
+    B: float
+    a: float
+    b: float
+
+    def loss(self, n, d):
+        return self.E + self.A / np.power(n, self.a) + self.B / np.power(d, self.b)
+
+    def compute_optimal(self) -> "ComputeLaw":
+        """L(C) = L0 + A_c C^-alpha along the compute-optimal allocation with C = 6 N D.
+
+        Minimising A N^-a + B D^-b with N D = C/6 gives N* = G (C/6)^(b/(a+b)) with
+        G = (a A / (b B))^(1/(a+b)), and the loss falls as (C/6)^(-ab/(a+b)).
+        """
+        a, b = self.a, self.b
+        g = (a * self.A / (b * self.B)) ** (1 / (a + b))
+        k = self.A * g ** (-a) + self.B * g**b
+        alpha = a * b / (a + b)
+        return ComputeLaw(L0=self.E, A=k * 6**alpha, alpha=alpha)
+
+
+@dataclass(frozen=True)
+class ComputeLaw:
+    """L(C) = L0 + A C^-alpha, C in FLOPs."""
+
+    L0: float
+    A: float
+    alpha: float
+
+    def loss(self, c):
+        return self.L0 + self.A * np.power(c, -self.alpha)
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """L(x) = E + A x^-a: loss against size N for a family trained on a fixed D (or against C)."""
+
+    E: float
+    A: float
+    a: float
+
+    def loss(self, x):
+        return self.E + self.A * np.power(x, -self.a)
+
+    def invert(self, loss):
+        """The x at which the law reaches ``loss`` (inf where loss <= E: the law never gets there)."""
+        loss = np.asarray(loss, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.power(self.A / (loss - self.E), 1 / self.a)
+        return np.where(loss > self.E, x, np.inf)
+
+    def as_compute_law(self, tokens: float) -> ComputeLaw:
+        """With D fixed, C = 6 N D, so L(C) = E + A (6D)^a C^-a (the family's path, not compute-optimal)."""
+        return ComputeLaw(L0=self.E, A=self.A * (6 * tokens) ** self.a, alpha=self.a)
+
+
+CHINCHILLA = Chinchilla(E=1.69, A=406.4, B=410.7, a=0.34, b=0.28)  # Hoffmann et al. 2022
+EPOCH_REFIT = Chinchilla(E=1.817, A=482.0, B=2085.4, a=0.3478, b=0.3658)  # Besiroglu et al. 2024

@@ -1,0 +1,103 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from harness.projector import gap as G
+from harness.projector.fit import FitError, fit_chinchilla, fit_power_law, fit_sigmoid
+from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
+
+PAPER = ComputeLaw(L0=1.7, A=1070.0, alpha=0.155)
+
+
+def test_projector_imports_without_torch():
+    code = ("import sys, harness.projector.project, harness.projector.plots; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("growth", [G.Growth(), G.Growth(2.0, 1.3, 2.0), G.Growth(5.0, 1.1, 1.5)])
+@pytest.mark.parametrize("law", [PAPER, EPOCH_REFIT.compute_optimal()])
+def test_closed_form_peak_is_numerical_argmax(law, growth):
+    closed = G.peak_time_closed_form(law.alpha, growth)
+    numerical = G.peak_time_numerical(law, 1e21, growth)
+    assert closed == pytest.approx(numerical, abs=1e-4)
+    t = np.linspace(0, 30, 30001)
+    assert t[np.argmax(G.loss_gap(law, 1e21, growth, t))] == pytest.approx(closed, abs=2e-3)
+
+
+def test_paper_peak_and_independence_of_c0_and_a():
+    assert G.peak_time_closed_form(0.155, G.Growth()) == pytest.approx(3.34, abs=0.01)
+    other = ComputeLaw(L0=1.7, A=50.0, alpha=0.155)
+    assert G.peak_time_numerical(other, 1e18, G.Growth()) == pytest.approx(3.34, abs=0.01)
+
+
+def test_compute_optimal_derivations_match_design():
+    chin = CHINCHILLA.compute_optimal()
+    assert chin.alpha == pytest.approx(0.155, abs=0.002) and chin.A == pytest.approx(1070, rel=0.01)
+    ep = EPOCH_REFIT.compute_optimal()
+    assert ep.alpha == pytest.approx(0.178, abs=0.001) and ep.A == pytest.approx(2708, rel=0.01)
+    # the derived L(C) is the minimum of L(N, D) over N with 6ND = C
+    c = 1e22
+    n = np.logspace(7, 13, 20001)
+    assert CHINCHILLA.loss(n, c / (6 * n)).min() == pytest.approx(chin.loss(c), rel=1e-5)
+
+
+def test_power_law_fit_recovers_parameters_inside_band():
+    rng = np.random.default_rng(0)
+    truth = PowerLaw(E=1.8, A=400.0, a=0.3)
+    n = np.logspace(5, 10, 12)
+    loss = truth.loss(n) * np.exp(rng.normal(0, 0.005, n.size))
+    law, fit = fit_power_law(n, loss, resamples=100)
+    for name, true in (("E", 1.8), ("A", 400.0), ("a", 0.3)):
+        lo, hi = fit.interval(name, 0.95)
+        assert lo <= true <= hi, (name, lo, true, hi)
+    assert law.a == pytest.approx(0.3, rel=0.15)
+    assert law.invert(law.loss(1e8)) == pytest.approx(1e8, rel=1e-6)
+
+
+def test_chinchilla_fit_recovers_parameters():
+    rng = np.random.default_rng(1)
+    n = np.repeat(np.logspace(6, 10, 6), 4)
+    d = np.tile(np.logspace(8, 12, 4), 6)
+    loss = CHINCHILLA.loss(n, d) * np.exp(rng.normal(0, 0.002, n.size))
+    law, fit = fit_chinchilla(n, d, loss, resamples=30)
+    assert law.a == pytest.approx(0.34, abs=0.05) and law.b == pytest.approx(0.28, abs=0.05)
+    assert law.E == pytest.approx(1.69, abs=0.1)
+    lo, hi = fit.interval("a", 0.99)
+    assert lo <= 0.34 <= hi
+
+
+def test_sigmoid_fit_recovers_parameters():
+    rng = np.random.default_rng(2)
+    loss = np.linspace(1.5, 5.0, 30)
+    true = dict(a=0.7, b=0.25, k=-3.0, x0=3.0)
+    score = true["b"] + true["a"] / (1 + np.exp(-true["k"] * (loss - true["x0"]))) + rng.normal(0, 0.005, loss.size)
+    sig, fit = fit_sigmoid(loss, score, resamples=50)
+    assert sig.a == pytest.approx(0.7, abs=0.05) and sig.b == pytest.approx(0.25, abs=0.03)
+    assert sig.k == pytest.approx(-3.0, rel=0.2) and sig.x0 == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize("x,y,msg", [
+    ([1e6, 1e7], [3.0, 2.8], "at least 3 points"),
+    ([1e6, 1e7, 1e8], [3.0, float("nan"), 2.5], "loss[1]"),
+    ([1e6, 1e7, 1e8], [3.0, 0.0, 2.5], "loss[1] = 0.0"),
+    ([1e6, -1, 1e8], [3.0, 2.8, 2.5], "x[1] = -1.0"),
+])
+def test_bad_fit_inputs_are_named(x, y, msg):
+    with pytest.raises(FitError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        fit_power_law(x, y, resamples=0)
+
+
+def test_wald_tokens_and_p_steps():
+    e = 0.05
+    expected = ((1 - e) * np.log((1 - e) / e) + e * np.log(e / (1 - e))) / 0.1
+    assert G.wald_tokens(0.1, e) == pytest.approx(expected)
+    assert G.wald_tokens([0.2, 0.1, 0.0], e).tolist()[:2] == pytest.approx([expected / 2, expected])
+    assert np.isinf(G.wald_tokens(0.0, e))
+    assert G.p_step_success(0.9, 10) == pytest.approx(0.9**10)
+    with pytest.raises(ValueError, match="error_rate"):
+        G.wald_tokens(0.1, 0.7)
+    with pytest.raises(ValueError, match="g_i"):
+        G.Growth(g_i=0.9)
