@@ -57,6 +57,7 @@ def test_remote_code_is_refused_by_default(run_cfg, models_dir, tmp_path):
     d = tmp_path / "remote"
     shutil.copytree(models_dir / "tiny" / "tiny-xs", d)
     config = json.loads((d / "config.json").read_text())
+    config["model_type"] = "meek_custom"  # unknown to transformers: only the repo's own code could load it
     config["auto_map"] = {"AutoConfig": "custom.CustomConfig", "AutoModelForCausalLM": "custom.CustomModel"}
     (d / "config.json").write_text(json.dumps(config))
     (d / "custom.py").write_text("raise SystemExit('remote code ran')\n")

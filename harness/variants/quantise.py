@@ -1,0 +1,181 @@
+"""Quantised variants: bitsandbytes at load time, torchao and torch's dynamic int8 after loading.
+
+Each method is one entry in METHODS: how to load (extra from_pretrained kwargs) and/or how to
+transform the loaded model. Measurement code never sees which one ran. When a library cannot
+run a method on the device in hand, the point becomes an ``unsupported`` record carrying the
+library's own reason, and the sweep goes on.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable
+
+import torch
+
+from harness.config import ModelConfig, VariantConfig
+from harness.models import load_model
+from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype
+
+log = logging.getLogger(__name__)
+
+# Exceptions by which a library says "not here" (missing kernel, backend or extra package).
+_LIBRARY_REFUSALS = (ImportError, NotImplementedError, RuntimeError, ValueError, AssertionError, TypeError)
+
+
+@dataclass(frozen=True)
+class QuantMethod:
+    library: str  # distribution name, for its version
+    bits: float
+    load_kwargs: Callable[[dict, torch.dtype, torch.device], dict] | None = None
+    transform: Callable[[torch.nn.Module, dict, torch.device], torch.nn.Module] | None = None
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    note: str = ""
+
+
+# --- bitsandbytes: quantised while loading -------------------------------------------------------
+
+def _bnb_int8(opts: dict, dtype: torch.dtype, device: torch.device) -> dict:
+    from transformers import BitsAndBytesConfig
+
+    return {"quantization_config": BitsAndBytesConfig(
+        load_in_8bit=True, llm_int8_threshold=float(opts.get("llm_int8_threshold", 6.0)),
+        llm_int8_skip_modules=opts.get("skip_modules")), "device_map": str(device)}
+
+
+def _bnb_4bit(quant_type: str):
+    def kwargs(opts: dict, dtype: torch.dtype, device: torch.device) -> dict:
+        from transformers import BitsAndBytesConfig
+
+        compute = parse_dtype(opts.get("compute_dtype", str(dtype).removeprefix("torch.")))
+        return {"quantization_config": BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=bool(opts.get("double_quant", False)),
+            llm_int8_skip_modules=opts.get("skip_modules")), "device_map": str(device)}
+    return kwargs
+
+
+# --- torchao: quantize_ with config objects (torchao 0.18 rejects strings) ------------------------
+
+def _torchao(make_config: Callable[[dict], Any]):
+    def transform(model: torch.nn.Module, opts: dict, device: torch.device) -> torch.nn.Module:
+        from torchao.quantization import quantize_
+
+        quantize_(model, make_config(opts))
+        return model
+    return transform
+
+
+def _ao_int8_weight(opts: dict):
+    from torchao.quantization import Int8WeightOnlyConfig
+
+    return Int8WeightOnlyConfig()
+
+
+def _ao_int8_dynamic(opts: dict):
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+
+    return Int8DynamicActivationInt8WeightConfig()
+
+
+def _ao_int4_weight(opts: dict):
+    from torchao.quantization import IntxWeightOnlyConfig
+    from torchao.quantization.granularity import PerGroup
+
+    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(int(opts.get("group_size", 32))))
+
+
+def _ao_int4_tinygemm(opts: dict):
+    from torchao.quantization import Int4WeightOnlyConfig
+
+    return Int4WeightOnlyConfig(group_size=int(opts.get("group_size", 128)))
+
+
+# --- torch's own dynamic int8 (CPU kernels: fbgemm / qnnpack) ---------------------------------------
+
+def _torch_dynamic_int8(model: torch.nn.Module, opts: dict, device: torch.device) -> torch.nn.Module:
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    skip = set(opts.get("skip_modules", ["lm_head"]))  # quantising lm_head breaks tie_weights
+    spec = {name: default_dynamic_qconfig for name, mod in model.named_modules()
+            if isinstance(mod, torch.nn.Linear) and name not in skip}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # eager-mode API, deprecated in favour of torchao
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+
+
+METHODS: dict[str, QuantMethod] = {
+    "bnb-int8": QuantMethod("bitsandbytes", 8, load_kwargs=_bnb_int8, note="LLM.int8 with outlier threshold"),
+    "bnb-nf4": QuantMethod("bitsandbytes", 4, load_kwargs=_bnb_4bit("nf4")),
+    "bnb-fp4": QuantMethod("bitsandbytes", 4, load_kwargs=_bnb_4bit("fp4")),
+    "ao-int8-weight": QuantMethod("torchao", 8, transform=_torchao(_ao_int8_weight)),
+    "ao-int8-dynamic": QuantMethod("torchao", 8, transform=_torchao(_ao_int8_dynamic),
+                                   note="int8 dynamic activations, int8 weights"),
+    "ao-int4-weight": QuantMethod("torchao", 4, transform=_torchao(_ao_int4_weight),
+                                  note="IntxWeightOnlyConfig: int4 values held unpacked in int8 (CPU path)"),
+    "ao-int4-tinygemm": QuantMethod("torchao", 4, transform=_torchao(_ao_int4_tinygemm),
+                                    note="Int4WeightOnlyConfig: packed int4 (CUDA; needs an extra package)"),
+    "torch-dynamic-int8": QuantMethod("torch", 8, transform=_torch_dynamic_int8, devices=("cpu",),
+                                      note="torch.ao quantize_dynamic on Linear layers, lm_head left out"),
+}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _refusal(method: str, e: BaseException) -> UnsupportedVariantError:
+    reason = " ".join(str(e).split())[:300] or type(e).__name__
+    return UnsupportedVariantError(f"{method}: {type(e).__name__}: {reason}")
+
+
+def float_linear_layers(model: torch.nn.Module) -> int:
+    """Linear layers whose weight is still a plain floating-point tensor (i.e. not quantised)."""
+    return sum(1 for m in model.modules() if isinstance(m, torch.nn.Linear)
+               and type(m.weight) in (torch.nn.Parameter, torch.Tensor) and m.weight.is_floating_point())
+
+
+def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.device,
+            offline: bool | None = None) -> PreparedModel:
+    name = variant_cfg.method
+    if name not in METHODS:
+        raise ValueError(f"variant.method={name!r}; valid: {', '.join(METHODS)}")
+    method = METHODS[name]
+    if device.type not in method.devices:
+        raise UnsupportedVariantError(f"{name}: runs on {', '.join(method.devices)}, not {device.type}")
+    if _version(method.library) is None:
+        raise UnsupportedVariantError(f"{name}: {method.library} is not installed (pip install 'meekbench[quant]')")
+    dtype = parse_dtype(variant_cfg.dtype)
+    opts = dict(variant_cfg.options)
+    extra = {}
+    if method.load_kwargs:
+        try:
+            extra = method.load_kwargs(opts, dtype, device)
+        except _LIBRARY_REFUSALS as e:
+            raise _refusal(name, e) from e
+    try:
+        loaded = load_model(model_cfg, dtype, device, offline, **extra)
+    except _LIBRARY_REFUSALS as e:
+        if method.load_kwargs:  # the quantiser runs inside from_pretrained
+            raise _refusal(name, e) from e
+        raise
+    if method.transform:
+        before = float_linear_layers(loaded.model)
+        try:
+            loaded.model = method.transform(loaded.model, opts, device)
+            with torch.inference_mode():  # one forward: some libraries fail only at the first call
+                loaded.model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=loaded.model.device))
+        except _LIBRARY_REFUSALS as e:
+            raise _refusal(name, e) from e
+        if float_linear_layers(loaded.model) == before:  # libraries skip layers they cannot handle, silently
+            raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
+                                          f"(layer shapes not supported with options {opts})")
+    info = VariantInfo(name=variant_cfg.name, kind="quantise", dtype=variant_cfg.dtype, method=name,
+                       library=method.library, library_version=_version(method.library), weight_bits=method.bits,
+                       options=opts, extra={"note": method.note} if method.note else {})
+    return PreparedModel(loaded, info)
