@@ -34,6 +34,20 @@ def _summary(cfg: DictConfig) -> None:
     print_summary(cfg)
 
 
+def _report(cfg: DictConfig) -> None:
+    from harness.report import write_report
+
+    path = write_report(list(cfg.results_dirs), cfg.out_dir, cfg.baseline_variant)
+    print(f"report written to {path} (points.parquet, points.csv, PNG plots beside it)")
+
+
+def _positional_dirs_to_override(argv: list[str]) -> list[str]:
+    """`meekbench report A B` -> `results_dirs=[A,B]` (Hydra itself takes only key=value)."""
+    dirs = [a for a in argv if "=" not in a and not a.startswith("-")]
+    rest = [a for a in argv if a not in dirs]
+    return rest + ([f"results_dirs=[{','.join(dirs)}]"] if dirs else [])
+
+
 def _project(cfg: DictConfig) -> None:
     from rich.console import Console
 
@@ -50,6 +64,7 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "build-tiny": ("build_tiny", _build_tiny, "train the tiny CI model family into models/tiny/"),
     "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
     "summary": ("summary", _summary, "print a table of the records under results_dir"),
+    "report": ("report", _report, "tables, plots and a Markdown report from results directories"),
     "project": ("project", _project, "scaling-gap projection (projector=paper|epoch|measured)"),
 }
 
@@ -72,6 +87,8 @@ def main() -> None:
         print(f"meekbench: unknown command {command!r}{hint}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
     config_name, task, _ = COMMANDS[command]
+    if command == "report":
+        sys.argv[1:] = _positional_dirs_to_override(sys.argv[1:])
     sys.argv[0] = f"meekbench-{command}"
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
     app()

@@ -1,0 +1,192 @@
+"""``meekbench report [DIR ...]``: gather records from results directories into one view.
+
+Writes, under ``out_dir``: ``points.parquet`` and ``points.csv`` (one row per record, columns
+named by dotted record keys, raw sample lists left out), ``report.md`` and PNG plots.
+A file that is not a valid record is reported by path and skipped; the report still comes out.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.results.schema import RunRecord  # noqa: E402
+from harness.results.store import Skipped, iter_records  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+LOSS = "quality.heldout_loss_nats"
+DECODE = "latency.decode_ms_per_token.median"
+WEIGHTS = "memory.weights_bytes"
+ENERGY = "energy.j_per_token"
+
+
+@dataclass
+class Gathered:
+    records: list[RunRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def gather(dirs: list[str | Path]) -> Gathered:
+    g = Gathered()
+    seen: set[str] = set()
+    for item in iter_records(dirs):
+        if isinstance(item, Skipped):
+            g.skipped.append(item)
+        elif item.run_id in seen:  # the same point copied into two directories
+            log.info("duplicate %s ignored", item.run_id)
+        else:
+            seen.add(item.run_id)
+            g.records.append(item)
+    return g
+
+
+def _flatten(obj, prefix: str, out: dict) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, list):
+        if obj and all(isinstance(x, (int, float, str, bool)) or x is None for x in obj) and len(obj) <= 8:
+            out[prefix] = ",".join(map(str, obj))  # short lists (batch sizes...) stay readable
+        # raw samples and scenario lists stay in the records; the table keeps summaries
+    else:
+        out[prefix] = obj
+
+
+def flat_table(records: list[RunRecord]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        row: dict = {}
+        _flatten(r.model_dump(mode="json"), "", row)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.sort_values(["hardware.label", "model.name", "variant.name"], ignore_index=True) if len(df) else df
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points no other point beats on both x and y (lower is better on both)."""
+    d = df.dropna(subset=[x, y]).sort_values([x, y])
+    front, best = [], math.inf
+    for _, row in d.iterrows():
+        if row[y] < best:
+            front.append(row)
+            best = row[y]
+    return pd.DataFrame(front)
+
+
+def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) -> bool:
+    d = df.dropna(subset=[x, LOSS])
+    if d.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for variant, grp in d.groupby("variant.name"):
+        ax.scatter(grp[x], grp[LOSS], label=variant, s=25)
+    front = pareto_front(d, x, LOSS)
+    ax.step(front[x], front[LOSS], where="post", c="k", lw=1, label="Pareto front")
+    for _, row in d.iterrows():
+        ax.annotate(row["model.name"], (row[x], row[LOSS]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="held-out loss (nats/token)", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def variant_effects(df: pd.DataFrame, baseline_variant: str) -> pd.DataFrame:
+    """Each non-baseline point against its model's baseline on the same hardware."""
+    ok = df[df["status"] == "ok"]
+    base = ok[ok["variant.name"] == baseline_variant].set_index(["model.name", "hardware.id"])
+    rows = []
+    for _, r in ok[ok["variant.name"] != baseline_variant].iterrows():
+        key = (r["model.name"], r["hardware.id"])
+        if key not in base.index:
+            continue
+        b = base.loc[key]
+        row = {"hardware": r["hardware.label"], "model": r["model.name"], "variant": r["variant.name"],
+               "delta_loss_nats": r[LOSS] - b[LOSS],
+               "speedup": b[DECODE] / r[DECODE] if r.get(DECODE) else None,
+               "weights_saved_bytes": b[WEIGHTS] - r[WEIGHTS],
+               "weights_ratio": r[WEIGHTS] / b[WEIGHTS]}
+        for col in [c for c in df.columns if c.startswith("quality.tasks.") and c.endswith(".metrics.acc")]:
+            se = col.replace(".metrics.acc", ".metrics.acc_stderr")
+            if pd.notna(r.get(col)) and pd.notna(b.get(col)):
+                task = col.split(".")[2]
+                row[f"delta_acc.{task}"] = r[col] - b[col]
+                if se in df.columns and pd.notna(r.get(se)) and pd.notna(b.get(se)):
+                    row[f"delta_acc_stderr.{task}"] = math.hypot(r[se], b[se])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"].dropna(subset=[DECODE])
+    if ok.empty or ok["hardware.label"].nunique() < 1:
+        return pd.DataFrame()
+    return ok.pivot_table(index=["model.name", "variant.name"], columns="hardware.label", values=DECODE,
+                          aggfunc="median")
+
+
+def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    if df.empty:
+        return "_none_\n"
+    return df.to_markdown(floatfmt=floatfmt) + "\n"
+
+
+def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: str = "fp32") -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    g = gather(dirs)
+    for s in g.skipped:
+        log.warning("skipped %s: %s", s.path, s.reason)
+    df = flat_table(g.records)
+    if not df.empty:
+        df.to_parquet(out / "points.parquet", index=False)
+    df.to_csv(out / "points.csv", index=False)
+
+    lines = ["# meekbench report", "", f"Sources: {', '.join(map(str, dirs))}. "
+             f"{len(g.records)} records, {len(g.skipped)} files skipped.", ""]
+    if g.skipped:
+        lines += ["## Skipped files", ""] + [f"- `{s.path}`: {s.reason}" for s in g.skipped] + [""]
+    if df.empty:
+        lines.append("No valid records.")
+    else:
+        status = df.groupby(["hardware.label", "status"]).size().unstack(fill_value=0)
+        lines += ["## Points by status", "", _md(status)]
+        bad = df[df["status"] != "ok"][["hardware.label", "model.name", "variant.name", "status", "error"]]
+        if not bad.empty:
+            lines += ["### Not ok", "", _md(bad.set_index("model.name"))]
+        ok = df[df["status"] == "ok"]
+        for label, grp in ok.groupby("hardware.label"):
+            slug = "".join(c if c.isalnum() else "-" for c in str(label))
+            lines += [f"## Hardware target: {label}", ""]
+            hw = grp.iloc[0]
+            lines.append(f"{hw.get('hardware.cpu_model')} ({hw.get('hardware.cpu_cores_logical')} logical cores)"
+                         + (f", {hw.get('hardware.gpu_name')}" if pd.notna(hw.get("hardware.gpu_name")) else "")
+                         + f"; torch {hw.get('software.torch')}, transformers {hw.get('software.transformers')}.")
+            lines.append("")
+            for x, xlabel, name in ((DECODE, "decode ms/token (median)", "latency"),
+                                    (WEIGHTS, "weights bytes", "memory"), (ENERGY, "J per token", "energy")):
+                png = out / f"pareto-{name}-{slug}.png"
+                if x in grp.columns and _pareto_plot(grp, x, xlabel, png, f"{label}: loss vs {name}"):
+                    front = pareto_front(grp, x, LOSS)
+                    lines += [f"![loss vs {name}]({png.name})", "",
+                              "Pareto front: " + ", ".join(f"{m} {v}" for m, v in
+                                                           zip(front["model.name"], front["variant.name"])), ""]
+                elif name == "energy":
+                    reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
+                        grp["energy.reason"].notna().any() else "not measured"
+                    lines += [f"Energy: not measured on this target ({reason}).", ""]
+        effects = variant_effects(df, baseline_variant)
+        lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
+        lines += ["## Same model and variant across hardware (decode ms/token, median)", "",
+                  _md(cross_hardware(df))]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"

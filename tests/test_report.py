@@ -1,0 +1,125 @@
+"""Results store, resume after a kill, concurrent writers, and the cross-hardware report."""
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from harness.report import flat_table, gather, write_report
+from harness.results.store import iter_records, read_record, write_record, RecordError
+from harness.run import run_point
+
+
+@pytest.fixture(scope="module")
+def two_machines(models_dir, tmp_path_factory):
+    """Records from two 'machines' (hardware labels) in two results directories."""
+    from tests.conftest import compose_config
+
+    dirs = []
+    for label in ("machine-a", "machine-b"):
+        d = tmp_path_factory.mktemp(label)
+        for model, variant in (("tiny-xs", "fp32"), ("tiny-s", "fp32"), ("tiny-s", "bnb-int8")):
+            rec = run_point(compose_config("run", [
+                f"models_dir={models_dir}", f"results_dir={d}", f"model={model}", f"variant={variant}",
+                "bench=quick", "quality.max_bytes=5000", f"hardware.label={label}"]))
+            assert rec.status == "ok", rec.error
+        dirs.append(d)
+    return dirs
+
+
+def test_merge_two_directories_and_skip_bad_files(two_machines, tmp_path):
+    a, b = two_machines
+    bad = a / "runs" / "garbage"
+    bad.mkdir()
+    (bad / "record.json").write_text('{"schema_version": 1, "run_id": "x"')  # truncated
+    old = a / "runs" / "old"
+    old.mkdir()
+    (old / "record.json").write_text(json.dumps({"schema_version": 0}))
+    foreign = a / "runs" / "foreign"
+    foreign.mkdir()
+    (foreign / "record.json").write_text(json.dumps({"hello": "world"}))
+    try:
+        report = write_report([a, b], tmp_path / "rep")
+        text = report.read_text()
+        for name in ("garbage", "old", "foreign"):
+            assert f"runs/{name}/record.json" in text
+        assert "schema_version 0" in text
+        table = pd.read_parquet(tmp_path / "rep" / "points.parquet")
+        assert len(table) == 6 and set(table["hardware.label"]) == {"machine-a", "machine-b"}
+        assert len(pd.read_csv(tmp_path / "rep" / "points.csv")) == 6
+        pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+        assert any(p.startswith("pareto-latency-machine-a") for p in pngs)
+        assert any(p.startswith("pareto-memory-machine-b") for p in pngs)
+        assert "bnb-int8" in text and "machine-a" in text and "machine-b" in text
+    finally:
+        for d in (bad, old, foreign):
+            (d / "record.json").unlink()
+            d.rmdir()
+
+
+def test_table_equals_recomputation_from_records(two_machines):
+    g = gather(two_machines)
+    df = flat_table(g.records).set_index("run_id")
+    for r in g.records:
+        row = df.loc[r.run_id]
+        samples = r.latency.decode_ms_per_token.samples
+        assert row["latency.decode_ms_per_token.median"] == pytest.approx(pd.Series(samples).median())
+        assert row["quality.heldout_loss_nats"] == r.quality.heldout_loss_nats
+        assert row["memory.weights_bytes"] == r.memory.weights_bytes
+        assert row["model.name"] == r.model.name
+
+
+def test_record_errors_name_the_file(tmp_path):
+    p = tmp_path / "record.json"
+    p.write_text(json.dumps({"schema_version": 1, "run_id": "x"}))
+    with pytest.raises(RecordError, match=str(p)):
+        read_record(p)
+
+
+def _write_many(args):
+    results_dir, template, worker, n = args
+    from harness.results.schema import RunRecord
+
+    for i in range(n):
+        rec = RunRecord.model_validate(template | {"run_id": f"w{worker}-{i}"})
+        write_record(results_dir, rec)
+        shared = RunRecord.model_validate(template | {"run_id": "shared", "duration_s": float(worker)})
+        write_record(results_dir, shared)  # everyone overwrites one record too
+
+
+def test_concurrent_writers_lose_nothing(two_machines, tmp_path):
+    template = gather([two_machines[0]]).records[0].model_dump(mode="json")
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_write_many, [(str(tmp_path), template, w, 15) for w in range(4)])
+    recs = list(iter_records([tmp_path]))
+    assert all(not hasattr(r, "reason") for r in recs), [r for r in recs if hasattr(r, "reason")]
+    assert len(recs) == 4 * 15 + 1
+    assert not list(tmp_path.glob("runs/*/*.tmp"))
+
+
+def test_sweep_killed_mid_point_resumes_every_point_once(models_dir, tmp_path):
+    results = tmp_path / "results"
+    args = [sys.executable, "-m", "harness", "run", "-m", "model=tiny-xs,tiny-s,tiny-m",
+            f"models_dir={models_dir}", f"results_dir={results}", "bench=quick", "bench.min_seconds=1.5",
+            "quality.max_bytes=5000", "hardware.probe=false"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(results.glob("runs/*/record.json")):
+        time.sleep(0.2)
+    time.sleep(0.5)  # now inside the second point
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = {p.parent.name: p.stat().st_mtime_ns for p in results.glob("runs/*/record.json")}
+    assert 1 <= len(first) < 3
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recs = [r for r in iter_records([results])]
+    assert sorted(r.model.name for r in recs) == ["tiny-m", "tiny-s", "tiny-xs"]
+    assert all(r.status == "ok" for r in recs)
+    for run_id, mtime in first.items():  # points recorded before the kill were skipped, not redone
+        assert (results / "runs" / run_id / "record.json").stat().st_mtime_ns == mtime
