@@ -22,6 +22,13 @@ def _build_tiny(cfg: DictConfig) -> None:
     build_family(OmegaConf.to_object(cfg))
 
 
+def _build_tasks(cfg: DictConfig) -> None:
+    from harness.tiny.tasks import write_tasks
+
+    counts = write_tasks(cfg.heldout_path, cfg.out_dir, cfg.seed)
+    print(f"ci tasks written to {cfg.out_dir}: {counts}")
+
+
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
 
@@ -62,6 +69,7 @@ def _project(cfg: DictConfig) -> None:
 # command -> (primary config name under conf/, task function, one-line help)
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "build-tiny": ("build_tiny", _build_tiny, "train the tiny CI model family into models/tiny/"),
+    "build-tasks": ("build_tasks", _build_tasks, "generate the offline `ci` lm-eval suite from held-out text"),
     "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
     "summary": ("summary", _summary, "print a table of the records under results_dir"),
     "report": ("report", _report, "tables, plots and a Markdown report from results directories"),

@@ -45,8 +45,8 @@ class VariantConfig:
 @dataclass
 class QualityConfig:
     heldout_path: str = MISSING  # UTF-8 text never trained on by the tiny family
-    context_length: int = 256
-    stride: int = 128  # sliding-window stride; every token is scored once with >= ctx-stride context
+    context_length: int = 128
+    stride: int = 64  # sliding-window stride; every token is scored once with >= ctx-stride context
     max_bytes: Optional[int] = 200_000  # cap the scored text (None: all of it)
     batch_size: int = 8
 

@@ -21,12 +21,20 @@ def _ratio(a: float | None, b: float | None, fmt: str = ".2f") -> str:
     return format(a / b, fmt) + "x" if a is not None and b else "-"
 
 
+def _acc(q, task: str) -> str:
+    score = q.tasks.get(task)
+    if not score or score.metrics.get("acc") is None:
+        return "-"
+    se = score.metrics.get("acc_stderr")
+    return f"{score.metrics['acc']:.3f} ± {se:.3f}" if se is not None else f"{score.metrics['acc']:.3f}"
+
+
 def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> Table:
     base = {(r.model.name, r.hardware.id): r for r in records
             if r.status == "ok" and r.variant.name == baseline_variant}
     table = Table(title="meekbench points", show_lines=False)
     for col in ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
-                "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio", "peak RSS MB"):
+                "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio", "ci mc acc ± se", "ci cloze acc ± se"):
         table.add_column(col, justify="left" if col in ("model", "variant", "hardware", "status") else "right")
     order = sorted(records, key=lambda r: (r.hardware.label, r.model.non_embedding_params or 0, r.model.name,
                                            r.variant.name))
@@ -47,7 +55,7 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             _ratio(b.latency.decode_ms_per_token.median, d.median) if b and b is not r and d else "-",
             _mb(mem.weights_bytes),
             _ratio(mem.weights_bytes, b.memory.weights_bytes) if b and b is not r else "-",
-            _mb(mem.peak_rss_bytes),
+            _acc(q, "meek_ci_mc"), _acc(q, "meek_ci_cloze"),
         )
     return table
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 EOS = "<|endoftext|>"
 DOC_SEPARATOR = "\n\n"
 CARD = "card.json"
+FORMAT_VERSION = 2  # bump when the builder's output changes for the same config
 
 
 def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -46,7 +47,7 @@ def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
     tok.train_from_iterator(corpus.train, trainer=trainer)  # held-out text never shapes the vocabulary
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS, unk_token=None,
-        model_max_length=1024,
+        model_max_length=1_000_000_000,  # documents are tokenised whole; windows are the evaluator's job
     )
 
 
@@ -70,7 +71,7 @@ def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
         num_key_value_heads=spec.num_heads,
-        max_position_embeddings=1024,
+        max_position_embeddings=cfg.seq_len,  # the context it was trained on: evaluators must not go past it
         tie_word_embeddings=True,
         bos_token_id=0, eos_token_id=0, pad_token_id=0,
     )
@@ -113,9 +114,9 @@ def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig
 
 
 def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:
-    keys = ("architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
+    keys = ("format_version", "architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
             "train_tokens", "lr", "warmup_fraction", "weight_decay", "seed")
-    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha},
+    blob = json.dumps({k: getattr(cfg, k, FORMAT_VERSION) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -177,8 +178,8 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
         t0 = time.perf_counter()
         model = make_model(spec, cfg)
         tokens = train_model(model, ids, cfg, spec.name, spec.lr or cfg.lr)
-        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len * 2,
-                         stride=cfg.seq_len, max_bytes=None, batch_size=16)
+        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len,
+                         stride=cfg.seq_len // 2, max_bytes=None, batch_size=16)
         wall = time.perf_counter() - t0
         counts = count_params(model)
         model.save_pretrained(model_dir)
@@ -208,5 +209,9 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
         built.append(BuiltModel(spec.name, counts.non_embedding, q.loss_nats, wall, reused=False))
         log.info("%s: %d non-embedding params, held-out loss %.4f nats/token, %.1f s",
                  spec.name, counts.non_embedding, q.loss_nats, wall)
+    from harness.tiny.tasks import write_tasks
+
+    counts = write_tasks(data_dir / "heldout.txt", out / "tasks", cfg.seed)
+    log.info("ci lm-eval tasks written to %s: %s", out / "tasks", counts)
     log.info("family built in %.1f s", time.perf_counter() - t_all)
     return built

@@ -1,0 +1,72 @@
+"""lm-eval on the loaded model: the offline ci suite, parity with the lm_eval CLI, bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness.run import run_point
+from harness.tiny.tasks import TASKS, generate_items
+
+
+@pytest.fixture(scope="module")
+def evaluated(models_dir, tmp_path_factory):
+    from tests.conftest import compose_config
+
+    results = tmp_path_factory.mktemp("eval-results")
+    recs = {}
+    for m in ("tiny-xs", "tiny-m"):
+        recs[m] = run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={results}",
+                                                   f"model={m}", "eval=ci", "bench=quick", "quality.max_bytes=5000"]))
+    return recs
+
+
+def test_generator_is_deterministic_and_has_three_kinds():
+    text = "\n\n".join(" ".join(f"word{i}x{j} alpha beta gamma" for j in range(30)) for i in range(12))
+    a, b = generate_items(text, seed=0), generate_items(text, seed=0)
+    assert a == b and set(a) == set(TASKS)
+    assert all(len(a[t]) > 0 for t in TASKS)
+    mc = a["meek_ci_mc"][0]
+    assert len(mc["choices"]) == 4 and sorted(mc["choices"][mc["label"]].split()) == sorted(mc["choices"][0].split())
+
+
+def test_ci_suite_in_the_record(evaluated):
+    for rec in evaluated.values():
+        assert rec.status == "ok", rec.error
+        q = rec.quality
+        assert set(q.tasks) == set(TASKS) and q.lm_eval_version
+        mc = q.tasks["meek_ci_mc"]
+        assert 0 <= mc.metrics["acc"] <= 1 and mc.metrics["acc_stderr"] > 0 and mc.n_samples > 100
+        assert mc.n_shot == 0 and mc.version
+        assert q.tasks["meek_ci_rolling"].metrics["bits_per_byte"] > 0
+        for t in TASKS:
+            lines = open(f"{q.samples_path}/{t}.jsonl").read().splitlines()
+            assert len(lines) == q.tasks[t].n_samples
+    bpb = {m: r.quality.tasks["meek_ci_rolling"].metrics["bits_per_byte"] for m, r in evaluated.items()}
+    assert bpb["tiny-m"] < bpb["tiny-xs"]
+
+
+def test_parity_with_lm_eval_command_line(evaluated, models_dir, tmp_path):
+    rec = evaluated["tiny-xs"]
+    out = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={models_dir}/tiny/tiny-xs",
+         "--device", "cpu", "--tasks", "meek_ci_mc,meek_ci_rolling", "--include_path", f"{models_dir}/tiny/tasks",
+         "--batch_size", "16", "--output_path", str(tmp_path / "cli")],
+        capture_output=True, text=True, timeout=600, env={**__import__("os").environ, "HF_DATASETS_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    cli = json.loads(next((tmp_path / "cli").rglob("results_*.json")).read_text())["results"]
+    assert cli["meek_ci_mc"]["acc,none"] == pytest.approx(rec.quality.tasks["meek_ci_mc"].metrics["acc"], abs=1e-9)
+    assert cli["meek_ci_mc"]["acc_norm,none"] == pytest.approx(rec.quality.tasks["meek_ci_mc"].metrics["acc_norm"],
+                                                               abs=1e-9)
+    assert cli["meek_ci_rolling"]["bits_per_byte,none"] == pytest.approx(
+        rec.quality.tasks["meek_ci_rolling"].metrics["bits_per_byte"], rel=1e-6)
+
+
+def test_unknown_task_lists_close_matches(run_cfg):
+    rec = run_point(run_cfg("model=tiny-xs", "eval=ci", "eval.tasks=[meek_ci_mcq]"))
+    assert rec.status == "failed" and "meek_ci_mcq" in rec.error and "meek_ci_mc" in rec.error
+
+
+def test_missing_ci_data_names_the_command(run_cfg, tmp_path):
+    rec = run_point(run_cfg("model=tiny-xs", "eval=ci", f"eval.include_path={tmp_path}/empty"))
+    assert rec.status == "failed" and "meekbench build-tasks" in rec.error
