@@ -57,7 +57,8 @@ def _model_block(rc: RunConfig, prepared: PreparedModel | None) -> S.ModelBlock:
     flops = card.get("train_flops") or (6 * params * tokens if params and tokens else None)
     return S.ModelBlock(name=m.name, source=prepared.loaded.source if prepared else (m.path or m.hub_id or ""),
                         family=m.family, params=params, non_embedding_params=non_emb, train_tokens=tokens,
-                        train_flops=flops, distilled_from=m.distilled_from)
+                        train_flops=flops,
+                        distilled_from=prepared.loaded.config.distilled_from if prepared else m.distilled_from)
 
 
 def _variant_block(rc: RunConfig, info: VariantInfo | None) -> S.VariantBlock:

@@ -150,7 +150,8 @@ def distil(model_cfg: ModelConfig, teacher_cfg: ModelConfig, opts: dict[str, Any
         args = TrainingArguments(
             output_dir=scratch, per_device_train_batch_size=bs, max_steps=steps,
             learning_rate=float(opts.get("lr", 1e-3)), lr_scheduler_type="cosine",
-            warmup_ratio=float(opts.get("warmup_fraction", 0.05)), weight_decay=float(opts.get("weight_decay", 0.0)),
+            warmup_steps=float(opts.get("warmup_fraction", 0.05)),  # transformers 5: a float < 1 is a ratio
+            weight_decay=float(opts.get("weight_decay", 0.0)),
             max_grad_norm=1.0, seed=int(opts.get("seed", 0)), data_seed=int(opts.get("seed", 0)),
             report_to=[], save_strategy="no", logging_steps=max(1, steps // 10), use_cpu=device.type == "cpu",
             dataloader_num_workers=0, remove_unused_columns=False)

@@ -129,9 +129,12 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _refusal(method: str, e: BaseException) -> UnsupportedVariantError:
+def _refusal(method: str, e: BaseException, device: torch.device | None = None) -> UnsupportedVariantError:
     reason = " ".join(str(e).split())[:300] or type(e).__name__
-    return UnsupportedVariantError(f"{method}: {type(e).__name__}: {reason}")
+    hint = ""
+    if method.startswith("bnb-") and device is not None and device.type == "cpu" and "is invalid for input" in reason:
+        hint = " (bitsandbytes' packed CPU 4-bit path needs every layer's in_features to be a multiple of its block size, 64)"
+    return UnsupportedVariantError(f"{method}: {type(e).__name__}: {reason}{hint}")
 
 
 def float_linear_layers(model: torch.nn.Module) -> int:
@@ -164,17 +167,17 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
         if method.load_kwargs:  # the quantiser runs inside from_pretrained
             raise _refusal(name, e) from e
         raise
-    if method.transform:
-        before = float_linear_layers(loaded.model)
-        try:
+    before = float_linear_layers(loaded.model)
+    try:
+        if method.transform:
             loaded.model = method.transform(loaded.model, opts, device)
-            with torch.inference_mode():  # one forward: some libraries fail only at the first call
-                loaded.model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=loaded.model.device))
-        except _LIBRARY_REFUSALS as e:
-            raise _refusal(name, e) from e
-        if float_linear_layers(loaded.model) == before:  # libraries skip layers they cannot handle, silently
-            raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
-                                          f"(layer shapes not supported with options {opts})")
+        with torch.inference_mode():  # one forward: some kernels fail only at the first call without grad
+            loaded.model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=loaded.model.device))
+    except _LIBRARY_REFUSALS as e:
+        raise _refusal(name, e, device) from e
+    if method.transform and float_linear_layers(loaded.model) == before:  # libraries skip layers silently
+        raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
+                                      f"(layer shapes not supported with options {opts})")
     info = VariantInfo(name=variant_cfg.name, kind="quantise", dtype=variant_cfg.dtype, method=name,
                        library=method.library, library_version=_version(method.library), weight_bits=method.bits,
                        options=opts, extra={"note": method.note} if method.note else {})
