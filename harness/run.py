@@ -68,10 +68,6 @@ def _variant_block(rc: RunConfig, info: VariantInfo | None) -> S.VariantBlock:
     return S.VariantBlock(**asdict(info))
 
 
-def _stats(s) -> S.Stats | None:
-    return S.Stats(**s.to_dict()) if s is not None else None
-
-
 def measure(rc: RunConfig, prepared: PreparedModel, device: torch.device, hw: Hardware,
             out_dir: Path) -> dict[str, Any]:
     """Every measurement of one loaded model; returns the record's measurement blocks."""
@@ -97,8 +93,7 @@ def measure(rc: RunConfig, prepared: PreparedModel, device: torch.device, hw: Ha
 
     meter = EnergyMeter(device)
     lat = measure_latency(model, tok, device, rc.bench, meter)
-    scenarios = [S.LatencyScenarioBlock(**{k: (_stats(v) if k in ("prefill_ms", "decode_ms_per_token") else v)
-                                           for k, v in vars(sc).items()}) for sc in lat.scenarios]
+    scenarios = [S.LatencyScenarioBlock(**vars(sc)) for sc in lat.scenarios]
     head = next((sc for sc in scenarios if sc.status == "ok"), None)
     blocks["latency"] = S.LatencyBlock(
         prefill_ms=head.prefill_ms if head else None, decode_ms_per_token=head.decode_ms_per_token if head else None,

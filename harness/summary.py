@@ -39,9 +39,9 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
     order = sorted(records, key=lambda r: (r.hardware.label, r.model.non_embedding_params or 0, r.model.name,
                                            r.variant.name))
     for r in order:
-        if r.status != "ok":
+        if r.status != "ok":  # the reason is printed under the table, not squeezed into a cell
             table.add_row(r.model.name, r.variant.name, r.hardware.label, f"[red]{r.status}[/]",
-                          *["-"] * 8, (r.error or "")[:60])
+                          *["-"] * (len(table.columns) - 4))
             continue
         b = base.get((r.model.name, r.hardware.id))
         q, lat, mem = r.quality, r.latency, r.memory
@@ -72,3 +72,6 @@ def print_summary(cfg: DictConfig) -> None:
         console.print(f"no records under {cfg.results_dir}/runs; run `meekbench run` first")
         return
     console.print(summary_table(records, cfg.baseline_variant))
+    for r in records:
+        if r.status != "ok":
+            console.print(f"[red]{r.status}[/] {r.model.name} {r.variant.name}: {r.error}", soft_wrap=True)

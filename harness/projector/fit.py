@@ -7,10 +7,11 @@ bootstrap bands from refits on points resampled with replacement.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import curve_fit, minimize
+from scipy.optimize import OptimizeWarning, curve_fit, minimize
 from scipy.special import huber, logsumexp
 
 from harness.projector.laws import Chinchilla, PowerLaw
@@ -158,14 +159,18 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0) -> tuple[Sigmo
     _min_points(x.size, 4, "the loss-to-score sigmoid (4 parameters)")
 
     def f(l, a, b, k, x0):
-        return b + a / (1 + np.exp(-k * (l - x0)))
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> the sigmoid's 0 limit, which is right
+            return b + a / (1 + np.exp(-k * (l - x0)))
 
     def one(xs, ys):
         span = max(ys.max() - ys.min(), 1e-3)
         best, best_err = None, np.inf
         for k0 in (-1.0, -5.0, -20.0):  # score falls as loss rises
             try:
-                p, _ = curve_fit(f, xs, ys, p0=[span, ys.min(), k0, float(np.median(xs))], maxfev=20000)
+                with warnings.catch_warnings(), np.errstate(over="ignore"):
+                    # few points: the covariance is often undefined; the bootstrap gives the spread
+                    warnings.simplefilter("ignore", OptimizeWarning)
+                    p, _ = curve_fit(f, xs, ys, p0=[span, ys.min(), k0, float(np.median(xs))], maxfev=20000)
             except (RuntimeError, ValueError):
                 continue
             err = float(np.sum((f(xs, *p) - ys) ** 2))

@@ -10,26 +10,14 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.measure.stats import SampleStats as Stats  # one definition; pydantic validates the dataclass
+
 SCHEMA_VERSION = 1
 Status = Literal["ok", "failed", "unsupported", "oom"]
 
 
 class _Block(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class Stats(_Block):
-    n: int
-    median: float
-    p90: float
-    p99: float
-    mean: float
-    stdev: float
-    cv: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    samples: list[float]
 
 
 class ModelBlock(_Block):
