@@ -101,3 +101,49 @@ def test_wald_tokens_and_p_steps():
         G.wald_tokens(0.1, 0.7)
     with pytest.raises(ValueError, match="g_i"):
         G.Growth(g_i=0.9)
+
+
+def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
+    """A measured projection from records: law fitted, FLOP/$ from probes and price, defaults marked."""
+    import json
+
+    from harness.config import ProjectConfig, ProjectorConfig
+    from harness.projector.project import write_projection
+    from harness.results.store import write_record
+    from tests.test_report import _record_template
+
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6]):
+        write_record(tmp_path, _record_template(f"m{i}", n, float(truth.loss(n)), price=2.0))
+    cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=50), results_dirs=[str(tmp_path)],
+                        out_dir=str(tmp_path / "proj"))
+    cfg.projector.law.source = "measured"
+    cfg.projector.flop_per_dollar_from_hardware = True
+    out = write_projection(cfg)
+    res = json.loads((out / "projection.json").read_text())
+    assert res["inputs"]["law.alpha"]["source"] == "measured"
+    assert res["inputs"]["law.alpha"]["value"] == pytest.approx(0.3, rel=0.05)
+    assert res["inputs"]["flop_per_dollar"]["source"] == "measured"
+    assert res["inputs"]["flop_per_dollar"]["value"] == pytest.approx(1e11 * 3600 / 2.0)
+    assert res["inputs"]["g_i"]["source"] == "default"
+    assert len(res["years"]) == len(res["loss_gap"]) == len(res["meek_loss"]) == len(res["frontier_loss"])
+    assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(res["inputs"]["law.alpha"]["value"],
+                                                                         G.Growth()))
+    assert (out / "gap.png").exists() and (out / "law.png").exists() and (out / "projection.md").exists()
+
+
+def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
+    import json
+
+    from harness.config import ProjectConfig, ProjectorConfig
+    from harness.projector.project import write_projection
+    from harness.results.store import write_record
+    from tests.test_report import _record_template
+
+    write_record(tmp_path, _record_template("only", 1e5, 4.0))
+    cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=10), results_dirs=[str(tmp_path)],
+                        out_dir=str(tmp_path / "proj"))
+    cfg.projector.law.source = "measured"
+    res = json.loads((write_projection(cfg) / "projection.json").read_text())
+    assert res["inputs"]["law.alpha"]["source"] == "default"
+    assert "at least 3 points" in res["inputs"]["law.alpha"]["note"]

@@ -136,12 +136,17 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
     if p.flop_per_dollar_from_hardware:
         probes = [r.hardware.probes.matmul_flops_per_s for r in records if r.hardware.probes]
-        if probes and p.price_per_hour_usd:
-            flop_per_dollar = statistics.median(probes) * 3600 / p.price_per_hour_usd
+        # the projector's price, else the price the points were run with (hardware.price_per_hour_usd)
+        recorded = [r.config.get("hardware", {}).get("price_per_hour_usd") for r in records if r.hardware.probes]
+        recorded = [x for x in recorded if x]
+        price = p.price_per_hour_usd or (statistics.median(recorded) if recorded else None)
+        if probes and price:
+            flop_per_dollar = statistics.median(probes) * 3600 / price
             labels = sorted({r.hardware.label for r in records if r.hardware.probes})
-            fsrc, fnote = "measured", f"median matmul FLOP/s of {labels} at ${p.price_per_hour_usd}/h"
+            fsrc, fnote = "measured", f"median matmul FLOP/s of {labels} at ${price}/h"
         else:
-            why = "no hardware probes in the records" if not probes else "price_per_hour_usd is not set"
+            why = "no hardware probes in the records" if not probes else \
+                "no price: set projector.price_per_hour_usd or run points with hardware.price_per_hour_usd"
             fnote = f"default kept ({why}); " + fnote
     prov["flop_per_dollar"] = _input(flop_per_dollar, fsrc, fnote)
 

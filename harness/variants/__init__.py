@@ -54,22 +54,10 @@ def parse_dtype(name: str) -> torch.dtype:
 
 
 def _registry() -> dict[str, PrepareFn]:
-    from harness.variants import baseline
+    # imported here: each variant module imports this one for the shared types above
+    from harness.variants import baseline, distil, quantise
 
-    reg: dict[str, PrepareFn] = {"baseline": baseline.prepare}
-    try:
-        from harness.variants import quantise
-
-        reg["quantise"] = quantise.prepare
-    except ImportError:  # pragma: no cover - module arrives with the quantisation work
-        pass
-    try:
-        from harness.variants import distil
-
-        reg["distil"] = distil.prepare
-    except ImportError:  # pragma: no cover
-        pass
-    return reg
+    return {"baseline": baseline.prepare, "quantise": quantise.prepare, "distil": distil.prepare}
 
 
 def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.device,
