@@ -167,7 +167,7 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         duration_s=round(time.perf_counter() - started, 3), config=resolved,
         model=_model_block(rc, prepared), variant=_variant_block(rc, prepared.info if prepared else None),
         hardware=S.HardwareBlock(**{k: v for k, v in asdict(hw).items() if k != "probes"},
-                                 probes=S.ProbesBlock(**asdict(hw.probes)) if hw.probes else None),
+                                 probes=hw.probes),
         software=software(), **blocks)
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, status, path)

@@ -22,21 +22,9 @@ import torch
 
 from harness import __version__
 from harness.config import REPO_ROOT
+from harness.measure.probes import Probes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Probes:
-    device: str
-    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
-    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
-    matmul_dtype: str
-    matmul_n: int
-    copy_bytes: int
-    samples_bandwidth: list[float] = field(default_factory=list)
-    samples_matmul: list[float] = field(default_factory=list)
-    measured_at: float = 0.0
 
 
 @dataclass

@@ -10,7 +10,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.measure.stats import SampleStats as Stats  # one definition; pydantic validates the dataclass
+from harness.measure.probes import Probes as ProbesBlock  # one definition each; pydantic validates dataclasses
+from harness.measure.stats import SampleStats as Stats
 
 SCHEMA_VERSION = 1
 Status = Literal["ok", "failed", "unsupported", "oom"]
@@ -110,18 +111,6 @@ class RooflineBlock(_Block):
     achieved_bytes_per_s: float
     peak_bytes_per_s: float
     fraction_of_bandwidth: float
-
-
-class ProbesBlock(_Block):
-    device: str
-    bandwidth_bytes_per_s: float
-    matmul_flops_per_s: float
-    matmul_dtype: str
-    matmul_n: int
-    copy_bytes: int
-    samples_bandwidth: list[float] = Field(default_factory=list)
-    samples_matmul: list[float] = Field(default_factory=list)
-    measured_at: float = 0.0
 
 
 class HardwareBlock(_Block):
