@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import RunConfig
 from harness.measure.energy import EnergyMeter
-from harness.measure.hardware import Hardware, cached_probes, fingerprint, software
+from harness.measure.hardware import Hardware, fingerprint, run_probes, software
 from harness.measure.latency import measure_latency
 from harness.measure.memory import gpu_memory, peak_rss_bytes, reset_gpu_peaks, reset_peak_rss, weights_bytes
 from harness.measure.quality import heldout_loss
@@ -25,7 +25,8 @@ from harness.measure.roofline import decode_roofline, kv_bytes_per_position
 from harness.models import ModelNotFoundError, resolve_device
 from harness.params import count_params
 from harness.results import schema as S
-from harness.results.store import existing_ok, point_key, run_dir, run_id_for, write_record
+from harness.results.store import (existing_ok, point_key, probes_path, read_probes, run_dir, run_id_for,
+                                   write_probes, write_record)
 from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype, prepare
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,11 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         if device_error:
             raise device_error
         if rc.hardware.probe:
-            hw.probes = cached_probes(hw, device, rc.hardware.probe_cache_dir)
+            cache = probes_path(rc.hardware.probe_cache_dir, hw.id, device.type, torch.get_num_threads())
+            hw.probes = read_probes(cache)
+            if hw.probes is None:
+                hw.probes = run_probes(device)
+                write_probes(cache, hw.probes)
         prepared = prepare(rc.model, rc.variant, device, rc.offline)
         blocks = measure(rc, prepared, device, hw, run_dir(rc.results_dir, run_id))
         if "_status" in blocks:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.results.schema import RunRecord
-from harness.results.store import Skipped, iter_records
+from harness.results.store import Skipped, baselines, iter_records
 
 
 def _mb(n: int | None) -> str:
@@ -30,8 +30,7 @@ def _acc(q, task: str) -> str:
 
 
 def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> Table:
-    base = {(r.model.name, r.hardware.id): r for r in records
-            if r.status == "ok" and r.variant.name == baseline_variant}
+    base = baselines(records, baseline_variant)
     table = Table(title="meekbench points", show_lines=False)
     for col in ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
                 "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio", "ci mc acc ± se", "ci cloze acc ± se"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from harness.results.store import iter_records, read_record, run_dir
 from harness.run import run_point

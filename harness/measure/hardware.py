@@ -1,6 +1,6 @@
 """Hardware and software fingerprint, plus short measured probes (memory bandwidth, matmul FLOP/s).
 
-The probes are cached per machine (by hardware id) so a sweep pays for them once.
+The probes are cached per machine (by hardware id, in the results store) so a sweep pays once.
 """
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import logging
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -94,11 +95,6 @@ def fingerprint(device: torch.device, label: str | None = None) -> Hardware:
     return hw
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
-
-
 def run_probes(device: torch.device, repeats: int = 7) -> Probes:
     from harness.measure.clock import DeviceClock
 
@@ -125,24 +121,9 @@ def run_probes(device: torch.device, repeats: int = 7) -> Probes:
         dt = clock.now() - t0
         if i:
             fl.append(2 * n**3 / dt)
-    return Probes(device=str(device), bandwidth_bytes_per_s=_median(bw), matmul_flops_per_s=_median(fl),
+    return Probes(device=str(device), bandwidth_bytes_per_s=statistics.median(bw), matmul_flops_per_s=statistics.median(fl),
                   matmul_dtype=str(dtype).removeprefix("torch."), matmul_n=n, copy_bytes=copy_bytes,
                   samples_bandwidth=bw, samples_matmul=fl, measured_at=time.time())
-
-
-def cached_probes(hw: Hardware, device: torch.device, cache_dir: str | Path) -> Probes:
-    path = Path(cache_dir) / f"{hw.id}-{device.type}-t{torch.get_num_threads()}.json"
-    if path.exists():
-        try:
-            return Probes(**json.loads(path.read_text()))
-        except (TypeError, ValueError):
-            log.warning("probe cache %s unreadable: measuring again", path)
-    probes = run_probes(device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(probes)))
-    os.replace(tmp, path)
-    return probes
 
 
 def _git_sha() -> str | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
 from harness.results.schema import RunRecord
-from harness.results.store import Skipped, iter_records
+from harness.results.store import Skipped, baselines, iter_records, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +169,7 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
     """Effective-size multiplier of each non-baseline point: the baseline size reaching its loss."""
     if inputs.family is None:
         return []
-    base = {(r.model.name, r.hardware.id): r for r in records
-            if r.status == "ok" and r.variant.name == p.baseline_variant}
+    base = baselines(records, p.baseline_variant)
     out = []
     for r in records:
         if r.status != "ok" or r.variant.name == p.baseline_variant or not r.quality \
@@ -305,9 +303,7 @@ def write_projection(cfg: ProjectConfig) -> Path:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     law_n, family = result.pop("_law_n"), result.pop("_family")
-    tmp = out / f".projection.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out / "projection.json")
+    write_atomic(out / "projection.json", json.dumps(result, indent=1))
     (out / "projection.md").write_text(markdown_table(result, cfg.projector.steps_per_year))
     plot_all(result, law_n, family, out)
     return out

@@ -14,12 +14,13 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from pydantic import ValidationError
 
+from harness.measure.probes import Probes
 from harness.results.schema import SCHEMA_VERSION, RunRecord
 
 RECORD = "record.json"
@@ -54,21 +55,47 @@ def run_dir(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / "runs" / run_id
 
 
-def write_record(results_dir: str | Path, record: RunRecord) -> Path:
-    """Write atomically: a crash leaves the old record or none, never half of one."""
-    target_dir = run_dir(results_dir, record.run_id)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".record-", suffix=".tmp")
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write to a temp file beside ``path``, then rename: readers see the old file or the new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(record.model_dump_json(indent=1))
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target_dir / RECORD)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target_dir / RECORD
+    return path
+
+
+def write_record(results_dir: str | Path, record: RunRecord) -> Path:
+    return write_atomic(run_dir(results_dir, record.run_id) / RECORD, record.model_dump_json(indent=1))
+
+
+def probes_path(cache_dir: str | Path, hardware_id: str, device_type: str, threads: int) -> Path:
+    return Path(cache_dir) / f"{hardware_id}-{device_type}-t{threads}.json"
+
+
+def read_probes(path: Path) -> Probes | None:
+    """The cached probe result, or None when absent or unreadable (then it is measured again)."""
+    try:
+        return Probes(**json.loads(path.read_text()))
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def write_probes(path: Path, probes: Probes) -> None:
+    write_atomic(path, json.dumps(asdict(probes)))
+
+
+def baselines(records: list[RunRecord], baseline_variant: str) -> dict[tuple[str, str], RunRecord]:
+    """The ok ``baseline_variant`` record of each (model, hardware id): what a variant is compared to."""
+    return {(r.model.name, r.hardware.id): r for r in records
+            if r.status == "ok" and r.variant.name == baseline_variant}
 
 
 class RecordError(ValueError):

@@ -114,9 +114,10 @@ def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig
 
 
 def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:
-    keys = ("format_version", "architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
+    keys = ("architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
             "train_tokens", "lr", "warmup_fraction", "weight_decay", "seed")
-    blob = json.dumps({k: getattr(cfg, k, FORMAT_VERSION) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha},
+    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha,
+                                                            "format": FORMAT_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

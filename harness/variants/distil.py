@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import transformers
 from transformers import Trainer, TrainingArguments
 
 from harness.config import ModelConfig, VariantConfig
@@ -30,7 +31,7 @@ from harness.variants import PreparedModel, VariantInfo, parse_dtype
 log = logging.getLogger(__name__)
 
 CARD = "card.json"
-_RECIPE_KEYS = ("alpha", "temperature", "train_tokens", "seq_len", "batch_size", "lr", "warmup_fraction",
+_RECIPE_KEYS = ("method", "alpha", "temperature", "train_tokens", "seq_len", "batch_size", "lr", "warmup_fraction",
                 "weight_decay", "seed", "student_init", "text")
 
 
@@ -205,7 +206,7 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
     loaded = load_model(student_cfg, parse_dtype(variant_cfg.dtype), device, offline)
     card = loaded.card
     info = VariantInfo(name=variant_cfg.name, kind="distil", dtype=variant_cfg.dtype, method=method,
-                       library="transformers", library_version=__import__("transformers").__version__,
+                       library="transformers", library_version=transformers.__version__,
                        weight_bits=float(torch.finfo(parse_dtype(variant_cfg.dtype)).bits),
                        options={k: v for k, v in opts.items() if k != "teacher"} | {"teacher": teacher_cfg.name},
                        extra=card)
