@@ -37,7 +37,7 @@ def _run(cfg: DictConfig) -> None:
 def _summary(cfg: DictConfig) -> None:
     from harness.summary import print_summary
 
-    print_summary(cfg)
+    print_summary(OmegaConf.to_object(cfg))
 
 
 def _report(cfg: DictConfig) -> None:

@@ -34,12 +34,88 @@ class ModelConfig:
 
 
 @dataclass
+class NoOptions:
+    """Options of a variant that takes none (the dtype baselines)."""
+
+
+@dataclass
+class BnbInt8Options:
+    llm_int8_threshold: float = 6.0  # activations above it stay in fp16 (LLM.int8 outliers)
+    skip_modules: Optional[List[str]] = None  # module names left unquantised
+
+
+@dataclass
+class Bnb4bitOptions:
+    double_quant: bool = False  # quantise the quantisation constants too
+    compute_dtype: Optional[str] = None  # None: the variant's dtype
+    skip_modules: Optional[List[str]] = None
+
+
+@dataclass
+class GroupedInt4Options:
+    group_size: int = 32  # weights per scale
+
+
+@dataclass
+class TorchDynamicOptions:
+    skip_modules: List[str] = field(default_factory=lambda: ["lm_head"])  # quantising lm_head breaks tie_weights
+
+
+@dataclass
+class StudentInit:
+    kind: str = "model"  # model (the point's model as is) | every_kth_layer | fresh
+    k: int = 2  # every_kth_layer: keep layers 0, k, 2k, ...
+    shape: Dict[str, int] = field(default_factory=dict)  # fresh: config fields to change (hidden_size, ...)
+    seed: int = 0  # fresh: initialisation seed
+
+
+@dataclass
+class DistilOptions:
+    teacher: ModelConfig = field(default_factory=ModelConfig)
+    student_init: StudentInit = field(default_factory=StudentInit)
+    alpha: float = 0.5  # weight of the KD term (method kd; continue-ce uses 0)
+    temperature: float = 2.0
+    train_tokens: int = 262_144
+    seq_len: int = 128
+    batch_size: int = 16
+    lr: float = 1e-3
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global gradient norm
+    seed: int = 0
+    text: str = MISSING  # a local UTF-8 training text
+    out_root: str = "${models_dir}/distilled"  # students are saved under <out_root>/<recipe hash>/
+    force: bool = False  # retrain even if the student exists
+
+
+@dataclass
 class VariantConfig:
     name: str = MISSING
     kind: str = "baseline"  # baseline | quantise | distil
     dtype: str = "float32"  # weights / compute dtype of the loaded model
     method: Optional[str] = None  # quantisation or distillation method name
-    options: Dict[str, Any] = field(default_factory=dict)
+    # One of the option schemas above, chosen by the variant's YAML (defaults: /variant_options@options)
+    options: Any = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    suite: str = "none"
+    tasks: List[str] = field(default_factory=list)
+    num_fewshot: Dict[str, int] = field(default_factory=dict)  # task -> shots; absent tasks use default_fewshot
+    default_fewshot: int = 0
+    batch_size: int = 8  # fixed per suite: padding can change accuracy
+    log_samples: bool = True  # per-sample logs next to the record
+    include_path: Optional[str] = None  # a directory of local task YAMLs
+    include_defaults: bool = True  # lm-eval's own task registry as well
+    limit: Optional[float] = None  # lm-eval's limit: a count, or a fraction below 1
+    offline: bool = False  # hub access off while evaluating (restored afterwards)
+    bootstrap_iters: int = 100_000  # lm-eval's stderr bootstrap
+    missing_hint: str = ""  # what to run when a task under include_path is missing
+    random_seed: int = 0  # lm-eval's seeds (its own defaults)
+    numpy_random_seed: int = 1234
+    torch_random_seed: int = 1234
+    fewshot_random_seed: int = 1234
 
 
 @dataclass
@@ -72,6 +148,9 @@ class HardwareConfig:
     price_per_hour_usd: Optional[float] = None  # for cost per token and FLOP/$ in the projector
     probe: bool = True  # run the bandwidth / matmul probes (cached per machine)
     probe_cache_dir: str = "${results_dir}/hardware"
+    probe_repeats: int = 7  # timed runs of each probe (after one untimed)
+    probe_copy_bytes: Optional[int] = None  # None: 1 GiB on a GPU, 128 MiB on a CPU
+    probe_matmul_n: Optional[int] = None  # None: 8192 (bf16) on a GPU, 1024 (fp32) on a CPU
 
 
 @dataclass
@@ -81,12 +160,37 @@ class RunConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
-    eval: Dict[str, Any] = field(default_factory=dict)  # lm-eval suite (conf/eval/)
+    eval: EvalConfig = field(default_factory=EvalConfig)  # lm-eval suite (conf/eval/)
     results_dir: str = "results"
     models_dir: str = "models"
     force: bool = False  # recompute points whose ok record exists
     offline: Optional[bool] = None  # None: follow HF_HUB_OFFLINE / probe the hub quickly
     seed: int = 0
+
+
+@dataclass
+class SummaryConfig:
+    results_dir: str = "results"
+    models_dir: str = "models"
+    baseline_variant: str = "fp32"  # other variants are compared to this variant of their model
+
+
+@dataclass
+class ReportConfig:
+    results_dirs: List[str] = field(default_factory=lambda: ["${results_dir}"])
+    out_dir: str = "${results_dirs.0}/report"
+    baseline_variant: str = "fp32"
+    results_dir: str = "results"
+    models_dir: str = "models"
+
+
+@dataclass
+class BuildTasksConfig:
+    heldout_path: str = "${models_dir}/tiny/data/heldout.txt"
+    out_dir: str = "${models_dir}/tiny/tasks"
+    seed: int = 0
+    results_dir: str = "results"
+    models_dir: str = "models"
 
 
 @dataclass
@@ -113,7 +217,11 @@ class TinyBuildConfig:
     train_tokens: int = 1_179_648
     lr: float = 3e-3
     warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.1  # cosine decays to this fraction of the peak at the last step
     weight_decay: float = 0.1
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0  # max global gradient norm
+    eval_batch_size: int = 16  # held-out loss written into each card
     seed: int = 0
     threads: Optional[int] = None
     only: Optional[List[str]] = None  # build only these names
@@ -175,11 +283,20 @@ class ProjectConfig:
     models_dir: str = "models"
 
 
+VARIANT_OPTIONS = {"none": NoOptions, "bnb_int8": BnbInt8Options, "bnb_4bit": Bnb4bitOptions,
+                   "grouped_int4": GroupedInt4Options, "torch_dynamic": TorchDynamicOptions, "distil": DistilOptions}
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="build_tiny_schema", node=TinyBuildConfig)
+    cs.store(name="build_tasks_schema", node=BuildTasksConfig)
+    cs.store(name="summary_schema", node=SummaryConfig)
+    cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="project_schema", node=ProjectConfig)
+    for name, node in VARIANT_OPTIONS.items():  # variant YAMLs pick theirs: `- /variant_options@options: <name>`
+        cs.store(group="variant_options", name=name, node=node)
 
 
 register()

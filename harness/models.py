@@ -6,11 +6,10 @@ id on a machine that cannot reach the hub fails at once instead of waiting on re
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,11 +17,10 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from harness.cards import ModelCard, read_card
 from harness.config import ModelConfig
 
 log = logging.getLogger(__name__)
-
-CARD = "card.json"
 
 
 class ModelNotFoundError(RuntimeError):
@@ -35,7 +33,7 @@ class LoadedModel:
     tokenizer: Any
     config: ModelConfig
     source: str  # resolved local path, or hub_id@revision
-    card: dict = field(default_factory=dict)  # the local model's card.json, if any
+    card: ModelCard | None = None  # the local model's card.json, if any
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,12 +80,11 @@ def load_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, offli
     """Load ``cfg``'s model in ``dtype`` onto ``device``; extra kwargs go to from_pretrained
     (a variant's ``quantization_config`` or ``device_map``)."""
     common: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
-    card: dict = {}
+    card = None
     if cfg.source == "local":
         path = _local_dir(cfg)
         src, source = str(path), str(path.resolve())
-        if (path / CARD).exists():
-            card = json.loads((path / CARD).read_text())
+        card = read_card(path)
     elif cfg.source == "hub":
         if not cfg.hub_id:
             raise ModelNotFoundError(f"model {cfg.name}: source=hub needs model.hub_id")

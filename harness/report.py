@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -17,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.results.compare import baseline_of, baselines, decode_ms, load_records, ratio  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
-from harness.results.store import Skipped, iter_records  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +25,6 @@ LOSS = "quality.heldout_loss_nats"
 DECODE = "latency.decode_ms_per_token.median"
 WEIGHTS = "memory.weights_bytes"
 ENERGY = "energy.j_per_token"
-
-
-@dataclass
-class Gathered:
-    records: list[RunRecord] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-
-
-def gather(dirs: list[str | Path]) -> Gathered:
-    g = Gathered()
-    seen: set[str] = set()
-    for item in iter_records(dirs):
-        if isinstance(item, Skipped):
-            g.skipped.append(item)
-        elif item.run_id in seen:  # the same point copied into two directories
-            log.info("duplicate %s ignored", item.run_id)
-        else:
-            seen.add(item.run_id)
-            g.records.append(item)
-    return g
 
 
 def _flatten(obj, prefix: str, out: dict) -> None:
@@ -100,28 +79,28 @@ def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) 
     return True
 
 
-def variant_effects(df: pd.DataFrame, baseline_variant: str) -> pd.DataFrame:
+def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataFrame:
     """Each non-baseline point against its model's baseline on the same hardware."""
-    ok = df[df["status"] == "ok"]
-    base = ok[ok["variant.name"] == baseline_variant].set_index(["model.name", "hardware.id"])
+    base = baselines(records, baseline_variant)
     rows = []
-    for _, r in ok[ok["variant.name"] != baseline_variant].iterrows():
-        key = (r["model.name"], r["hardware.id"])
-        if key not in base.index:
+    for r in records:
+        b = baseline_of(r, base) if r.status == "ok" else None
+        if b is None:
             continue
-        b = base.loc[key]
-        row = {"hardware": r["hardware.label"], "model": r["model.name"], "variant": r["variant.name"],
-               "delta_loss_nats": r[LOSS] - b[LOSS],
-               "speedup": b[DECODE] / r[DECODE] if r.get(DECODE) else None,
-               "weights_saved_bytes": b[WEIGHTS] - r[WEIGHTS],
-               "weights_ratio": r[WEIGHTS] / b[WEIGHTS]}
-        for col in [c for c in df.columns if c.startswith("quality.tasks.") and c.endswith(".metrics.acc")]:
-            se = col.replace(".metrics.acc", ".metrics.acc_stderr")
-            if pd.notna(r.get(col)) and pd.notna(b.get(col)):
-                task = col.split(".")[2]
-                row[f"delta_acc.{task}"] = r[col] - b[col]
-                if se in df.columns and pd.notna(r.get(se)) and pd.notna(b.get(se)):
-                    row[f"delta_acc_stderr.{task}"] = math.hypot(r[se], b[se])
+        row = {"hardware": r.hardware.label, "model": r.model.name, "variant": r.variant.name,
+               "delta_loss_nats": r.quality.heldout_loss_nats - b.quality.heldout_loss_nats,
+               "speedup": ratio(decode_ms(b), decode_ms(r)),
+               "weights_saved_bytes": b.memory.weights_bytes - r.memory.weights_bytes,
+               "weights_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes)}
+        for task, score in r.quality.tasks.items():
+            other = b.quality.tasks.get(task)
+            acc, b_acc = score.metrics.get("acc"), other.metrics.get("acc") if other else None
+            if acc is None or b_acc is None:
+                continue
+            row[f"delta_acc.{task}"] = acc - b_acc
+            se, b_se = score.metrics.get("acc_stderr"), other.metrics.get("acc_stderr")
+            if se is not None and b_se is not None:  # unpaired: treats the two runs as independent samples
+                row[f"delta_acc_stderr.{task}"] = math.hypot(se, b_se)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -143,9 +122,7 @@ def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: str = "fp32") -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    g = gather(dirs)
-    for s in g.skipped:
-        log.warning("skipped %s: %s", s.path, s.reason)
+    g = load_records(dirs)
     df = flat_table(g.records)
     if not df.empty:
         df.to_parquet(out / "points.parquet", index=False)
@@ -184,7 +161,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                     reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
                         grp["energy.reason"].notna().any() else "not measured"
                     lines += [f"Energy: not measured on this target ({reason}).", ""]
-        effects = variant_effects(df, baseline_variant)
+        effects = variant_effects(g.records, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
         lines += ["## Same model and variant across hardware (decode ms/token, median)", "",
                   _md(cross_hardware(df))]

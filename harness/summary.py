@@ -1,12 +1,15 @@
 """Print a table of the records in a results directory (the demo's closing view)."""
 from __future__ import annotations
 
-from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from harness.results.schema import RunRecord
-from harness.results.store import Skipped, baselines, iter_records
+from harness.config import SummaryConfig
+from harness.results.compare import baseline_of, baselines, load_records, ratio, task_names
+from harness.results.schema import QualityBlock, RunRecord
+
+COLUMNS = ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
+           "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio")
 
 
 def _mb(n: int | None) -> str:
@@ -17,11 +20,11 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
     return format(x, fmt) if x is not None else "-"
 
 
-def _ratio(a: float | None, b: float | None, fmt: str = ".2f") -> str:
-    return format(a / b, fmt) + "x" if a is not None and b else "-"
+def _times(x: float | None) -> str:
+    return f"{x:.2f}x" if x is not None else "-"
 
 
-def _acc(q, task: str) -> str:
+def _acc(q: QualityBlock, task: str) -> str:
     score = q.tasks.get(task)
     if not score or score.metrics.get("acc") is None:
         return "-"
@@ -30,11 +33,13 @@ def _acc(q, task: str) -> str:
 
 
 def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> Table:
+    """One row per record; each non-baseline row compared to its model's baseline on the same hardware;
+    one accuracy column per lm-eval task found in the records."""
     base = baselines(records, baseline_variant)
+    tasks = task_names(records)
     table = Table(title="meekbench points", show_lines=False)
-    for col in ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
-                "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio", "ci mc acc ± se", "ci cloze acc ± se"):
-        table.add_column(col, justify="left" if col in ("model", "variant", "hardware", "status") else "right")
+    for col in COLUMNS + tuple(f"{t} acc ± se" for t in tasks):
+        table.add_column(col, justify="left" if col in COLUMNS[:4] else "right")
     order = sorted(records, key=lambda r: (r.hardware.label, r.model.non_embedding_params or 0, r.model.name,
                                            r.variant.name))
     for r in order:
@@ -42,35 +47,31 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             table.add_row(r.model.name, r.variant.name, r.hardware.label, f"[red]{r.status}[/]",
                           *["-"] * (len(table.columns) - 4))
             continue
-        b = base.get((r.model.name, r.hardware.id))
+        b = baseline_of(r, base)
         q, lat, mem = r.quality, r.latency, r.memory
         d = lat.decode_ms_per_token if lat else None
-        dloss = (q.heldout_loss_nats - b.quality.heldout_loss_nats) if b and b is not r else None
         table.add_row(
             r.model.name, r.variant.name, r.hardware.label, r.status,
             f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
-            _num(q.heldout_loss_nats), _num(dloss, "+.4f"), _num(q.bits_per_byte),
+            _num(q.heldout_loss_nats),
+            _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"), _num(q.bits_per_byte),
             f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
-            _ratio(b.latency.decode_ms_per_token.median, d.median) if b and b is not r and d else "-",
-            _mb(mem.weights_bytes),
-            _ratio(mem.weights_bytes, b.memory.weights_bytes) if b and b is not r else "-",
-            _acc(q, "meek_ci_mc"), _acc(q, "meek_ci_cloze"),
+            _times(ratio(b.latency.decode_ms_per_token.median, d.median) if b and d else None),
+            _mb(mem.weights_bytes), _times(ratio(mem.weights_bytes, b.memory.weights_bytes) if b else None),
+            *(_acc(q, t) for t in tasks),
         )
     return table
 
 
-def print_summary(cfg: DictConfig) -> None:
+def print_summary(cfg: SummaryConfig) -> None:
     console = Console(width=None if Console().is_terminal else 200)
-    records: list[RunRecord] = []
-    for item in iter_records([cfg.results_dir]):
-        if isinstance(item, Skipped):
-            console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
-        else:
-            records.append(item)
-    if not records:
+    loaded = load_records([cfg.results_dir])
+    for item in loaded.skipped:
+        console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
+    if not loaded.records:
         console.print(f"no records under {cfg.results_dir}/runs; run `meekbench run` first")
         return
-    console.print(summary_table(records, cfg.baseline_variant))
-    for r in records:
+    console.print(summary_table(loaded.records, cfg.baseline_variant))
+    for r in loaded.records:
         if r.status != "ok":
             console.print(f"[red]{r.status}[/] {r.model.name} {r.variant.name}: {r.error}", soft_wrap=True)

@@ -2,23 +2,40 @@
 # Set up meekbench in ./.venv on a fresh machine. Idempotent: a second run installs nothing new.
 # torch goes in first, pinned: on CPU-only machines a plain `torch` requirement would pull a
 # multi-GB CUDA build. On a GPU machine, install your CUDA torch first and set MEEKBENCH_TORCH=skip.
+# Everything else is installed at the exact versions of requirements/lock.txt (refresh it with
+# scripts/lock.sh); pyproject.toml keeps ranges for people installing meekbench into their own env.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${MEEKBENCH_TORCH:-torch==2.13.0}
 EXTRAS=${MEEKBENCH_EXTRAS:-all}
+LOCK=requirements/lock.txt
+STAMP=.venv/.meekbench-installed
+START=$SECONDS
+
+step() { echo "[setup $((SECONDS - START))s] $*"; }
+# pip's own lines, one per package it fetches or installs, so a long cold install visibly moves.
+pip_install() {
+  python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 \
+    | grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)" \
+    | sed -u -e 's/^Collecting /  collecting /' -e 's/^Downloading /  downloading /' \
+             -e 's/^Successfully installed .*/  installed./' -e 's/^Installing collected packages: .*/  installing.../'
+  return "${PIPESTATUS[0]}"
+}
 
 if [ ! -x .venv/bin/python ]; then
+  step "creating .venv with $("$PY" --version)"
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-pip_q() { python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 if [ "$TORCH_SPEC" != "skip" ] && ! python -c "import torch" 2>/dev/null; then
-  pip_q "$TORCH_SPEC"
+  step "installing $TORCH_SPEC (CPU wheel on machines without CUDA)"
+  pip_install "$TORCH_SPEC"
 fi
 if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, pytest" 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.meekbench-installed ]; then
-  pip_q -e ".[${EXTRAS}]"
-  touch .venv/.meekbench-installed
+   || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ]; then
+  step "installing meekbench[$EXTRAS] at the locked versions of $LOCK"
+  pip_install -c "$LOCK" -e ".[${EXTRAS}]"
+  touch "$STAMP"
 fi
-python -c "import harness, torch; print(f'meekbench {harness.__version__} ready: torch {torch.__version__}')"
+step "$(python -c "import harness, torch, transformers; print(f'meekbench {harness.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}')")"

@@ -41,3 +41,23 @@ def run_cfg(models_dir, tmp_path):
         return compose_config("run", [f"models_dir={models_dir}", f"results_dir={tmp_path / 'results'}",
                                       "bench=quick", "quality.max_bytes=20000", *overrides])
     return make
+
+
+def record_template(name: str, non_embedding: float, loss: float, price: float | None = None):
+    """A minimal valid RunRecord for store/projector tests (no model needed)."""
+    from harness.results.schema import RunRecord
+
+    return RunRecord.model_validate({
+        "run_id": f"{name}--fp32--synthetic--0", "point_key": "0", "status": "ok",
+        "created_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
+        "config": {"hardware": {"price_per_hour_usd": price}},
+        "model": {"name": name, "source": "synthetic", "family": "tiny", "params": int(non_embedding * 1.2),
+                  "non_embedding_params": int(non_embedding), "train_tokens": 1_000_000},
+        "variant": {"name": "fp32", "kind": "baseline", "dtype": "float32"},
+        "quality": {"heldout_loss_nats": loss},
+        "hardware": {"id": "h", "label": "synthetic", "device": "cpu", "hostname": "x", "cpu_model": "x",
+                     "cpu_cores_logical": 2, "ram_bytes": 1, "torch_threads": 2,
+                     "probes": {"device": "cpu", "bandwidth_bytes_per_s": 1e10, "matmul_flops_per_s": 1e11,
+                                "matmul_dtype": "float32", "matmul_n": 1024, "copy_bytes": 1}},
+        "software": {},
+    })

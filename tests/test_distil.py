@@ -1,11 +1,16 @@
 """Distillation on the tiny family: KD beats the smallest baseline and the continue-ce control."""
-import json
+import dataclasses
+import os
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+from harness.cards import read_card
+from harness.config import DistilOptions, ModelConfig, StudentInit
+from harness.params import count_params
 from harness.run import run_point
-from harness.variants.distil import VocabularyMismatchError, shared_vocab_size
+from harness.variants.distil import VocabularyMismatchError, _init_student, recipe_hash, shared_vocab_size
 
 TOKENS = "variant.options.train_tokens=131072"  # 64 steps: the same budget for KD and its control
 
@@ -20,11 +25,13 @@ def distilled(models_dir, tmp_path_factory):
         return run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={results}",
                                                 "model=tiny-xs", "bench=quick", "quality.max_bytes=40000",
                                                 *overrides]))
-    return {
+    points = {
         "baseline": run("variant=fp32"),
-        "kd": run("variant=distill-kd", "model@variant.options.teacher=tiny-m", TOKENS),
+        "kd": run("variant=distil-kd", "model@variant.options.teacher=tiny-m", TOKENS),
         "ce": run("variant=continue-ce", "model@variant.options.teacher=tiny-m", TOKENS),
     }
+    points["run"] = run
+    return points
 
 
 def test_kd_beats_smallest_baseline_and_its_control(distilled):
@@ -39,20 +46,60 @@ def test_kd_beats_smallest_baseline_and_its_control(distilled):
 
 def test_distilled_record_accounts_compute(distilled):
     kd, ce = distilled["kd"], distilled["ce"]
-    card = kd.variant.extra
-    assert kd.variant.kind == "distil" and card["teacher"] == "tiny-m" and card["distill_tokens"] == 131072
-    n_t, n_s = card["teacher_params"], card["params"]
-    assert card["distill_flops"] == 2 * n_t * 131072 + 6 * n_s * 131072
-    assert ce.variant.extra["teacher"] is None and ce.variant.extra["distill_flops"] == 6 * n_s * 131072
-    assert kd.model.distilled_from == "tiny-m"
+    card, info = kd.variant.extra, kd.variant.extra["distillation"]
+    assert kd.variant.kind == "distil" and info["teacher"] == "tiny-m" and info["distil_tokens"] == 131072
+    n_t, n_s = info["teacher_params"], card["params"]
+    assert info["distil_flops"] == 2 * n_t * 131072 + 6 * n_s * 131072
+    ce_info = ce.variant.extra["distillation"]
+    assert ce_info["teacher"] is None and ce_info["distil_flops"] == 6 * n_s * 131072
+    assert kd.model.distilled_from == "tiny-m" and ce.model.distilled_from is None
     assert kd.model.train_tokens == distilled["baseline"].model.train_tokens + 131072
 
 
-def test_student_reloads_and_is_reused(distilled, run_cfg):
+def test_student_is_reused_not_retrained(distilled):
+    """Re-measuring the point (force=true) loads the saved student; only options.force retrains."""
     path = distilled["kd"].model.source
-    model = AutoModelForCausalLM.from_pretrained(path)
-    assert json.load(open(f"{path}/card.json"))["method"] == "kd"
-    assert model.config.num_hidden_layers >= 1
+    card_file = f"{path}/card.json"
+    before = read_card(path)
+    mtime = os.stat(card_file).st_mtime_ns
+    again = distilled["run"]("variant=distil-kd", "model@variant.options.teacher=tiny-m", TOKENS, "force=true")
+    assert again.status == "ok" and again.model.source == path
+    assert os.stat(card_file).st_mtime_ns == mtime and read_card(path) == before
+    assert again.quality.heldout_loss_nats == pytest.approx(distilled["kd"].quality.heldout_loss_nats, abs=1e-9)
+    assert AutoModelForCausalLM.from_pretrained(path).config.num_hidden_layers >= 1
+
+
+def test_recipe_hash_tracks_what_changes_the_student():
+    student = ModelConfig(name="s", source="local", path="/x")
+    opts = DistilOptions(teacher=ModelConfig(name="t", source="local", path="/t"), text="/train.txt")
+    key = recipe_hash(student, opts, "kd")
+    assert recipe_hash(student, dataclasses.replace(opts, force=True, out_root="/elsewhere"), "kd") == key
+    assert recipe_hash(student, dataclasses.replace(opts, seed=1), "kd") != key
+    assert recipe_hash(student, opts, "continue-ce") != key
+
+
+def test_every_kth_layer_start_keeps_the_chosen_layers(models_dir):
+    cfg = ModelConfig(name="tiny-m", source="local", path=str(models_dir / "tiny" / "tiny-m"))
+    full = AutoModelForCausalLM.from_pretrained(cfg.path)
+    loaded, desc = _init_student(cfg, StudentInit(kind="every_kth_layer", k=2), torch.float32, torch.device("cpu"))
+    student = loaded.model
+    assert student.config.num_hidden_layers == 2 and "2 of 3" in desc  # layers 0 and 2
+    for kept, original in zip(student.model.layers, (full.model.layers[0], full.model.layers[2])):
+        assert torch.equal(kept.mlp.up_proj.weight, original.mlp.up_proj.weight)
+    ids = torch.tensor([[1, 2, 3]])
+    out = student.generate(input_ids=ids, max_new_tokens=4, min_new_tokens=4, do_sample=False)  # KV cache indices
+    assert out.shape == (1, 7)
+
+
+def test_fresh_start_has_the_new_shape_and_new_weights(models_dir):
+    cfg = ModelConfig(name="tiny-m", source="local", path=str(models_dir / "tiny" / "tiny-m"))
+    init = StudentInit(kind="fresh", shape={"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2,
+                                            "num_key_value_heads": 2, "head_dim": 16})
+    loaded, _ = _init_student(cfg, init, torch.float32, torch.device("cpu"))
+    assert loaded.model.config.hidden_size == 32
+    assert count_params(loaded.model).total < count_params(AutoModelForCausalLM.from_pretrained(cfg.path)).total
+    with pytest.raises(ValueError, match="not_a_field"):
+        _init_student(cfg, StudentInit(kind="fresh", shape={"not_a_field": 1}), torch.float32, torch.device("cpu"))
 
 
 def test_vocabulary_mismatch_errors(models_dir, tmp_path):

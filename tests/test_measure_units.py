@@ -43,6 +43,6 @@ def test_heldout_loss_matches_uniform_model():
 
     text = "byte level " * 40
     q = heldout_loss(Uniform(), Tok(), text, context_length=16, stride=8, batch_size=3)
-    assert q.tokens == len(text.encode())
-    assert q.loss_nats == pytest.approx(math.log(50))
+    assert q.heldout_tokens == len(text.encode())
+    assert q.heldout_loss_nats == pytest.approx(math.log(50))
     assert q.bits_per_byte == pytest.approx(math.log2(50))

@@ -110,11 +110,11 @@ def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
     from harness.config import ProjectConfig, ProjectorConfig
     from harness.projector.project import write_projection
     from harness.results.store import write_record
-    from tests.test_report import _record_template
+    from tests.conftest import record_template
 
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
     for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6]):
-        write_record(tmp_path, _record_template(f"m{i}", n, float(truth.loss(n)), price=2.0))
+        write_record(tmp_path, record_template(f"m{i}", n, float(truth.loss(n)), price=2.0))
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=50), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
     cfg.projector.law.source = "measured"
@@ -138,9 +138,9 @@ def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
     from harness.config import ProjectConfig, ProjectorConfig
     from harness.projector.project import write_projection
     from harness.results.store import write_record
-    from tests.test_report import _record_template
+    from tests.conftest import record_template
 
-    write_record(tmp_path, _record_template("only", 1e5, 4.0))
+    write_record(tmp_path, record_template("only", 1e5, 4.0))
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=10), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
     cfg.projector.law.source = "measured"

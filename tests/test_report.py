@@ -10,7 +10,8 @@ import time
 import pandas as pd
 import pytest
 
-from harness.report import flat_table, gather, write_report
+from harness.report import flat_table, write_report
+from harness.results.compare import load_records
 from harness.results.store import iter_records, read_record, write_record, RecordError
 from harness.run import run_point
 
@@ -63,7 +64,7 @@ def test_merge_two_directories_and_skip_bad_files(two_machines, tmp_path):
 
 
 def test_table_equals_recomputation_from_records(two_machines):
-    g = gather(two_machines)
+    g = load_records(two_machines)
     df = flat_table(g.records).set_index("run_id")
     for r in g.records:
         row = df.loc[r.run_id]
@@ -93,7 +94,7 @@ def _write_many(args):
 
 
 def test_concurrent_writers_lose_nothing(two_machines, tmp_path):
-    template = gather([two_machines[0]]).records[0].model_dump(mode="json")
+    template = load_records([two_machines[0]]).records[0].model_dump(mode="json")
     with mp.get_context("spawn").Pool(4) as pool:
         pool.map(_write_many, [(str(tmp_path), template, w, 15) for w in range(4)])
     recs = list(iter_records([tmp_path]))
@@ -123,23 +124,3 @@ def test_sweep_killed_mid_point_resumes_every_point_once(models_dir, tmp_path):
     assert all(r.status == "ok" for r in recs)
     for run_id, mtime in first.items():  # points recorded before the kill were skipped, not redone
         assert (results / "runs" / run_id / "record.json").stat().st_mtime_ns == mtime
-
-
-def _record_template(name: str, non_embedding: float, loss: float, price: float | None = None):
-    """A minimal valid RunRecord for store/projector tests (no model needed)."""
-    from harness.results.schema import RunRecord
-
-    return RunRecord.model_validate({
-        "run_id": f"{name}--fp32--synthetic--0", "point_key": "0", "status": "ok",
-        "created_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
-        "config": {"hardware": {"price_per_hour_usd": price}},
-        "model": {"name": name, "source": "synthetic", "family": "tiny", "params": int(non_embedding * 1.2),
-                  "non_embedding_params": int(non_embedding), "train_tokens": 1_000_000},
-        "variant": {"name": "fp32", "kind": "baseline", "dtype": "float32"},
-        "quality": {"heldout_loss_nats": loss},
-        "hardware": {"id": "h", "label": "synthetic", "device": "cpu", "hostname": "x", "cpu_model": "x",
-                     "cpu_cores_logical": 2, "ram_bytes": 1, "torch_threads": 2,
-                     "probes": {"device": "cpu", "bandwidth_bytes_per_s": 1e10, "matmul_flops_per_s": 1e11,
-                                "matmul_dtype": "float32", "matmul_n": 1024, "copy_bytes": 1}},
-        "software": {},
-    })

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 
+import harness.run
 from harness.results.store import iter_records, read_record, run_dir
 from harness.run import run_point
 
@@ -30,12 +31,28 @@ def test_loss_falls_with_size_in_records(run_cfg):
     assert losses[0] > losses[1] > losses[2]
 
 
-def test_rerun_skips_and_force_recomputes(run_cfg):
+def test_rerun_skips_and_force_recomputes(run_cfg, monkeypatch):
     first = run_point(run_cfg("model=tiny-xs"))
+    calls = []
+    real = harness.run.measure_point
+    monkeypatch.setattr(harness.run, "measure_point", lambda *a, **k: calls.append(1) or real(*a, **k))
     skipped = run_point(run_cfg("model=tiny-xs"))
-    assert skipped.created_at == first.created_at and skipped.duration_s == first.duration_s
+    assert calls == [] and skipped == first
     forced = run_point(run_cfg("model=tiny-xs", "force=true"))
-    assert forced.run_id == first.run_id and forced.duration_s != first.duration_s
+    assert calls == [1] and forced.run_id == first.run_id
+    assert read_record(run_dir(forced.config["results_dir"], forced.run_id) / "record.json") == forced
+
+
+def test_probes_are_measured_once_per_machine_and_settings(run_cfg, monkeypatch):
+    calls = []
+    real = harness.run.run_probes
+    monkeypatch.setattr(harness.run, "run_probes", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    first = run_point(run_cfg("model=tiny-xs", "hardware.probe_repeats=2"))
+    second = run_point(run_cfg("model=tiny-s", "hardware.probe_repeats=2"))
+    assert len(calls) == 1 and first.hardware.probes == second.hardware.probes
+    assert len(first.hardware.probes.samples_bandwidth) == 2
+    run_point(run_cfg("model=tiny-xs", "hardware.probe_repeats=3"))  # other settings: measured again
+    assert len(calls) == 2 and calls[1][0] == 3
 
 
 def test_missing_model_is_a_failed_record_with_build_hint(run_cfg, tmp_path):

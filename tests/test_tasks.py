@@ -1,11 +1,16 @@
 """lm-eval on the loaded model: the offline ci suite, parity with the lm_eval CLI, bad input."""
 import json
+import os
+import socket
 import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 
+from harness.models import hub_is_offline
 from harness.run import run_point
+from harness.summary import summary_table
 from harness.tiny.tasks import TASKS, generate_items
 
 
@@ -71,3 +76,36 @@ def test_unknown_task_lists_close_matches(run_cfg):
 def test_missing_ci_data_names_the_command(run_cfg, tmp_path):
     rec = run_point(run_cfg("model=tiny-xs", "eval=ci", f"eval.include_path={tmp_path}/empty"))
     assert rec.status == "failed" and "meekbench build-tasks" in rec.error
+
+
+def test_summary_shows_every_task_in_the_records(evaluated):
+    console = Console(record=True, width=400)
+    console.print(summary_table(list(evaluated.values())))
+    text = console.export_text()
+    for task in TASKS:
+        assert f"{task} acc ± se" in text
+    mc = evaluated["tiny-m"].quality.tasks["meek_ci_mc"].metrics
+    assert f"{mc['acc']:.3f} ± {mc['acc_stderr']:.3f}" in text
+
+
+def test_offline_evaluation_restores_the_environment_for_later_points(run_cfg, monkeypatch):
+    """Hydra's basic launcher runs a sweep in one process: an offline ci point must not leave the
+    process offline for a later point that loads a hub model."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    env = dict(os.environ)
+    rec = run_point(run_cfg("model=tiny-xs", "eval=ci", "eval.limit=20"))
+    assert rec.status == "ok" and rec.quality.tasks, rec.error
+    assert dict(os.environ) == env
+    assert datasets.config.HF_HUB_OFFLINE is False and huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+    class Reachable:  # the hub endpoint answers: a later hub point must be allowed to download
+        def close(self):
+            pass
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Reachable())
+    assert hub_is_offline(None) is False

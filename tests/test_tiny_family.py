@@ -1,7 +1,6 @@
-import json
-
 from omegaconf import OmegaConf
 
+from harness.cards import read_card
 from harness.params import count_params
 from harness.tiny.build import make_model
 from harness.tiny.corpus import load_corpus
@@ -13,19 +12,18 @@ def test_cards_and_safetensors(models_dir):
         d = models_dir / "tiny" / name
         assert (d / "model.safetensors").exists()
         assert (d / "tokenizer.json").exists()
-        card = json.loads((d / "card.json").read_text())
-        for key in ("params", "non_embedding_params", "train_tokens", "train_flops", "corpus", "corpus_sha256",
-                    "seed", "wall_time_s", "heldout_loss_nats"):
-            assert card[key] is not None, key
-        assert card["train_flops"] == 6 * card["params"] * card["train_tokens"]
+        card = read_card(d)  # validates every field against the card's schema
+        assert card.name == name and card.family == "tiny" and card.build.corpus and card.wall_time_s > 0
+        assert card.train_flops == 6 * card.params * card.train_tokens
+        assert card.build.train_flops_non_embedding == 6 * card.non_embedding_params * card.train_tokens
 
 
 def test_same_budget_and_loss_falls_with_size(models_dir):
-    cards = [json.loads((models_dir / "tiny" / n / "card.json").read_text()) for n in REDUCED]
-    assert len({c["train_tokens"] for c in cards}) == 1
-    assert len({c["corpus_sha256"] for c in cards}) == 1
-    sizes = [c["non_embedding_params"] for c in cards]
-    losses = [c["heldout_loss_nats"] for c in cards]
+    cards = [read_card(models_dir / "tiny" / n) for n in REDUCED]
+    assert len({c.train_tokens for c in cards}) == 1
+    assert len({c.build.corpus_sha256 for c in cards}) == 1
+    sizes = [c.non_embedding_params for c in cards]
+    losses = [c.build.heldout_loss_nats for c in cards]
     assert sizes == sorted(sizes)
     assert all(a > b for a, b in zip(losses, losses[1:])), losses
 

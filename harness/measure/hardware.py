@@ -1,6 +1,7 @@
-"""Hardware and software fingerprint, plus short measured probes (memory bandwidth, matmul FLOP/s).
+"""Hardware fingerprint, plus short measured probes (memory bandwidth, matmul FLOP/s).
 
-The probes are cached per machine (by hardware id, in the results store) so a sweep pays once.
+The caller caches the probes per machine (by hardware id, in the results store) so a sweep
+pays once. Software versions and the git sha are provenance: see harness/results/provenance.py.
 """
 from __future__ import annotations
 
@@ -12,18 +13,14 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import torch
 
-from harness import __version__
-from harness.config import REPO_ROOT
-from harness.measure.probes import Probes
+from harness.measure.clock import DeviceClock
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +41,19 @@ class Hardware:
     gpu_memory_bytes: int | None = None
     gpu_driver: str | None = None
     cuda: str | None = None
-    probes: Probes | None = None
+
+
+@dataclass
+class Probes:
+    device: str
+    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
+    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
+    matmul_dtype: str
+    matmul_n: int
+    copy_bytes: int
+    samples_bandwidth: list[float] = field(default_factory=list)
+    samples_matmul: list[float] = field(default_factory=list)
+    measured_at: float = 0.0
 
 
 def _cpu_model() -> str:
@@ -95,12 +104,16 @@ def fingerprint(device: torch.device, label: str | None = None) -> Hardware:
     return hw
 
 
-def run_probes(device: torch.device, repeats: int = 7) -> Probes:
-    from harness.measure.clock import DeviceClock
+def run_probes(device: torch.device, repeats: int, copy_bytes: int | None = None,
+               matmul_n: int | None = None) -> Probes:
+    """Median copy bandwidth and matmul rate over ``repeats`` timed runs (after one untimed run).
 
+    Sizes default per device: 1 GiB copies and 8192^2 bf16 matmuls on a GPU, 128 MiB and
+    1024^2 fp32 on a CPU (large enough to leave the caches, short enough for a 2-core machine).
+    """
     clock = DeviceClock(device)
     gpu = device.type == "cuda"
-    copy_bytes = (1 << 30) if gpu else (128 << 20)
+    copy_bytes = copy_bytes or ((1 << 30) if gpu else (128 << 20))
     src = torch.empty(copy_bytes // 4, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
     bw = []
@@ -111,7 +124,8 @@ def run_probes(device: torch.device, repeats: int = 7) -> Probes:
         if i:  # first copy touches fresh pages
             bw.append(2 * copy_bytes / dt)
     del src, dst
-    n, dtype = (8192, torch.bfloat16) if gpu else (1024, torch.float32)
+    n = matmul_n or (8192 if gpu else 1024)
+    dtype = torch.bfloat16 if gpu else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     fl = []
@@ -124,31 +138,3 @@ def run_probes(device: torch.device, repeats: int = 7) -> Probes:
     return Probes(device=str(device), bandwidth_bytes_per_s=statistics.median(bw), matmul_flops_per_s=statistics.median(fl),
                   matmul_dtype=str(dtype).removeprefix("torch."), matmul_n=n, copy_bytes=copy_bytes,
                   samples_bandwidth=bw, samples_matmul=fl, measured_at=time.time())
-
-
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-_PACKAGES = ("transformers", "tokenizers", "accelerate", "safetensors", "bitsandbytes", "torchao",
-             "lm_eval", "hydra-core", "numpy")
-
-
-def software() -> dict:
-    versions = {}
-    for pkg in _PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "harness": __version__,
-            "git_sha": _git_sha(), "platform": platform.platform(), **versions}

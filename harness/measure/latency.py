@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, Sequence
 
 import torch
 from transformers import GenerationConfig
@@ -21,6 +22,19 @@ from harness.measure.energy import EnergyMeter
 from harness.measure.stats import SampleStats, summarize
 
 log = logging.getLogger(__name__)
+
+
+class LatencyPlan(Protocol):
+    """The scenarios to time and how long (harness.config.BenchConfig is one)."""
+    prompt_tokens: Sequence[int]
+    new_tokens: int
+    batch_sizes: Sequence[int]
+    warmup: int
+    min_iterations: int
+    min_seconds: float
+    max_iterations: int
+    bootstrap_resamples: int
+    seed: int
 
 
 class TokenTimestamps(BaseStreamer):
@@ -144,7 +158,7 @@ def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, ba
     return scenario
 
 
-def measure_latency(model, tokenizer, device: torch.device, bench,
+def measure_latency(model, tokenizer, device: torch.device, bench: LatencyPlan,
                     meter: EnergyMeter | None = None) -> LatencyResult:
     result = LatencyResult(clock="cuda events" if device.type == "cuda" else "perf_counter",
                            threads=torch.get_num_threads())

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class HeldoutQuality:
-    loss_nats: float  # mean negative log-likelihood per scored token
+    heldout_loss_nats: float  # mean negative log-likelihood per scored token
     bits_per_byte: float
-    tokens: int  # tokens scored
-    bytes: int  # UTF-8 bytes those tokens cover
+    heldout_tokens: int  # tokens scored
+    heldout_bytes: int  # UTF-8 bytes those tokens cover
     context_length: int
     stride: int
 
@@ -77,5 +77,5 @@ def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride:
             scored += int((labels[:, 1:] != -100).sum())
     n_bytes = len(text.encode("utf-8"))
     loss = total_nats / scored
-    return HeldoutQuality(loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,
-                          tokens=scored, bytes=n_bytes, context_length=context_length, stride=stride)
+    return HeldoutQuality(heldout_loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,
+                          heldout_tokens=scored, heldout_bytes=n_bytes, context_length=context_length, stride=stride)

@@ -2,52 +2,109 @@
 
 The loaded (possibly quantised or distilled) model is wrapped in ``HFLM(pretrained=model, ...)``
 and evaluated with ``simple_evaluate``; the batch size is fixed per suite, because padding can
-change accuracy. Per-sample logs are written next to the record for pair-wise comparisons.
+change accuracy. The per-sample logs are returned with the scores; the results store writes them.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
-import json
 import logging
 import os
-import sys
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-from harness.results.schema import QualityBlock, TaskScore
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 log = logging.getLogger(__name__)
 
-def _go_offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    if "datasets" in sys.modules:  # imported already: its config read the environment at import time
-        import datasets.config
-
-        datasets.config.HF_HUB_OFFLINE = True
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
-def task_manager(cfg: dict[str, Any]):
+class TaskSuite(Protocol):
+    """What an evaluation needs (harness.config.EvalConfig is one)."""
+    tasks: Sequence[str]
+    num_fewshot: Mapping[str, int]
+    default_fewshot: int
+    batch_size: int
+    log_samples: bool
+    include_path: str | None
+    include_defaults: bool
+    limit: float | None
+    offline: bool
+    bootstrap_iters: int
+    missing_hint: str
+    random_seed: int
+    numpy_random_seed: int
+    torch_random_seed: int
+    fewshot_random_seed: int
+
+
+@dataclass
+class TaskScore:
+    metrics: dict[str, float | None]  # e.g. acc, acc_stderr, bits_per_byte
+    n_samples: int | None = None
+    n_shot: int | None = None
+    version: str | None = None
+
+
+@dataclass
+class TaskResults:
+    tasks: dict[str, TaskScore] = field(default_factory=dict)
+    lm_eval_version: str | None = None
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task -> per-sample logs
+
+
+@contextlib.contextmanager
+def hub_offline(enabled: bool = True) -> Iterator[None]:
+    """Hub access off for the duration of the block, then exactly as before.
+
+    Sets HF_HUB_OFFLINE / HF_DATASETS_OFFLINE and the flags that huggingface_hub and datasets
+    read from them once, at import. Scoped because Hydra's basic launcher runs a whole sweep in
+    one process: a setting left behind would make every later point offline, and a hub model
+    there would fail to load.
+    """
+    if not enabled:
+        yield
+        return
+    import datasets.config
+    import huggingface_hub.constants
+
+    flags = [(datasets.config, "HF_HUB_OFFLINE"), (huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    saved_env = {k: os.environ.get(k) for k in _OFFLINE_VARS}
+    saved_flags = [getattr(module, name) for module, name in flags]
+    os.environ.update(dict.fromkeys(_OFFLINE_VARS, "1"))
+    for module, name in flags:
+        setattr(module, name, True)
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for (module, name), value in zip(flags, saved_flags):
+            setattr(module, name, value)
+
+
+def task_manager(suite: TaskSuite):
     from lm_eval.tasks import TaskManager
 
-    include = cfg.get("include_path")
+    include = suite.include_path
     if include and not Path(include).exists():
-        include = None  # reported per task below, with the command that generates it
-    return TaskManager(include_path=include, include_defaults=bool(cfg.get("include_defaults", True)))
+        include = None  # reported per task below, with the suite's hint
+    return TaskManager(include_path=include, include_defaults=suite.include_defaults)
 
 
-def check_tasks(tm, tasks: list[str], cfg: dict[str, Any]) -> None:
+def check_tasks(tm, suite: TaskSuite) -> None:
     known = set(tm.all_tasks)
-    for name in tasks:
+    for name in suite.tasks:
         if name in known:
             continue
-        from harness.tiny.tasks import TASKS as CI_TASKS
-
-        where = cfg.get("include_path")
-        if name in CI_TASKS and not (where and (Path(where) / f"{name}.yaml").exists()):
-            raise FileNotFoundError(f"ci task {name!r} has no generated data under {where}; "
-                                    "run `meekbench build-tasks` (or `meekbench build-tiny`) to generate it")
+        where = suite.include_path
+        if where and not (Path(where) / f"{name}.yaml").exists():
+            raise FileNotFoundError(f"lm-eval task {name!r} is not under eval.include_path={where}"
+                                    + (f"; {suite.missing_hint}" if suite.missing_hint else ""))
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
         raise ValueError(f"unknown lm-eval task {name!r}; close matches: {close or 'none'}")
 
@@ -63,39 +120,35 @@ def _metrics(raw: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def evaluate_tasks(model, tokenizer, cfg: dict[str, Any], quality: QualityBlock, out_dir: Path,
-                   offline: bool | None = None) -> None:
-    if cfg.get("offline", False) or offline:
-        _go_offline()
+def evaluate_tasks(model, tokenizer, suite: TaskSuite, offline: bool = False) -> TaskResults:
+    """Score ``suite.tasks`` on the loaded model; offline (hub access off) only during the call."""
+    with hub_offline(suite.offline or offline):
+        return _evaluate(model, tokenizer, suite)
+
+
+def _evaluate(model, tokenizer, suite: TaskSuite) -> TaskResults:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    tasks = list(cfg["tasks"])
-    tm = task_manager(cfg)
-    check_tasks(tm, tasks, cfg)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(cfg.get("batch_size", 8)))
-    shots = dict(cfg.get("num_fewshot") or {})
+    tm = task_manager(suite)
+    check_tasks(tm, suite)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
     by_shot: dict[int, list[str]] = {}
-    for t in tasks:
-        by_shot.setdefault(int(shots.get(t, cfg.get("default_fewshot", 0))), []).append(t)
-    log_samples = bool(cfg.get("log_samples", True))
-    samples_dir = Path(out_dir) / "samples"
+    for t in suite.tasks:
+        by_shot.setdefault(int(suite.num_fewshot.get(t, suite.default_fewshot)), []).append(t)
+    out = TaskResults(lm_eval_version=metadata.version("lm_eval"))
     for n_shot, names in sorted(by_shot.items()):
-        res = simple_evaluate(model=lm, tasks=names, num_fewshot=n_shot, task_manager=tm, log_samples=log_samples,
-                              limit=cfg.get("limit"), bootstrap_iters=int(cfg.get("bootstrap_iters", 100000)),
-                              random_seed=0, numpy_random_seed=1234, torch_random_seed=1234,
-                              fewshot_random_seed=1234)
+        res = simple_evaluate(model=lm, tasks=names, num_fewshot=n_shot, task_manager=tm,
+                              log_samples=suite.log_samples, limit=suite.limit,
+                              bootstrap_iters=suite.bootstrap_iters, random_seed=suite.random_seed,
+                              numpy_random_seed=suite.numpy_random_seed, torch_random_seed=suite.torch_random_seed,
+                              fewshot_random_seed=suite.fewshot_random_seed)
         for name in names:
-            quality.tasks[name] = TaskScore(
+            out.tasks[name] = TaskScore(
                 metrics=_metrics(res["results"].get(name, {})),
                 n_samples=res.get("n-samples", {}).get(name, {}).get("effective"),
                 n_shot=res.get("n-shot", {}).get(name, n_shot),
                 version=str(res.get("versions", {}).get(name)))
-            if log_samples and name in res.get("samples", {}):
-                samples_dir.mkdir(parents=True, exist_ok=True)
-                with open(samples_dir / f"{name}.jsonl", "w") as f:
-                    for s in res["samples"][name]:
-                        f.write(json.dumps(s, default=str) + "\n")
-    quality.lm_eval_version = metadata.version("lm_eval")
-    if log_samples:
-        quality.samples_path = str(samples_dir)
+            if suite.log_samples and name in res.get("samples", {}):
+                out.samples[name] = list(res["samples"][name])
+    return out

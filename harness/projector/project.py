@@ -19,8 +19,9 @@ from harness.config import ProjectConfig, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
+from harness.results.compare import baseline_of, baselines, decode_ms, load_records, ratio
 from harness.results.schema import RunRecord
-from harness.results.store import Skipped, baselines, iter_records, write_atomic
+from harness.results.store import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,6 @@ class Inputs:
     family: FamilyFit | None = None
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
-
-
-def load_records(dirs: list[str]) -> list[RunRecord]:
-    records = []
-    for item in iter_records(dirs):
-        if isinstance(item, Skipped):
-            log.warning("skipped %s: %s", item.path, item.reason)
-        else:
-            records.append(item)
-    return records
 
 
 def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
@@ -176,23 +167,17 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
                 or r.quality.heldout_loss_nats is None or not r.model.non_embedding_params:
             continue
         n_eff = float(inputs.law_n.invert(r.quality.heldout_loss_nats))
-        b = base.get((r.model.name, r.hardware.id))
+        b = baseline_of(r, base)
         row = {"model": r.model.name, "variant": r.variant.name, "kind": r.variant.kind,
                "hardware": r.hardware.label, "heldout_loss_nats": r.quality.heldout_loss_nats,
                "non_embedding_params": r.model.non_embedding_params, "effective_params": n_eff,
                "multiplier": n_eff / r.model.non_embedding_params}
         if b:
-            def ratio(get):
-                try:
-                    x, y = get(r), get(b)
-                    return x / y if x is not None and y else None
-                except AttributeError:
-                    return None
-            row |= {"weights_bytes_ratio": ratio(lambda x: x.memory.weights_bytes),
-                    "decode_time_ratio": ratio(lambda x: x.latency.decode_ms_per_token.median),
-                    "energy_ratio": ratio(lambda x: x.energy.j_per_token)}
-        if r.variant.extra.get("distill_flops"):
-            row["extra_training_flops"] = r.variant.extra["distill_flops"]
+            row |= {"weights_bytes_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes),
+                    "decode_time_ratio": ratio(decode_ms(r), decode_ms(b)),
+                    "energy_ratio": ratio(r.energy.j_per_token, b.energy.j_per_token)}
+        if flops := (r.variant.extra.get("distillation") or {}).get("distil_flops"):
+            row["extra_training_flops"] = flops
         out.append(row)
     return out
 
@@ -298,7 +283,7 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
 def write_projection(cfg: ProjectConfig) -> Path:
     from harness.projector.plots import plot_all
 
-    records = load_records(list(cfg.results_dirs))
+    records = load_records(list(cfg.results_dirs)).records
     result = project(cfg.projector, records)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

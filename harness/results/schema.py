@@ -3,6 +3,11 @@
 Units are in field names (_ms, _s, _bytes, _j, _nats, _flops). Raw samples sit beside their
 summaries. Bump SCHEMA_VERSION when a field changes meaning; readers reject unknown versions
 with a clear message (see store.read_record).
+
+This module imports nothing from ``harness.measure``: measurement returns its own dataclasses,
+and ``harness.results.record`` validates them into these blocks by attribute name
+(``from_attributes``), so a field measured is a field recorded with no copying by hand.
+tests/test_architecture.py checks that the two agree field by field.
 """
 from __future__ import annotations
 
@@ -10,15 +15,40 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.measure.probes import Probes as ProbesBlock  # one definition each; pydantic validates dataclasses
-from harness.measure.stats import SampleStats as Stats
-
 SCHEMA_VERSION = 1
 Status = Literal["ok", "failed", "unsupported", "oom"]
 
 
 class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), from_attributes=True)
+
+
+class Stats(_Block):
+    """Raw timing samples with their summary: median with a bootstrap interval, tails, spread."""
+    n: int
+    median: float
+    p90: float
+    p99: float
+    mean: float
+    stdev: float
+    cv: float  # stdev / mean
+    ci_low: float  # bootstrap confidence interval of the median
+    ci_high: float
+    ci_level: float
+    samples: list[float]  # raw, in measurement order, so a report can recompute everything
+
+
+class ProbesBlock(_Block):
+    """Short measured probes of the machine, cached per hardware id in the results store."""
+    device: str
+    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
+    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
+    matmul_dtype: str
+    matmul_n: int
+    copy_bytes: int
+    samples_bandwidth: list[float] = Field(default_factory=list)
+    samples_matmul: list[float] = Field(default_factory=list)
+    measured_at: float = 0.0
 
 
 class ModelBlock(_Block):

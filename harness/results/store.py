@@ -1,7 +1,8 @@
 """The only module that knows how records lie on disk.
 
     <results_dir>/runs/<run_id>/record.json     one point (written to a temp file, then renamed)
-    <results_dir>/runs/<run_id>/samples/...     per-sample logs beside it (lm-eval)
+    <results_dir>/runs/<run_id>/samples/<task>.jsonl   per-sample logs beside it (lm-eval)
+    <probe_cache_dir>/<hardware id>-<device>-t<threads>-<settings>.json   cached hardware probes
 
 A run id is readable and unique per point: ``<model>--<variant>--<hardware label>--<key>``,
 where the key hashes the resolved config (output locations and ``force`` left out) with the
@@ -14,14 +15,13 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from harness.measure.probes import Probes
-from harness.results.schema import SCHEMA_VERSION, RunRecord
+from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord
 
 RECORD = "record.json"
 # Config keys that say where output goes or whether to redo it, not what is measured.
@@ -76,26 +76,34 @@ def write_record(results_dir: str | Path, record: RunRecord) -> Path:
     return write_atomic(run_dir(results_dir, record.run_id) / RECORD, record.model_dump_json(indent=1))
 
 
-def probes_path(cache_dir: str | Path, hardware_id: str, device_type: str, threads: int) -> Path:
-    return Path(cache_dir) / f"{hardware_id}-{device_type}-t{threads}.json"
+def write_samples(results_dir: str | Path, run_id: str, samples: Mapping[str, Iterable[dict]]) -> Path:
+    """Per-sample logs, one JSONL file per task, each written atomically; returns their directory."""
+    out = run_dir(results_dir, run_id) / "samples"
+    for task, rows in samples.items():
+        write_atomic(out / f"{_safe(task)}.jsonl", "".join(json.dumps(row, default=str) + "\n" for row in rows))
+    return out
 
 
-def read_probes(path: Path) -> Probes | None:
+def probes_path(cache_dir: str | Path, hardware_id: str, device_type: str, threads: int,
+                settings: Mapping[str, Any]) -> Path:
+    """One cache file per machine, device, thread count and probe settings (sizes, repeats)."""
+    tag = hashlib.sha256(json.dumps(dict(settings), sort_keys=True).encode()).hexdigest()[:8]
+    return Path(cache_dir) / f"{hardware_id}-{device_type}-t{threads}-{tag}.json"
+
+
+def read_probes(path: Path) -> ProbesBlock | None:
     """The cached probe result, or None when absent or unreadable (then it is measured again)."""
     try:
-        return Probes(**json.loads(path.read_text()))
-    except (OSError, TypeError, ValueError):
+        return ProbesBlock.model_validate_json(path.read_text())
+    except (OSError, ValueError):
         return None
 
 
-def write_probes(path: Path, probes: Probes) -> None:
-    write_atomic(path, json.dumps(asdict(probes)))
-
-
-def baselines(records: list[RunRecord], baseline_variant: str) -> dict[tuple[str, str], RunRecord]:
-    """The ok ``baseline_variant`` record of each (model, hardware id): what a variant is compared to."""
-    return {(r.model.name, r.hardware.id): r for r in records
-            if r.status == "ok" and r.variant.name == baseline_variant}
+def write_probes(path: Path, probes: Any) -> ProbesBlock:
+    """Validate a probe result (any object with the block's attributes) and cache it."""
+    block = ProbesBlock.model_validate(probes)
+    write_atomic(path, block.model_dump_json())
+    return block
 
 
 class RecordError(ValueError):

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from harness.cards import BuildInfo, CardError, ModelCard, read_card, write_card
 from harness.config import TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss
 from harness.params import count_params
@@ -29,8 +30,7 @@ log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 DOC_SEPARATOR = "\n\n"
-CARD = "card.json"
-FORMAT_VERSION = 2  # bump when the builder's output changes for the same config
+FORMAT_VERSION = 3  # bump when the builder's output changes for the same config
 
 
 def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -79,12 +79,13 @@ def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-def _lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+def _lr_at(step: int, total: int, peak: float, warmup_fraction: float, min_fraction: float) -> float:
+    """Linear warm-up, then cosine decay from ``peak`` to ``min_fraction * peak`` at the last step."""
     warm = max(1, int(warmup_fraction * total))
     if step < warm:
         return peak * (step + 1) / warm
     progress = (step - warm) / max(1, total - warm)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))  # cosine to 10%
+    return peak * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig, name: str,
@@ -94,17 +95,17 @@ def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig
     if steps < 1:
         raise ValueError(f"train_tokens={cfg.train_tokens} is less than one batch ({cfg.batch_size}x{cfg.seq_len})")
     gen = torch.Generator().manual_seed(cfg.seed)  # same windows, same order, for every size
-    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
     model.train()
     bar = tqdm(range(steps), desc=f"train {name}", unit="step", leave=True)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = _lr_at(step, steps, peak_lr, cfg.warmup_fraction)
+            group["lr"] = _lr_at(step, steps, peak_lr, cfg.warmup_fraction, cfg.min_lr_fraction)
         starts = torch.randint(0, len(ids) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
         batch = torch.stack([ids[s : s + cfg.seq_len] for s in starts.tolist()])
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step % 10 == 0:
@@ -115,16 +116,21 @@ def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig
 
 def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:
     keys = ("architecture", "vocab_size", "max_chars", "heldout_every", "seq_len", "batch_size",
-            "train_tokens", "lr", "warmup_fraction", "weight_decay", "seed")
-    blob = json.dumps({k: getattr(cfg, k) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha,
-                                                            "format": FORMAT_VERSION},
-                      sort_keys=True)
+            "train_tokens", "lr", "warmup_fraction", "min_lr_fraction", "weight_decay", "adam_betas", "grad_clip",
+            "seed")
+    recipe = {k: getattr(cfg, k) for k in keys} | {"spec": asdict(spec), "corpus": corpus_sha,
+                                                   "format": FORMAT_VERSION}
+    blob = json.dumps(recipe, sort_keys=True, default=list)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _is_built(model_dir: Path, build_hash: str) -> bool:
-    card = model_dir / CARD
-    return card.exists() and json.loads(card.read_text()).get("build_hash") == build_hash
+def _built_card(model_dir: Path, build_hash: str) -> ModelCard | None:
+    """The card of a model built by this recipe, or None (absent, other recipe, older format)."""
+    try:
+        card = read_card(model_dir)
+    except CardError:
+        return None
+    return card if card and card.build and card.build.build_hash == build_hash else None
 
 
 @dataclass
@@ -170,46 +176,32 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
     for spec in specs:
         model_dir = out / spec.name
         build_hash = _build_hash(cfg, spec, corpus.sha256 + tok_hash)
-        if not cfg.force and _is_built(model_dir, build_hash):
-            card = json.loads((model_dir / CARD).read_text())
-            built.append(BuiltModel(spec.name, card["non_embedding_params"], card["heldout_loss_nats"],
-                                    card["wall_time_s"], reused=True))
+        if not cfg.force and (card := _built_card(model_dir, build_hash)):
+            built.append(BuiltModel(spec.name, card.non_embedding_params, card.build.heldout_loss_nats,
+                                    card.wall_time_s, reused=True))
             log.info("%s: up to date, reused (force=true rebuilds)", spec.name)
             continue
         t0 = time.perf_counter()
         model = make_model(spec, cfg)
         tokens = train_model(model, ids, cfg, spec.name, spec.lr or cfg.lr)
         q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len,
-                         stride=cfg.seq_len // 2, max_bytes=None, batch_size=16)
+                         stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
         wall = time.perf_counter() - t0
         counts = count_params(model)
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
-        card = {
-            "name": spec.name,
-            "family": "tiny",
-            "architecture": "LlamaForCausalLM",
-            "spec": asdict(spec),
-            "params": counts.total,
-            "non_embedding_params": counts.non_embedding,
-            "train_tokens": tokens,
-            "train_flops": 6 * counts.total * tokens,
-            "train_flops_non_embedding": 6 * counts.non_embedding * tokens,
-            "heldout_loss_nats": q.loss_nats,
-            "heldout_bits_per_byte": q.bits_per_byte,
-            "corpus": corpus.description,
-            "corpus_sha256": corpus.sha256,
-            "vocab_size": cfg.vocab_size,
-            "seq_len": cfg.seq_len,
-            "seed": cfg.seed,
-            "torch_threads": torch.get_num_threads(),
-            "wall_time_s": round(wall, 2),
-            "build_hash": build_hash,
-        }
-        (model_dir / CARD).write_text(json.dumps(card, indent=2))
-        built.append(BuiltModel(spec.name, counts.non_embedding, q.loss_nats, wall, reused=False))
+        write_card(model_dir, ModelCard(
+            name=spec.name, family="tiny", params=counts.total, non_embedding_params=counts.non_embedding,
+            train_tokens=tokens, train_flops=6 * counts.total * tokens, wall_time_s=round(wall, 2),
+            build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
+                            train_flops_non_embedding=6 * counts.non_embedding * tokens,
+                            heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
+                            corpus=corpus.description, corpus_sha256=corpus.sha256, vocab_size=cfg.vocab_size,
+                            seq_len=cfg.seq_len, seed=cfg.seed, torch_threads=torch.get_num_threads(),
+                            build_hash=build_hash)))
+        built.append(BuiltModel(spec.name, counts.non_embedding, q.heldout_loss_nats, wall, reused=False))
         log.info("%s: %d non-embedding params, held-out loss %.4f nats/token, %.1f s",
-                 spec.name, counts.non_embedding, q.loss_nats, wall)
+                 spec.name, counts.non_embedding, q.heldout_loss_nats, wall)
     from harness.tiny.tasks import write_tasks
 
     counts = write_tasks(data_dir / "heldout.txt", out / "tasks", cfg.seed)

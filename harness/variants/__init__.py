@@ -27,7 +27,7 @@ class VariantInfo:
     library: str | None = None
     library_version: str | None = None
     weight_bits: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the variant's options as plain values
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. a distilled student's card
 
 
@@ -35,6 +35,9 @@ class VariantInfo:
 class PreparedModel:
     loaded: LoadedModel
     info: VariantInfo
+    # Whether counting the loaded model's parameters gives the model's true counts (packed
+    # quantised weights would undercount); where not, the card's or config's counts are used.
+    counts_readable: bool = True
 
 
 PrepareFn = Callable[[ModelConfig, VariantConfig, torch.device, "bool | None"], PreparedModel]

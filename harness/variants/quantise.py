@@ -1,66 +1,77 @@
 """Quantised variants: bitsandbytes at load time, torchao and torch's dynamic int8 after loading.
 
-Each method is one entry in METHODS: how to load (extra from_pretrained kwargs) and/or how to
-transform the loaded model. Measurement code never sees which one ran. When a library cannot
-run a method on the device in hand, the point becomes an ``unsupported`` record carrying the
-library's own reason, and the sweep goes on.
+Each method is one entry in METHODS: its option schema, how to load (extra from_pretrained
+kwargs) and/or how to transform the loaded model. Measurement code never sees which one ran.
+When a library cannot run a method on the device in hand, the point becomes an ``unsupported``
+record carrying the library's own reason, and the sweep goes on. A refusal is recognised
+narrowly: ImportError / NotImplementedError, or an exception raised inside the library's own
+code. Anything else (a bug on our side, say) propagates and the point is ``failed``.
 """
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any, Callable
 
 import torch
 
-from harness.config import ModelConfig, VariantConfig
+from harness.config import (Bnb4bitOptions, BnbInt8Options, GroupedInt4Options, ModelConfig, NoOptions,
+                            TorchDynamicOptions, VariantConfig)
 from harness.models import load_model
 from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype
 
 log = logging.getLogger(__name__)
 
-# Exceptions by which a library says "not here" (missing kernel, backend or extra package).
-_LIBRARY_REFUSALS = (ImportError, NotImplementedError, RuntimeError, ValueError, AssertionError, TypeError)
+# Exception types by which any library says "not here" (missing kernel, backend or extra package).
+_ALWAYS_REFUSALS = (ImportError, NotImplementedError)
+# Where each library's own code lives (path fragments of its source files): an exception raised
+# there is that library refusing; transformers' bitsandbytes integration counts as bitsandbytes.
+_LIBRARY_CODE = {
+    "bitsandbytes": ("/bitsandbytes/", "/transformers/quantizers/", "/transformers/integrations/bitsandbytes"),
+    "torchao": ("/torchao/", "/transformers/quantizers/"),
+    "torch": ("/torch/ao/",),
+}
 
 
 @dataclass(frozen=True)
 class QuantMethod:
     library: str  # distribution name, for its version
     bits: float
-    load_kwargs: Callable[[dict, torch.dtype, torch.device], dict] | None = None
-    transform: Callable[[torch.nn.Module, dict, torch.device], torch.nn.Module] | None = None
+    options: type  # the option schema (harness.config) its variant YAML must select
+    load_kwargs: Callable[[Any, torch.dtype, torch.device], dict] | None = None
+    transform: Callable[[torch.nn.Module, Any, torch.device], torch.nn.Module] | None = None
     devices: tuple[str, ...] = ("cpu", "cuda")
     note: str = ""
 
 
 # --- bitsandbytes: quantised while loading -------------------------------------------------------
 
-def _bnb_int8(opts: dict, dtype: torch.dtype, device: torch.device) -> dict:
+def _bnb_int8(opts: BnbInt8Options, dtype: torch.dtype, device: torch.device) -> dict:
     from transformers import BitsAndBytesConfig
 
     return {"quantization_config": BitsAndBytesConfig(
-        load_in_8bit=True, llm_int8_threshold=float(opts.get("llm_int8_threshold", 6.0)),
-        llm_int8_skip_modules=opts.get("skip_modules")), "device_map": str(device)}
+        load_in_8bit=True, llm_int8_threshold=opts.llm_int8_threshold,
+        llm_int8_skip_modules=opts.skip_modules), "device_map": str(device)}
 
 
 def _bnb_4bit(quant_type: str):
-    def kwargs(opts: dict, dtype: torch.dtype, device: torch.device) -> dict:
+    def kwargs(opts: Bnb4bitOptions, dtype: torch.dtype, device: torch.device) -> dict:
         from transformers import BitsAndBytesConfig
 
-        compute = parse_dtype(opts.get("compute_dtype", str(dtype).removeprefix("torch.")))
+        compute = parse_dtype(opts.compute_dtype) if opts.compute_dtype else dtype
         return {"quantization_config": BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_compute_dtype=compute,
-            bnb_4bit_use_double_quant=bool(opts.get("double_quant", False)),
-            llm_int8_skip_modules=opts.get("skip_modules")), "device_map": str(device)}
+            bnb_4bit_use_double_quant=opts.double_quant,
+            llm_int8_skip_modules=opts.skip_modules), "device_map": str(device)}
     return kwargs
 
 
 # --- torchao: quantize_ with config objects (torchao 0.18 rejects strings) ------------------------
 
-def _torchao(make_config: Callable[[dict], Any]):
-    def transform(model: torch.nn.Module, opts: dict, device: torch.device) -> torch.nn.Module:
+def _torchao(make_config: Callable[[Any], Any]):
+    def transform(model: torch.nn.Module, opts: Any, device: torch.device) -> torch.nn.Module:
         from torchao.quantization import quantize_
 
         quantize_(model, make_config(opts))
@@ -68,37 +79,37 @@ def _torchao(make_config: Callable[[dict], Any]):
     return transform
 
 
-def _ao_int8_weight(opts: dict):
+def _ao_int8_weight(opts: NoOptions):
     from torchao.quantization import Int8WeightOnlyConfig
 
     return Int8WeightOnlyConfig()
 
 
-def _ao_int8_dynamic(opts: dict):
+def _ao_int8_dynamic(opts: NoOptions):
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig
 
     return Int8DynamicActivationInt8WeightConfig()
 
 
-def _ao_int4_weight(opts: dict):
+def _ao_int4_weight(opts: GroupedInt4Options):
     from torchao.quantization import IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerGroup
 
-    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(int(opts.get("group_size", 32))))
+    return IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(opts.group_size))
 
 
-def _ao_int4_tinygemm(opts: dict):
+def _ao_int4_tinygemm(opts: GroupedInt4Options):
     from torchao.quantization import Int4WeightOnlyConfig
 
-    return Int4WeightOnlyConfig(group_size=int(opts.get("group_size", 128)))
+    return Int4WeightOnlyConfig(group_size=opts.group_size)
 
 
 # --- torch's own dynamic int8 (CPU kernels: fbgemm / qnnpack) ---------------------------------------
 
-def _torch_dynamic_int8(model: torch.nn.Module, opts: dict, device: torch.device) -> torch.nn.Module:
+def _torch_dynamic_int8(model: torch.nn.Module, opts: TorchDynamicOptions, device: torch.device) -> torch.nn.Module:
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-    skip = set(opts.get("skip_modules", ["lm_head"]))  # quantising lm_head breaks tie_weights
+    skip = set(opts.skip_modules)  # quantising lm_head breaks tie_weights
     spec = {name: default_dynamic_qconfig for name, mod in model.named_modules()
             if isinstance(mod, torch.nn.Linear) and name not in skip}
     with warnings.catch_warnings():
@@ -107,17 +118,19 @@ def _torch_dynamic_int8(model: torch.nn.Module, opts: dict, device: torch.device
 
 
 METHODS: dict[str, QuantMethod] = {
-    "bnb-int8": QuantMethod("bitsandbytes", 8, load_kwargs=_bnb_int8, note="LLM.int8 with outlier threshold"),
-    "bnb-nf4": QuantMethod("bitsandbytes", 4, load_kwargs=_bnb_4bit("nf4")),
-    "bnb-fp4": QuantMethod("bitsandbytes", 4, load_kwargs=_bnb_4bit("fp4")),
-    "ao-int8-weight": QuantMethod("torchao", 8, transform=_torchao(_ao_int8_weight)),
-    "ao-int8-dynamic": QuantMethod("torchao", 8, transform=_torchao(_ao_int8_dynamic),
+    "bnb-int8": QuantMethod("bitsandbytes", 8, BnbInt8Options, load_kwargs=_bnb_int8,
+                            note="LLM.int8 with outlier threshold"),
+    "bnb-nf4": QuantMethod("bitsandbytes", 4, Bnb4bitOptions, load_kwargs=_bnb_4bit("nf4")),
+    "bnb-fp4": QuantMethod("bitsandbytes", 4, Bnb4bitOptions, load_kwargs=_bnb_4bit("fp4")),
+    "ao-int8-weight": QuantMethod("torchao", 8, NoOptions, transform=_torchao(_ao_int8_weight)),
+    "ao-int8-dynamic": QuantMethod("torchao", 8, NoOptions, transform=_torchao(_ao_int8_dynamic),
                                    note="int8 dynamic activations, int8 weights"),
-    "ao-int4-weight": QuantMethod("torchao", 4, transform=_torchao(_ao_int4_weight),
+    "ao-int4-weight": QuantMethod("torchao", 4, GroupedInt4Options, transform=_torchao(_ao_int4_weight),
                                   note="IntxWeightOnlyConfig: int4 values held unpacked in int8 (CPU path)"),
-    "ao-int4-tinygemm": QuantMethod("torchao", 4, transform=_torchao(_ao_int4_tinygemm),
+    "ao-int4-tinygemm": QuantMethod("torchao", 4, GroupedInt4Options, transform=_torchao(_ao_int4_tinygemm),
                                     note="Int4WeightOnlyConfig: packed int4 (CUDA; needs an extra package)"),
-    "torch-dynamic-int8": QuantMethod("torch", 8, transform=_torch_dynamic_int8, devices=("cpu",),
+    "torch-dynamic-int8": QuantMethod("torch", 8, TorchDynamicOptions, transform=_torch_dynamic_int8,
+                                      devices=("cpu",),
                                       note="torch.ao quantize_dynamic on Linear layers, lm_head left out"),
 }
 
@@ -127,6 +140,16 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def is_refusal(e: BaseException, library: str) -> bool:
+    """ImportError / NotImplementedError, or raised from within ``library``'s own code."""
+    if isinstance(e, _ALWAYS_REFUSALS):
+        return True
+    tb, where = e.__traceback__, ""
+    while tb is not None:  # the innermost Python frame: where the exception was raised
+        where, tb = tb.tb_frame.f_code.co_filename.replace("\\", "/"), tb.tb_next
+    return any(fragment in where for fragment in _LIBRARY_CODE.get(library, ()))
 
 
 def _refusal(method: str, e: BaseException, device: torch.device | None = None) -> UnsupportedVariantError:
@@ -153,19 +176,18 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
         raise UnsupportedVariantError(f"{name}: runs on {', '.join(method.devices)}, not {device.type}")
     if _version(method.library) is None:
         raise UnsupportedVariantError(f"{name}: {method.library} is not installed (pip install 'meekbench[quant]')")
+    opts = variant_cfg.options
+    if not isinstance(opts, method.options):
+        raise ValueError(f"variant {variant_cfg.name}: method {name} takes options {method.options.__name__}, "
+                         f"got {type(opts).__name__}; select it in the variant's YAML defaults "
+                         "(- /variant_options@options: <schema>)")
     dtype = parse_dtype(variant_cfg.dtype)
-    opts = dict(variant_cfg.options)
-    extra = {}
-    if method.load_kwargs:
-        try:
-            extra = method.load_kwargs(opts, dtype, device)
-        except _LIBRARY_REFUSALS as e:
-            raise _refusal(name, e) from e
+    extra = method.load_kwargs(opts, dtype, device) if method.load_kwargs else {}
     try:
         loaded = load_model(model_cfg, dtype, device, offline, **extra)
-    except _LIBRARY_REFUSALS as e:
-        if method.load_kwargs:  # the quantiser runs inside from_pretrained
-            raise _refusal(name, e) from e
+    except Exception as e:
+        if method.load_kwargs and is_refusal(e, method.library):  # the quantiser runs inside from_pretrained
+            raise _refusal(name, e, device) from e
         raise
     before = float_linear_layers(loaded.model)
     try:
@@ -173,12 +195,14 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
             loaded.model = method.transform(loaded.model, opts, device)
         with torch.inference_mode():  # one forward: some kernels fail only at the first call without grad
             loaded.model(input_ids=torch.zeros(1, 2, dtype=torch.long, device=loaded.model.device))
-    except _LIBRARY_REFUSALS as e:
-        raise _refusal(name, e, device) from e
+    except Exception as e:
+        if is_refusal(e, method.library):
+            raise _refusal(name, e, device) from e
+        raise
     if method.transform and float_linear_layers(loaded.model) == before:  # libraries skip layers silently
         raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
                                       f"(layer shapes not supported with options {opts})")
     info = VariantInfo(name=variant_cfg.name, kind="quantise", dtype=variant_cfg.dtype, method=name,
                        library=method.library, library_version=_version(method.library), weight_bits=method.bits,
-                       options=opts, extra={"note": method.note} if method.note else {})
-    return PreparedModel(loaded, info)
+                       options=asdict(opts), extra={"note": method.note} if method.note else {})
+    return PreparedModel(loaded, info, counts_readable=False)  # packed weights would undercount

@@ -1,0 +1,62 @@
+"""Every measurement of one loaded model, in a fixed order, returned as one value.
+
+Quality first (held-out loss, then lm-eval tasks when a suite is given), then latency with
+energy over the timed runs, then memory peaks over all of it, then the decode roofline when
+the machine's bandwidth is known. Takes plain values and typed plans; knows no config or record.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from harness.measure.energy import EnergyMeter, EnergyTotal, total_energy
+from harness.measure.latency import LatencyPlan, LatencyResult, measure_latency
+from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss, weights_bytes
+from harness.measure.quality import HeldoutQuality, heldout_loss
+from harness.measure.roofline import Roofline, decode_roofline, kv_bytes_per_position
+from harness.measure.tasks import TaskResults, TaskSuite, evaluate_tasks
+
+PEAK_RSS_SCOPE = "process high-water mark from after loading to the end of measurement"
+
+
+class QualityPlan(Protocol):
+    """How held-out loss is scored (harness.config.QualityConfig is one)."""
+    context_length: int
+    stride: int
+    max_bytes: int | None
+    batch_size: int
+
+
+@dataclass
+class PointMeasurements:
+    quality: HeldoutQuality
+    tasks: TaskResults | None
+    latency: LatencyResult
+    energy: EnergyTotal
+    memory: MemoryResult
+    roofline: Roofline | None
+
+
+def measure_point(model, tokenizer, device: torch.device, heldout_text: str, quality: QualityPlan,
+                  bench: LatencyPlan, suite: TaskSuite | None = None, offline: bool = False,
+                  bandwidth_bytes_per_s: float | None = None) -> PointMeasurements:
+    w_bytes = weights_bytes(model)
+    reset_peak_rss()
+    reset_gpu_peaks(device)
+    q = heldout_loss(model, tokenizer, heldout_text, quality.context_length, quality.stride, quality.max_bytes,
+                     quality.batch_size)
+    tasks = evaluate_tasks(model, tokenizer, suite, offline=offline) if suite is not None and suite.tasks else None
+    meter = EnergyMeter(device)
+    lat = measure_latency(model, tokenizer, device, bench, meter)
+    energy = total_energy(lat.scenarios, meter)
+    memory = memory_result(device, w_bytes, PEAK_RSS_SCOPE)
+    head = next((sc for sc in lat.scenarios if sc.status == "ok"), None)
+    roofline = None
+    if head and bandwidth_bytes_per_s:
+        kv_element = torch.finfo(model.dtype).bits // 8  # the KV cache is held in the compute dtype
+        roofline = decode_roofline(w_bytes, kv_bytes_per_position(model.config, kv_element), head.batch_size,
+                                   head.prompt_tokens, head.new_tokens, head.decode_ms_per_token.median,
+                                   bandwidth_bytes_per_s)
+    return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline)

@@ -1,0 +1,44 @@
+"""Provenance of a record: which code and which package versions produced it.
+
+Read from package metadata (no imports of the packages themselves, so no torch here) and from
+git, when the harness runs from a checkout.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import harness
+
+SOURCE_ROOT = Path(harness.__file__).resolve().parent.parent
+PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "bitsandbytes", "torchao",
+            "lm_eval", "hydra-core", "numpy")
+
+
+def git_sha(root: Path = SOURCE_ROOT) -> str | None:
+    """HEAD of the checkout the harness runs from, with ``-dirty`` if tracked files changed."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def package_version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def software() -> dict[str, str | None]:
+    return {"python": sys.version.split()[0], "harness": harness.__version__, "git_sha": git_sha(),
+            "platform": platform.platform(), **{pkg: package_version(pkg) for pkg in PACKAGES}}

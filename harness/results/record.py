@@ -1,0 +1,104 @@
+"""The one place a point's results become a RunRecord.
+
+``run.py`` hands over what it has (config, hardware, the variant's description, the
+measurements or the failure) and this module decides every field: the model's counts (from
+the loaded model where the variant says they are readable, else its card, else the config),
+the headline latency, and the status (a point whose every latency scenario ran out of memory
+is ``oom``). Inputs are measurement dataclasses, read by attribute name: nothing here imports
+``harness.measure`` or torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from harness.results import schema as S
+from harness.results.provenance import software
+
+
+@dataclasses.dataclass
+class Failure:
+    status: S.Status  # failed | unsupported | oom
+    error: str  # one line
+
+
+def _plain(value: Any) -> Any:
+    """Options as recorded: dataclasses (structured config nodes) become dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return dict(value or {})
+
+
+def model_block(model_cfg: Any, source: Optional[str] = None, card: Any = None, counts: Any = None,
+                distilled_from: Optional[str] = None) -> S.ModelBlock:
+    """Counts, best first: the loaded model's own (``counts``), its card, the config's declared ones."""
+    def pick(name: str, counted: Any = None) -> Any:
+        for value in (counted, getattr(card, name, None), getattr(model_cfg, name, None)):
+            if value is not None:
+                return value
+        return None
+
+    params = pick("params", counts.total if counts else None)
+    non_emb = pick("non_embedding_params", counts.non_embedding if counts else None)
+    tokens = pick("train_tokens")
+    flops = getattr(card, "train_flops", None) or (6 * params * tokens if params and tokens else None)
+    return S.ModelBlock(name=model_cfg.name, source=source or model_cfg.path or model_cfg.hub_id or "",
+                        family=model_cfg.family, params=params, non_embedding_params=non_emb, train_tokens=tokens,
+                        train_flops=flops, distilled_from=distilled_from or model_cfg.distilled_from)
+
+
+def variant_block(variant: Any) -> S.VariantBlock:
+    """From the variant's own description once prepared, or from its config when it never got there."""
+    fields = {name: getattr(variant, name) for name in S.VariantBlock.model_fields if hasattr(variant, name)}
+    return S.VariantBlock.model_validate(fields | {"options": _plain(getattr(variant, "options", None))})
+
+
+def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] = None) -> S.QualityBlock:
+    block = S.QualityBlock.model_validate(heldout)
+    if tasks is not None:
+        block = block.model_copy(update={
+            "tasks": {name: S.TaskScore.model_validate(score) for name, score in tasks.tasks.items()},
+            "lm_eval_version": tasks.lm_eval_version,
+            "samples_path": str(samples_path) if samples_path else None})
+    return block
+
+
+def latency_block(latency: Any) -> S.LatencyBlock:
+    """The scenarios as measured, with the first scenario that ran as the headline."""
+    block = S.LatencyBlock.model_validate(latency)
+    head = next((sc for sc in block.scenarios if sc.status == "ok"), None)
+    if head is None:
+        return block
+    return block.model_copy(update={"prefill_ms": head.prefill_ms, "decode_ms_per_token": head.decode_ms_per_token,
+                                    "decode_tokens_per_s": head.decode_tokens_per_s})
+
+
+def _oom(latency: S.LatencyBlock) -> Optional[Failure]:
+    scenarios = latency.scenarios
+    if scenarios and all(sc.status == "oom" for sc in scenarios):
+        return Failure("oom", "; ".join(sc.error for sc in scenarios if sc.error))
+    return None
+
+
+def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float, model: S.ModelBlock,
+                 variant: S.VariantBlock, hardware: Any, probes: Any = None, measured: Any = None,
+                 samples_path: Optional[Path] = None, failure: Optional[Failure] = None) -> S.RunRecord:
+    """One validated record. ``measured`` is a point's measurements (quality, tasks, latency, energy,
+    memory, roofline attributes) or None when the point failed before measuring."""
+    blocks: dict[str, Any] = {}
+    if measured is not None:
+        latency = latency_block(measured.latency)
+        blocks = {"quality": quality_block(measured.quality, measured.tasks, samples_path), "latency": latency,
+                  "energy": S.EnergyBlock.model_validate(measured.energy),
+                  "memory": S.MemoryBlock.model_validate(measured.memory),
+                  "roofline": S.RooflineBlock.model_validate(measured.roofline) if measured.roofline else None}
+        failure = failure or _oom(latency)
+    hw = S.HardwareBlock.model_validate(hardware).model_copy(
+        update={"probes": S.ProbesBlock.model_validate(probes) if probes is not None else None})
+    return S.RunRecord(
+        run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
+        error=failure.error if failure else None,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
+        config=dict(config), model=model, variant=variant, hardware=hw, software=software(), **blocks)
