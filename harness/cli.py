@@ -3,11 +3,26 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import sys
 from typing import Callable
 
-# Quieter imports: torchao announces optional CUDA kernels it cannot load on CPU machines.
-logging.getLogger("torchao").setLevel(logging.ERROR)
+
+def _quiet_libraries() -> None:
+    """Keep library chatter out of the terminal (MEEKBENCH_LIBRARY_LOGS=1 lets it through):
+    torchao announces CUDA kernels it cannot load on CPU machines and, through torch's pytree,
+    deprecations at every import; transformers draws a progress bar for every weights load."""
+    if os.environ.get("MEEKBENCH_LIBRARY_LOGS") == "1":
+        return
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+_quiet_libraries()
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402

@@ -17,6 +17,8 @@ from harness.results.compare import baseline_of, baselines, load_records, ratio
 def matrix(dirs: list[str], baseline_variant: str) -> str:
     everything = load_records(dirs).records
     records = [r for r in everything if r.variant.kind == "quantise"]
+    if not records:
+        return f"no quantised records under {', '.join(dirs)}"
     base = baselines(everything, baseline_variant)
     devices = sorted({r.hardware.device.split(":")[0] for r in records})
     cells: dict[tuple[str, str], list[str]] = {}

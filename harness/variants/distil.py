@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import Trainer, TrainingArguments
+from transformers import ProgressCallback, Trainer, TrainingArguments
 
 from harness.cards import CardError, DistillationInfo, ModelCard, read_card, write_card
 from harness.config import DistilOptions, ModelConfig, StudentInit, VariantConfig
@@ -69,6 +69,13 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         w = self.ids[self.starts[i] : self.starts[i] + self.seq_len]
         return {"input_ids": w, "labels": w.clone()}
+
+
+class _BarOnly(ProgressCallback):
+    """The step bar without the metrics dict Trainer prints at the end (the card keeps the loss)."""
+
+    def on_log(self, *args, **kwargs):
+        pass
 
 
 class DistilTrainer(Trainer):
@@ -157,11 +164,13 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
             learning_rate=opts.lr, lr_scheduler_type="cosine",
             warmup_steps=opts.warmup_fraction,  # transformers 5: a float < 1 is a ratio
             weight_decay=opts.weight_decay, max_grad_norm=opts.grad_clip, seed=opts.seed, data_seed=opts.seed,
-            report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=False,
+            report_to=[], save_strategy="no", logging_strategy="no",
             use_cpu=device.type == "cpu", dataloader_num_workers=0, remove_unused_columns=False)
         trainer = DistilTrainer(model=student.model, args=args, train_dataset=data,
                                 teacher=teacher.model if teacher else None, alpha=alpha,
                                 temperature=opts.temperature, vocab=vocab)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_BarOnly)
         train_out = trainer.train()
     wall = time.perf_counter() - t0
     model = student.model.eval()
