@@ -11,12 +11,15 @@ from typing import Callable
 def _quiet_libraries() -> None:
     """Keep library chatter out of the terminal (MEEKBENCH_LIBRARY_LOGS=1 lets it through):
     torchao announces CUDA kernels it cannot load on CPU machines and, through torch's pytree,
-    deprecations at every import; transformers draws a progress bar for every weights load."""
+    deprecations at every import; transformers draws a progress bar for every weights load,
+    datasets one per split it prepares; lm-eval logs each task's set-up (eval.progress_bars
+    governs its per-request bars)."""
     if os.environ.get("MEEKBENCH_LIBRARY_LOGS") == "1":
         return
-    for name in ("torchao", "torch.utils._pytree"):
+    for name in ("torchao", "torch.utils._pytree", "lm_eval"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

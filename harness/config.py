@@ -112,6 +112,7 @@ class EvalConfig:
     offline: bool = False  # hub access off while evaluating (restored afterwards)
     bootstrap_iters: int = 100_000  # lm-eval's stderr bootstrap
     missing_hint: str = ""  # what to run when a task under include_path is missing
+    progress_bars: bool = False  # lm-eval's per-request progress bars
     random_seed: int = 0  # lm-eval's seeds (its own defaults)
     numpy_random_seed: int = 1234
     torch_random_seed: int = 1234

@@ -26,3 +26,5 @@ meekbench run -m hydra/launcher=submitit_slurm \
   results_dir="$SHARED"
 
 meekbench summary results_dir="$SHARED" baseline_variant=bf16
+meekbench report "$SHARED"                                  # $SHARED/report/report.md, points.parquet, plots
+meekbench project projector=measured results_dirs="[$SHARED]" projector.family=pythia projector.baseline_variant=bf16

@@ -33,6 +33,7 @@ class TaskSuite(Protocol):
     offline: bool
     bootstrap_iters: int
     missing_hint: str
+    progress_bars: bool
     random_seed: int
     numpy_random_seed: int
     torch_random_seed: int
@@ -132,7 +133,23 @@ def _evaluate(model, tokenizer, suite: TaskSuite) -> TaskResults:
 
     tm = task_manager(suite)
     check_tasks(tm, suite)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
+    quiet = not suite.progress_bars
+
+    class _HFLM(HFLM):  # lm-eval draws a bar per request batch; simple_evaluate offers no switch
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or quiet)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or quiet)
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=disable_tqdm or quiet)
+
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
+            # the rolling path calls this with disable_tqdm=False hard-coded (lm-eval 0.4.x)
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm or quiet, **kwargs)
+
+    lm = _HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
     by_shot: dict[int, list[str]] = {}
     for t in suite.tasks:
         by_shot.setdefault(int(suite.num_fewshot.get(t, suite.default_fewshot)), []).append(t)

@@ -201,7 +201,7 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
         raise
     if method.transform and float_linear_layers(loaded.model) == before:  # libraries skip layers silently
         raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
-                                      f"(layer shapes not supported with options {opts})")
+                                      f"(layer shapes not supported with options {asdict(opts)})")
     info = VariantInfo(name=variant_cfg.name, kind="quantise", dtype=variant_cfg.dtype, method=name,
                        library=method.library, library_version=_version(method.library), weight_bits=method.bits,
                        options=asdict(opts), extra={"note": method.note} if method.note else {})
