@@ -133,10 +133,15 @@ class BenchConfig:
     prompt_tokens: List[int] = field(default_factory=lambda: [64])
     new_tokens: int = 32
     batch_sizes: List[int] = field(default_factory=lambda: [1])
-    warmup: int = 2
-    min_iterations: int = 5
-    min_seconds: float = 2.0
-    max_iterations: int = 200
+    warmup: int = 2  # warm-up requests per arm at the measured shapes
+    repeats: int = 3  # rounds per scenario, apart in time; their spread is recorded
+    min_iterations: int = 5  # per round: requests until both minimums are met...
+    min_seconds: float = 1.0
+    max_iterations: int = 200  # ...or this cap
+    target_rel_ci: Optional[float] = None  # stop a round early once the TPOT interval's half-width / median <= this
+    bare_loop: bool = True  # time a bare greedy KV-cache loop of model() calls beside generate()
+    paired_baseline: bool = False  # interleave the same model's baseline and record paired speed ratios
+    paired_baseline_dtype: str = "float32"  # the baseline it is paired with (a dtype baseline)
     threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
     bootstrap_resamples: int = 2000
     seed: int = 0

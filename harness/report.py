@@ -16,13 +16,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.results.compare import baseline_of, baselines, decode_ms, load_records, ratio  # noqa: E402
+from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 LOSS = "quality.heldout_loss_nats"
-DECODE = "latency.decode_ms_per_token.median"
+TPOT = "latency.tpot_ms.median"
 WEIGHTS = "memory.weights_bytes"
 ENERGY = "energy.j_per_token"
 
@@ -89,7 +89,7 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
             continue
         row = {"hardware": r.hardware.label, "model": r.model.name, "variant": r.variant.name,
                "delta_loss_nats": r.quality.heldout_loss_nats - b.quality.heldout_loss_nats,
-               "speedup": ratio(decode_ms(b), decode_ms(r)),
+               **_speed(speed_ratio(r, b)),
                "weights_saved_bytes": b.memory.weights_bytes - r.memory.weights_bytes,
                "weights_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes)}
         for task, score in r.quality.tasks.items():
@@ -105,11 +105,18 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def _speed(s) -> dict:
+    if s is None:
+        return {"speedup": None, "speed_kind": None}
+    return {"speedup": s.speedup, "speed_kind": s.kind,  # paired: interleaved in one point; else two points
+            "speedup_ci_low": 1 / s.ci_high if s.ci_high else None, "speedup_ci_high": 1 / s.ci_low if s.ci_low else None}
+
+
 def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
-    ok = df[df["status"] == "ok"].dropna(subset=[DECODE])
+    ok = df[df["status"] == "ok"].dropna(subset=[TPOT])
     if ok.empty:
         return pd.DataFrame()
-    return ok.pivot_table(index=["model.name", "variant.name"], columns="hardware.label", values=DECODE,
+    return ok.pivot_table(index=["model.name", "variant.name"], columns="hardware.label", values=TPOT,
                           aggfunc="median")
 
 
@@ -149,7 +156,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                          + (f", {hw.get('hardware.gpu_name')}" if pd.notna(hw.get("hardware.gpu_name")) else "")
                          + f"; torch {hw.get('software.torch')}, transformers {hw.get('software.transformers')}.")
             lines.append("")
-            for x, xlabel, name in ((DECODE, "decode ms/token (median)", "latency"),
+            for x, xlabel, name in ((TPOT, "TPOT ms (median)", "latency"),
                                     (WEIGHTS, "weights bytes", "memory"), (ENERGY, "J per token", "energy")):
                 png = out / f"pareto-{name}-{slug}.png"
                 if x in grp.columns and _pareto_plot(grp, x, xlabel, png, f"{label}: loss vs {name}"):
@@ -163,7 +170,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                     lines += [f"Energy: not measured on this target ({reason}).", ""]
         effects = variant_effects(g.records, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
-        lines += ["## Same model and variant across hardware (decode ms/token, median)", "",
+        lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "",
                   _md(cross_hardware(df))]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"

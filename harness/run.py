@@ -22,7 +22,8 @@ from harness.results import record as R
 from harness.results import schema as S
 from harness.results.store import (existing_ok, point_key, probes_path, read_probes, run_id_for, write_probes,
                                    write_record, write_samples)
-from harness.variants import UnsupportedVariantError, prepare
+from harness.variants import PreparedModel, UnsupportedVariantError, prepare
+from harness.variants.baseline import reference_for
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,21 @@ def _probes(rc: RunConfig, hardware_id: str, device: torch.device) -> S.ProbesBl
         return cached
     return write_probes(cache, run_probes(device, rc.hardware.probe_repeats, rc.hardware.probe_copy_bytes,
                                           rc.hardware.probe_matmul_n))
+
+
+def _paired_reference(rc: RunConfig, device: torch.device) -> tuple[PreparedModel | None, str | None]:
+    """The baseline to interleave with this point's latency (bench.paired_baseline), and its name,
+    or None with the reason it is missing (the point itself is still measured)."""
+    if not rc.bench.paired_baseline:
+        return None, None
+    try:
+        reference = reference_for(rc.model, rc.variant, rc.bench.paired_baseline_dtype, device, rc.offline)
+    except Exception as e:  # e.g. both models do not fit: measure unpaired, and say why
+        log.warning("paired baseline unavailable: %s", _failure(e).error)
+        return None, f"none: {_failure(e).error}"
+    if reference is None:
+        return None, "none: the point is its own baseline"
+    return reference, f"{rc.model.name} {reference.info.name}"
 
 
 def _heldout_text(rc: RunConfig) -> str:
@@ -83,9 +99,12 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
         prepared = prepare(rc.model, rc.variant, device, rc.offline)
         loaded = prepared.loaded
+        reference, reference_name = _paired_reference(rc, device)
         measured = measure_point(loaded.model, loaded.tokenizer, device, _heldout_text(rc), rc.quality, rc.bench,
                                  suite=rc.eval, offline=bool(rc.offline),
-                                 bandwidth_bytes_per_s=probes.bandwidth_bytes_per_s if probes else None)
+                                 bandwidth_bytes_per_s=probes.bandwidth_bytes_per_s if probes else None,
+                                 baseline=reference.loaded.model if reference else None, baseline_name=reference_name)
+        del reference
         if measured.tasks and measured.tasks.samples:
             samples_path = write_samples(rc.results_dir, run_id, measured.tasks.samples)
     except Exception as e:  # a failure is data: record it and let the sweep go on

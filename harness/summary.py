@@ -5,11 +5,15 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.config import SummaryConfig
-from harness.results.compare import baseline_of, baselines, load_records, ratio, task_names
+from harness.results.compare import SpeedRatio, baseline_of, baselines, load_records, ratio, speed_ratio, task_names
 from harness.results.schema import QualityBlock, RunRecord
 
 COLUMNS = ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
-           "decode ms/tok [95% CI]", "speed-up", "weights MB", "mem ratio")
+           "TPOT ms [95% CI]", "round spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
+NOTE = ("TPOT: median time per output token over requests, interval by resampling requests; round spread: "
+        "(max - min) / median of the rounds' TPOT; gen/bare: generate() over a bare KV-cache loop; speed-up: "
+        "baseline TPOT / this TPOT, (p) paired = interleaved inside the point with its interval, "
+        "(u) unpaired = two points measured apart (drift included)")
 
 
 def _mb(n: int | None) -> str:
@@ -22,6 +26,14 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 
 def _times(x: float | None) -> str:
     return f"{x:.2f}x" if x is not None else "-"
+
+
+def _speedup(s: SpeedRatio | None) -> str:
+    if s is None:
+        return "-"
+    if s.kind == "paired":
+        return f"{s.speedup:.2f}x (p) [{1 / s.ci_high:.2f}, {1 / s.ci_low:.2f}]"
+    return f"{s.speedup:.2f}x (u)"
 
 
 def _acc(q: QualityBlock, task: str) -> str:
@@ -49,14 +61,17 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             continue
         b = baseline_of(r, base)
         q, lat, mem = r.quality, r.latency, r.memory
-        d = lat.decode_ms_per_token if lat else None
+        d = lat.tpot_ms if lat else None
+        head = next((sc for sc in lat.scenarios if sc.status == "ok"), None) if lat else None
         table.add_row(
             r.model.name, r.variant.name, r.hardware.label, r.status,
             f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
             _num(q.heldout_loss_nats),
             _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"), _num(q.bits_per_byte),
             f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
-            _times(ratio(b.latency.decode_ms_per_token.median, d.median) if b and d else None),
+            f"{head.round_spread:.0%}" if head and head.round_spread is not None else "-",
+            _num(lat.generate_over_bare if lat else None, ".2f"),
+            _speedup(speed_ratio(r, b)),
             _mb(mem.weights_bytes), _times(ratio(mem.weights_bytes, b.memory.weights_bytes) if b else None),
             *(_acc(q, t) for t in tasks),
         )
@@ -72,6 +87,7 @@ def print_summary(cfg: SummaryConfig) -> None:
         console.print(f"no records under {cfg.results_dir}/runs; run `meekbench run` first")
         return
     console.print(summary_table(loaded.records, cfg.baseline_variant))
+    console.print(NOTE, soft_wrap=True)
     for r in loaded.records:
         if r.status != "ok":
             console.print(f"[red]{r.status}[/] {r.model.name} {r.variant.name}: {r.error}", soft_wrap=True)

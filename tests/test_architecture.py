@@ -63,13 +63,14 @@ def _fields(cls) -> set[str]:
 def _pairs():
     from harness.measure.energy import EnergyTotal
     from harness.measure.hardware import Hardware, Probes
-    from harness.measure.latency import LatencyResult, LatencyScenario
+    from harness.measure.latency import LatencyResult, LatencyScenario, PairedRatio
     from harness.measure.memory import MemoryResult
     from harness.measure.quality import HeldoutQuality
     from harness.measure.roofline import Roofline
     from harness.measure.stats import SampleStats
     from harness.measure.tasks import TaskScore
     from harness.results import schema as S
+    from harness.results.record import HEADLINE
     from harness.variants import VariantInfo
 
     # (measurement type, record block, fields only the block has: filled by the record builder)
@@ -77,11 +78,11 @@ def _pairs():
             (EnergyTotal, S.EnergyBlock, set()), (MemoryResult, S.MemoryBlock, set()),
             (LatencyScenario, S.LatencyScenarioBlock, set()), (TaskScore, S.TaskScore, set()),
             (VariantInfo, S.VariantBlock, set()), (Hardware, S.HardwareBlock, {"probes"}),
-            (LatencyResult, S.LatencyBlock, {"prefill_ms", "decode_ms_per_token", "decode_tokens_per_s"}),
+            (PairedRatio, S.PairedRatioBlock, set()), (LatencyResult, S.LatencyBlock, set(HEADLINE)),
             (HeldoutQuality, S.QualityBlock, {"tasks", "lm_eval_version", "samples_path"})]
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(12))
 def test_measurement_types_and_record_blocks_agree(index):
     measured, block, builder_only = _pairs()[index]
     assert _fields(measured) == _fields(block) - builder_only, (measured.__name__, block.__name__)

@@ -69,6 +69,18 @@ def test_student_is_reused_not_retrained(distilled):
     assert AutoModelForCausalLM.from_pretrained(path).config.num_hidden_layers >= 1
 
 
+def test_same_shape_student_decodes_like_its_baseline_measured_paired(distilled):
+    """A student has tiny-xs's shape: interleaved with tiny-xs fp32 in the same point, its time
+    per output token must be its baseline's up to noise (the saved config keeps the KV cache on)."""
+    path = distilled["kd"].model.source
+    assert AutoModelForCausalLM.from_pretrained(path).config.use_cache is True
+    rec = distilled["run"]("variant=distil-kd", "model@variant.options.teacher=tiny-m", TOKENS,
+                           "bench.paired_baseline=true", "bench.repeats=2", "bench.min_iterations=15", "force=true")
+    p = rec.latency.paired
+    assert p is not None and p.pairs == 30, rec.latency.paired_with
+    assert 0.8 < p.tpot_ratio < 1.25, (p.tpot_ratio, p.tpot_ci_low, p.tpot_ci_high)
+
+
 def test_recipe_hash_tracks_what_changes_the_student():
     student = ModelConfig(name="s", source="local", path="/x")
     opts = DistilOptions(teacher=ModelConfig(name="t", source="local", path="/t"), text="/train.txt")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harness.measure.quality import _windows, heldout_loss
-from harness.measure.stats import summarize
+from harness.measure.stats import summarize, summarize_groups
 
 
 @pytest.mark.parametrize("n,ctx,stride", [(2, 8, 4), (100, 16, 8), (101, 16, 16), (257, 64, 1), (50, 64, 32)])
@@ -23,6 +23,27 @@ def test_bootstrap_interval_contains_median():
     assert s.ci_low <= s.median <= s.ci_high
     assert s.n == 400 and len(s.samples) == 400
     assert s.p90 <= s.p99
+
+
+def test_grouped_interval_covers_what_a_rerun_would_see():
+    """Requests whose steps share a per-request level (as decode steps inside one generate() do):
+    resampling pooled steps gives a far too narrow interval; resampling requests covers the
+    median of fresh runs of the same process about as often as its level says."""
+    rng = np.random.default_rng(3)
+
+    def run(n_requests=20, steps=31):
+        levels = rng.lognormal(0, 0.15, n_requests)  # each request's own speed
+        return [list(level * rng.lognormal(0, 0.02, steps)) for level in levels]
+
+    groups = run()
+    pooled = summarize([x for g in groups for x in g], resamples=1000)
+    grouped = summarize_groups(groups, resamples=1000)
+    assert grouped.median == pooled.median and grouped.n == pooled.n
+    assert (grouped.ci_high - grouped.ci_low) > 3 * (pooled.ci_high - pooled.ci_low)
+    fresh = [float(np.median([x for g in run() for x in g])) for _ in range(40)]
+    covered = np.mean([grouped.ci_low <= f <= grouped.ci_high for f in fresh])
+    naive = np.mean([pooled.ci_low <= f <= pooled.ci_high for f in fresh])
+    assert covered > 0.6 and naive < 0.4, (covered, naive)
 
 
 def test_heldout_loss_matches_uniform_model():

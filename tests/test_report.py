@@ -68,8 +68,8 @@ def test_table_equals_recomputation_from_records(two_machines):
     df = flat_table(g.records).set_index("run_id")
     for r in g.records:
         row = df.loc[r.run_id]
-        samples = r.latency.decode_ms_per_token.samples
-        assert row["latency.decode_ms_per_token.median"] == pytest.approx(pd.Series(samples).median())
+        samples = r.latency.tpot_ms.samples
+        assert row["latency.tpot_ms.median"] == pytest.approx(pd.Series(samples).median())
         assert row["quality.heldout_loss_nats"] == r.quality.heldout_loss_nats
         assert row["memory.weights_bytes"] == r.memory.weights_bytes
         assert row["model.name"] == r.model.name
@@ -80,6 +80,27 @@ def test_record_errors_name_the_file(tmp_path):
     p.write_text(json.dumps({"schema_version": 1, "run_id": "x"}))
     with pytest.raises(RecordError, match=str(p)):
         read_record(p)
+
+
+def test_version_1_records_are_read_with_their_latency_renamed(tmp_path):
+    from tests.conftest import record_template
+
+    data = record_template("old", 1e5, 4.0).model_dump(mode="json")
+    stats = {"n": 2, "median": 1.0, "p90": 1.0, "p99": 1.0, "mean": 1.0, "stdev": 0.0, "cv": 0.0,
+             "ci_low": 1.0, "ci_high": 1.0, "ci_level": 0.95, "samples": [1.0, 1.0]}
+    data |= {"schema_version": 1, "latency": {
+        "prefill_ms": stats, "decode_ms_per_token": stats, "decode_tokens_per_s": 1000.0,
+        "scenarios": [{"prompt_tokens": 16, "batch_size": 1, "new_tokens": 8, "iterations": 2,
+                       "prefill_ms": stats, "decode_ms_per_token": stats, "decode_tokens_per_s": 1000.0}],
+        "timed_path": "generate()", "clock": "perf_counter", "threads": 2}}
+    del data["upgraded_from"]
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(data))
+    rec = read_record(path)
+    assert rec.schema_version == 2 and rec.upgraded_from == 1
+    assert rec.latency.ttft_ms.median == 1.0 and rec.latency.itl_ms.samples == [1.0, 1.0]
+    assert rec.latency.tpot_ms is None and "version 1" in rec.latency.itl_ms.ci_resamples
+    assert rec.latency.scenarios[0].requests == 2 and rec.latency.scenarios[0].rounds == 1
 
 
 def _write_many(args):

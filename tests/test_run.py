@@ -17,9 +17,9 @@ def test_point_writes_valid_record(run_cfg):
     assert again.run_id == rec.run_id
     assert again.quality.heldout_loss_nats > 0 and again.quality.bits_per_byte > 0
     lat = again.latency
-    assert lat.prefill_ms.n == len(lat.prefill_ms.samples) >= 3
-    assert len(lat.decode_ms_per_token.samples) == lat.prefill_ms.n * (8 - 1)  # quick bench: 8 new tokens
-    assert lat.decode_ms_per_token.ci_low <= lat.decode_ms_per_token.median <= lat.decode_ms_per_token.ci_high
+    assert lat.ttft_ms.n == len(lat.ttft_ms.samples) == lat.tpot_ms.n >= 3
+    assert len(lat.itl_ms.samples) == lat.ttft_ms.n * (8 - 1)  # quick bench: 8 new tokens
+    assert lat.tpot_ms.ci_low <= lat.tpot_ms.median <= lat.tpot_ms.ci_high
     assert again.memory.weights_bytes > 0 and again.memory.peak_rss_bytes > 0
     assert again.hardware.cpu_model and again.software["torch"] and again.software["transformers"]
     assert again.model.non_embedding_params > 0 and again.model.train_tokens > 0

@@ -1,27 +1,45 @@
-"""Generation latency: prefill (time to first token) and per-token decode times, in one pass.
+"""Generation latency under the serving ecosystem's definitions, by request, in interleaved rounds.
 
-A streamer stamps the clock each time ``generate()`` has produced a token: the first stamp
-ends the prefill, each later one ends a decode step. (A streamer rather than a logits
-processor: LogitsProcessorList inspects each processor's signature at every step, which cost
-about 3% on the smallest CPU model; ``streamer.put`` is a plain call.) ``min_new_tokens = max_new_tokens``
-makes every run decode the same count. On CUDA the stamps are CUDA events (read after a
-synchronise); on CPU ``perf_counter``. Warm-up runs use the measured shapes.
+One *request* is one ``generate()`` call that decodes exactly N tokens per sequence
+(``min_new_tokens = max_new_tokens``). A streamer stamps the clock each time a token is ready
+(a plain call per token; a logits processor cost about 3% more on the smallest CPU model):
+
+    TTFT  = first stamp - start                     (time to first token: the prefill)
+    ITL   = every interval between consecutive stamps (N - 1 per request)
+    e2e   = last stamp - start
+    TPOT  = (e2e - TTFT) / (N - 1)                  (time per output token, per request; vLLM, MLPerf)
+    output tokens/s = batch * N / e2e
+
+Intervals resample whole requests, never pooled tokens: steps inside one ``generate()`` are
+correlated, and a user re-running the point reproduces requests, not tokens. ``repeats`` rounds
+run the scenario apart in time and record the between-round spread.
+
+In each round the *arms* run interleaved, one request each in turn: the variant's
+``generate()``, optionally a bare greedy KV-cache loop of ``model(...)`` calls on the same prompt
+(so the overhead of ``generate()`` is a figure: generate / bare), and optionally the same model's
+baseline, so a speed ratio compares requests made moments apart (paired by slot) instead of
+blocks minutes apart. On CUDA the stamps are CUDA events (read after a synchronise); on CPU
+``perf_counter``.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
+import numpy as np
 import torch
 from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
 
 from harness.measure.energy import EnergyMeter
-from harness.measure.stats import SampleStats, summarize
+from harness.measure.stats import SampleStats, summarize, summarize_groups
 
 log = logging.getLogger(__name__)
+
+BY_REQUEST = "requests (one value per generate() call)"
 
 
 class LatencyPlan(Protocol):
@@ -30,9 +48,12 @@ class LatencyPlan(Protocol):
     new_tokens: int
     batch_sizes: Sequence[int]
     warmup: int
+    repeats: int
     min_iterations: int
     min_seconds: float
     max_iterations: int
+    target_rel_ci: float | None
+    bare_loop: bool
     bootstrap_resamples: int
     seed: int
 
@@ -47,9 +68,9 @@ class TokenTimestamps(BaseStreamer):
 
     def start(self) -> None:
         self._prompt_seen = False
-        self.marks = [self._mark()]
+        self.marks = [self.mark()]
 
-    def _mark(self):
+    def mark(self):
         if self.cuda:
             ev = torch.cuda.Event(enable_timing=True)
             ev.record()
@@ -60,17 +81,49 @@ class TokenTimestamps(BaseStreamer):
         if not self._prompt_seen:
             self._prompt_seen = True
             return
-        self.marks.append(self._mark())
+        self.marks.append(self.mark())
 
     def end(self) -> None:
         pass
 
     def intervals_ms(self) -> list[float]:
-        """Milliseconds between consecutive marks: [prefill, decode_1, ..., decode_{n-1}]."""
+        """Milliseconds between consecutive marks: [TTFT, ITL_1, ..., ITL_{N-1}]."""
         if self.cuda:
             torch.cuda.synchronize()
             return [a.elapsed_time(b) for a, b in zip(self.marks, self.marks[1:])]
         return [(b - a) * 1e3 for a, b in zip(self.marks, self.marks[1:])]
+
+
+@dataclass
+class Request:
+    """One timed request: TTFT and the inter-token intervals after it."""
+    ttft_ms: float
+    itl_ms: list[float]
+
+    @property
+    def e2e_ms(self) -> float:
+        return self.ttft_ms + sum(self.itl_ms)
+
+    @property
+    def tpot_ms(self) -> float:
+        return sum(self.itl_ms) / len(self.itl_ms)
+
+
+@dataclass
+class PairedRatio:
+    """Variant / baseline, from requests interleaved slot by slot in the same rounds."""
+    baseline: str
+    pairs: int
+    tpot_ratio: float  # median variant TPOT / median baseline TPOT
+    tpot_ci_low: float  # bootstrap over pairs (the same slots for both)
+    tpot_ci_high: float
+    ttft_ratio: float
+    ttft_ci_low: float
+    ttft_ci_high: float
+    ci_level: float
+    baseline_tpot_ms: SampleStats
+    baseline_ttft_ms: SampleStats
+    round_tpot_ratios: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -80,22 +133,34 @@ class LatencyScenario:
     new_tokens: int
     status: str = "ok"  # ok | oom
     error: str | None = None
-    iterations: int = 0
-    prefill_ms: SampleStats | None = None
-    decode_ms_per_token: SampleStats | None = None  # every decode step of every iteration
-    decode_tokens_per_s: float | None = None  # batch_size / median step time
-    generated_tokens: int = 0  # in the measured iterations (for energy per token)
+    requests: int = 0  # generate() requests measured, all rounds
+    rounds: int = 0
+    stop_reasons: list[str] = field(default_factory=list)  # one per round
+    ttft_ms: SampleStats | None = None  # per request
+    tpot_ms: SampleStats | None = None  # per request
+    e2e_ms: SampleStats | None = None  # per request
+    itl_ms: SampleStats | None = None  # every interval; interval by resampling requests
+    output_tokens_per_s: float | None = None  # batch * N / median e2e
+    round_tpot_ms: list[float] = field(default_factory=list)  # median TPOT of each round
+    round_spread: float | None = None  # (max - min) / median of the round medians, when rounds > 1
+    bare_tpot_ms: SampleStats | None = None  # the bare KV-cache loop, per request
+    generate_over_bare: float | None = None  # median TPOT of generate() / of the bare loop
+    bare_tokens_match: bool | None = None  # both paths decoded the same tokens
+    paired: PairedRatio | None = None
+    generated_tokens: int = 0  # by the variant's generate() requests (for energy per token)
     measured_s: float = 0.0
-    energy_j: float | None = None  # over the measured iterations, where a counter exists
+    energy_j: float | None = None  # over the variant's generate() requests, where a counter exists
     energy_j_per_token: float | None = None
 
 
 @dataclass
 class LatencyResult:
     scenarios: list[LatencyScenario] = field(default_factory=list)
-    timed_path: str = "generate() with a timestamping streamer, greedy, KV cache on"
+    timed_path: str = ("generate() with a timestamping streamer, greedy, KV cache on; "
+                       "bare greedy KV-cache loop of model() calls beside it")
     clock: str = ""
     threads: int = 0
+    paired_with: str | None = None  # the baseline interleaved for paired ratios, or why none
 
 
 def _generation_config(tokenizer, new_tokens: int) -> GenerationConfig:
@@ -110,64 +175,180 @@ def _prompt(vocab: int, batch: int, length: int, seed: int, device: torch.device
     return torch.randint(0, vocab, (batch, length), generator=gen).to(device)
 
 
+def generate_request(model, ids, mask, gen_cfg, stamps: TokenTimestamps) -> tuple[Request, torch.Tensor]:
+    stamps.start()
+    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=stamps)
+    steps = stamps.intervals_ms()
+    new = out[:, ids.shape[1]:]
+    if new.shape[1] != gen_cfg.max_new_tokens or len(steps) != gen_cfg.max_new_tokens:
+        raise RuntimeError(f"generate produced {new.shape[1]} tokens, {len(steps)} stamps; "
+                           f"expected {gen_cfg.max_new_tokens}")
+    return Request(steps[0], steps[1:]), new
+
+
+def bare_request(model, ids, mask, new_tokens: int, eos_token_id: int | None,
+                 stamps: TokenTimestamps) -> tuple[Request, torch.Tensor]:
+    """Greedy decoding by direct ``model(...)`` calls with the KV cache: no generate() machinery.
+    EOS is masked as ``min_new_tokens`` does in generate(), so both paths decode the same tokens."""
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        logits = logits[:, -1].float()
+        if eos_token_id is not None:
+            logits[:, eos_token_id] = float("-inf")
+        return logits.argmax(-1, keepdim=True)
+
+    # transformers 5.2x renamed the KV cache argument and output field past_key_values -> cache
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    stamps.start()
+    out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+    token = pick(out.logits)
+    stamps.marks.append(stamps.mark())
+    tokens, past = [token], getattr(out, key)
+    for _ in range(new_tokens - 1):
+        mask = torch.cat([mask, torch.ones_like(token)], dim=1)
+        out = model(input_ids=token, attention_mask=mask, use_cache=True, **{key: past})
+        token, past = pick(out.logits), getattr(out, key)
+        tokens.append(token)
+        stamps.marks.append(stamps.mark())
+    steps = stamps.intervals_ms()
+    return Request(steps[0], steps[1:]), torch.cat(tokens, dim=1)
+
+
+def _tpot_half_width(requests: list[Request], resamples: int, seed: int) -> float:
+    stats = summarize([r.tpot_ms for r in requests], resamples, seed=seed, unit=BY_REQUEST)
+    return (stats.ci_high - stats.ci_low) / 2 / stats.median
+
+
+def _ratio_ci(a: list[float], b: list[float], resamples: int, level: float, seed: int) -> tuple[float, float, float]:
+    """median(a) / median(b) with a bootstrap that resamples the pairs (a[i], b[i]) together."""
+    x, y = np.asarray(a), np.asarray(b)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    ratios = np.median(x[idx], axis=1) / np.median(y[idx], axis=1)
+    alpha = (1 - level) / 2
+    return float(np.median(x) / np.median(y)), float(np.quantile(ratios, alpha)), float(np.quantile(ratios, 1 - alpha))
+
+
+@dataclass
+class _Arm:
+    name: str
+    run: Callable[[], tuple[Request, torch.Tensor]]
+    requests: list[list[Request]] = field(default_factory=list)  # per round
+
+
 @torch.inference_mode()
 def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, batch_size: int,
-                  new_tokens: int, warmup: int, min_iterations: int, min_seconds: float,
-                  max_iterations: int, seed: int = 0, resamples: int = 2000,
-                  meter: EnergyMeter | None = None) -> LatencyScenario:
-    if new_tokens < 2:
-        raise ValueError(f"bench.new_tokens={new_tokens}: need at least 2 to time a decode step")
-    scenario = LatencyScenario(prompt_tokens, batch_size, new_tokens)
-    ids = _prompt(len(tokenizer), batch_size, prompt_tokens, seed, device)
+                  plan: LatencyPlan, meter: EnergyMeter | None = None, baseline=None,
+                  baseline_name: str = "baseline", level: float = 0.95) -> LatencyScenario:
+    """Time one (prompt, batch) shape; ``baseline``, if given, is interleaved as a paired arm."""
+    n = plan.new_tokens
+    if n < 2:
+        raise ValueError(f"bench.new_tokens={n}: need at least 2 to time a decode step")
+    if plan.repeats < 1:
+        raise ValueError(f"bench.repeats={plan.repeats}: need at least 1 round")
+    sc = LatencyScenario(prompt_tokens, batch_size, n)
+    ids = _prompt(len(tokenizer), batch_size, prompt_tokens, plan.seed, device)
     mask = torch.ones_like(ids)
-    gen_cfg = _generation_config(tokenizer, new_tokens)
+    gen_cfg = _generation_config(tokenizer, n)
     stamps = TokenTimestamps(device)
-    prefill, decode = [], []
-    try:
-        for _ in range(warmup):
-            stamps.start()
-            model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg, streamer=stamps)
+    joules = [0.0]
+
+    def variant() -> tuple[Request, torch.Tensor]:
         if meter:
             meter.start()
-        t0 = time.perf_counter()
-        while (len(prefill) < min_iterations or time.perf_counter() - t0 < min_seconds) \
-                and len(prefill) < max_iterations:
-            stamps.start()
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_cfg,
-                                 streamer=stamps)
-            steps = stamps.intervals_ms()
-            if out.shape[1] - prompt_tokens != new_tokens or len(steps) != new_tokens:
-                raise RuntimeError(f"generate produced {out.shape[1] - prompt_tokens} tokens, "
-                                   f"{len(steps)} stamps; expected {new_tokens}")
-            prefill.append(steps[0])
-            decode.extend(steps[1:])
-        scenario.measured_s = time.perf_counter() - t0
-        reading = meter.stop() if meter else None
+        out = generate_request(model, ids, mask, gen_cfg, stamps)
+        if meter:
+            reading = meter.stop()
+            joules[0] = None if reading.joules is None or joules[0] is None else joules[0] + reading.joules
+        return out
+
+    arms = [_Arm("generate", variant)]
+    if plan.bare_loop:
+        arms.append(_Arm("bare", lambda: bare_request(model, ids, mask, n, tokenizer.eos_token_id, stamps)))
+    if baseline is not None:
+        arms.append(_Arm("baseline", lambda: generate_request(baseline, ids, mask, gen_cfg, stamps)))
+    outputs: dict[str, torch.Tensor] = {}
+    try:
+        for _ in range(plan.warmup):
+            for arm in arms:
+                arm.run()
+        joules[0] = 0.0  # the warm-up's energy is not the measurement's
+        t_all = time.perf_counter()
+        for _ in range(plan.repeats):
+            for arm in arms:
+                arm.requests.append([])
+            t0, reason = time.perf_counter(), "max_iterations"
+            while len(arms[0].requests[-1]) < plan.max_iterations:
+                for arm in arms:
+                    request, outputs[arm.name] = arm.run()
+                    arm.requests[-1].append(request)
+                done = len(arms[0].requests[-1])
+                if done >= plan.min_iterations and time.perf_counter() - t0 >= plan.min_seconds:
+                    if plan.target_rel_ci is None:
+                        reason = "min_iterations and min_seconds reached"
+                        break
+                    pooled = [r for rnd in arms[0].requests for r in rnd]
+                    if len(pooled) >= 3 and _tpot_half_width(pooled, plan.bootstrap_resamples,
+                                                             plan.seed) <= plan.target_rel_ci:
+                        reason = f"TPOT interval half-width within target_rel_ci={plan.target_rel_ci}"
+                        break
+            sc.stop_reasons.append(reason)
+        sc.measured_s = time.perf_counter() - t_all
     except torch.OutOfMemoryError as e:
-        scenario.status, scenario.error = "oom", f"out of memory at batch {batch_size} x prompt {prompt_tokens}: {e}"
-        log.warning(scenario.error)
-        return scenario
-    scenario.iterations = len(prefill)
-    scenario.prefill_ms = summarize(prefill, resamples, seed=seed)
-    scenario.decode_ms_per_token = summarize(decode, resamples, seed=seed)
-    scenario.decode_tokens_per_s = batch_size * 1e3 / scenario.decode_ms_per_token.median
-    scenario.generated_tokens = scenario.iterations * batch_size * new_tokens
-    if reading is not None and reading.joules is not None:
-        scenario.energy_j = reading.joules
-        scenario.energy_j_per_token = reading.joules / scenario.generated_tokens
-    return scenario
+        sc.status, sc.error = "oom", f"out of memory at batch {batch_size} x prompt {prompt_tokens}: {e}"
+        log.warning(sc.error)
+        return sc
+
+    res, seed = plan.bootstrap_resamples, plan.seed
+    rounds = arms[0].requests
+    reqs = [r for rnd in rounds for r in rnd]
+    sc.requests, sc.rounds = len(reqs), len(rounds)
+    sc.ttft_ms = summarize([r.ttft_ms for r in reqs], res, level, seed, BY_REQUEST)
+    sc.tpot_ms = summarize([r.tpot_ms for r in reqs], res, level, seed, BY_REQUEST)
+    sc.e2e_ms = summarize([r.e2e_ms for r in reqs], res, level, seed, BY_REQUEST)
+    sc.itl_ms = summarize_groups([r.itl_ms for r in reqs], res, level, seed)
+    sc.output_tokens_per_s = batch_size * n * 1e3 / sc.e2e_ms.median
+    sc.round_tpot_ms = [float(np.median([r.tpot_ms for r in rnd])) for rnd in rounds]
+    if len(rounds) > 1:
+        sc.round_spread = (max(sc.round_tpot_ms) - min(sc.round_tpot_ms)) / float(np.median(sc.round_tpot_ms))
+    sc.generated_tokens = len(reqs) * batch_size * n
+    if meter and joules[0] is not None:
+        sc.energy_j = joules[0]
+        sc.energy_j_per_token = joules[0] / sc.generated_tokens
+    for arm in arms[1:]:
+        other = [r for rnd in arm.requests for r in rnd]
+        if arm.name == "bare":
+            sc.bare_tpot_ms = summarize([r.tpot_ms for r in other], res, level, seed, BY_REQUEST)
+            sc.generate_over_bare = sc.tpot_ms.median / sc.bare_tpot_ms.median
+            sc.bare_tokens_match = bool(torch.equal(outputs["generate"], outputs["bare"]))
+            if not sc.bare_tokens_match:
+                log.warning("bare loop and generate() decoded different tokens at batch %d x prompt %d",
+                            batch_size, prompt_tokens)
+        else:
+            sc.paired = _paired(reqs, other, rounds, arm.requests, baseline_name, res, level, seed)
+    return sc
 
 
-def measure_latency(model, tokenizer, device: torch.device, bench: LatencyPlan,
-                    meter: EnergyMeter | None = None) -> LatencyResult:
+def _paired(variant: list[Request], base: list[Request], v_rounds, b_rounds, name: str, resamples: int,
+            level: float, seed: int) -> PairedRatio:
+    tpot = _ratio_ci([r.tpot_ms for r in variant], [r.tpot_ms for r in base], resamples, level, seed)
+    ttft = _ratio_ci([r.ttft_ms for r in variant], [r.ttft_ms for r in base], resamples, level, seed)
+    per_round = [float(np.median([r.tpot_ms for r in v]) / np.median([r.tpot_ms for r in b]))
+                 for v, b in zip(v_rounds, b_rounds)]
+    return PairedRatio(baseline=name, pairs=len(variant), tpot_ratio=tpot[0], tpot_ci_low=tpot[1],
+                       tpot_ci_high=tpot[2], ttft_ratio=ttft[0], ttft_ci_low=ttft[1], ttft_ci_high=ttft[2],
+                       ci_level=level, baseline_tpot_ms=summarize([r.tpot_ms for r in base], resamples, level, seed, BY_REQUEST),
+                       baseline_ttft_ms=summarize([r.ttft_ms for r in base], resamples, level, seed, BY_REQUEST),
+                       round_tpot_ratios=per_round)
+
+
+def measure_latency(model, tokenizer, device: torch.device, bench: LatencyPlan, meter: EnergyMeter | None = None,
+                    baseline=None, baseline_name: str | None = None) -> LatencyResult:
+    """Every (batch, prompt) scenario; ``baseline_name`` says what ``baseline`` is, or why none is paired."""
     result = LatencyResult(clock="cuda events" if device.type == "cuda" else "perf_counter",
-                           threads=torch.get_num_threads())
+                           threads=torch.get_num_threads(), paired_with=baseline_name)
     for batch in bench.batch_sizes:
         for prompt in bench.prompt_tokens:
-            result.scenarios.append(time_scenario(
-                model, tokenizer, device, prompt, batch, bench.new_tokens, bench.warmup,
-                bench.min_iterations, bench.min_seconds, bench.max_iterations, bench.seed,
-                bench.bootstrap_resamples, meter))
+            result.scenarios.append(time_scenario(model, tokenizer, device, prompt, batch, bench, meter, baseline,
+                                                  baseline_name or "baseline"))
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return result

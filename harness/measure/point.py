@@ -19,6 +19,7 @@ from harness.measure.roofline import Roofline, decode_roofline, kv_bytes_per_pos
 from harness.measure.tasks import TaskResults, TaskSuite, evaluate_tasks
 
 PEAK_RSS_SCOPE = "process high-water mark from after loading to the end of measurement"
+PAIRED_SCOPE = "; includes the paired baseline model held alongside for interleaved latency"
 
 
 class QualityPlan(Protocol):
@@ -41,7 +42,9 @@ class PointMeasurements:
 
 def measure_point(model, tokenizer, device: torch.device, heldout_text: str, quality: QualityPlan,
                   bench: LatencyPlan, suite: TaskSuite | None = None, offline: bool = False,
-                  bandwidth_bytes_per_s: float | None = None) -> PointMeasurements:
+                  bandwidth_bytes_per_s: float | None = None, baseline=None,
+                  baseline_name: str | None = None) -> PointMeasurements:
+    """``baseline``: the same model's baseline, loaded by the caller, timed interleaved for paired ratios."""
     w_bytes = weights_bytes(model)
     reset_peak_rss()
     reset_gpu_peaks(device)
@@ -49,14 +52,14 @@ def measure_point(model, tokenizer, device: torch.device, heldout_text: str, qua
                      quality.batch_size)
     tasks = evaluate_tasks(model, tokenizer, suite, offline=offline) if suite is not None and suite.tasks else None
     meter = EnergyMeter(device)
-    lat = measure_latency(model, tokenizer, device, bench, meter)
+    lat = measure_latency(model, tokenizer, device, bench, meter, baseline, baseline_name)
     energy = total_energy(lat.scenarios, meter)
-    memory = memory_result(device, w_bytes, PEAK_RSS_SCOPE)
+    memory = memory_result(device, w_bytes, PEAK_RSS_SCOPE + (PAIRED_SCOPE if baseline is not None else ""))
     head = next((sc for sc in lat.scenarios if sc.status == "ok"), None)
     roofline = None
     if head and bandwidth_bytes_per_s:
         kv_element = torch.finfo(model.dtype).bits // 8  # the KV cache is held in the compute dtype
         roofline = decode_roofline(w_bytes, kv_bytes_per_position(model.config, kv_element), head.batch_size,
-                                   head.prompt_tokens, head.new_tokens, head.decode_ms_per_token.median,
+                                   head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
                                    bandwidth_bytes_per_s)
     return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline)

@@ -1,4 +1,9 @@
-"""Summary statistics of raw timing samples: median with a bootstrap interval, tails, spread."""
+"""Summary statistics of raw samples: median with a bootstrap interval, tails, spread.
+
+The interval resamples the independent units it is given (``unit`` names them): values that
+are one per request, or, with ``summarize_groups``, whole groups of correlated values (the
+inter-token intervals of one request), never the correlated values one by one.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -18,18 +23,14 @@ class SampleStats:
     ci_low: float  # bootstrap confidence interval of the median
     ci_high: float
     ci_level: float
+    ci_resamples: str  # what the bootstrap resampled (the independent unit)
     samples: list[float]  # raw, in measurement order, so a report can recompute everything
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, seed: int = 0) -> SampleStats:
-    x = np.asarray(samples, dtype=float)
-    if x.size == 0:
-        raise ValueError("no samples to summarize")
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(x, size=(resamples, x.size), replace=True), axis=1)
+def _stats(x: np.ndarray, medians: np.ndarray, level: float, unit: str) -> SampleStats:
     alpha = (1 - level) / 2
     mean = float(x.mean())
     stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
@@ -37,5 +38,29 @@ def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, 
         n=int(x.size), median=float(np.median(x)), p90=float(np.percentile(x, 90)),
         p99=float(np.percentile(x, 99)), mean=mean, stdev=stdev, cv=stdev / mean if mean else float("nan"),
         ci_low=float(np.quantile(medians, alpha)), ci_high=float(np.quantile(medians, 1 - alpha)),
-        ci_level=level, samples=[float(v) for v in x],
+        ci_level=level, ci_resamples=unit, samples=[float(v) for v in x],
     )
+
+
+def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, seed: int = 0,
+              unit: str = "samples") -> SampleStats:
+    """Samples that are independent units (e.g. one value per request)."""
+    x = np.asarray(samples, dtype=float)
+    if x.size == 0:
+        raise ValueError("no samples to summarize")
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(x, size=(resamples, x.size), replace=True), axis=1)
+    return _stats(x, medians, level, unit)
+
+
+def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95,
+                     seed: int = 0) -> SampleStats:
+    """Pooled values of correlated groups: percentiles over all values, the median's interval
+    from a cluster bootstrap that resamples whole groups."""
+    if not groups or not any(groups):
+        raise ValueError("no samples to summarize")
+    x = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    rng = np.random.default_rng(seed)
+    medians = np.array([np.median(np.concatenate([groups[i] for i in pick]))
+                        for pick in rng.integers(0, len(groups), size=(resamples, len(groups)))])
+    return _stats(x, medians, level, f"groups of correlated values ({len(groups)} requests)")

@@ -19,7 +19,7 @@ from harness.config import ProjectConfig, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
-from harness.results.compare import baseline_of, baselines, decode_ms, load_records, ratio
+from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio
 from harness.results.schema import RunRecord
 from harness.results.store import write_atomic
 
@@ -172,9 +172,11 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
                "hardware": r.hardware.label, "heldout_loss_nats": r.quality.heldout_loss_nats,
                "non_embedding_params": r.model.non_embedding_params, "effective_params": n_eff,
                "multiplier": n_eff / r.model.non_embedding_params}
+        speed = speed_ratio(r, b)
+        row |= {"decode_time_ratio": speed.tpot_ratio if speed else None,
+                "decode_time_ratio_kind": speed.kind if speed else None}
         if b:
             row |= {"weights_bytes_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes),
-                    "decode_time_ratio": ratio(decode_ms(r), decode_ms(b)),
                     "energy_ratio": ratio(r.energy.j_per_token, b.energy.j_per_token)}
         if flops := (r.variant.extra.get("distillation") or {}).get("distil_flops"):
             row["extra_training_flops"] = flops

@@ -50,9 +50,32 @@ def baseline_of(record: RunRecord, base: dict[tuple[str, str], RunRecord]) -> Ru
     return None if b is None or b.run_id == record.run_id else b
 
 
-def decode_ms(r: RunRecord) -> float | None:
-    """The headline decode time per token (median), where the point measured one."""
-    return r.latency.decode_ms_per_token.median if r.latency and r.latency.decode_ms_per_token else None
+def tpot_ms(r: RunRecord) -> float | None:
+    """The headline time per output token (median over requests), where the point measured one."""
+    return r.latency.tpot_ms.median if r.latency and r.latency.tpot_ms else None
+
+
+@dataclass
+class SpeedRatio:
+    """Variant / baseline time per output token, and how it was obtained."""
+    tpot_ratio: float
+    kind: str  # "paired": interleaved inside the variant's point | "unpaired": two points' medians
+    ci_low: float | None = None  # paired only: bootstrap over the interleaved pairs
+    ci_high: float | None = None
+
+    @property
+    def speedup(self) -> float:
+        return 1 / self.tpot_ratio
+
+
+def speed_ratio(record: RunRecord, base: RunRecord | None) -> SpeedRatio | None:
+    """The paired ratio measured inside the point where there is one, else the ratio of the
+    point's median TPOT to its baseline point's (blocks measured apart in time: drift included)."""
+    paired = record.latency.paired if record.latency else None
+    if paired is not None:
+        return SpeedRatio(paired.tpot_ratio, "paired", paired.tpot_ci_low, paired.tpot_ci_high)
+    r = ratio(tpot_ms(record), tpot_ms(base)) if base else None
+    return SpeedRatio(r, "unpaired") if r is not None else None
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

@@ -65,14 +65,16 @@ def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] 
     return block
 
 
+HEADLINE = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "generate_over_bare", "paired")
+
+
 def latency_block(latency: Any) -> S.LatencyBlock:
     """The scenarios as measured, with the first scenario that ran as the headline."""
     block = S.LatencyBlock.model_validate(latency)
     head = next((sc for sc in block.scenarios if sc.status == "ok"), None)
     if head is None:
         return block
-    return block.model_copy(update={"prefill_ms": head.prefill_ms, "decode_ms_per_token": head.decode_ms_per_token,
-                                    "decode_tokens_per_s": head.decode_tokens_per_s})
+    return block.model_copy(update={key: getattr(head, key) for key in HEADLINE})
 
 
 def _oom(latency: S.LatencyBlock) -> Optional[Failure]:

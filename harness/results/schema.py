@@ -15,7 +15,13 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 (latency under the ecosystem's definitions): each scenario and the headline have
+# ttft_ms (was prefill_ms), itl_ms (was decode_ms_per_token: every inter-token interval),
+# tpot_ms and e2e_ms per request, output_tokens_per_s (batch * N / e2e; replaces
+# decode_tokens_per_s, which was batch / ITL), rounds and their spread, the bare loop and paired
+# ratios; Stats says what its interval resampled. Version-1 records are upgraded on reading
+# (see upgrade_v1): renamed fields keep their values, the new ones are null.
 Status = Literal["ok", "failed", "unsupported", "oom"]
 
 
@@ -35,6 +41,7 @@ class Stats(_Block):
     ci_low: float  # bootstrap confidence interval of the median
     ci_high: float
     ci_level: float
+    ci_resamples: str = "samples"  # what the bootstrap resampled (the independent unit)
     samples: list[float]  # raw, in measurement order, so a report can recompute everything
 
 
@@ -93,16 +100,42 @@ class QualityBlock(_Block):
     samples_path: Optional[str] = None  # per-sample log next to the record
 
 
+class PairedRatioBlock(_Block):
+    """Variant / baseline from requests interleaved slot by slot inside the variant's point."""
+    baseline: str
+    pairs: int
+    tpot_ratio: float
+    tpot_ci_low: float
+    tpot_ci_high: float
+    ttft_ratio: float
+    ttft_ci_low: float
+    ttft_ci_high: float
+    ci_level: float
+    baseline_tpot_ms: Stats
+    baseline_ttft_ms: Stats
+    round_tpot_ratios: list[float] = Field(default_factory=list)
+
+
 class LatencyScenarioBlock(_Block):
     prompt_tokens: int
     batch_size: int
     new_tokens: int
     status: Literal["ok", "oom"] = "ok"
     error: Optional[str] = None
-    iterations: int = 0
-    prefill_ms: Optional[Stats] = None
-    decode_ms_per_token: Optional[Stats] = None
-    decode_tokens_per_s: Optional[float] = None
+    requests: int = 0
+    rounds: int = 0
+    stop_reasons: list[str] = Field(default_factory=list)
+    ttft_ms: Optional[Stats] = None  # per request: time to first token
+    tpot_ms: Optional[Stats] = None  # per request: (e2e - TTFT) / (N - 1)
+    e2e_ms: Optional[Stats] = None  # per request
+    itl_ms: Optional[Stats] = None  # every inter-token interval; interval by resampling requests
+    output_tokens_per_s: Optional[float] = None  # batch * N / median e2e
+    round_tpot_ms: list[float] = Field(default_factory=list)
+    round_spread: Optional[float] = None  # (max - min) / median of the rounds' median TPOT
+    bare_tpot_ms: Optional[Stats] = None
+    generate_over_bare: Optional[float] = None
+    bare_tokens_match: Optional[bool] = None
+    paired: Optional[PairedRatioBlock] = None
     generated_tokens: int = 0
     measured_s: float = 0.0
     energy_j: Optional[float] = None
@@ -110,13 +143,19 @@ class LatencyScenarioBlock(_Block):
 
 
 class LatencyBlock(_Block):
-    prefill_ms: Optional[Stats] = None  # headline: the first scenario
-    decode_ms_per_token: Optional[Stats] = None
-    decode_tokens_per_s: Optional[float] = None
+    # headline: the first scenario that ran
+    ttft_ms: Optional[Stats] = None
+    tpot_ms: Optional[Stats] = None
+    itl_ms: Optional[Stats] = None
+    e2e_ms: Optional[Stats] = None
+    output_tokens_per_s: Optional[float] = None
+    generate_over_bare: Optional[float] = None
+    paired: Optional[PairedRatioBlock] = None
     scenarios: list[LatencyScenarioBlock] = Field(default_factory=list)
     timed_path: str = ""
     clock: str = ""
     threads: int = 0
+    paired_with: Optional[str] = None  # the baseline interleaved for paired ratios, or why none
 
 
 class MemoryBlock(_Block):
@@ -162,7 +201,8 @@ class HardwareBlock(_Block):
 
 
 class RunRecord(_Block):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
+    upgraded_from: Optional[int] = None  # the schema version it was written with, when older
     run_id: str
     point_key: str  # hash of the resolved config (less output paths) and hardware id
     status: Status
@@ -179,3 +219,26 @@ class RunRecord(_Block):
     roofline: Optional[RooflineBlock] = None
     hardware: HardwareBlock
     software: dict[str, Optional[str]]
+
+
+_V1_RENAMES = {"prefill_ms": "ttft_ms", "decode_ms_per_token": "itl_ms", "iterations": "requests"}
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record as version 2: renamed latency fields keep their values (v1 intervals
+    resampled pooled tokens, and say so); what v1 did not measure stays null."""
+    def latency_part(block: dict[str, Any]) -> dict[str, Any]:
+        out = {_V1_RENAMES.get(k, k): v for k, v in block.items() if k != "decode_tokens_per_s"}
+        for key in ("ttft_ms", "itl_ms"):
+            if out.get(key):
+                out[key] = {"ci_resamples": "samples (version 1: pooled, not by request)", **out[key]}
+        if "requests" in out:
+            out["rounds"] = 1 if out["requests"] else 0
+        return out
+
+    data = dict(data, schema_version=2, upgraded_from=1)
+    if data.get("latency"):
+        latency = latency_part(data["latency"])
+        latency["scenarios"] = [latency_part(sc) for sc in latency.get("scenarios", [])]
+        data["latency"] = latency
+    return data

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from pydantic import ValidationError
 
-from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord
+from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1
 
 RECORD = "record.json"
 # Config keys that say where output goes or whether to redo it, not what is measured.
@@ -118,9 +118,11 @@ def read_record(path: str | Path) -> RunRecord:
         raise RecordError(f"{path}: not readable JSON ({type(e).__name__}: {e})") from e
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordError(f"{path}: not a meekbench record (no schema_version)")
+    if data["schema_version"] == 1:
+        data = upgrade_v1(data)
     if data["schema_version"] != SCHEMA_VERSION:
         raise RecordError(f"{path}: schema_version {data['schema_version']!r}; this meekbench reads "
-                          f"version {SCHEMA_VERSION} (re-run the point, or read it with the meekbench that wrote it)")
+                          f"versions 1 to {SCHEMA_VERSION} (re-run the point, or read it with the meekbench that wrote it)")
     try:
         return RunRecord.model_validate(data)
     except ValidationError as e:

@@ -18,3 +18,11 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
     return PreparedModel(loaded, VariantInfo(name=variant_cfg.name, kind="baseline", dtype=variant_cfg.dtype,
                                              library="torch", library_version=torch.__version__,
                                              weight_bits=bits))
+
+
+def reference_for(model_cfg: ModelConfig, variant_cfg: VariantConfig, dtype: str, device: torch.device,
+                  offline: bool | None = None) -> PreparedModel | None:
+    """The model's ``dtype`` baseline, to time beside a variant; None when the variant is that baseline."""
+    if variant_cfg.kind == "baseline" and parse_dtype(variant_cfg.dtype) == parse_dtype(dtype):
+        return None
+    return prepare(model_cfg, VariantConfig(name=f"{dtype} baseline", kind="baseline", dtype=dtype), device, offline)

@@ -174,6 +174,9 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
         train_out = trainer.train()
     wall = time.perf_counter() - t0
     model = student.model.eval()
+    # Trainer writes TrainingArguments.use_cache (False by default) into model.config, and
+    # save_pretrained would keep it: a saved student must load and generate like any model.
+    model.config.use_cache = True
     tokens = steps * bs * seq
     s_counts = count_params(model)
     t_params = count_params(teacher.model).total if teacher else 0
