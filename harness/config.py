@@ -134,7 +134,7 @@ class BenchConfig:
     new_tokens: int = 32
     batch_sizes: List[int] = field(default_factory=lambda: [1])
     warmup: int = 2  # warm-up requests per arm at the measured shapes
-    repeats: int = 3  # rounds per scenario, apart in time; their spread is recorded
+    repeats: int = 5  # rounds per scenario; intervals resample rounds then requests; their spread is recorded
     min_iterations: int = 5  # per round: requests until both minimums are met...
     min_seconds: float = 1.0
     max_iterations: int = 200  # ...or this cap

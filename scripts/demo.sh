@@ -18,13 +18,14 @@ step 1/7 "the tiny family (built once into models/tiny/, reused when up to date)
 meekbench build-tiny
 step 2/7 "the family at fp32, with the offline ci lm-eval suite"
 meekbench run -m model=tiny-xs,tiny-s,tiny-m,tiny-l variant=fp32 eval=ci results_dir="$RESULTS" "$@"
-step 3/7 "quantised variants of tiny-l (a method a library refuses here is recorded as unsupported)"
+step 3/7 "quantised variants of tiny-l, each timed interleaved with tiny-l fp32 (paired speed ratios)"
 meekbench run -m model=tiny-l \
   variant=bnb-int8,bnb-nf4,bnb-fp4,ao-int8-weight,ao-int8-dynamic,ao-int4-weight,ao-int4-tinygemm,torch-dynamic-int8 \
-  eval=ci results_dir="$RESULTS" "$@"
-meekbench run -m model=tiny-s variant=bnb-nf4,bnb-fp4 eval=ci results_dir="$RESULTS" "$@"
-step 4/7 "a distilled student (tiny-l -> tiny-xs) and its continue-ce control"
-meekbench run -m model=tiny-xs variant=distil-kd,continue-ce eval=ci results_dir="$RESULTS" "$@"
+  eval=ci bench.paired_baseline=true results_dir="$RESULTS" "$@"
+meekbench run -m model=tiny-s variant=bnb-nf4,bnb-fp4 eval=ci bench.paired_baseline=true results_dir="$RESULTS" "$@"
+step 4/7 "a distilled student (tiny-l -> tiny-xs) and its continue-ce control, paired with tiny-xs fp32"
+meekbench run -m model=tiny-xs variant=distil-kd,continue-ce eval=ci bench.paired_baseline=true \
+  results_dir="$RESULTS" "$@"
 step 5/7 "summary of every point"
 meekbench summary results_dir="$RESULTS"
 step 6/7 "report"

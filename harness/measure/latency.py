@@ -40,6 +40,7 @@ from harness.measure.stats import SampleStats, summarize, summarize_groups
 log = logging.getLogger(__name__)
 
 BY_REQUEST = "requests (one value per generate() call)"
+BY_ROUND = "rounds, then requests within each round"
 
 
 class LatencyPlan(Protocol):
@@ -213,6 +214,16 @@ def bare_request(model, ids, mask, new_tokens: int, eos_token_id: int | None,
     return Request(steps[0], steps[1:]), torch.cat(tokens, dim=1)
 
 
+def _by_request(rounds: list[list[Request]], field_name: str, resamples: int, level: float,
+                seed: int) -> SampleStats:
+    """One value per request. With several rounds the interval resamples rounds and then requests
+    inside each (rounds differ by more than requests inside one round do, as re-runs do)."""
+    values = [[getattr(r, field_name) for r in rnd] for rnd in rounds]
+    if len(values) == 1:
+        return summarize(values[0], resamples, level, seed, BY_REQUEST)
+    return summarize_groups(values, resamples, level, seed, unit=BY_ROUND, within=True)
+
+
 def _tpot_half_width(requests: list[Request], resamples: int, seed: int) -> float:
     stats = summarize([r.tpot_ms for r in requests], resamples, seed=seed, unit=BY_REQUEST)
     return (stats.ci_high - stats.ci_low) / 2 / stats.median
@@ -301,10 +312,10 @@ def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, ba
     rounds = arms[0].requests
     reqs = [r for rnd in rounds for r in rnd]
     sc.requests, sc.rounds = len(reqs), len(rounds)
-    sc.ttft_ms = summarize([r.ttft_ms for r in reqs], res, level, seed, BY_REQUEST)
-    sc.tpot_ms = summarize([r.tpot_ms for r in reqs], res, level, seed, BY_REQUEST)
-    sc.e2e_ms = summarize([r.e2e_ms for r in reqs], res, level, seed, BY_REQUEST)
-    sc.itl_ms = summarize_groups([r.itl_ms for r in reqs], res, level, seed)
+    sc.ttft_ms = _by_request(rounds, "ttft_ms", res, level, seed)
+    sc.tpot_ms = _by_request(rounds, "tpot_ms", res, level, seed)
+    sc.e2e_ms = _by_request(rounds, "e2e_ms", res, level, seed)
+    sc.itl_ms = summarize_groups([r.itl_ms for r in reqs], res, level, seed, unit="requests")
     sc.output_tokens_per_s = batch_size * n * 1e3 / sc.e2e_ms.median
     sc.round_tpot_ms = [float(np.median([r.tpot_ms for r in rnd])) for rnd in rounds]
     if len(rounds) > 1:

@@ -53,14 +53,21 @@ def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, 
     return _stats(x, medians, level, unit)
 
 
-def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95,
-                     seed: int = 0) -> SampleStats:
+def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95, seed: int = 0,
+                     unit: str = "groups", within: bool = False) -> SampleStats:
     """Pooled values of correlated groups: percentiles over all values, the median's interval
-    from a cluster bootstrap that resamples whole groups."""
-    if not groups or not any(groups):
+    from a cluster bootstrap that resamples whole groups. ``within=True`` also resamples the
+    values inside each drawn group (a two-level bootstrap: rounds, then requests in a round),
+    for values that are independent inside a group but share the group's level."""
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not groups:
         raise ValueError("no samples to summarize")
-    x = np.concatenate([np.asarray(g, dtype=float) for g in groups])
+    x = np.concatenate(groups)
     rng = np.random.default_rng(seed)
-    medians = np.array([np.median(np.concatenate([groups[i] for i in pick]))
-                        for pick in rng.integers(0, len(groups), size=(resamples, len(groups)))])
-    return _stats(x, medians, level, f"groups of correlated values ({len(groups)} requests)")
+    medians = np.empty(resamples)
+    for k, pick in enumerate(rng.integers(0, len(groups), size=(resamples, len(groups)))):
+        drawn = [groups[i] for i in pick]
+        if within:
+            drawn = [g[rng.integers(0, len(g), len(g))] for g in drawn]
+        medians[k] = np.median(np.concatenate(drawn))
+    return _stats(x, medians, level, f"{unit} ({len(groups)})")
