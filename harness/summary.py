@@ -1,6 +1,7 @@
 """Print a table of the records in a results directory (the demo's closing view)."""
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -8,12 +9,12 @@ from harness.config import SummaryConfig
 from harness.results.compare import SpeedRatio, baseline_of, baselines, load_records, ratio, speed_ratio, task_names
 from harness.results.schema import QualityBlock, RunRecord
 
-COLUMNS = ("model", "variant", "hardware", "status", "non-emb params", "loss nats", "Δloss", "bits/byte",
-           "TPOT ms [95% CI]", "round spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
-NOTE = ("TPOT: median time per output token over requests, interval by resampling requests; round spread: "
+COLUMNS = ("model", "variant", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
+           "TPOT ms [95% CI]", "spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
+NOTE = ("TPOT: median time per output token over requests, interval by resampling rounds and requests; spread: "
         "(max - min) / median of the rounds' TPOT; gen/bare: generate() over a bare KV-cache loop; speed-up: "
-        "baseline TPOT / this TPOT, (p) paired = interleaved inside the point with its interval, "
-        "(u) unpaired = two points measured apart (drift included)")
+        "baseline TPOT / this TPOT, p = paired (interleaved inside the point, with its interval), "
+        "u = unpaired (two points measured apart: drift included); task columns: accuracy ± stderr")
 
 
 def _mb(n: int | None) -> str:
@@ -32,8 +33,8 @@ def _speedup(s: SpeedRatio | None) -> str:
     if s is None:
         return "-"
     if s.kind == "paired":
-        return f"{s.speedup:.2f}x (p) [{1 / s.ci_high:.2f}, {1 / s.ci_low:.2f}]"
-    return f"{s.speedup:.2f}x (u)"
+        return f"{s.speedup:.2f}x p [{1 / s.ci_high:.2f}, {1 / s.ci_low:.2f}]"
+    return f"{s.speedup:.2f}x u"
 
 
 def _acc(q: QualityBlock, task: str) -> str:
@@ -46,40 +47,49 @@ def _acc(q: QualityBlock, task: str) -> str:
 
 def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> Table:
     """One row per record; each non-baseline row compared to its model's baseline on the same hardware;
-    one accuracy column per lm-eval task found in the records."""
+    one accuracy column (± stderr) per lm-eval task with an accuracy in the records."""
     base = baselines(records, baseline_variant)
-    tasks = task_names(records)
-    table = Table(title="meekbench points", show_lines=False)
-    for col in COLUMNS + tuple(f"{t} acc ± se" for t in tasks):
-        table.add_column(col, justify="left" if col in COLUMNS[:4] else "right")
+    tasks = [t for t in task_names(records) if any(_acc(r.quality, t) != "-" for r in records if r.quality)]
+    labels = sorted({r.hardware.label for r in records})
+    columns = [c for c in COLUMNS if c != "hardware" or len(labels) > 1] + tasks
+    table = Table(title="meekbench points" + (f" on {labels[0]}" if len(labels) == 1 else ""),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     order = sorted(records, key=lambda r: (r.hardware.label, r.model.non_embedding_params or 0, r.model.name,
                                            r.variant.name))
+    rows: list[list[str]] = []
     for r in order:
+        cells = {"model": r.model.name, "variant": r.variant.name, "hardware": r.hardware.label}
         if r.status != "ok":  # the reason is printed under the table, not squeezed into a cell
-            table.add_row(r.model.name, r.variant.name, r.hardware.label, f"[red]{r.status}[/]",
-                          *["-"] * (len(table.columns) - 4))
-            continue
-        b = baseline_of(r, base)
-        q, lat, mem = r.quality, r.latency, r.memory
-        d = lat.tpot_ms if lat else None
-        head = next((sc for sc in lat.scenarios if sc.status == "ok"), None) if lat else None
-        table.add_row(
-            r.model.name, r.variant.name, r.hardware.label, r.status,
-            f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
-            _num(q.heldout_loss_nats),
-            _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"), _num(q.bits_per_byte),
-            f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
-            f"{head.round_spread:.0%}" if head and head.round_spread is not None else "-",
-            _num(lat.generate_over_bare if lat else None, ".2f"),
-            _speedup(speed_ratio(r, b)),
-            _mb(mem.weights_bytes), _times(ratio(mem.weights_bytes, b.memory.weights_bytes) if b else None),
-            *(_acc(q, t) for t in tasks),
-        )
+            cells["status"] = r.status
+        else:
+            b = baseline_of(r, base)
+            q, lat, mem = r.quality, r.latency, r.memory
+            d = lat.tpot_ms if lat else None
+            head = next((sc for sc in lat.scenarios if sc.status == "ok"), None) if lat else None
+            cells |= {
+                "status": r.status,
+                "non-emb N": f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
+                "loss nats": _num(q.heldout_loss_nats),
+                "Δloss": _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"),
+                "bits/B": _num(q.bits_per_byte),
+                "TPOT ms [95% CI]": f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
+                "spread": f"{head.round_spread:.0%}" if head and head.round_spread is not None else "-",
+                "gen/bare": _num(lat.generate_over_bare if lat else None, ".2f"),
+                "speed-up": _speedup(speed_ratio(r, b)),
+                "weights MB": _mb(mem.weights_bytes),
+                "mem ratio": _times(ratio(mem.weights_bytes, b.memory.weights_bytes) if b else None),
+                **{t: _acc(q, t) for t in tasks}}
+        rows.append([cells.get(c, "-") for c in columns])
+    for i, col in enumerate(columns):  # the widest cell sets the width: figures are never cut
+        width = max([len(col)] + [len(row[i]) for row in rows])
+        table.add_column(col, justify="left" if col in COLUMNS[:4] else "right", no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
 def print_summary(cfg: SummaryConfig) -> None:
-    console = Console(width=None if Console().is_terminal else 200)
+    console = Console(width=None if Console().is_terminal else 260)
     loaded = load_records([cfg.results_dir])
     for item in loaded.skipped:
         console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
