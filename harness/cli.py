@@ -13,10 +13,10 @@ def _quiet_libraries() -> None:
     torchao announces CUDA kernels it cannot load on CPU machines and, through torch's pytree,
     deprecations at every import; transformers draws a progress bar for every weights load,
     datasets one per split it prepares; lm-eval logs each task's set-up (eval.progress_bars
-    governs its per-request bars)."""
+    governs its per-request bars); bitsandbytes warns that its optional CPU kernels are absent."""
     if os.environ.get("MEEKBENCH_LIBRARY_LOGS") == "1":
         return
-    for name in ("torchao", "torch.utils._pytree", "lm_eval"):
+    for name in ("torchao", "torch.utils._pytree", "lm_eval", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
