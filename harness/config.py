@@ -237,7 +237,7 @@ class TinyBuildConfig:
 
 @dataclass
 class LawConfig:
-    source: str = "paper"  # paper | chinchilla | epoch | measured
+    source: str = "paper"  # paper | chinchilla (rounded, as published) | chinchilla-unrounded | epoch | measured
     L0: float = 1.7
     A: float = 1070.0
     alpha: float = 0.155
@@ -255,6 +255,15 @@ class InferenceConfig:
     price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
     g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
     flops_per_param: float = 2.0
+
+
+@dataclass
+class RangeConfig:
+    """An uncertain input: an interval with its coverage and its source (sampled lognormally)."""
+    low: float = MISSING
+    high: float = MISSING
+    level: float = 0.9  # the interval's coverage, e.g. 0.95 for a published 95% CI
+    source: str = MISSING  # where the interval comes from
 
 
 @dataclass
@@ -278,6 +287,13 @@ class ProjectorConfig:
     task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: first one found)
     bootstrap: int = 200
     seed: int = 0
+    # Uncertain inputs by name (g_i, g_h, g_alg); absent ones are held at their point value.
+    # The measured law's uncertainty comes from its bootstrap.
+    uncertainty: Dict[str, RangeConfig] = field(default_factory=dict)
+    monte_carlo: int = 2000  # joint samples of the uncertain inputs
+    closing_levels: List[float] = field(default_factory=lambda: [0.05, 0.01])  # gap levels (nats) to report closing times for
+    start_ratio: float = 1.0  # frontier / meek compute at t = 0
+    start_ratio_source: str = "paper: both actors start from the same compute (Gundlach, Lynch & Thompson 2025)"
 
 
 @dataclass

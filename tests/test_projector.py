@@ -147,3 +147,105 @@ def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
     res = json.loads((write_projection(cfg) / "projection.json").read_text())
     assert res["inputs"]["law.alpha"]["source"] == "default"
     assert "at least 3 points" in res["inputs"]["law.alpha"]["note"]
+
+
+def _project(**changes):
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+
+    p = ProjectorConfig(name="test", monte_carlo=400)
+    for key, value in changes.items():
+        obj, *path = key.split("__")
+        target = p
+        for part in [obj, *path][:-1]:
+            target = getattr(target, part)
+        setattr(target, [obj, *path][-1], value)
+    return project(p, [])
+
+
+def test_paper_scenario_reproduces_closed_form_and_numerical_peak():
+    res = _project()
+    assert res["t_star_years"] == pytest.approx(3.3375, abs=1e-4)
+    assert res["t_star_numerical_years"] == pytest.approx(res["t_star_years"], abs=1e-6)
+    assert res["loss_gap_band"] is None and res["uncertainty"]["sampled"] == []
+
+
+def test_start_ratio_moves_the_peak_as_the_closed_form_says():
+    law, growth = PAPER, G.Growth()
+    for r in (0.25, 4.0):
+        closed = G.peak_time_closed_form(law.alpha, growth, r)
+        assert G.peak_time_numerical(law, 1e21, growth, start_ratio=r) == pytest.approx(closed, abs=1e-5)
+
+
+def test_a_peak_beyond_the_window_is_reported_as_such():
+    slow = ComputeLaw(L0=1.7, A=1070.0, alpha=0.002)
+    assert G.peak_time_closed_form(slow.alpha, G.Growth()) > 50
+    assert G.peak_time_numerical(slow, 1e21, G.Growth(), horizon=50) is None
+    res = _project(law__alpha=0.002)
+    assert res["t_star_numerical_years"] is None and "outside" in res["t_star_note"]
+
+
+def test_closing_time_and_lag_mean_what_they_say():
+    law, growth, c0 = PAPER, G.Growth(), 7.1e20
+    for level in (0.05, 0.01):
+        t = G.closing_time(law, c0, growth, level)
+        assert t > G.peak_time_closed_form(law.alpha, growth)
+        assert float(G.loss_gap(law, c0, growth, t)) == pytest.approx(level, abs=1e-9)
+    t, lag = 7.0, float(G.lag_years(growth, 7.0))
+    # the meek actor at t has the frontier's compute (hence loss) of year t - lag
+    assert G.meek_compute(c0, growth, t) == pytest.approx(G.frontier_compute(c0, growth, t - lag), rel=1e-9)
+    assert G.closing_time(law, c0, growth, 1e-300) is None  # never within the window
+
+
+def test_sampled_inputs_give_bands_and_point_intervals_give_none_wide():
+    from harness.config import RangeConfig
+
+    wide = _project(uncertainty={"g_alg": RangeConfig(1.81, 5.28, 0.95, "Ho et al. 2024")})
+    unc = wide["uncertainty"]
+    assert unc["sampled"] == ["g_alg"] and unc["draws"]["kept"] == 400
+    assert unc["t_star_years"]["low"] < wide["t_star_years"] < unc["t_star_years"]["high"]
+    assert unc["tornado"][0]["input"] == "g_alg"
+    point = _project(uncertainty={"g_alg": RangeConfig(2.8, 2.8, 0.95, "a point")})
+    band = point["loss_gap_band"]
+    assert np.allclose(band["low"], band["high"], rtol=0, atol=1e-12)
+    assert point["t_star_interval"] is None
+    assert point["uncertainty"]["t_star_years"]["median"] == pytest.approx(point["t_star_years"], abs=1e-9)
+
+
+def test_bootstrap_band_matches_the_spread_of_fits_to_fresh_noise():
+    """The exponent's bootstrap interval should be about as wide as the spread of the exponents
+    fitted to new noisy data from the same truth (within a factor of 2), not 13x narrower."""
+    truth = PowerLaw(E=1.8, A=400.0, a=0.3)
+    n = np.logspace(5, 10, 12)
+
+    def noisy(seed):
+        return truth.loss(n) * np.exp(np.random.default_rng(seed).normal(0, 0.01, n.size))
+
+    _, fit = fit_power_law(n, noisy(0), resamples=120, seed=1)
+    assert fit.converged and fit.dof == 9 and fit.bootstrap_attempted == 120
+    assert len(fit.bootstrap) == fit.bootstrap_converged > 100
+    lo, hi = fit.interval("a", 0.9)
+    fresh = [fit_power_law(n, noisy(100 + k), resamples=0)[0].a for k in range(30)]
+    spread = np.quantile(fresh, 0.95) - np.quantile(fresh, 0.05)
+    assert 0.5 < (hi - lo) / spread < 2.0, (hi - lo, spread)
+
+
+def test_unrounded_chinchilla_gives_its_exponent():
+    from harness.projector.laws import CHINCHILLA_UNROUNDED
+
+    assert CHINCHILLA_UNROUNDED.compute_optimal().alpha == pytest.approx(0.1548, abs=1e-4)
+    assert CHINCHILLA.compute_optimal().alpha == pytest.approx(0.1535, abs=1e-4)
+    res = _project(law__source="chinchilla-unrounded")
+    assert res["inputs"]["law.alpha"]["value"] == pytest.approx(0.1548, abs=1e-4)
+    assert "unrounded" in res["inputs"]["law.alpha"]["note"]
+
+
+def test_project_command_prints_peak_closing_lag_and_what_moves_t_star(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harness", "project", "projector=paper-uncertain",
+                          "projector.monte_carlo=300", f"results_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for text in ("t* = 3.34 y (90% band", "Gap below 0.05 nats after", "Lag of the meek actor",
+                 "Moves t* most: g_alg"):
+        assert text in out.stdout, text
+    assert (tmp_path / "projections" / "paper-uncertain" / "tornado.png").exists()

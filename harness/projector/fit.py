@@ -2,7 +2,10 @@
 
 Laws are fitted as Hoffmann et al. did: a Huber loss on log loss, the prediction written as a
 log-sum-exp so every parameter is unconstrained, L-BFGS from a grid of initialisations, and
-bootstrap bands from refits on points resampled with replacement.
+bootstrap bands from refits on points resampled with replacement. Unlike their fit, every fit
+and every refit runs to tight tolerances (default L-BFGS-B tolerances stop early on this loss
+scale: the failure Besiroglu et al. 2024 found) from several starts, checks the optimiser's
+convergence, and counts its resamples: attempted, converged, kept.
 """
 from __future__ import annotations
 
@@ -41,7 +44,21 @@ class FitResult:
     params: dict[str, float]
     n_points: int
     objective: float
-    bootstrap: list[dict[str, float]] = field(default_factory=list)  # one refit per resample
+    bootstrap: list[dict[str, float]] = field(default_factory=list)  # one refit per kept resample
+    converged: bool = True  # the optimiser reported convergence for the best start
+    n_params: int = 0
+    bootstrap_attempted: int = 0
+    bootstrap_converged: int = 0  # refits whose optimiser converged (only these are kept)
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom left after the fit: points - parameters."""
+        return self.n_points - self.n_params
+
+    def summary(self) -> dict[str, float | int | bool]:
+        return {"n_points": self.n_points, "n_params": self.n_params, "dof": self.dof, "converged": self.converged,
+                "objective": self.objective, "bootstrap_attempted": self.bootstrap_attempted,
+                "bootstrap_converged": self.bootstrap_converged, "bootstrap_kept": len(self.bootstrap)}
 
     def interval(self, name: str, level: float = 0.9) -> tuple[float, float] | None:
         if not self.bootstrap:
@@ -51,37 +68,59 @@ class FitResult:
         return float(np.quantile(v, lo)), float(np.quantile(v, 1 - lo))
 
 
-def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float]:
-    best_x, best_f = None, np.inf
+TOLERANCES = {"ftol": 1e-13, "gtol": 1e-10, "maxiter": 10_000, "maxfun": 50_000}
+
+
+def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
+    """The best of L-BFGS-B runs from every start, to tight tolerances; and whether it converged."""
+    best_x, best_f, best_ok = None, np.inf, False
     for x0 in inits:
-        res = minimize(objective, np.asarray(x0, float), args=extra_args, method="L-BFGS-B")
+        res = minimize(objective, np.asarray(x0, float), args=extra_args, method="L-BFGS-B", jac=True,
+                       options=TOLERANCES)
         if np.isfinite(res.fun) and res.fun < best_f:
-            best_x, best_f = res.x, float(res.fun)
+            best_x, best_f, best_ok = res.x, float(res.fun), bool(res.success)
     if best_x is None:
-        raise FitError("no initialisation converged")
-    return best_x, best_f
+        raise FitError("no initialisation gave a finite objective")
+    return best_x, best_f, best_ok
 
 
-def _bootstrap(n: int, resamples: int, seed: int, refit) -> list[dict[str, float]]:
+def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit) -> tuple[list[dict[str, float]], int, int]:
+    """Refits on resamples of the points; kept: those with more distinct points than parameters
+    whose optimiser converged. Returns (kept params, attempted, converged)."""
     rng = np.random.default_rng(seed)
-    out = []
+    out, converged = [], 0
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        if len(np.unique(idx)) < 3:  # a resample of repeated points pins nothing down
+        if len(np.unique(idx)) <= n_params:  # as many points as parameters: an exact fit, not an estimate
             continue
         try:
-            out.append(refit(idx))
+            params, ok = refit(idx)
         except FitError:
             continue
-    return out
+        if ok:
+            converged += 1
+            out.append(params)
+    return out, resamples, converged
 
 
 # --- L(x) = E + A x^-a ------------------------------------------------------------------------
 
+def _huber_lse(terms: np.ndarray, dterms: list[np.ndarray], logy, delta) -> tuple[float, np.ndarray]:
+    """Huber loss of logsumexp(terms) - log y, and its exact gradient (so L-BFGS-B can converge
+    tightly without finite differences). ``dterms[j]`` is d terms / d theta_j (one row per term)."""
+    pred = logsumexp(terms, axis=0)
+    r = pred - logy
+    psi = np.clip(r, -delta, delta)  # Huber's derivative
+    weights = np.exp(terms - pred)  # d logsumexp / d term
+    grad = np.array([(psi * (weights * d).sum(axis=0)).sum() for d in dterms])
+    return float(huber(delta, r).sum()), grad
+
+
 def _power_obj(theta, logx, logy, delta):
     e, log_a, a = theta
-    pred = np.logaddexp(e, log_a - a * logx)
-    return huber(delta, pred - logy).sum()
+    terms = np.stack([np.full_like(logx, e), log_a - a * logx])
+    one, zero = np.ones_like(logx), np.zeros_like(logx)
+    return _huber_lse(terms, [np.stack([one, zero]), np.stack([zero, one]), np.stack([zero, -logx])], logy, delta)
 
 
 def _power_params(theta) -> dict[str, float]:
@@ -98,13 +137,14 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
     logx, logy = np.log(x), np.log(y)
     e0 = np.log(max(y.min() * 0.5, 1e-3))
     grid = list(itertools.product([e0, np.log(y.min() * 0.9), -2.0], [0.0, 2.0, 5.0, 10.0], [0.05, 0.2, 0.5, 1.0]))
-    theta, f = _minimise(_power_obj, grid, (logx, logy, delta))
+    theta, f, ok = _minimise(_power_obj, grid, (logx, logy, delta))
 
     def refit(idx):
-        t, _ = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
-        return _power_params(t)
+        t, _, converged = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
+        return _power_params(t), converged
 
-    result = FitResult(_power_params(theta), int(x.size), f, _bootstrap(x.size, resamples, seed, refit))
+    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 3, refit)
+    result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, attempted, converged)
     p = result.params
     return PowerLaw(E=p["E"], A=p["A"], a=p["a"]), result
 
@@ -113,8 +153,11 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
 
 def _chin_obj(theta, logn, logd, logy, delta):
     e, log_a, log_b, a, b = theta
-    pred = logsumexp(np.stack([np.full_like(logn, e), log_a - a * logn, log_b - b * logd]), axis=0)
-    return huber(delta, pred - logy).sum()
+    terms = np.stack([np.full_like(logn, e), log_a - a * logn, log_b - b * logd])
+    one, zero = np.ones_like(logn), np.zeros_like(logn)
+    dterms = [np.stack([one, zero, zero]), np.stack([zero, one, zero]), np.stack([zero, zero, one]),
+              np.stack([zero, -logn, zero]), np.stack([zero, zero, -logd])]
+    return _huber_lse(terms, dterms, logy, delta)
 
 
 def _chin_params(theta) -> dict[str, float]:
@@ -129,13 +172,15 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
     _min_points(n.size, 6, "the Chinchilla law (5 parameters)")
     args = (np.log(n), np.log(d), np.log(y))
     grid = list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4], [0.1, 0.4]))
-    theta, f = _minimise(_chin_obj, grid, (*args, delta))
+    theta, f, ok = _minimise(_chin_obj, grid, (*args, delta))
 
     def refit(idx):
-        t, _ = _minimise(_chin_obj, [theta], (args[0][idx], args[1][idx], args[2][idx], delta))
-        return _chin_params(t)
+        t, _, converged = _minimise(_chin_obj, [theta, *grid[::9]],
+                                    (args[0][idx], args[1][idx], args[2][idx], delta))
+        return _chin_params(t), converged
 
-    result = FitResult(_chin_params(theta), int(n.size), f, _bootstrap(n.size, resamples, seed, refit))
+    boot, attempted, converged = _bootstrap(n.size, resamples, seed, 5, refit)
+    result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, attempted, converged)
     return Chinchilla(**result.params), result
 
 
@@ -185,7 +230,8 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0) -> tuple[Sigmo
 
     def refit(idx):
         q, _ = one(x[idx], y[idx])
-        return dict(zip(("a", "b", "k", "x0"), map(float, q)))
+        return dict(zip(("a", "b", "k", "x0"), map(float, q))), True  # curve_fit raises when it fails
 
-    result = FitResult(params, int(x.size), err, _bootstrap(x.size, resamples, seed, refit))
+    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 4, refit)
+    result = FitResult(params, int(x.size), err, boot, True, 4, attempted, converged)
     return Sigmoid(**params), result

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 
 from harness.projector.laws import ComputeLaw
 
@@ -35,25 +35,63 @@ def meek_compute(c0: float, growth: Growth, t):
     return c0 * np.power(growth.g_h * growth.g_alg, t)
 
 
-def frontier_compute(c0: float, growth: Growth, t):
-    return c0 * np.power(growth.g_h * growth.g_alg * growth.g_i, t)
+def frontier_compute(c0: float, growth: Growth, t, start_ratio: float = 1.0):
+    """``start_ratio``: the frontier's compute over the meek actor's at t = 0 (the paper: 1)."""
+    return start_ratio * c0 * np.power(growth.g_h * growth.g_alg * growth.g_i, t)
 
 
-def loss_gap(law: ComputeLaw, c0: float, growth: Growth, t):
-    """dL(t) = A C0^-alpha ((g_alg g_h)^(-alpha t) - (g_alg g_h g_i)^(-alpha t))."""
-    return law.loss(meek_compute(c0, growth, t)) - law.loss(frontier_compute(c0, growth, t))
+def loss_gap(law: ComputeLaw, c0: float, growth: Growth, t, start_ratio: float = 1.0):
+    """dL(t) = A C0^-alpha ((g_alg g_h)^(-alpha t) - r^-alpha (g_alg g_h g_i)^(-alpha t)), r = start_ratio."""
+    # the reducible terms' difference, not L(meek) - L(frontier): both tend to L0, and their
+    # difference would lose every digit below 1e-16 of L0; compute beyond float range gives a 0 term
+    with np.errstate(over="ignore"):
+        meek, frontier = meek_compute(c0, growth, t), frontier_compute(c0, growth, t, start_ratio)
+        return law.A * (np.power(meek, -law.alpha) - np.power(frontier, -law.alpha))
 
 
-def peak_time_closed_form(alpha: float, growth: Growth) -> float:
-    """t* = ln(ln(g_h g_alg g_i) / ln(g_h g_alg)) / (alpha ln g_i): independent of C0 and A."""
+def peak_time_closed_form(alpha: float, growth: Growth, start_ratio: float = 1.0) -> float:
+    """t* = (ln(ln(g_h g_alg g_i) / ln(g_h g_alg)) - alpha ln r) / (alpha ln g_i): independent of C0
+    and A; with r = 1 (equal start) the paper's ln(ln(g_h g_alg g_i) / ln(g_h g_alg)) / (alpha ln g_i).
+    Negative when the gap only shrinks from the start."""
     hm = math.log(growth.g_h * growth.g_alg)
-    return math.log(math.log(growth.g_h * growth.g_alg * growth.g_i) / hm) / (alpha * math.log(growth.g_i))
+    ratio = math.log(math.log(growth.g_h * growth.g_alg * growth.g_i) / hm)
+    return (ratio - alpha * math.log(start_ratio)) / (alpha * math.log(growth.g_i))
 
 
-def peak_time_numerical(law: ComputeLaw, c0: float, growth: Growth, horizon: float = 50.0) -> float:
-    res = minimize_scalar(lambda t: -loss_gap(law, c0, growth, t), bounds=(0.0, horizon), method="bounded",
-                          options={"xatol": 1e-9})
-    return float(res.x)
+def peak_time_numerical(law: ComputeLaw, c0: float, growth: Growth, horizon: float = 50.0,
+                        start_ratio: float = 1.0) -> float | None:
+    """The argmax of the gap over [0, horizon]; None when it lies at the window's edge (the peak is
+    beyond the window, or before its start), rather than the edge posing as a peak."""
+    res = minimize_scalar(lambda t: -loss_gap(law, c0, growth, t, start_ratio), bounds=(0.0, horizon),
+                          method="bounded", options={"xatol": 1e-9})
+    t = float(res.x)
+    return None if t > horizon - 1e-5 or t < 1e-5 else t
+
+
+def closing_time(law: ComputeLaw, c0: float, growth: Growth, level: float, start_ratio: float = 1.0,
+                 window: float = 200.0) -> float | None:
+    """The first time after the peak at which the gap falls below ``level`` nats; None if not
+    within ``window`` years (the gap never reaches zero, so a level near 0 may take ages)."""
+    t_peak = max(0.0, peak_time_closed_form(law.alpha, growth, start_ratio))
+    gap = lambda t: float(loss_gap(law, c0, growth, t, start_ratio)) - level  # noqa: E731
+    if gap(t_peak) <= 0:
+        return t_peak
+    if gap(window) > 0:
+        return None
+    return float(brentq(gap, t_peak, window, xtol=1e-10))
+
+
+def lag_years(growth: Growth, t, start_ratio: float = 1.0):
+    """How many years behind the frontier the meek actor is at t: it reaches the frontier's loss of
+    year t - lag, where (g_h g_alg)^t = r (g_h g_alg g_i)^(t - lag), so
+    lag = (t ln g_i + ln r) / ln(g_h g_alg g_i)."""
+    return (np.asarray(t, float) * math.log(growth.g_i) + math.log(start_ratio)) / \
+        math.log(growth.g_h * growth.g_alg * growth.g_i)
+
+
+def reducible_loss_ratio(law: ComputeLaw, growth: Growth, t, start_ratio: float = 1.0):
+    """(meek loss - L0) / (frontier loss - L0) = (r g_i^t)^alpha: how many times more reducible loss."""
+    return np.power(start_ratio * np.power(growth.g_i, np.asarray(t, float)), law.alpha)
 
 
 def wald_tokens(loss_gap_nats, error_rate: float = 0.05):

@@ -67,5 +67,8 @@ class PowerLaw:
         return ComputeLaw(L0=self.E, A=self.A * (6 * tokens) ** self.a, alpha=self.a)
 
 
-CHINCHILLA = Chinchilla(E=1.69, A=406.4, B=410.7, a=0.34, b=0.28)  # Hoffmann et al. 2022
+CHINCHILLA = Chinchilla(E=1.69, A=406.4, B=410.7, a=0.34, b=0.28)  # Hoffmann et al. 2022, rounded as published
+# The same fit's unrounded E, a, b (Hoffmann et al.'s TeX source, as quoted by Besiroglu et al. 2024;
+# A and B as published): exponent ab/(a+b) = 0.1548 where the rounded values give 0.1535.
+CHINCHILLA_UNROUNDED = Chinchilla(E=1.6934, A=406.4, B=410.7, a=0.3392, b=0.2849)
 EPOCH_REFIT = Chinchilla(E=1.817, A=482.0, B=2085.4, a=0.3478, b=0.3658)  # Besiroglu et al. 2024

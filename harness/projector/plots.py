@@ -17,9 +17,14 @@ def plot_gap(result: dict[str, Any], path: Path) -> None:
     ax.plot(years, result["loss_gap"], label="training-loss gap (meek - frontier)")
     if result["loss_gap_band"]:
         b = result["loss_gap_band"]
-        ax.fill_between(years, b["low"], b["high"], alpha=0.25, label=f"{int(b['level'] * 100)}% bootstrap band")
+        sampled = ", ".join(result["uncertainty"]["sampled"])
+        ax.fill_between(years, b["low"], b["high"], alpha=0.25, label=f"{round(b['level'] * 100)}% band ({sampled})")
     t_star = years[0] + result["t_star_years"]
     ax.axvline(t_star, ls="--", c="grey", label=f"t* = {result['t_star_years']:.2f} y")
+    for level, closing in result["closing_years"].items():
+        ax.axhline(float(level), ls=":", c="k", lw=0.8)
+        if closing is not None and closing <= years[-1] - years[0]:
+            ax.axvline(years[0] + closing, ls=":", c="tab:green", lw=1, label=f"gap < {level} nats at {closing:.1f} y")
     ax.set(xlabel="year", ylabel="loss gap (nats/token)", title=f"Scaling gap: {result['scenario']}")
     ax.legend()
     fig.tight_layout()
@@ -67,9 +72,29 @@ def plot_multipliers(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_tornado(result: dict[str, Any], path: Path) -> None:
+    rows = result["uncertainty"]["tornado"][::-1]  # widest on top
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.5))
+    t_star = result["t_star_years"]
+    for i, r in enumerate(rows):
+        lo, hi = sorted((r["t_star_at_low"], r["t_star_at_high"]))
+        ax.barh(i, hi - lo, left=lo, color="tab:blue", alpha=0.6)
+        ax.annotate(f"{r['low_value']:.3g} .. {r['high_value']:.3g}", (hi, i), xytext=(4, -3),
+                    textcoords="offset points", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+    ax.axvline(t_star, c="grey", ls="--")
+    ax.set(xlabel="t* (years) with one input at each end of its interval", title="What moves t* most")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def plot_all(result: dict[str, Any], law_n, family, out: Path) -> list[Path]:
     written = [out / "gap.png"]
     plot_gap(result, written[0])
+    if result["uncertainty"]["tornado"]:
+        written.append(out / "tornado.png")
+        plot_tornado(result, written[-1])
     if family is not None:
         written.append(out / "law.png")
         plot_law(result, law_n, family, written[-1])

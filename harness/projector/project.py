@@ -18,12 +18,21 @@ import numpy as np
 from harness.config import ProjectConfig, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
-from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
+from harness.projector import uncertainty as U
+from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, ComputeLaw, PowerLaw
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio
 from harness.results.schema import RunRecord
 from harness.results.store import write_atomic
 
 log = logging.getLogger(__name__)
+
+
+PUBLISHED = {
+    "chinchilla": (CHINCHILLA, "Hoffmann et al. 2022's fit of L(N, D), rounded as published (a=0.34, b=0.28)"),
+    "chinchilla-unrounded": (CHINCHILLA_UNROUNDED, "Hoffmann et al. 2022's fit with unrounded E, a, b "
+                             "(1.6934, 0.3392, 0.2849; TeX source via Besiroglu et al. 2024)"),
+    "epoch": (EPOCH_REFIT, "the Epoch AI refit of L(N, D) (Besiroglu et al. 2024)"),
+}
 
 
 def _input(value: Any, source: str, note: str = "") -> dict[str, Any]:
@@ -92,19 +101,23 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         name: _input(getattr(growth, name), "default", "paper (Gundlach, Lynch & Thompson 2025)")
         for name in ("g_i", "g_h", "g_alg")
     }
+    for name, r in p.uncertainty.items():
+        prov[f"{name}.interval"] = _input([r.low, r.high], "default", f"{r.level:.0%} interval, sampled lognormally; "
+                                                                      f"{r.source}")
     prov["budget_usd"] = _input(p.budget_usd, "default", "meek actor's fixed budget")
+    prov["start_ratio"] = _input(p.start_ratio, "default", p.start_ratio_source)
     family = None
     law_n = PowerLaw(E=CHINCHILLA.E, A=CHINCHILLA.A, a=CHINCHILLA.a)  # data not binding (D -> inf)
     law_n_note = "Chinchilla E + A/N^a (data term dropped)"
     if p.law.source == "paper":
         law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
         src, note = "default", "paper default L(C) = L0 + A C^-alpha"
-    elif p.law.source in ("chinchilla", "epoch"):
-        base = CHINCHILLA if p.law.source == "chinchilla" else EPOCH_REFIT
+    elif p.law.source in PUBLISHED:
+        base, label = PUBLISHED[p.law.source]
         law = base.compute_optimal()
-        if p.law.source == "epoch":
-            law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), "Epoch refit E + A/N^a (data term dropped)"
-        src, note = "default", f"compute-optimal form of the {p.law.source} fit of L(N, D)"
+        if p.law.source != "chinchilla":
+            law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), f"{label}: E + A/N^a (data term dropped)"
+        src, note = "default", f"compute-optimal form of {label}"
     elif p.law.source == "measured":
         try:
             family = fit_family(records, p)
@@ -118,10 +131,13 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             src, note = "default", f"fell back to the paper law: {e}"
             log.warning("measured law unavailable, using the paper default: %s", e)
     else:
-        raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, chinchilla, epoch, measured")
+        raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, {', '.join(PUBLISHED)}, measured")
     for k in ("L0", "A", "alpha"):
         prov[f"law.{k}"] = _input(getattr(law, k), src, note)
     prov["law_n"] = _input(asdict(law_n), "measured" if family else "default", law_n_note)
+    if family is not None:
+        prov["law.fit"] = _input(family.fit.summary(), "measured",
+                                 "degrees of freedom, optimiser convergence and bootstrap resamples of the law's fit")
 
     flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
     if p.flop_per_dollar_from_hardware:
@@ -184,18 +200,21 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
     return out
 
 
-def _band(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray):
-    if inputs.family is None or not inputs.family.fit.bootstrap:
-        return None, None
-    gaps, stars = [], []
-    for params in inputs.family.fit.bootstrap:
-        law = PowerLaw(**params).as_compute_law(inputs.family.tokens)
-        gaps.append(G.loss_gap(law, c0, inputs.growth, t))
-        stars.append(G.peak_time_closed_form(law.alpha, inputs.growth))
-    gaps = np.array(gaps)
-    band = {"level": 0.9, "low": np.quantile(gaps, 0.05, axis=0).tolist(),
-            "high": np.quantile(gaps, 0.95, axis=0).tolist(), "resamples": len(gaps)}
-    return band, [float(np.quantile(stars, 0.05)), float(np.quantile(stars, 0.95))]
+def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -> dict[str, Any]:
+    """Monte Carlo bands and the tornado of t*: sampled growth rates (configured intervals) and, for a
+    measured law, its bootstrap refits; every other input at its point value."""
+    ranges = {name: U.Range(r.low, r.high, r.level, r.source) for name, r in p.uncertainty.items()}
+    law_draws, alpha_range = None, None
+    if inputs.family is not None and inputs.family.fit.bootstrap:
+        law_draws = [PowerLaw(**b).as_compute_law(inputs.family.tokens) for b in inputs.family.fit.bootstrap]
+        alphas = [d.alpha for d in law_draws]
+        alpha_range = (float(np.quantile(alphas, U.BAND[0])), float(np.quantile(alphas, U.BAND[1])))
+    n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
+    mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed)
+    out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years)
+    out["sampled"] = sorted(ranges) + (["law (bootstrap refits)"] if law_draws else [])
+    out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
+    return out
 
 
 def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
@@ -205,11 +224,15 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         raise ValueError(f"budget_usd={p.budget_usd}: must be > 0")
     inputs = resolve_inputs(p, records)
     c0 = p.budget_usd * inputs.flop_per_dollar
+    r0 = p.start_ratio
     t = np.linspace(0.0, p.horizon_years, int(round(p.horizon_years * p.steps_per_year)) + 1)
-    frontier = inputs.law.loss(G.frontier_compute(c0, inputs.growth, t))
+    frontier = inputs.law.loss(G.frontier_compute(c0, inputs.growth, t, r0))
     meek = inputs.law.loss(G.meek_compute(c0, inputs.growth, t))
     gap = meek - frontier
-    band, t_star_interval = _band(p, inputs, c0, t)
+    unc = _uncertainty(p, inputs, c0, t)
+    t_star = G.peak_time_closed_form(inputs.law.alpha, inputs.growth, r0)
+    window = max(50.0, p.horizon_years)
+    t_star_numerical = G.peak_time_numerical(inputs.law, c0, inputs.growth, horizon=window, start_ratio=r0)
 
     inf = p.inference
     meek_n = G.InferenceCost(inf.price_per_token_usd, inputs.flop_per_dollar, inf.g_cost,
@@ -230,19 +253,25 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
                             for k in p.p_steps}}
     return {
         "scenario": p.name,
-        "t_star_years": G.peak_time_closed_form(inputs.law.alpha, inputs.growth),
-        "t_star_numerical_years": G.peak_time_numerical(inputs.law, c0, inputs.growth,
-                                                        horizon=max(50.0, p.horizon_years)),
-        "t_star_interval": t_star_interval,
-        "peak_gap_nats": float(G.loss_gap(inputs.law, c0, inputs.growth,
-                                          G.peak_time_closed_form(inputs.law.alpha, inputs.growth))),
+        "t_star_years": t_star,
+        "t_star_numerical_years": t_star_numerical,
+        "t_star_note": None if t_star_numerical is not None else
+        f"the gap's maximum over [0, {window:g}] years lies at the window's edge: the peak is outside it",
+        "t_star_interval": [unc["t_star_years"].get("low"), unc["t_star_years"].get("high")]
+        if unc["t_star_years"].get("low") != unc["t_star_years"].get("high") else None,
+        "peak_gap_nats": float(G.loss_gap(inputs.law, c0, inputs.growth, max(t_star, 0.0), r0)),
+        "closing_years": {str(level): G.closing_time(inputs.law, c0, inputs.growth, level, r0)
+                          for level in p.closing_levels},
+        "lag_years": G.lag_years(inputs.growth, t, r0).tolist(),
+        "reducible_loss_ratio": G.reducible_loss_ratio(inputs.law, inputs.growth, t, r0).tolist(),
+        "uncertainty": {k: v for k, v in unc.items() if k != "loss_gap_band"},
         "meek_compute_flops_at_start": c0,
         "t": t.tolist(),
         "years": (p.start_year + t).tolist(),
         "frontier_loss": frontier.tolist(),
         "meek_loss": meek.tolist(),
         "loss_gap": gap.tolist(),
-        "loss_gap_band": band,
+        "loss_gap_band": unc["loss_gap_band"] if unc["sampled"] else None,
         "wald_tokens": [x if math.isfinite(x) else None for x in G.wald_tokens(gap, p.error_rate).tolist()],
         "wald_error_rate": p.error_rate,
         "inference": inference,
@@ -255,17 +284,43 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
     }
 
 
+def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
+    text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
+    if band and "low" in band and band["low"] != band["high"]:
+        text += f" (90% band {band['low']:.2f} to {band['high']:.2f}"
+        text += f"; {band['not_reached']} of {band['samples']} draws never reach it)" if band["not_reached"] else ")"
+    return text
+
+
+def headline(result: dict[str, Any]) -> list[str]:
+    """The answers a reader asks for first: peak, closing times, lag, and what moves t* most."""
+    unc = result["uncertainty"]
+    lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
+             f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']})."]
+    for level, years in result["closing_years"].items():
+        lines.append(f"- Gap below {level} nats after {_with_band(years, unc['closing_years'][level])}.")
+    horizon = result["t"][-1]
+    lines.append(f"- Lag of the meek actor at year {horizon:g}: {_with_band(result['lag_years'][-1], unc['lag_years_at_horizon'])} "
+                 f"behind the frontier; its reducible loss is {_with_band(result['reducible_loss_ratio'][-1], unc['reducible_loss_ratio_at_horizon'], 'x')} the frontier's.")
+    if unc["sampled"]:
+        top = unc["tornado"][0] if unc["tornado"] else None
+        lines.append(f"- Sampled jointly ({unc['draws']['kept']} of {unc['draws']['attempted']} draws kept): "
+                     f"{', '.join(unc['sampled'])}; everything else at its point value."
+                     + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
+                        f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
+    else:
+        lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain.")
+    return lines
+
+
 def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
-    lines = [f"# Projection: {result['scenario']}", "",
-             f"Peak of the training-loss gap: t* = {result['t_star_years']:.2f} years (closed form), "
-             f"{result['t_star_numerical_years']:.2f} (numerical)"
-             + (f", 90% band [{result['t_star_interval'][0]:.2f}, {result['t_star_interval'][1]:.2f}]"
-                if result["t_star_interval"] else "") + ".", "",
-             "| year | frontier loss | meek loss | gap (nats) | tokens to tell apart |", "|---|---|---|---|---|"]
+    lines = [f"# Projection: {result['scenario']}", "", *headline(result), "",
+             "| year | frontier loss | meek loss | gap (nats) | lag (years) | tokens to tell apart |",
+             "|---|---|---|---|---|---|"]
     for i in range(0, len(result["years"]), steps_per_year):
         w = result["wald_tokens"][i]
         lines.append(f"| {result['years'][i]:.0f} | {result['frontier_loss'][i]:.4f} | {result['meek_loss'][i]:.4f} "
-                     f"| {result['loss_gap'][i]:.4f} | {'inf' if w is None else f'{w:.3g}'} |")
+                     f"| {result['loss_gap'][i]:.4f} | {result['lag_years'][i]:.2f} | {'inf' if w is None else f'{w:.3g}'} |")
     lines += ["", "## Inputs", "", "| input | value | source | note |", "|---|---|---|---|"]
     for k, v in result["inputs"].items():
         val = v["value"]
