@@ -49,6 +49,7 @@ class FitResult:
     n_params: int = 0
     bootstrap_attempted: int = 0
     bootstrap_converged: int = 0  # refits whose optimiser converged (only these are kept)
+    bootstrap_note: str = ""  # why no bootstrap was run, when none was
 
     @property
     def dof(self) -> int:
@@ -58,7 +59,8 @@ class FitResult:
     def summary(self) -> dict[str, float | int | bool]:
         return {"n_points": self.n_points, "n_params": self.n_params, "dof": self.dof, "converged": self.converged,
                 "objective": self.objective, "bootstrap_attempted": self.bootstrap_attempted,
-                "bootstrap_converged": self.bootstrap_converged, "bootstrap_kept": len(self.bootstrap)}
+                "bootstrap_converged": self.bootstrap_converged, "bootstrap_kept": len(self.bootstrap),
+                "bootstrap_note": self.bootstrap_note}
 
     def interval(self, name: str, level: float = 0.9) -> tuple[float, float] | None:
         if not self.bootstrap:
@@ -86,7 +88,11 @@ def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
 
 def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit) -> tuple[list[dict[str, float]], int, int]:
     """Refits on resamples of the points; kept: those with more distinct points than parameters
-    whose optimiser converged. Returns (kept params, attempted, converged)."""
+    whose optimiser converged. Returns (kept params, attempted, converged). None with fewer than
+    twice as many points as parameters: almost every resample would then be an exact fit or a
+    copy of the data, and the band would describe the resampling, not the uncertainty."""
+    if n < 2 * n_params:
+        return [], 0, 0
     rng = np.random.default_rng(seed)
     out, converged = [], 0
     for _ in range(resamples):
@@ -101,6 +107,11 @@ def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit) -> tuple
             converged += 1
             out.append(params)
     return out, resamples, converged
+
+
+def _refused(n: int, n_params: int) -> str:
+    return (f"no bootstrap: {n} points for {n_params} parameters (it needs at least {2 * n_params})"
+            if n < 2 * n_params else "")
 
 
 # --- L(x) = E + A x^-a ------------------------------------------------------------------------
@@ -144,7 +155,7 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
         return _power_params(t), converged
 
     boot, attempted, converged = _bootstrap(x.size, resamples, seed, 3, refit)
-    result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, attempted, converged)
+    result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, attempted, converged, _refused(x.size, 3))
     p = result.params
     return PowerLaw(E=p["E"], A=p["A"], a=p["a"]), result
 
@@ -180,7 +191,7 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
         return _chin_params(t), converged
 
     boot, attempted, converged = _bootstrap(n.size, resamples, seed, 5, refit)
-    result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, attempted, converged)
+    result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, attempted, converged, _refused(n.size, 5))
     return Chinchilla(**result.params), result
 
 
@@ -233,5 +244,5 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0) -> tuple[Sigmo
         return dict(zip(("a", "b", "k", "x0"), map(float, q))), True  # curve_fit raises when it fails
 
     boot, attempted, converged = _bootstrap(x.size, resamples, seed, 4, refit)
-    result = FitResult(params, int(x.size), err, boot, True, 4, attempted, converged)
+    result = FitResult(params, int(x.size), err, boot, True, 4, attempted, converged, _refused(x.size, 4))
     return Sigmoid(**params), result

@@ -286,7 +286,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
 
 def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
     text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
-    if band and "low" in band and band["low"] != band["high"]:
+    if band and "low" in band and band["high"] - band["low"] > 1e-9 * max(1.0, abs(band["high"])):
         text += f" (90% band {band['low']:.2f} to {band['high']:.2f}"
         text += f"; {band['not_reached']} of {band['samples']} draws never reach it)" if band["not_reached"] else ")"
     return text
@@ -309,7 +309,9 @@ def headline(result: dict[str, Any]) -> list[str]:
                      + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
                         f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
     else:
-        lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain.")
+        lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
+                     + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."
+                        if result["inputs"].get("law.fit", {}).get("value", {}).get("bootstrap_note") else ""))
     return lines
 
 
