@@ -98,9 +98,9 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
             raise device_error
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
         prepared = prepare(rc.model, rc.variant, device, rc.offline)
-        loaded = prepared.loaded
+        loaded, heldout = prepared.loaded, _heldout_text(rc)
         reference, reference_name = _paired_reference(rc, device)
-        measured = measure_point(loaded.model, loaded.tokenizer, device, _heldout_text(rc), rc.quality, rc.bench,
+        measured = measure_point(loaded.model, loaded.tokenizer, device, heldout, rc.quality, rc.bench,
                                  suite=rc.eval, offline=bool(rc.offline),
                                  bandwidth_bytes_per_s=probes.bandwidth_bytes_per_s if probes else None,
                                  baseline=reference.loaded.model if reference else None, baseline_name=reference_name)
