@@ -284,7 +284,8 @@ class ProjectorConfig:
     p_steps: List[int] = field(default_factory=lambda: [1, 5, 20])
     family: str = "tiny"  # whose baseline points the measured law is fitted to
     baseline_variant: str = "fp32"
-    task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: first one found)
+    task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: the one with most points)
+    task_chance: Optional[float] = None  # that task's chance accuracy: the sigmoid's floor (None: fitted in [0, 1])
     bootstrap: int = 200
     seed: int = 0
     # Uncertain inputs by name (g_i, g_h, g_alg); absent ones are held at their point value.

@@ -249,3 +249,33 @@ def test_project_command_prints_peak_closing_lag_and_what_moves_t_star(tmp_path)
                  "Moves t* most: g_alg"):
         assert text in out.stdout, text
     assert (tmp_path / "projections" / "paper-uncertain" / "tornado.png").exists()
+
+
+def _scored(name, family, loss, acc):
+    from harness.results.schema import QualityBlock, TaskScore
+    from tests.conftest import record_template
+
+    r = record_template(name, 1e5, loss)
+    return r.model_copy(update={
+        "run_id": f"{name}-{family}", "model": r.model.model_copy(update={"family": family}),
+        "quality": QualityBlock(heldout_loss_nats=loss, tasks={"mc": TaskScore(metrics={"acc": acc})})})
+
+
+def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
+    from harness.config import ProjectorConfig
+    from harness.projector.project import family_sigmoid
+
+    p = ProjectorConfig(name="t", family="tiny", task="mc", task_chance=0.25, bootstrap=0)
+    losses = [5.0, 4.6, 4.3, 4.1, 3.9]
+    tiny = [_scored(f"t{i}", "tiny", l, 0.25 + 0.6 / (1 + np.exp(3.0 * (l - 4.4)))) for i, l in enumerate(losses)]
+    other = [_scored(f"o{i}", "pythia", l / 2, 0.9) for i, l in enumerate(losses)]
+    sig, fit, note = family_sigmoid(tiny + other, p)
+    assert fit.n_points == 5 and sig.b == 0.25 and sig.a + sig.b <= 1 and sig.k < 0
+    assert float(sig.score(100.0)) == pytest.approx(0.25, abs=1e-6)  # never below chance
+    with pytest.raises(FitError, match="5 points of other families are not pooled"):
+        family_sigmoid(tiny[:3] + other, p)
+
+
+def test_sigmoid_is_not_applied_to_a_law_on_another_scale():
+    res = _project()
+    assert res["score"] is None and "another loss scale" in res["inputs"]["sigmoid"]["note"]

@@ -208,41 +208,62 @@ class Sigmoid:
         return self.b + self.a / (1 + np.exp(-self.k * (np.asarray(loss, float) - self.x0)))
 
 
-def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0) -> tuple[Sigmoid, FitResult]:
+def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
+                floor: float | None = None) -> tuple[Sigmoid, FitResult]:
+    """score = b + a / (1 + exp(-k (L - x0))), falling with loss (k <= 0), bounded to [0, 1].
+
+    ``floor``: the task's chance level; b is then fixed there (a model no better than chance
+    scores chance, not below it) and the ceiling b + a is at most 1. Without it b and a are fitted
+    within [0, 1] and a ceiling above 1 is refused."""
     x, y = _check("loss", loss), _check("score", score, positive=False)
     if x.shape != y.shape:
         raise FitError(f"loss has {x.size} values, score has {y.size}")
-    _min_points(x.size, 4, "the loss-to-score sigmoid (4 parameters)")
+    if floor is not None and not 0 <= floor < 1:
+        raise FitError(f"chance level {floor!r}: must be in [0, 1)")
+    n_params = 3 if floor is not None else 4
+    _min_points(x.size, n_params + 1, f"the loss-to-score sigmoid ({n_params} parameters)")
 
     def f(l, a, b, k, x0):
         with np.errstate(over="ignore"):  # exp overflow -> inf -> the sigmoid's 0 limit, which is right
             return b + a / (1 + np.exp(-k * (l - x0)))
 
+    if floor is not None:
+        model = lambda l, a, k, x0: f(l, a, floor, k, x0)  # noqa: E731
+        lower, upper = [0.0, -np.inf, -np.inf], [1.0 - floor, 0.0, np.inf]
+    else:
+        model = f
+        lower, upper = [0.0, 0.0, -np.inf, -np.inf], [1.0, 1.0, 0.0, np.inf]
+
     def one(xs, ys):
-        span = max(ys.max() - ys.min(), 1e-3)
+        span = float(np.clip(ys.max() - ys.min(), 1e-3, upper[0]))
         best, best_err = None, np.inf
         for k0 in (-1.0, -5.0, -20.0):  # score falls as loss rises
+            p0 = [span, k0, float(np.median(xs))] if floor is not None else \
+                [span, float(np.clip(ys.min(), 0, 1)), k0, float(np.median(xs))]
             try:
                 with warnings.catch_warnings(), np.errstate(over="ignore"):
                     # few points: the covariance is often undefined; the bootstrap gives the spread
                     warnings.simplefilter("ignore", OptimizeWarning)
-                    p, _ = curve_fit(f, xs, ys, p0=[span, ys.min(), k0, float(np.median(xs))], maxfev=20000)
+                    p, _ = curve_fit(model, xs, ys, p0=p0, bounds=(lower, upper), maxfev=20000)
             except (RuntimeError, ValueError):
                 continue
-            err = float(np.sum((f(xs, *p) - ys) ** 2))
+            err = float(np.sum((model(xs, *p) - ys) ** 2))
             if err < best_err:
                 best, best_err = p, err
         if best is None:
             raise FitError("sigmoid fit did not converge")
-        return best, best_err
+        params = dict(zip(("a", "k", "x0"), map(float, best))) | {"b": floor} if floor is not None else \
+            dict(zip(("a", "b", "k", "x0"), map(float, best)))
+        if params["a"] + params["b"] > 1 + 1e-9:
+            raise FitError(f"sigmoid ceiling b + a = {params['a'] + params['b']:.4f} is above 1")
+        return params, best_err
 
-    p, err = one(x, y)
-    params = dict(zip(("a", "b", "k", "x0"), map(float, p)))
+    params, err = one(x, y)
 
     def refit(idx):
-        q, _ = one(x[idx], y[idx])
-        return dict(zip(("a", "b", "k", "x0"), map(float, q))), True  # curve_fit raises when it fails
+        return one(x[idx], y[idx])[0], True  # curve_fit raises when it fails
 
-    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 4, refit)
-    result = FitResult(params, int(x.size), err, boot, True, 4, attempted, converged, _refused(x.size, 4))
+    boot, attempted, converged = _bootstrap(x.size, resamples, seed, n_params, refit)
+    result = FitResult(params, int(x.size), err, boot, True, n_params, attempted, converged,
+                       _refused(x.size, n_params))
     return Sigmoid(**params), result

@@ -80,19 +80,33 @@ def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
     return FamilyFit(law_n, fit, float(tokens.pop()), points)
 
 
-def _task_points(records: list[RunRecord], task: str | None) -> tuple[str | None, list[tuple[float, float]]]:
-    pts: dict[str, list[tuple[float, float]]] = {}
+def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoid, FitResult, str]:
+    """Accuracy on one task against held-out loss, for the points of one family only: losses of
+    other families are per token of other tokenizers and texts, not on the same scale."""
+    by_task: dict[str, list[tuple[float, float]]] = {}
+    others = 0
     for r in records:
         if r.status != "ok" or not r.quality or r.quality.heldout_loss_nats is None:
             continue
         for name, score in r.quality.tasks.items():
             acc = score.metrics.get("acc")
-            if acc is not None and (task is None or name == task):
-                pts.setdefault(name, []).append((r.quality.heldout_loss_nats, acc))
-    if not pts:
-        return task, []
-    name = task or max(pts, key=lambda k: len(pts[k]))
-    return name, pts.get(name, [])
+            if acc is None or (p.task is not None and name != p.task):
+                continue
+            if r.model.family == p.family:
+                by_task.setdefault(name, []).append((r.quality.heldout_loss_nats, acc))
+            else:
+                others += 1
+    task = p.task or (max(by_task, key=lambda k: len(by_task[k])) if by_task else None)
+    pts = by_task.get(task, []) if task else []
+    if len(pts) < 4:
+        raise FitError(f"needs >= 4 (loss, accuracy) points of family {p.family!r}"
+                       + (f" on {task}" if task else "") + f"; found {len(pts)}"
+                       + (f" ({others} points of other families are not pooled: their losses are on other scales)"
+                          if others else ""))
+    sig, fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts], resamples=p.bootstrap, seed=p.seed,
+                           floor=p.task_chance)
+    return sig, fit, f"fitted to {len(pts)} {p.family} points of {task}" + \
+        (f", floor at chance {p.task_chance}" if p.task_chance is not None else "")
 
 
 def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
@@ -158,17 +172,15 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
 
     inputs = Inputs(law=law, law_n=law_n, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family)
-    task, pts = _task_points(records, p.task)
-    if len(pts) >= 4:
-        try:
-            inputs.sigmoid, inputs.sigmoid_fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts],
-                                                             resamples=p.bootstrap, seed=p.seed)
-            prov["sigmoid"] = _input(inputs.sigmoid_fit.params, "measured", f"fitted to {len(pts)} points of {task}")
-        except FitError as e:
-            prov["sigmoid"] = _input(None, "unavailable", f"sigmoid fit failed on {task}: {e}")
+    if family is None:
+        prov["sigmoid"] = _input(None, "unavailable", "the sigmoid maps a measured family's held-out loss to accuracy; "
+                                 f"this scenario's law ({p.law.source}) is on another loss scale")
     else:
-        prov["sigmoid"] = _input(None, "unavailable",
-                                 f"needs >= 4 (loss, accuracy) points; found {len(pts)}" + (f" for {task}" if task else ""))
+        try:
+            inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
+            prov["sigmoid"] = _input(inputs.sigmoid_fit.params, "measured", note)
+        except FitError as e:
+            prov["sigmoid"] = _input(None, "unavailable", str(e))
     return inputs
 
 
