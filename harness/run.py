@@ -108,8 +108,9 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         if measured.tasks and measured.tasks.samples:
             samples_path = write_samples(rc.results_dir, run_id, measured.tasks.samples)
     except Exception as e:  # a failure is data: record it and let the sweep go on
-        failure = _failure(e)
-        log.error("%s: %s: %s", run_id, failure.status, failure.error)
+        failure = _failure(e)  # an unsupported variant is expected data; anything else is an error
+        (log.warning if failure.status == "unsupported" else log.error)("%s: %s: %s", run_id, failure.status,
+                                                                         failure.error)
         if not isinstance(e, (ModelNotFoundError, UnsupportedVariantError, ValueError, FileNotFoundError)):
             log.debug("traceback", exc_info=True)
 
