@@ -279,3 +279,33 @@ def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
 def test_sigmoid_is_not_applied_to_a_law_on_another_scale():
     res = _project()
     assert res["score"] is None and "another loss scale" in res["inputs"]["sigmoid"]["note"]
+
+
+def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_family():
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6])]
+
+    def student(method, n_eff):
+        r = record_template("m0", 1e4, float(truth.loss(n_eff)))
+        distil = {"method": method, "distil_tokens": 1000, "distil_flops": 6 * r.model.params * 1000 + 2 * 5e6 * 1000
+                  if method == "kd" else 6 * r.model.params * 1000}
+        return r.model_copy(update={"run_id": f"m0-{method}", "variant": r.variant.model_copy(update={
+            "name": method, "kind": "distil", "method": method, "extra": {"distillation": distil}})})
+
+    outsider = record_template("x0", 1e4, 1.0)
+    outsider = outsider.model_copy(update={"run_id": "x0-q", "model": outsider.model.model_copy(update={"family": "other"}),
+                                           "variant": outsider.variant.model_copy(update={"name": "int8"})})
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
+    p.law.source = "measured"
+    rows = {r["variant"]: r for r in project(p, base + [student("kd", 2e4), student("continue-ce", 1.5e4), outsider])
+            ["variants"]}
+    assert set(rows) == {"kd", "continue-ce"}  # the other family's point is not read through this law
+    kd = rows["kd"]
+    assert kd["multiplier"] == pytest.approx(2.0, rel=0.02) and kd["vs_control"] == pytest.approx(2 / 1.5, rel=0.02)
+    spent = 6 * 1e4 * 1_000_000  # non-embedding params x tokens, as the law counts
+    assert kd["effective_compute_gain_without_teacher"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / spent)
+    assert kd["effective_compute_gain"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / (spent + 2 * 5e6 * 1000))

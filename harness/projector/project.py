@@ -20,7 +20,7 @@ from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector import uncertainty as U
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, ComputeLaw, PowerLaw
-from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio
+from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
 from harness.results.schema import RunRecord
 from harness.results.store import write_atomic
 
@@ -184,30 +184,78 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     return inputs
 
 
+def _field(record: RunRecord, block: str, name: str) -> Any:
+    """A record's ``block.name``, or None where the record has no such block."""
+    return getattr(getattr(record, block), name, None) if getattr(record, block) is not None else None
+
+
+def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float] | None]:
+    """The family baseline size that reaches ``loss`` on its law, with a 90% band from the law's
+    bootstrap refits (None without one); inf where the law never gets there."""
+    n_eff = float(inputs.law_n.invert(loss))
+    boot = inputs.family.fit.bootstrap if inputs.family else []
+    if not boot:
+        return n_eff, None
+    draws = np.array([float(PowerLaw(**b).invert(loss)) for b in boot])
+    draws = draws[np.isfinite(draws)]
+    return n_eff, [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))] if draws.size else None
+
+
 def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorConfig) -> list[dict[str, Any]]:
-    """Effective-size multiplier of each non-baseline point: the baseline size reaching its loss."""
+    """Each non-baseline point of the fitted family, against the family's law (its fixed-D path):
+
+    - ``multiplier``: effective / actual non-embedding parameters (the baseline size that reaches
+      the point's loss), with a band from the law's bootstrap when it has one; and
+      ``multiplier_vs_baseline``: over the same model's baseline point's effective size, so the
+      law's misfit at that size cancels;
+    - ``effective_compute_gain``: the compute the family's path needs to reach that loss (6 N_eff D)
+      over the compute the point's weights actually cost, counted the same way (6 N D over every
+      token they saw, plus a KD teacher's forward passes); for a student also without the teacher;
+    - ``vs_control``: a KD student's effective size over its continue-ce control's (same start,
+      tokens and schedule), the distillation gain net of the extra training;
+    - ``effective_params_per_byte`` / ``per_tpot_ms``: quantisation's measured bytes and time folded in.
+    """
     if inputs.family is None:
         return []
+    tokens = inputs.family.tokens
     base = baselines(records, p.baseline_variant)
+    family = [r for r in records if r.status == "ok" and r.model.family == p.family and r.quality
+              and r.quality.heldout_loss_nats is not None and r.model.non_embedding_params]
+    controls = {(r.model.name, r.hardware.id): r for r in family if r.variant.method == "continue-ce"}
     out = []
-    for r in records:
-        if r.status != "ok" or r.variant.name == p.baseline_variant or not r.quality \
-                or r.quality.heldout_loss_nats is None or not r.model.non_embedding_params:
+    for r in family:
+        if r.variant.name == p.baseline_variant:
             continue
-        n_eff = float(inputs.law_n.invert(r.quality.heldout_loss_nats))
+        n_eff, band = _effective_params(r.quality.heldout_loss_nats, inputs)
         b = baseline_of(r, base)
+        speed = speed_ratio(r, b)
+        distil = r.variant.extra.get("distillation") or {}
+        # counted as the law counts: non-embedding parameters x all tokens the weights saw, plus,
+        # for a KD student, the teacher's forward passes (2 N_teacher D_distil)
+        spent = 6 * r.model.non_embedding_params * (r.model.train_tokens or 0)
+        teacher = distil["distil_flops"] - 6 * r.model.params * distil["distil_tokens"] if distil else 0
         row = {"model": r.model.name, "variant": r.variant.name, "kind": r.variant.kind,
                "hardware": r.hardware.label, "heldout_loss_nats": r.quality.heldout_loss_nats,
                "non_embedding_params": r.model.non_embedding_params, "effective_params": n_eff,
-               "multiplier": n_eff / r.model.non_embedding_params}
-        speed = speed_ratio(r, b)
-        row |= {"decode_time_ratio": speed.tpot_ratio if speed else None,
-                "decode_time_ratio_kind": speed.kind if speed else None}
+               "multiplier": n_eff / r.model.non_embedding_params,
+               "multiplier_band": [x / r.model.non_embedding_params for x in band] if band else None,
+               "effective_compute_gain": ratio(6 * n_eff * tokens, spent + teacher),
+               "decode_time_ratio": speed.tpot_ratio if speed else None,
+               "decode_time_ratio_kind": speed.kind if speed else None,
+               "effective_params_per_byte": ratio(n_eff, _field(r, "memory", "weights_bytes")),
+               "effective_params_per_tpot_ms": ratio(n_eff, tpot_ms(r))}
         if b:
-            row |= {"weights_bytes_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes),
-                    "energy_ratio": ratio(r.energy.j_per_token, b.energy.j_per_token)}
-        if flops := (r.variant.extra.get("distillation") or {}).get("distil_flops"):
-            row["extra_training_flops"] = flops
+            # against the baseline's own effective size: the law's residual at this size cancels
+            row |= {"multiplier_vs_baseline": ratio(n_eff, _effective_params(b.quality.heldout_loss_nats, inputs)[0]),
+                    "weights_bytes_ratio": ratio(_field(r, "memory", "weights_bytes"), _field(b, "memory", "weights_bytes")),
+                    "energy_ratio": ratio(_field(r, "energy", "j_per_token"), _field(b, "energy", "j_per_token"))}
+        if distil:
+            row |= {"extra_training_flops": distil["distil_flops"],
+                    "effective_compute_gain_without_teacher": ratio(6 * n_eff * tokens, spent)}
+            control = controls.get((r.model.name, r.hardware.id))
+            if distil.get("method") == "kd" and control is not None:
+                n_ctrl, _ = _effective_params(control.quality.heldout_loss_nats, inputs)
+                row |= {"vs_control": ratio(n_eff, n_ctrl), "control_variant": control.variant.name}
         out.append(row)
     return out
 
@@ -341,13 +389,20 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
         val = f"{val:.4g}" if isinstance(val, float) else json.dumps(val, default=str)[:80]
         lines.append(f"| {k} | {val} | {v['source']} | {v['note']} |")
     if result["variants"]:
-        lines += ["", "## Variant effective-size multipliers", "",
-                  "| model | variant | hardware | loss | multiplier | weights ratio | decode time ratio |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "## Variants of the fitted family against its law", "",
+                  "multiplier: effective / actual non-embedding parameters; vs baseline: over the same model's "
+                  "baseline point's effective size; compute gain: compute the family's "
+                  "path needs for that loss / compute the weights cost (distillation included); vs control: "
+                  "a KD student's effective size over its continue-ce control's.", "",
+                  "| model | variant | hardware | loss | multiplier | vs baseline | compute gain | vs control | "
+                  "weights ratio | TPOT ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
         for v in result["variants"]:
             f = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
             lines.append(f"| {v['model']} | {v['variant']} | {v['hardware']} | {v['heldout_loss_nats']:.4f} | "
-                         f"{f(v['multiplier'])} | {f(v.get('weights_bytes_ratio'))} | {f(v.get('decode_time_ratio'))} |")
+                         f"{f(v['multiplier'])} | {f(v.get('multiplier_vs_baseline'))} | "
+                         f"{f(v.get('effective_compute_gain'))} | {f(v.get('vs_control'))} | "
+                         f"{f(v.get('weights_bytes_ratio'))} | {f(v.get('decode_time_ratio'))} "
+                         f"{(v.get('decode_time_ratio_kind') or '')[:1]} |")
     return "\n".join(lines) + "\n"
 
 
