@@ -255,6 +255,10 @@ class InferenceConfig:
     price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
     g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
     flops_per_param: float = 2.0
+    # The frontier's spend per token over the meek actor's grows this much per year. An assumption,
+    # not a measurement: by default the frontier's investment growth g_i (the paper's premise).
+    frontier_spend_growth: float = 3.57
+    frontier_spend_source: str = "assumption: grows with frontier investment, g_i (Gundlach, Lynch & Thompson 2025)"
 
 
 @dataclass
@@ -275,7 +279,8 @@ class ProjectorConfig:
     budget_usd: float = 1000.0  # the meek actor's fixed training budget
     # FLOP per dollar: default is an H100 (989 dense bf16 TFLOP/s) at $2/h and 40% utilisation.
     flop_per_dollar: float = 7.1e17
-    flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s / price_per_hour_usd
+    flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s x utilisation / price_per_hour_usd
+    utilisation: float = 0.4  # share of a measured peak matmul rate that training sustains (the default's 40%)
     price_per_hour_usd: Optional[float] = None
     start_year: float = 2025.0
     horizon_years: float = 10.0

@@ -124,7 +124,7 @@ def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
     assert res["inputs"]["law.alpha"]["source"] == "measured"
     assert res["inputs"]["law.alpha"]["value"] == pytest.approx(0.3, rel=0.05)
     assert res["inputs"]["flop_per_dollar"]["source"] == "measured"
-    assert res["inputs"]["flop_per_dollar"]["value"] == pytest.approx(1e11 * 3600 / 2.0)
+    assert res["inputs"]["flop_per_dollar"]["value"] == pytest.approx(1e11 * 0.4 * 3600 / 2.0)  # 40% utilisation
     assert res["inputs"]["g_i"]["source"] == "default"
     assert len(res["years"]) == len(res["loss_gap"]) == len(res["meek_loss"]) == len(res["frontier_loss"])
     assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(res["inputs"]["law.alpha"]["value"],
@@ -144,8 +144,9 @@ def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=10), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
     cfg.projector.law.source = "measured"
+    cfg.projector.law.alpha = 0.17  # the fallback is the scenario's configured law, not a hidden constant
     res = json.loads((write_projection(cfg) / "projection.json").read_text())
-    assert res["inputs"]["law.alpha"]["source"] == "default"
+    assert res["inputs"]["law.alpha"]["source"] == "default" and res["inputs"]["law.alpha"]["value"] == 0.17
     assert "at least 3 points" in res["inputs"]["law.alpha"]["note"]
 
 

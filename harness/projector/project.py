@@ -140,10 +140,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             src = "measured"
             note = (f"fitted to {len(family.points)} {p.family} points on a fixed D={family.tokens:.0f} tokens: "
                     "the family's path L(6ND), not a compute-optimal frontier")
-        except FitError as e:
-            law = ComputeLaw(1.7, 1070.0, 0.155)
-            src, note = "default", f"fell back to the paper law: {e}"
-            log.warning("measured law unavailable, using the paper default: %s", e)
+        except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
+            law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+            src, note = "default", f"fell back to projector.law's L0, A, alpha: {e}"
+            log.warning("measured law unavailable, using projector.law's values: %s", e)
     else:
         raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, {', '.join(PUBLISHED)}, measured")
     for k in ("L0", "A", "alpha"):
@@ -161,9 +161,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         recorded = [x for x in recorded if x]
         price = p.price_per_hour_usd or (statistics.median(recorded) if recorded else None)
         if probes and price:
-            flop_per_dollar = statistics.median(probes) * 3600 / price
+            flop_per_dollar = statistics.median(probes) * p.utilisation * 3600 / price
             labels = sorted({r.hardware.label for r in records if r.hardware.probes})
-            fsrc, fnote = "measured", f"median matmul FLOP/s of {labels} at ${price}/h"
+            fsrc, fnote = "measured", (f"median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
+                                       f"(projector.utilisation) at ${price}/h")
         else:
             why = "no hardware probes in the records" if not probes else \
                 "no price: set projector.price_per_hour_usd or run points with hardware.price_per_hour_usd"
@@ -297,8 +298,9 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
     inf = p.inference
     meek_n = G.InferenceCost(inf.price_per_token_usd, inputs.flop_per_dollar, inf.g_cost,
                              inf.flops_per_param).runnable_params(t)
-    frontier_n = meek_n * np.power(inputs.growth.g_i, t)  # the frontier's spend per token grows with investment
+    frontier_n = meek_n * np.power(inf.frontier_spend_growth, t)
     inference = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost,
+                 "frontier_spend_growth": _input(inf.frontier_spend_growth, "default", inf.frontier_spend_source),
                  "meek_params": meek_n.tolist(), "frontier_params": frontier_n.tolist(),
                  "meek_loss": inputs.law_n.loss(meek_n).tolist(),
                  "loss_gap": (inputs.law_n.loss(meek_n) - inputs.law_n.loss(frontier_n)).tolist(),
