@@ -130,6 +130,10 @@ def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
     assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(res["inputs"]["law.alpha"]["value"],
                                                                          G.Growth()))
     assert (out / "gap.png").exists() and (out / "law.png").exists() and (out / "projection.md").exists()
+    e = res["extrapolation"]  # the data span 6ND of the points; the projection reads far beyond them
+    assert e["fitted_compute_flops"] == pytest.approx([6 * 1e4 * 1e6, 6 * 3e6 * 1e6])
+    assert e["decades_beyond_data"] == pytest.approx(np.log10(e["read_to_flops"] / (6 * 3e6 * 1e6)))
+    assert "decades beyond its data" in (out / "projection.md").read_text()
 
 
 def test_too_few_measured_points_fall_back_and_say_so(tmp_path):

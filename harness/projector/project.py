@@ -261,6 +261,17 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
     return out
 
 
+def _extrapolation(inputs: Inputs, c0: float, p: ProjectorConfig, start_ratio: float) -> dict[str, Any] | None:
+    """How far beyond its data a measured law is read: the compute its points span (6 N D) and the
+    largest compute the projection evaluates it at (the frontier at the horizon)."""
+    if inputs.family is None:
+        return None
+    spanned = [6 * q["non_embedding_params"] * inputs.family.tokens for q in inputs.family.points]
+    read = float(G.frontier_compute(c0, inputs.growth, p.horizon_years, start_ratio))
+    return {"fitted_compute_flops": [min(spanned), max(spanned)], "read_from_flops": c0, "read_to_flops": read,
+            "decades_beyond_data": math.log10(read / max(spanned))}
+
+
 def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -> dict[str, Any]:
     """Monte Carlo bands and the tornado of t*: sampled growth rates (configured intervals) and, for a
     measured law, its bootstrap refits; every other input at its point value."""
@@ -327,6 +338,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "lag_years": G.lag_years(inputs.growth, t, r0).tolist(),
         "reducible_loss_ratio": G.reducible_loss_ratio(inputs.law, inputs.growth, t, r0).tolist(),
         "uncertainty": {k: v for k, v in unc.items() if k != "loss_gap_band"},
+        "extrapolation": _extrapolation(inputs, c0, p, r0),
         "meek_compute_flops_at_start": c0,
         "t": t.tolist(),
         "years": (p.start_year + t).tolist(),
@@ -370,7 +382,12 @@ def headline(result: dict[str, Any]) -> list[str]:
                      f"{', '.join(unc['sampled'])}; everything else at its point value."
                      + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
                         f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
-    else:
+    if result.get("extrapolation"):
+        e = result["extrapolation"]
+        lines.append(f"- Extrapolation: the measured law spans {e['fitted_compute_flops'][0]:.2g} to "
+                     f"{e['fitted_compute_flops'][1]:.2g} FLOPs and is read from {e['read_from_flops']:.2g} to "
+                     f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data.")
+    if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
                      + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."
                         if result["inputs"].get("law.fit", {}).get("value", {}).get("bootstrap_note") else ""))
