@@ -65,15 +65,14 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             b = baseline_of(r, base)
             q, lat, mem = r.quality, r.latency, r.memory
             d = lat.tpot_ms if lat else None
-            head = next((sc for sc in lat.scenarios if sc.status == "ok"), None) if lat else None
-            cells |= {
+                cells |= {
                 "status": r.status,
                 "non-emb N": f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
                 "loss nats": _num(q.heldout_loss_nats),
                 "Δloss": _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"),
                 "bits/B": _num(q.bits_per_byte),
                 "TPOT ms [95% CI]": f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
-                "spread": f"{head.round_spread:.0%}" if head and head.round_spread is not None else "-",
+                "spread": f"{lat.round_spread:.0%}" if lat and lat.round_spread is not None else "-",
                 "gen/bare": _num(lat.generate_over_bare if lat else None, ".2f"),
                 "speed-up": _speedup(speed_ratio(r, b)),
                 "weights MB": _mb(mem.weights_bytes),

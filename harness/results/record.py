@@ -65,7 +65,8 @@ def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] 
     return block
 
 
-HEADLINE = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "generate_over_bare", "paired")
+HEADLINE = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "generate_over_bare", "round_spread",
+            "paired")
 
 
 def latency_block(latency: Any) -> S.LatencyBlock:

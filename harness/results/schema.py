@@ -150,6 +150,7 @@ class LatencyBlock(_Block):
     e2e_ms: Optional[Stats] = None
     output_tokens_per_s: Optional[float] = None
     generate_over_bare: Optional[float] = None
+    round_spread: Optional[float] = None
     paired: Optional[PairedRatioBlock] = None
     scenarios: list[LatencyScenarioBlock] = Field(default_factory=list)
     timed_path: str = ""

@@ -56,6 +56,16 @@ def parse_dtype(name: str) -> torch.dtype:
         raise ValueError(f"variant.dtype={name!r}; valid: {', '.join(DTYPES)}") from None
 
 
+def typed_options(variant_cfg: VariantConfig, schema: type):
+    """The variant's options, checked to be the schema its kind or method takes."""
+    opts = variant_cfg.options
+    if not isinstance(opts, schema):
+        raise ValueError(f"variant {variant_cfg.name}: takes options {schema.__name__}, got {type(opts).__name__}; "
+                         "select it in the variant's YAML defaults (- /variant_options@options: <schema>, "
+                         "schemas in harness/config.py VARIANT_OPTIONS)")
+    return opts
+
+
 def _registry() -> dict[str, PrepareFn]:
     # imported here: each variant module imports this one for the shared types above
     from harness.variants import baseline, distil, quantise

@@ -27,7 +27,7 @@ from harness.cards import CardError, DistillationInfo, ModelCard, read_card, wri
 from harness.config import DistilOptions, ModelConfig, StudentInit, VariantConfig
 from harness.models import load_model
 from harness.params import count_params
-from harness.variants import PreparedModel, VariantInfo, parse_dtype
+from harness.variants import PreparedModel, VariantInfo, parse_dtype, typed_options
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +214,7 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
     method = variant_cfg.method or "kd"
     if method not in METHODS:
         raise ValueError(f"variant.method={method!r}; valid for kind=distil: {', '.join(METHODS)}")
-    opts = variant_cfg.options
-    if not isinstance(opts, DistilOptions):
-        raise ValueError(f"variant {variant_cfg.name}: kind=distil takes options DistilOptions, got "
-                         f"{type(opts).__name__}; select it in the variant's YAML defaults "
-                         "(- /variant_options@options: distil)")
+    opts = typed_options(variant_cfg, DistilOptions)
     key = recipe_hash(model_cfg, opts, method)
     out_dir = Path(opts.out_root) / key
     if opts.force or _trained_card(out_dir) is None:

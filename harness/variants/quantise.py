@@ -20,7 +20,7 @@ import torch
 from harness.config import (Bnb4bitOptions, BnbInt8Options, GroupedInt4Options, ModelConfig, NoOptions,
                             TorchDynamicOptions, VariantConfig)
 from harness.models import load_model
-from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype
+from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype, typed_options
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
         raise UnsupportedVariantError(f"{name}: runs on {', '.join(method.devices)}, not {device.type}")
     if _version(method.library) is None:
         raise UnsupportedVariantError(f"{name}: {method.library} is not installed (pip install 'meekbench[quant]')")
-    opts = variant_cfg.options
-    if not isinstance(opts, method.options):
-        raise ValueError(f"variant {variant_cfg.name}: method {name} takes options {method.options.__name__}, "
-                         f"got {type(opts).__name__}; select it in the variant's YAML defaults "
-                         "(- /variant_options@options: <schema>)")
+    opts = typed_options(variant_cfg, method.options)
     dtype = parse_dtype(variant_cfg.dtype)
     extra = method.load_kwargs(opts, dtype, device) if method.load_kwargs else {}
     try:
