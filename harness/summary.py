@@ -65,7 +65,7 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             b = baseline_of(r, base)
             q, lat, mem = r.quality, r.latency, r.memory
             d = lat.tpot_ms if lat else None
-                cells |= {
+            cells |= {
                 "status": r.status,
                 "non-emb N": f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
                 "loss nats": _num(q.heldout_loss_nats),
