@@ -160,6 +160,23 @@ class HardwareConfig:
 
 
 @dataclass
+class CompareConfig:
+    """Each point against its baseline: the same model, on the same hardware, in ``baseline_variant``."""
+    baseline_variant: str = "fp32"  # whose points write the held-out reference the others are compared with
+    top_k: int = 32  # next-token distribution kept per held-out token (plus the rest's mass)
+    full_vocab_max: int = 512  # vocabularies up to this size are kept whole (KL exact)
+    logprob_shift_nats: float = 0.1  # a token "moved" when |log p(true token)| changed by more than this
+    build_missing_reference: bool = False  # load the baseline inside the point when its reference is missing
+    bootstrap_resamples: int = 2000
+    ci_level: float = 0.95
+    gates: List[float] = field(default_factory=lambda: [0.99, 0.999])  # retention gates (MLPerf's two classes)
+    # share of the probe's matmul rate that training sustains, for a distilled student's extra
+    # training dollars (the projector's default of 40%, the paper's utilisation assumption)
+    training_utilisation: float = 0.4
+    seed: int = 0
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     variant: VariantConfig = field(default_factory=VariantConfig)
@@ -167,6 +184,7 @@ class RunConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # lm-eval suite (conf/eval/)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     results_dir: str = "results"
     models_dir: str = "models"
     force: bool = False  # recompute points whose ok record exists

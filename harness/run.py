@@ -6,6 +6,7 @@ What each record field holds is decided in harness/results/record.py.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -14,16 +15,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import RunConfig
+from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
 from harness.measure.point import measure_point
+from harness.measure.quality import heldout_loss
 from harness.models import ModelNotFoundError, resolve_device
 from harness.params import count_params
 from harness.results import record as R
 from harness.results import schema as S
-from harness.results.store import (existing_ok, point_key, probes_path, read_probes, run_id_for, write_probes,
-                                   write_record, write_samples)
-from harness.variants import PreparedModel, UnsupportedVariantError, prepare
-from harness.variants.baseline import reference_for
+from harness.results.compare import baseline_of, baselines, load_records
+from harness.results.comparison import comparison_block
+from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference, read_samples,
+                                   reference_path, run_id_for, write_probes, write_record, write_reference,
+                                   write_samples)
+from harness.variants import DTYPES, PreparedModel, UnsupportedVariantError, prepare
+from harness.variants.baseline import dtype_baseline, reference_for
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,53 @@ def _heldout_text(rc: RunConfig) -> str:
     return heldout.read_text(encoding="utf-8")
 
 
+def _reference_file(rc: RunConfig, hardware_id: str, heldout: str) -> Path:
+    """The baseline reference this point writes (a baseline) or reads (any other variant)."""
+    q, c, m = rc.quality, rc.compare, rc.model
+    settings = {"heldout_sha256": hashlib.sha256(heldout.encode()).hexdigest(), "context_length": q.context_length,
+                "stride": q.stride, "max_bytes": q.max_bytes, "top_k": c.top_k, "full_vocab_max": c.full_vocab_max,
+                "model": {"hub_id": m.hub_id, "revision": m.revision, "path": m.path}}
+    return reference_path(rc.results_dir, m.name, c.baseline_variant, hardware_id, settings)
+
+
+def _build_reference(rc: RunConfig, device: torch.device, heldout: str, path: Path, run_id: str) -> None:
+    """compare.build_missing_reference: load the baseline (a dtype baseline) here and capture its reference."""
+    name = rc.compare.baseline_variant
+    if name not in DTYPES:
+        raise ValueError(f"compare.build_missing_reference needs a dtype baseline ({', '.join(DTYPES)}), "
+                         f"got compare.baseline_variant={name!r}: run that variant's point first")
+    base = dtype_baseline(rc.model, name, device, rc.offline)
+    capture = ReferenceCapture(rc.compare.top_k, rc.compare.full_vocab_max)
+    q = rc.quality
+    heldout_loss(base.loaded.model, base.loaded.tokenizer, heldout, q.context_length, q.stride, q.max_bytes,
+                 q.batch_size, observers=[capture])
+    write_reference(path, capture.result().arrays(), {"written_by": run_id, "built_on_request": True})
+
+
+def _load_reference(rc: RunConfig, device: torch.device, heldout: str, path: Path,
+                    run_id: str) -> tuple[TokenReference | None, str | None]:
+    """The baseline's reference, built here on request, or None with the reason it is missing."""
+    found = read_reference(path)
+    if found is None and rc.compare.build_missing_reference:
+        _build_reference(rc, device, heldout, path, run_id)
+        found = read_reference(path)
+    if found is None:
+        return None, (f"no {rc.compare.baseline_variant} reference at {path}: run the baseline point first "
+                      "(same quality settings), or compare.build_missing_reference=true")
+    return TokenReference.from_arrays(found[0]), None
+
+
+def _comparison(rc: RunConfig, record: S.RunRecord, measured, fidelity_missing: str | None) -> S.ComparisonBlock:
+    base = baseline_of(record, baselines(load_records([rc.results_dir]).records, rc.compare.baseline_variant))
+    c = rc.compare
+    return comparison_block(
+        record, base, baseline_variant=c.baseline_variant, fidelity=measured.fidelity if measured else None,
+        fidelity_missing=fidelity_missing, variant_samples=measured.tasks.samples if measured and measured.tasks else {},
+        baseline_samples=read_samples(base.quality.samples_path) if base and base.quality else {},
+        thresholds=list(c.gates), resamples=c.bootstrap_resamples, level=c.ci_level, seed=c.seed,
+        price_per_hour_usd=rc.hardware.price_per_hour_usd, training_utilisation=c.training_utilisation)
+
+
 def run_point(cfg: DictConfig) -> S.RunRecord:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rc: RunConfig = OmegaConf.to_object(cfg)
@@ -92,19 +145,27 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         return done
 
     log.info("point %s on %s (%s)", run_id, hw.label, device)
-    probes = measured = samples_path = failure = prepared = None
+    probes = measured = samples_path = failure = prepared = fidelity_missing = None
+    is_baseline = rc.variant.name == rc.compare.baseline_variant
     try:
         if device_error:
             raise device_error
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
         prepared = prepare(rc.model, rc.variant, device, rc.offline)
         loaded, heldout = prepared.loaded, _heldout_text(rc)
+        ref_file = _reference_file(rc, hw.id, heldout)
+        token_reference = None
+        if not is_baseline:
+            token_reference, fidelity_missing = _load_reference(rc, device, heldout, ref_file, run_id)
         reference, reference_name = _paired_reference(rc, device)
         measured = measure_point(loaded.model, loaded.tokenizer, device, heldout, rc.quality, rc.bench,
                                  suite=rc.eval, offline=bool(rc.offline),
                                  bandwidth_bytes_per_s=probes.bandwidth_bytes_per_s if probes else None,
-                                 baseline=reference.loaded.model if reference else None, baseline_name=reference_name)
+                                 baseline=reference.loaded.model if reference else None, baseline_name=reference_name,
+                                 fidelity_plan=rc.compare, capture_reference=is_baseline, reference=token_reference)
         del reference
+        if measured.reference is not None:
+            write_reference(ref_file, measured.reference.arrays(), {"written_by": run_id})
         if measured.tasks and measured.tasks.samples:
             samples_path = write_samples(rc.results_dir, run_id, measured.tasks.samples)
     except Exception as e:  # a failure is data: record it and let the sweep go on
@@ -124,6 +185,8 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started, model=model,
         variant=R.variant_block(prepared.info if prepared else rc.variant), hardware=hw, probes=probes,
         measured=measured, samples_path=samples_path, failure=failure)
+    if record.status == "ok" and not is_baseline:
+        record = record.model_copy(update={"comparison": _comparison(rc, record, measured, fidelity_missing)})
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, record.status, path)
     if prepared is not None:

@@ -62,6 +62,7 @@ def _fields(cls) -> set[str]:
 
 def _pairs():
     from harness.measure.energy import EnergyTotal
+    from harness.measure.fidelity import Fidelity
     from harness.measure.hardware import Hardware, Probes
     from harness.measure.latency import LatencyResult, LatencyScenario, PairedRatio
     from harness.measure.memory import MemoryResult
@@ -75,14 +76,14 @@ def _pairs():
 
     # (measurement type, record block, fields only the block has: filled by the record builder)
     return [(SampleStats, S.Stats, set()), (Probes, S.ProbesBlock, set()), (Roofline, S.RooflineBlock, set()),
-            (EnergyTotal, S.EnergyBlock, set()), (MemoryResult, S.MemoryBlock, set()),
+            (Fidelity, S.FidelityBlock, set()), (EnergyTotal, S.EnergyBlock, set()), (MemoryResult, S.MemoryBlock, set()),
             (LatencyScenario, S.LatencyScenarioBlock, set()), (TaskScore, S.TaskScore, set()),
             (VariantInfo, S.VariantBlock, set()), (Hardware, S.HardwareBlock, {"probes"}),
             (PairedRatio, S.PairedRatioBlock, set()), (LatencyResult, S.LatencyBlock, set(HEADLINE)),
             (HeldoutQuality, S.QualityBlock, {"tasks", "lm_eval_version", "samples_path"})]
 
 
-@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("index", range(13))
 def test_measurement_types_and_record_blocks_agree(index):
     measured, block, builder_only = _pairs()[index]
     assert _fields(measured) == _fields(block) - builder_only, (measured.__name__, block.__name__)

@@ -118,3 +118,17 @@ def test_option_typo_fails_at_compose_naming_the_schema(run_cfg):
 def test_unknown_method_is_a_failed_record_listing_methods(run_cfg):
     rec = run_point(run_cfg("model=tiny-xs", "variant=bnb-int8", "variant.method=int3"))
     assert rec.status == "failed" and "int3" in rec.error and "bnb-nf4" in rec.error
+
+
+def test_int8_stays_closer_to_the_baseline_than_any_four_bit_variant(points):
+    """Fidelity against the fp32 reference written by the fp32 point: int8 keeps the top token
+    almost everywhere and moves the distributions less than every 4-bit method."""
+    four_bit = [points[v] for v in [*FOUR_BIT, "ao-int4-weight"] if points[v].status == "ok"]
+    assert four_bit, "no 4-bit variant ran"
+    for v in INT8:
+        f = points[v].comparison.fidelity
+        assert f is not None, points[v].comparison.missing
+        assert f.same_top_rate > 0.95, (v, f.same_top_rate)
+        for q in four_bit:
+            assert f.kl_mean_nats < q.comparison.fidelity.kl_mean_nats, (v, q.variant.name)
+    assert points["fp32"].comparison is None

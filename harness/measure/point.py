@@ -12,6 +12,7 @@ from typing import Protocol
 import torch
 
 from harness.measure.energy import EnergyMeter, EnergyTotal, total_energy
+from harness.measure.fidelity import Fidelity, FidelityMeter, FidelityPlan, ReferenceCapture, TokenReference
 from harness.measure.latency import LatencyPlan, LatencyResult, measure_latency
 from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss, weights_bytes
 from harness.measure.quality import HeldoutQuality, heldout_loss
@@ -38,22 +39,29 @@ class PointMeasurements:
     energy: EnergyTotal
     memory: MemoryResult
     roofline: Roofline | None
+    reference: TokenReference | None = None  # captured when asked (the baseline's held-out distributions)
+    fidelity: Fidelity | None = None  # against a given reference
 
 
 def measure_point(model, tokenizer, device: torch.device, heldout_text: str, quality: QualityPlan,
                   bench: LatencyPlan, suite: TaskSuite | None = None, offline: bool = False,
                   bandwidth_bytes_per_s: float | None = None, baseline=None,
-                  baseline_name: str | None = None) -> PointMeasurements:
-    """``baseline``: the same model's baseline, loaded by the caller, timed interleaved for paired ratios."""
+                  baseline_name: str | None = None, fidelity_plan: FidelityPlan | None = None,
+                  capture_reference: bool = False, reference: TokenReference | None = None) -> PointMeasurements:
+    """``baseline``: the same model's baseline, loaded by the caller, timed interleaved for paired ratios.
+    ``capture_reference`` keeps this model's held-out distributions; ``reference`` compares with
+    another's (both ride the held-out pass and need ``fidelity_plan``)."""
     w_bytes = weights_bytes(model)
     reset_peak_rss()
     reset_gpu_peaks(device)
+    capture = ReferenceCapture(fidelity_plan.top_k, fidelity_plan.full_vocab_max) if capture_reference else None
+    meter = FidelityMeter(reference, fidelity_plan.logprob_shift_nats) if reference is not None else None
     q = heldout_loss(model, tokenizer, heldout_text, quality.context_length, quality.stride, quality.max_bytes,
-                     quality.batch_size)
+                     quality.batch_size, observers=[o for o in (capture, meter) if o is not None])
     tasks = evaluate_tasks(model, tokenizer, suite, offline=offline) if suite is not None and suite.tasks else None
-    meter = EnergyMeter(device)
-    lat = measure_latency(model, tokenizer, device, bench, meter, baseline, baseline_name)
-    energy = total_energy(lat.scenarios, meter)
+    energy_meter = EnergyMeter(device)
+    lat = measure_latency(model, tokenizer, device, bench, energy_meter, baseline, baseline_name)
+    energy = total_energy(lat.scenarios, energy_meter)
     memory = memory_result(device, w_bytes, PEAK_RSS_SCOPE + (PAIRED_SCOPE if baseline is not None else ""))
     head = next((sc for sc in lat.scenarios if sc.status == "ok"), None)
     roofline = None
@@ -62,4 +70,6 @@ def measure_point(model, tokenizer, device: torch.device, heldout_text: str, qua
         roofline = decode_roofline(w_bytes, kv_bytes_per_position(model.config, kv_element), head.batch_size,
                                    head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
                                    bandwidth_bytes_per_s)
-    return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline)
+    return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline,
+                             reference=capture.result() if capture else None,
+                             fidelity=meter.result(fidelity_plan) if meter else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,9 +44,15 @@ def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, i
     return out
 
 
+# Sees each window's scored positions, in window order: (log-probabilities [n, vocab], true next ids [n]).
+WindowObserver = Callable[[torch.Tensor, torch.Tensor], None]
+
+
 @torch.inference_mode()
 def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride: int = 128,
-                 max_bytes: int | None = None, batch_size: int = 8) -> HeldoutQuality:
+                 max_bytes: int | None = None, batch_size: int = 8,
+                 observers: Sequence[WindowObserver] = ()) -> HeldoutQuality:
+    """``observers`` (e.g. fidelity's reference capture or comparison) ride along the same pass."""
     if not 0 < stride <= context_length:
         raise ValueError(f"stride={stride} must be in (0, context_length={context_length}]")
     text = truncate_utf8(text, max_bytes)
@@ -75,6 +82,11 @@ def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride:
                 ignore_index=-100, reduction="sum",
             ).item()
             scored += int((labels[:, 1:] != -100).sum())
+            if observers:
+                logp = logits.log_softmax(-1)
+                for row, (b, e, first) in enumerate(ws):  # windows stay in order: only the last is shorter
+                    for observe in observers:
+                        observe(logp[row, first - b - 1 : e - b - 1], inputs[row, first - b : e - b])
     n_bytes = len(text.encode("utf-8"))
     loss = total_nats / scored
     return HeldoutQuality(heldout_loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,

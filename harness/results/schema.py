@@ -201,6 +201,84 @@ class HardwareBlock(_Block):
     probes: Optional[ProbesBlock] = None
 
 
+class FidelityBlock(_Block):
+    """Next-token distributions of the variant against its baseline's, token by token on the
+    held-out windows (see harness/measure/fidelity.py); intervals resample windows."""
+    tokens: int
+    windows: int
+    top_k: int
+    exact: bool  # the reference kept the whole vocabulary; otherwise the KL is a lower bound
+    kl_mean_nats: float
+    kl_ci_low: float
+    kl_ci_high: float
+    kl_p99_nats: float
+    same_top_rate: float
+    same_top_ci_low: float
+    same_top_ci_high: float
+    logprob_shift_nats: float
+    shifted_share: float
+    shifted_ci_low: float
+    shifted_ci_high: float
+    loss_retention: float  # baseline loss / variant loss on the same tokens
+    loss_retention_ci_low: float
+    loss_retention_ci_high: float
+    ci_level: float
+    ci_resamples: str = "windows"
+
+
+Gate = Literal["pass", "fail", "undecided"]
+
+
+class PairedTaskBlock(_Block):
+    """One lm-eval task scored by the variant and its baseline on the same items."""
+    metric: str
+    items: int  # items both logged
+    baseline: float
+    variant: float
+    difference: float  # variant - baseline
+    difference_ci_low: float  # paired bootstrap over items
+    difference_ci_high: float
+    right_to_wrong: int
+    wrong_to_right: int
+    mcnemar_p: float  # exact (binomial) two-sided, unadjusted; the report applies Holm across variants
+    retention: Optional[float] = None  # variant / baseline (None when the baseline scored 0)
+    retention_ci_low: Optional[float] = None
+    retention_ci_high: Optional[float] = None
+    gates: dict[str, Gate] = Field(default_factory=dict)  # e.g. {"0.99": "undecided"}
+
+
+class CostBlock(_Block):
+    """Decode throughput and its cost at one measured shape."""
+    batch_size: int
+    prompt_tokens: int
+    new_tokens: int
+    output_tokens_per_s: float  # batch x 1000 / median TPOT (decode rate, prefill excluded)
+    tpot_ratio: Optional[float] = None  # variant / baseline TPOT at this shape, paired where measured so
+    tpot_ratio_kind: Optional[str] = None  # paired | unpaired
+    usd_per_million_tokens: Optional[float] = None  # price per hour / 3600 / tokens per s x 1e6
+    j_per_million_tokens: Optional[float] = None
+
+
+class ComparisonBlock(_Block):
+    """This point against its baseline (same model, same hardware id, ``baseline_variant``)."""
+    baseline_variant: str
+    baseline_run_id: Optional[str] = None
+    missing: list[str] = Field(default_factory=list)  # what could not be compared, and why
+    ci_level: float = 0.95
+    gates: list[float] = Field(default_factory=list)
+    fidelity: Optional[FidelityBlock] = None
+    loss_gates: dict[str, Gate] = Field(default_factory=dict)
+    tasks: dict[str, PairedTaskBlock] = Field(default_factory=dict)
+    cost: list[CostBlock] = Field(default_factory=list)
+    price_per_hour_usd: Optional[float] = None
+    weights_bytes_per_param: Optional[float] = None  # weights bytes / the baseline's parameter count
+    extra_training_flops: Optional[float] = None  # distillation: teacher forward + student training
+    extra_training_teacher_flops: Optional[float] = None  # the teacher's forward passes alone
+    extra_training_usd: Optional[float] = None  # at the machine's measured FLOP/$ (see flop_per_usd)
+    flop_per_usd: Optional[float] = None  # probe matmul FLOP/s x utilisation x 3600 / price per hour
+    training_utilisation: Optional[float] = None
+
+
 class RunRecord(_Block):
     schema_version: Literal[2] = SCHEMA_VERSION
     upgraded_from: Optional[int] = None  # the schema version it was written with, when older
@@ -220,6 +298,7 @@ class RunRecord(_Block):
     roofline: Optional[RooflineBlock] = None
     hardware: HardwareBlock
     software: dict[str, Optional[str]]
+    comparison: Optional[ComparisonBlock] = None  # against the baseline; None for the baseline itself
 
 
 _V1_RENAMES = {"prefill_ms": "ttft_ms", "decode_ms_per_token": "itl_ms", "iterations": "requests"}

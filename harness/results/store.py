@@ -3,6 +3,8 @@
     <results_dir>/runs/<run_id>/record.json     one point (written to a temp file, then renamed)
     <results_dir>/runs/<run_id>/samples/<task>.jsonl   per-sample logs beside it (lm-eval)
     <probe_cache_dir>/<hardware id>-<device>-t<threads>-<settings>.json   cached hardware probes
+    <results_dir>/references/<model>--<baseline variant>--<hardware id>--<settings>.npz
+        a baseline's next-token distributions on the held-out windows, read by its variants
 
 A run id is readable and unique per point: ``<model>--<variant>--<hardware label>--<key>``,
 where the key hashes the resolved config (output locations and ``force`` left out) with the
@@ -15,17 +17,20 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 from pydantic import ValidationError
 
 from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1
 
 RECORD = "record.json"
 # Config keys that say where output goes or whether to redo it, not what is measured.
-_NOT_IDENTITY = {"results_dir", "force", "hardware.probe_cache_dir", "hardware.probe"}
+_NOT_IDENTITY = {"results_dir", "force", "hardware.probe_cache_dir", "hardware.probe",
+                 "compare.build_missing_reference"}
 
 
 def _strip(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -104,6 +109,46 @@ def write_probes(path: Path, probes: Any) -> ProbesBlock:
     block = ProbesBlock.model_validate(probes)
     write_atomic(path, block.model_dump_json())
     return block
+
+
+def read_samples(samples_dir: str | Path | None) -> dict[str, list[dict]]:
+    """Per-sample logs written by ``write_samples``: task -> rows ({} when there are none)."""
+    if not samples_dir or not Path(samples_dir).is_dir():
+        return {}
+    return {p.stem: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+            for p in sorted(Path(samples_dir).glob("*.jsonl"))}
+
+
+def reference_path(results_dir: str | Path, model: str, baseline_variant: str, hardware_id: str,
+                   settings: Mapping[str, Any]) -> Path:
+    """Where a baseline's held-out reference lies: one per model, baseline, machine and the settings
+    that make two held-out passes comparable (text hash, windows, k, the model's source and card)."""
+    tag = hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return Path(results_dir) / "references" / f"{_safe(model)}--{_safe(baseline_variant)}--{hardware_id}--{tag}.npz"
+
+
+def write_reference(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
+    """Arrays plus a JSON ``meta`` (who wrote it, with which settings), written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, meta=np.asarray(json.dumps(dict(meta), default=str)), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_reference(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and meta of a reference, or None when absent or unreadable (then it is missing)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    return arrays, json.loads(str(arrays.pop("meta")))
 
 
 class RecordError(ValueError):

@@ -20,6 +20,13 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
                                              weight_bits=bits))
 
 
+def dtype_baseline(model_cfg: ModelConfig, name: str, device: torch.device,
+                   offline: bool | None = None) -> PreparedModel:
+    """The model in the dtype that ``name`` spells (fp32, bf16, ...): a baseline built without its YAML."""
+    parse_dtype(name)  # a clear error for a name that is not a dtype
+    return prepare(model_cfg, VariantConfig(name=name, kind="baseline", dtype=name), device, offline)
+
+
 def reference_for(model_cfg: ModelConfig, variant_cfg: VariantConfig, dtype: str, device: torch.device,
                   offline: bool | None = None) -> PreparedModel | None:
     """The model's ``dtype`` baseline, to time beside a variant; None when the variant is that baseline."""

@@ -1,0 +1,132 @@
+"""Every variant against its baseline: fidelity on held-out windows, paired task tests, gates."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness.measure.fidelity import FidelityMeter, ReferenceCapture
+from harness.measure.quality import heldout_loss
+from harness.results.comparison import gate, holm, mcnemar_exact, paired_task
+from harness.run import run_point
+
+
+class Plan:
+    top_k, full_vocab_max, logprob_shift_nats, bootstrap_resamples, ci_level, seed = 8, 0, 0.1, 500, 0.95, 0
+
+
+def _rows(correct: list[int]) -> list[dict]:
+    return [{"doc_id": i, "filter": "none", "acc": float(c)} for i, c in enumerate(correct)]
+
+
+def test_planted_flips_and_mcnemar_match_a_hand_computation():
+    base = [1] * 12 + [0] * 8
+    variant = list(base)
+    for i in (0, 1, 2, 3, 4):  # right -> wrong
+        variant[i] = 0
+    variant[15] = 1  # wrong -> right
+    t = paired_task(_rows(base), _rows(variant)[::-1], [0.99], resamples=2000, level=0.95, seed=0)  # order-free
+    assert (t.right_to_wrong, t.wrong_to_right, t.items) == (5, 1, 20)
+    # exact two-sided McNemar: 2 * P(Binomial(6, 1/2) <= 1) = 2 * (1 + 6) / 64
+    assert t.mcnemar_p == pytest.approx(14 / 64, abs=1e-12)
+    assert t.difference == pytest.approx((8 - 12) / 20)
+    assert t.retention == pytest.approx(8 / 12)
+    assert t.difference_ci_low < t.difference < t.difference_ci_high < 0 + 1e-9
+    assert t.retention_ci_low < t.retention < t.retention_ci_high
+    assert t.gates == {"0.99": gate(t.retention_ci_low, t.retention_ci_high, 0.99)}
+
+
+def test_identical_logs_have_no_flips_and_p_one():
+    rows = _rows([1, 0, 1, 1, 0, 1])
+    t = paired_task(rows, rows, [0.99, 0.999], resamples=500, level=0.95, seed=0)
+    assert (t.right_to_wrong, t.wrong_to_right, t.mcnemar_p, t.difference) == (0, 0, 1.0, 0.0)
+    assert t.retention == t.retention_ci_low == t.retention_ci_high == 1.0
+    assert t.gates == {"0.99": "pass", "0.999": "pass"}
+
+
+def test_a_task_without_item_accuracy_says_why():
+    reason = paired_task([{"doc_id": 0, "word_perplexity": 3.0}], [{"doc_id": 0, "word_perplexity": 4.0}],
+                         [0.99], 100, 0.95, 0)
+    assert isinstance(reason, str) and "no per-item accuracy metric" in reason
+
+
+def test_gates_and_holm():
+    assert [gate(0.995, 1.01, 0.99), gate(0.98, 0.995, 0.99), gate(0.97, 0.985, 0.99)] == \
+        ["pass", "undecided", "fail"]
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+def _pass(model, tok, text, *observers):
+    return heldout_loss(model, tok, text, context_length=64, stride=32, batch_size=4, observers=observers)
+
+
+@pytest.fixture(scope="module")
+def tiny_xs(models_dir):
+    from harness.config import ModelConfig
+    from harness.models import load_model
+
+    cfg = ModelConfig(name="tiny-xs", source="local", path=str(models_dir / "tiny" / "tiny-xs"))
+    loaded = load_model(cfg, torch.float32, torch.device("cpu"), True)
+    text = (models_dir / "tiny" / "data" / "heldout.txt").read_text()[:6000]
+    return loaded.model, loaded.tokenizer, text
+
+
+def test_a_model_against_itself_has_zero_kl_and_the_same_top_token(tiny_xs):
+    model, tok, text = tiny_xs
+    capture = ReferenceCapture(top_k=8, full_vocab_max=0)
+    q = _pass(model, tok, text, capture)
+    ref = capture.result()
+    assert ref.topk_ids.shape == (q.heldout_tokens, 8) and not ref.exact
+    meter = FidelityMeter(ref, shift_nats=0.1)
+    _pass(model, tok, text, meter)
+    f = meter.result(Plan)
+    assert f.tokens == q.heldout_tokens and f.windows == len(ref.window_tokens)
+    assert f.kl_mean_nats == pytest.approx(0, abs=1e-9) and f.kl_ci_high == pytest.approx(0, abs=1e-9)
+    assert f.same_top_rate == 1.0 and f.shifted_share == 0.0
+    assert f.loss_retention == pytest.approx(1.0, abs=1e-9)
+
+
+def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
+    """A perturbed copy: the bucketed KL is positive and at most the full-vocabulary KL."""
+    model, tok, text = tiny_xs
+    exact, coarse = ReferenceCapture(top_k=8, full_vocab_max=10**6), ReferenceCapture(top_k=8, full_vocab_max=0)
+    _pass(model, tok, text, exact, coarse)
+    noisy = type(model)(model.config)
+    noisy.load_state_dict(model.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.02 * p.std())
+    noisy.eval()
+    ref_exact, ref_coarse = exact.result(), coarse.result()
+    assert ref_exact.exact and ref_exact.top_k == model.config.vocab_size
+    m_exact, m_coarse = FidelityMeter(ref_exact, 0.1), FidelityMeter(ref_coarse, 0.1)
+    _pass(noisy, tok, text, m_exact, m_coarse)
+    f_exact, f_coarse = m_exact.result(Plan), m_coarse.result(Plan)
+    assert 0 < f_coarse.kl_mean_nats <= f_exact.kl_mean_nats
+    assert f_coarse.kl_ci_low <= f_coarse.kl_mean_nats <= f_coarse.kl_ci_high
+    assert f_exact.same_top_rate == f_coarse.same_top_rate < 1
+    assert math.isclose(f_exact.loss_retention, f_coarse.loss_retention)
+
+
+def test_a_variant_without_its_baseline_reference_says_so_and_can_build_it(run_cfg):
+    lone = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8"))
+    assert lone.status == "ok", lone.error
+    assert lone.comparison.fidelity is None
+    assert any(m.startswith("fidelity: no fp32 reference") for m in lone.comparison.missing)
+    assert any("no ok fp32 record" in m for m in lone.comparison.missing)
+    built = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "compare.build_missing_reference=true",
+                              "force=true"))
+    assert built.run_id == lone.run_id  # the option does not change what the point is
+    f = built.comparison.fidelity
+    assert f is not None and 0 < f.kl_mean_nats < 0.05 and f.same_top_rate > 0.95
+    base = run_point(run_cfg("model=tiny-xs", "variant=fp32"))
+    assert base.comparison is None
+    again = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "force=true"))
+    assert again.comparison.baseline_run_id == base.run_id
+    # the baseline point rewrote the same reference from the same model: the same figures
+    assert again.comparison.fidelity.kl_mean_nats == pytest.approx(f.kl_mean_nats, rel=1e-6)
+    assert np.isfinite(again.comparison.cost[0].output_tokens_per_s)
+    assert again.comparison.cost[0].tpot_ratio_kind == "unpaired"
