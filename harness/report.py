@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
+from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,9 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
             if acc is None or b_acc is None:
                 continue
             row[f"delta_acc.{task}"] = acc - b_acc
-            se, b_se = score.metrics.get("acc_stderr"), other.metrics.get("acc_stderr")
-            if se is not None and b_se is not None:  # unpaired: treats the two runs as independent samples
-                row[f"delta_acc_stderr.{task}"] = math.hypot(se, b_se)
+            paired = r.comparison.tasks.get(task) if r.comparison else None
+            if paired is not None:  # the paired interval over items (the scorecard has the full test)
+                row[f"delta_acc_ci.{task}"] = f"[{paired.difference_ci_low:+.4f}, {paired.difference_ci_high:+.4f}]"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -170,6 +171,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                     lines += [f"Energy: not measured on this target ({reason}).", ""]
         effects = variant_effects(g.records, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
+        lines += scorecard_markdown(scorecards(g.records, baseline_variant), out, baseline_variant)
         lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "",
                   _md(cross_hardware(df))]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -24,7 +24,6 @@ from harness.params import count_params
 from harness.results import record as R
 from harness.results import schema as S
 from harness.results.compare import baseline_of, baselines, load_records
-from harness.results.comparison import comparison_block
 from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference, read_samples,
                                    reference_path, run_id_for, write_probes, write_record, write_reference,
                                    write_samples)
@@ -115,10 +114,11 @@ def _load_reference(rc: RunConfig, device: torch.device, heldout: str, path: Pat
     return TokenReference.from_arrays(found[0]), None
 
 
-def _comparison(rc: RunConfig, record: S.RunRecord, measured, fidelity_missing: str | None) -> S.ComparisonBlock:
+def _compared(rc: RunConfig, record: S.RunRecord, measured, fidelity_missing: str | None) -> S.RunRecord:
+    """The record judged against its baseline's record (found in the results directory) and reference."""
     base = baseline_of(record, baselines(load_records([rc.results_dir]).records, rc.compare.baseline_variant))
     c = rc.compare
-    return comparison_block(
+    return R.with_comparison(
         record, base, baseline_variant=c.baseline_variant, fidelity=measured.fidelity if measured else None,
         fidelity_missing=fidelity_missing, variant_samples=measured.tasks.samples if measured and measured.tasks else {},
         baseline_samples=read_samples(base.quality.samples_path) if base and base.quality else {},
@@ -186,7 +186,7 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
         variant=R.variant_block(prepared.info if prepared else rc.variant), hardware=hw, probes=probes,
         measured=measured, samples_path=samples_path, failure=failure)
     if record.status == "ok" and not is_baseline:
-        record = record.model_copy(update={"comparison": _comparison(rc, record, measured, fidelity_missing)})
+        record = _compared(rc, record, measured, fidelity_missing)
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, record.status, path)
     if prepared is not None:

@@ -4,7 +4,9 @@
 #   2. quantised variants of the largest model (and bnb 4-bit on tiny-s, whose 64-wide layers
 #      the CPU 4-bit kernel accepts),
 #   3. a distilled student (tiny-l -> tiny-xs) and its continue-ce control,
-# then the summary table, the report and a projection fitted to these measurements.
+# then the summary table, the report (with each model's variant scorecard) and a projection
+# fitted to these measurements. Each fp32 point writes its held-out reference distributions;
+# every variant point after it is compared with them (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,20 +14,24 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 RESULTS=${RESULTS:-results/demo}
+# What the machine costs per hour, for dollars per million tokens: an assumption, not a measurement.
+# Default: AWS EC2 m7i.large (2 vCPU) on-demand list price, us-east-1, 2025: $0.1008/h. Set yours.
+PRICE=${PRICE_PER_HOUR_USD:-0.1008}
+SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE")  # every sweep's shared overrides
 step() { echo; echo "== demo $1: $2"; }
 
 step 1/7 "the tiny family (built once into models/tiny/, reused when up to date)"
 meekbench build-tiny
 step 2/7 "the family at fp32, with the offline ci lm-eval suite"
-meekbench run -m model=tiny-xs,tiny-s,tiny-m,tiny-l variant=fp32 eval=ci results_dir="$RESULTS" "$@"
+meekbench run -m model=tiny-xs,tiny-s,tiny-m,tiny-l variant=fp32 eval=ci "${SWEEP[@]}" "$@"
 step 3/7 "quantised variants of tiny-l, each timed interleaved with tiny-l fp32 (paired speed ratios)"
 meekbench run -m model=tiny-l \
   variant=bnb-int8,bnb-nf4,bnb-fp4,ao-int8-weight,ao-int8-dynamic,ao-int4-weight,ao-int4-tinygemm,torch-dynamic-int8 \
-  eval=ci bench.paired_baseline=true results_dir="$RESULTS" "$@"
-meekbench run -m model=tiny-s variant=bnb-nf4,bnb-fp4 eval=ci bench.paired_baseline=true results_dir="$RESULTS" "$@"
+  eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
+meekbench run -m model=tiny-s variant=bnb-nf4,bnb-fp4 eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
 step 4/7 "a distilled student (tiny-l -> tiny-xs) and its continue-ce control, paired with tiny-xs fp32"
 meekbench run -m model=tiny-xs variant=distil-kd,continue-ce eval=ci bench.paired_baseline=true \
-  results_dir="$RESULTS" "$@"
+  "${SWEEP[@]}" "$@"
 step 5/7 "summary of every point"
 meekbench summary results_dir="$RESULTS"
 step 6/7 "report"

@@ -1,5 +1,6 @@
 """Every variant against its baseline: fidelity on held-out windows, paired task tests, gates."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,11 +123,28 @@ def test_a_variant_without_its_baseline_reference_says_so_and_can_build_it(run_c
     assert built.run_id == lone.run_id  # the option does not change what the point is
     f = built.comparison.fidelity
     assert f is not None and 0 < f.kl_mean_nats < 0.05 and f.same_top_rate > 0.95
-    base = run_point(run_cfg("model=tiny-xs", "variant=fp32"))
+    base = run_point(run_cfg("model=tiny-xs", "variant=fp32", "eval=ci", "hardware.price_per_hour_usd=0.5"))
     assert base.comparison is None
-    again = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "force=true"))
-    assert again.comparison.baseline_run_id == base.run_id
+    again = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci",
+                              "hardware.price_per_hour_usd=0.5"))
+    c = again.comparison
+    assert c.baseline_run_id == base.run_id
+    assert c.missing == ["task meek_ci_rolling: no per-item accuracy metric (acc, exact_match) in the logs"]
     # the baseline point rewrote the same reference from the same model: the same figures
-    assert again.comparison.fidelity.kl_mean_nats == pytest.approx(f.kl_mean_nats, rel=1e-6)
-    assert np.isfinite(again.comparison.cost[0].output_tokens_per_s)
-    assert again.comparison.cost[0].tpot_ratio_kind == "unpaired"
+    assert c.fidelity.kl_mean_nats == pytest.approx(f.kl_mean_nats, rel=1e-6)
+    cost = c.cost[0]
+    assert cost.tpot_ratio_kind == "unpaired" and np.isfinite(cost.output_tokens_per_s)
+    assert cost.usd_per_million_tokens == pytest.approx(0.5 / 3600 / cost.output_tokens_per_s * 1e6)
+    assert c.weights_bytes_per_param == again.memory.weights_bytes / base.model.params
+    mc = c.tasks["meek_ci_mc"]
+    assert mc.items == base.quality.tasks["meek_ci_mc"].n_samples
+    assert mc.variant - mc.baseline == pytest.approx(again.quality.tasks["meek_ci_mc"].metrics["acc"]
+                                                     - base.quality.tasks["meek_ci_mc"].metrics["acc"])
+    assert "meek_ci_rolling" not in c.tasks
+
+    from harness.report import write_report
+    results = Path(again.quality.samples_path).parents[2]
+    text = write_report([results], results / "report").read_text()
+    assert "### tiny-xs on" in text and "torch-dynamic-int8" in text and "p (Holm)" in text
+    assert (results / "report" / next(p.name for p in (results / "report").glob("scorecard-retention-cost-*"))).exists()
+    assert list((results / "report").glob("scorecard-kl-bytes-*.png"))

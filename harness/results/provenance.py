@@ -5,6 +5,7 @@ git, when the harness runs from a checkout.
 """
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -42,3 +43,16 @@ def package_version(dist: str) -> str | None:
 def software() -> dict[str, str | None]:
     return {"python": sys.version.split()[0], "harness": harness.__version__, "git_sha": git_sha(),
             "platform": platform.platform(), **{pkg: package_version(pkg) for pkg in PACKAGES}}
+
+
+# The scheduler's view of where a point ran: SLURM sets these in every job (and array task).
+SLURM_ENV = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
+             "node": "SLURMD_NODENAME", "partition": "SLURM_JOB_PARTITION", "restart_count": "SLURM_RESTART_COUNT",
+             "cluster": "SLURM_CLUSTER_NAME"}
+
+
+def launch() -> dict[str, str | None]:
+    """How this process was launched: under SLURM (its job, array task, node, partition), or not."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return {"scheduler": None}
+    return {"scheduler": "slurm", **{key: os.environ.get(var) for key, var in SLURM_ENV.items()}}

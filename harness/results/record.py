@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from harness.results import schema as S
-from harness.results.provenance import software
+from harness.results.comparison import comparison_block
+from harness.results.provenance import launch, software
 
 
 @dataclasses.dataclass
@@ -104,4 +105,11 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
         run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
-        config=dict(config), model=model, variant=variant, hardware=hw, software=software(), **blocks)
+        config=dict(config), model=model, variant=variant, hardware=hw, software=software(),
+        launch=S.LaunchBlock.model_validate(launch()), **blocks)
+
+
+def with_comparison(record: S.RunRecord, baseline: Optional[S.RunRecord], **inputs: Any) -> S.RunRecord:
+    """The record with its comparison against ``baseline`` (see results/comparison.py for ``inputs``);
+    an ok point that is not itself the baseline gets one, even when the baseline is missing."""
+    return record.model_copy(update={"comparison": comparison_block(record, baseline, **inputs)})

@@ -279,6 +279,18 @@ class ComparisonBlock(_Block):
     training_utilisation: Optional[float] = None
 
 
+class LaunchBlock(_Block):
+    """Where the point ran as the scheduler saw it (all null outside a scheduler)."""
+    scheduler: Optional[str] = None  # "slurm" or null (a plain process)
+    job_id: Optional[str] = None
+    array_job_id: Optional[str] = None
+    array_task_id: Optional[str] = None
+    node: Optional[str] = None
+    partition: Optional[str] = None
+    restart_count: Optional[str] = None  # set by SLURM when a job was requeued
+    cluster: Optional[str] = None
+
+
 class RunRecord(_Block):
     schema_version: Literal[2] = SCHEMA_VERSION
     upgraded_from: Optional[int] = None  # the schema version it was written with, when older
@@ -298,6 +310,7 @@ class RunRecord(_Block):
     roofline: Optional[RooflineBlock] = None
     hardware: HardwareBlock
     software: dict[str, Optional[str]]
+    launch: LaunchBlock = Field(default_factory=LaunchBlock)
     comparison: Optional[ComparisonBlock] = None  # against the baseline; None for the baseline itself
 
 

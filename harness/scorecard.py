@@ -1,0 +1,228 @@
+"""The variant scorecard: per model and hardware target, every variant against its baseline.
+
+Reads each record's ``comparison`` block (measured and computed when the point ran) and lays
+it out: fidelity and loss retention, paired task tests, cost. The one thing computed here is
+Holm's correction, because its family is the set of variants shown together: for each model,
+hardware and task, the McNemar p-values of all its variants are adjusted as one family.
+The baseline's own cost row is derived from its latency block the same way as a variant's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.results.comparison import cost_rows, holm  # noqa: E402
+from harness.results.compare import baselines  # noqa: E402
+from harness.results.schema import RunRecord  # noqa: E402
+
+SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
+
+HOW_TO_READ = (
+    "KL: mean KL(baseline || variant) per held-out token in nats, [95% interval resampling windows]; "
+    "'>=' marks a lower bound (top-k plus the rest's mass; exact when the whole vocabulary is kept). "
+    "top-1: share of tokens whose most probable next token is unchanged. moved: share whose "
+    "log p(true token) moved by more than the threshold. Retention: baseline / variant held-out loss "
+    "(loss) or variant / baseline accuracy (tasks), 5 significant figures, with gates: pass when the "
+    "whole interval is at or above the gate, fail when it is all below, ? (undecided) when it straddles. "
+    "Tasks are paired on the items both points logged: flips right->wrong / wrong->right, McNemar's "
+    "exact p (Holm-adjusted across the variants of this model and hardware, per task). Cost: decode "
+    "tokens/s at batch size b, TPOT ratio to the baseline (p paired, u unpaired), dollars and joules "
+    "per million generated tokens.")
+
+
+def _sig(x: float | None) -> str:
+    return "-" if x is None else f"{x:#.{SIG}g}"
+
+
+def _interval(x: float | None, lo: float | None, hi: float | None, fmt=_sig) -> str:
+    if x is None:
+        return "-"
+    return f"{fmt(x)} [{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else fmt(x)
+
+
+def _gates(g: dict[str, str]) -> str:
+    marks = {"pass": "pass", "fail": "fail", "undecided": "?"}
+    return " ".join(f"{k}:{marks[v]}" for k, v in g.items()) or "-"
+
+
+def _short(x: float | None, fmt: str = ".3g") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+@dataclass
+class Scorecard:
+    hardware: str
+    model: str
+    baseline_run_ids: list[str]  # the baseline records the rows were compared with
+    fidelity: pd.DataFrame
+    tasks: pd.DataFrame
+    cost: pd.DataFrame
+    points: list[dict] = field(default_factory=list)  # plot data: variant, retention, usd/M, KL, bytes
+
+
+def _holm_by_task(compared: list[RunRecord]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    tasks = {t for r in compared for t in r.comparison.tasks}
+    for task in tasks:
+        have = [r for r in compared if task in r.comparison.tasks]
+        for r, p in zip(have, holm([r.comparison.tasks[task].mcnemar_p for r in have])):
+            out[(r.run_id, task)] = p
+    return out
+
+
+def _cost_row(variant: str, rows, weights_per_param, extra_usd=None) -> dict:
+    head = rows[0] if rows else None
+    speed = "-"
+    if head and head.tpot_ratio:
+        speed = f"{1 / head.tpot_ratio:.2f}x {head.tpot_ratio_kind[0]}"
+    return {"variant": variant,
+            **{f"tok/s b={c.batch_size}": _short(c.output_tokens_per_s, ".4g") for c in rows},
+            "speed-up": speed, "$/M tok": _short(head.usd_per_million_tokens if head else None, ".4g"),
+            "J/M tok": _short(head.j_per_million_tokens if head else None, ".4g"),
+            "weights B/param": _short(weights_per_param, ".3g"), "extra training $": _short(extra_usd, ".3g")}
+
+
+def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecard]:
+    base = baselines(records, baseline_variant)
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        if r.status == "ok" and r.comparison is not None and r.comparison.baseline_variant == baseline_variant:
+            groups.setdefault((r.hardware.id, r.model.name), []).append(r)
+    cards = []
+    for (hw_id, model), compared in sorted(groups.items(), key=lambda kv: (kv[1][0].hardware.label, kv[0][1])):
+        compared.sort(key=lambda r: (r.variant.name, r.run_id))
+        names = [r.variant.name for r in compared]
+        # two points of one variant (different settings) are told apart by their run id's key
+        label = {r.run_id: r.variant.name + (f" ({r.point_key[:6]})" if names.count(r.variant.name) > 1 else "")
+                 for r in compared}
+        b = base.get((model, hw_id))
+        price = compared[0].comparison.price_per_hour_usd
+        holm_p = _holm_by_task(compared)
+        fid_rows, task_rows, cost, points = [], [], [], []
+        if b is not None:
+            b_cost = cost_rows(b.latency, None, price)
+            b_bytes = b.memory.weights_bytes if b.memory else None
+            cost.append(_cost_row(f"{baseline_variant} (baseline)", b_cost,
+                                  b_bytes / b.model.params if b_bytes and b.model.params else None))
+            points.append({"variant": baseline_variant, "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
+                           "kl": None,
+                           "usd": b_cost[0].usd_per_million_tokens if b_cost else None,
+                           "bytes": b.memory.weights_bytes if b.memory else None})
+        for r in compared:
+            c, f = r.comparison, r.comparison.fidelity
+            lower = "" if f is None or f.exact else ">="
+            fid_rows.append({
+                "variant": label[r.run_id],
+                "KL nats": lower + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high, lambda x: f"{x:.3g}")
+                if f else "missing",
+                "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
+                                        lambda x: f"{x:.4f}") if f else "-",
+                "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",
+                "loss retention": _interval(f.loss_retention, f.loss_retention_ci_low, f.loss_retention_ci_high)
+                if f else "-",
+                "loss gates": _gates(c.loss_gates)})
+            for task, t in c.tasks.items():
+                task_rows.append({
+                    "variant": label[r.run_id], "task": task, "items": t.items,
+                    f"Δ{t.metric}": _interval(t.difference, t.difference_ci_low, t.difference_ci_high,
+                                              lambda x: f"{x:+.4f}"),
+                    "r→w / w→r": f"{t.right_to_wrong} / {t.wrong_to_right}",
+                    "McNemar p": f"{t.mcnemar_p:.3g}", "p (Holm)": f"{holm_p[(r.run_id, task)]:.3g}",
+                    "retention": _interval(t.retention, t.retention_ci_low, t.retention_ci_high),
+                    "gates": _gates(t.gates)})
+            cost.append(_cost_row(label[r.run_id], c.cost, c.weights_bytes_per_param, c.extra_training_usd))
+            points.append({"variant": label[r.run_id], "retention": f.loss_retention if f else None,
+                           "retention_lo": f.loss_retention_ci_low if f else None,
+                           "retention_hi": f.loss_retention_ci_high if f else None,
+                           "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
+                           "kl_hi": f.kl_ci_high if f else None,
+                           "usd": c.cost[0].usd_per_million_tokens if c.cost else None,
+                           "bytes": r.memory.weights_bytes if r.memory else None})
+        compared_with = sorted({r.comparison.baseline_run_id or "none (no baseline record)" for r in compared})
+        cards.append(Scorecard(compared[0].hardware.label, model, compared_with, pd.DataFrame(fid_rows),
+                               pd.DataFrame(task_rows), pd.DataFrame(cost), points))
+    return cards
+
+
+def _retention_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Cheapest first; a point is on the front when no cheaper point retains as much."""
+    front, best = [], -float("inf")
+    for _, row in points.sort_values(["usd", "retention"], ascending=[True, False]).iterrows():
+        if row["retention"] > best:
+            front.append(row)
+            best = row["retention"]
+    return pd.DataFrame(front)
+
+
+def retention_cost_plot(card: Scorecard, path: Path) -> bool:
+    d = pd.DataFrame(card.points).dropna(subset=["usd", "retention"])
+    if d.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.errorbar(d["usd"], d["retention"], yerr=[d["retention"] - d["retention_lo"], d["retention_hi"] - d["retention"]],
+                fmt="o", ms=4, capsize=2, label="variant (95% interval)")
+    for _, row in d.iterrows():
+        ax.annotate(row["variant"], (row["usd"], row["retention"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    front = _retention_front(d)
+    ax.step(front["usd"], front["retention"], where="post", c="k", lw=1)
+    ax.scatter(front["usd"], front["retention"], s=90, facecolors="none", edgecolors="k", label="Pareto front")
+    ax.set(xlabel="$ per million generated tokens (decode, b=first measured)",
+           ylabel="loss retention (baseline / variant)", title=f"{card.model} on {card.hardware}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def kl_bytes_plot(card: Scorecard, path: Path) -> bool:
+    d = pd.DataFrame(card.points).dropna(subset=["kl", "bytes"])
+    d = d[d["kl"] > 0]
+    if d.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.errorbar(d["bytes"] / 2**20, d["kl"], yerr=[d["kl"] - d["kl_lo"], d["kl_hi"] - d["kl"]], fmt="o", ms=4,
+                capsize=2)
+    for _, row in d.iterrows():
+        ax.annotate(row["variant"], (row["bytes"] / 2**20, row["kl"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set(xlabel="weights (MiB)", ylabel="mean KL(baseline || variant), nats/token", yscale="log",
+           title=f"{card.model} on {card.hardware}: fidelity against size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _table(df: pd.DataFrame) -> str:
+    return (df.to_markdown(index=False) if not df.empty else "_none_") + "\n"
+
+
+def scorecard_markdown(cards: list[Scorecard], out: Path, baseline_variant: str) -> list[str]:
+    """The report's scorecard section, with its plots written beside it."""
+    lines = [f"## Variant scorecards against `{baseline_variant}`", "", HOW_TO_READ, ""]
+    if not cards:
+        return lines + ["No point carries a comparison block (records from before the scorecard, "
+                        "or no variant beside a baseline).", ""]
+    for card in cards:
+        slug = "".join(ch if ch.isalnum() else "-" for ch in f"{card.model}-{card.hardware}")
+        lines += [f"### {card.model} on {card.hardware}", "",
+                  "Compared with: " + ", ".join(f"`{b}`" for b in card.baseline_run_ids) + ".", "",
+                  "Fidelity and loss retention (held-out windows):", "", _table(card.fidelity),
+                  "Tasks (paired on items):", "", _table(card.tasks), "Cost:", "", _table(card.cost)]
+        for name, plot in (("retention-cost", retention_cost_plot), ("kl-bytes", kl_bytes_plot)):
+            png = out / f"scorecard-{name}-{slug}.png"
+            if plot(card, png):
+                lines += [f"![{name}]({png.name})", ""]
+            else:
+                lines += [f"({name} plot: no point has both figures"
+                          + (": set hardware.price_per_hour_usd for dollars" if name == "retention-cost" else "")
+                          + ")", ""]
+    return lines
