@@ -7,6 +7,7 @@ Hydra's submitit launcher with the `submitit_slurm` preset, as a lab would.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def _logs(results) -> dict[Path, str]:
 
 def test_a_sweep_runs_as_an_array_and_records_say_where(slurm_cluster, models_dir, tmp_path):
     results = tmp_path / "results"
-    code, out = _finish(_sweep(models_dir, results, slurm_cluster))
+    code, out = _finish(_sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s"))
     assert code == 0, out[-3000:]
     recs = _records(results)
     assert sorted(r.model.name for r in recs) == ["tiny-s", "tiny-xs"] and all(r.status == "ok" for r in recs)
@@ -75,7 +76,8 @@ def test_a_sweep_runs_as_an_array_and_records_say_where(slurm_cluster, models_di
 
 def test_a_cancelled_task_is_measured_once_by_the_resubmitted_sweep(slurm_cluster, models_dir, tmp_path):
     results = tmp_path / "results"
-    proc = _sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s")
+    slow = ["bench.min_seconds=6", "bench.repeats=3"]  # ~20 s of timing: longer than scancel's TERM-to-KILL wait
+    proc = _sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s", *slow)
     victim = None
     deadline = time.time() + 300
     while victim is None and time.time() < deadline:  # cancel tiny-s's task once its point has started
@@ -89,7 +91,7 @@ def test_a_cancelled_task_is_measured_once_by_the_resubmitted_sweep(slurm_cluste
     first = {r.model.name: r for r in _records(results)}
     assert set(first) == {"tiny-xs"}, "only the finished point is recorded"
 
-    code, out = _finish(_sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s"))
+    code, out = _finish(_sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s", *slow))
     assert code == 0, out[-3000:]
     again = _records(results)
     assert sorted(r.model.name for r in again) == ["tiny-s", "tiny-xs"]  # no duplicate
@@ -99,22 +101,25 @@ def test_a_cancelled_task_is_measured_once_by_the_resubmitted_sweep(slurm_cluste
 
 
 def test_a_point_past_its_time_limit_is_requeued_then_recorded_by_the_rerun(slurm_cluster, models_dir, tmp_path):
-    """1-minute limit, one requeue allowed (max_num_timeout=1): the point times out twice and the
-    launcher gives up; the same sweep with room enough records it."""
+    """1-minute limit, one requeue allowed (max_num_timeout=1): the point times out, is requeued,
+    times out again, and submitit gives up inside the point, which records that as its failure;
+    the same sweep with room enough replaces it with an ok record."""
     results = tmp_path / "results"
-    slow = ["bench.min_seconds=30", "bench.repeats=3"]  # ~90 s of timed requests: past a 1-minute limit
-    proc = _sweep(models_dir, results, slurm_cluster, "tiny-xs", *slow, "hydra.launcher.timeout_min=1",
-                  "hydra.launcher.max_num_timeout=1", "hydra.launcher.signal_delay_s=20")
-    code, out = _finish(proc, timeout=600)
-    assert code != 0 and _records(results) == []
-    logs = "".join(_logs(results).values())
-    assert logs.count("this job is timed-out") == 2, logs[-3000:]  # the first requeued, the second not
-    assert "Job not requeued because: timed-out too many times" in logs
+    slow = ["bench.min_seconds=22", "bench.repeats=3", "bench.max_iterations=100000"]  # > 1 min of timing
+    code, out = _finish(_sweep(models_dir, results, slurm_cluster, "tiny-xs", *slow, "hydra.launcher.timeout_min=1",
+                               "hydra.launcher.max_num_timeout=1", "hydra.launcher.signal_delay_s=20"), timeout=600)
+    assert code == 0, out[-3000:]
+    (failed,) = _records(results)
+    assert failed.status == "failed" and "timed-out too many times" in failed.error, failed.error
+    stderr = "".join(text for path, text in _logs(results).items() if path.name.endswith("_log.err"))
+    caught = re.findall(r"^submitit WARNING .* this job is timed-out", stderr, flags=re.M)
+    assert len(caught) == 2, stderr[-3000:]  # the first one requeued the job, the second gave up
+    assert "DUE TO JOB REQUEUE" in stderr
 
     code, out = _finish(_sweep(models_dir, results, slurm_cluster, "tiny-xs", *slow))
     assert code == 0, out[-3000:]
     (rec,) = _records(results)
-    assert rec.status == "ok" and rec.launch.scheduler == "slurm"
+    assert rec.run_id == failed.run_id and rec.status == "ok" and rec.launch.scheduler == "slurm"
 
 
 def test_two_sweeps_at_once_into_one_directory_lose_no_record(slurm_cluster, models_dir, tmp_path):
