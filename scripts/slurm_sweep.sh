@@ -58,5 +58,5 @@ meekbench run -m hydra/launcher=submitit_slurm \
 
 meekbench summary results_dir="$SHARED" baseline_variant="$BASELINE"
 meekbench report "$SHARED"                                  # $SHARED/report/report.md, points.parquet, plots
-meekbench project projector=measured results_dirs="[$SHARED]" projector.family="$FAMILY" \
+meekbench project projector=measured results_dir="$SHARED" projector.family="$FAMILY" \
   projector.baseline_variant="$BASELINE"

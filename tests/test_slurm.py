@@ -33,7 +33,9 @@ def slurm_cluster():
     if out.returncode != 0:
         pytest.skip(f"the local SLURM cluster did not start: {(out.stderr or out.stdout).strip()[-800:]}")
     partition = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True).stdout.split()[0]
-    return partition
+    yield partition
+    if "cluster already up" not in out.stdout:  # started here: leave the machine as it was
+        subprocess.run(["bash", str(ROOT / "scripts" / "slurm_local.sh"), "stop"], capture_output=True, timeout=120)
 
 
 def _sweep(models_dir, results, partition, models, *extra) -> subprocess.Popen:
