@@ -80,7 +80,9 @@ class DistilOptions:
     batch_size: int = 16
     lr: float = 1e-3
     warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.0  # the cosine decays to this fraction of lr at the last step
     weight_decay: float = 0.0
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0  # max global gradient norm
     seed: int = 0
     text: str = MISSING  # a local UTF-8 training text

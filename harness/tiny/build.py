@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from harness.cards import BuildInfo, CardError, ModelCard, read_card, write_card
@@ -25,12 +23,13 @@ from harness.config import TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss
 from harness.params import count_params
 from harness.tiny.corpus import Corpus, load_corpus
+from harness.train import TrainRecipe, steps_for, train_lm
 
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 DOC_SEPARATOR = "\n\n"
-FORMAT_VERSION = 3  # bump when the builder's output changes for the same config
+FORMAT_VERSION = 4  # bump when the builder's output changes for the same config (4: the shared loop, harness/train.py)
 
 
 def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -79,39 +78,13 @@ def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-def _lr_at(step: int, total: int, peak: float, warmup_fraction: float, min_fraction: float) -> float:
-    """Linear warm-up, then cosine decay from ``peak`` to ``min_fraction * peak`` at the last step."""
-    warm = max(1, int(warmup_fraction * total))
-    if step < warm:
-        return peak * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return peak * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def train_model(model: LlamaForCausalLM, ids: torch.Tensor, cfg: TinyBuildConfig, name: str,
-                peak_lr: float) -> int:
-    """Train on random windows of the training ids; returns the number of tokens seen."""
-    steps = cfg.train_tokens // (cfg.batch_size * cfg.seq_len)
-    if steps < 1:
-        raise ValueError(f"train_tokens={cfg.train_tokens} is less than one batch ({cfg.batch_size}x{cfg.seq_len})")
-    gen = torch.Generator().manual_seed(cfg.seed)  # same windows, same order, for every size
-    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
-    model.train()
-    bar = tqdm(range(steps), desc=f"train {name}", unit="step", leave=True)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(step, steps, peak_lr, cfg.warmup_fraction, cfg.min_lr_fraction)
-        starts = torch.randint(0, len(ids) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
-        batch = torch.stack([ids[s : s + cfg.seq_len] for s in starts.tolist()])
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    return steps * cfg.batch_size * cfg.seq_len
+def recipe_for(cfg: TinyBuildConfig, tokens: int, peak_lr: float, seed: int | None = None) -> TrainRecipe:
+    """The family's training recipe for a run of ``tokens`` tokens (the grid uses it too)."""
+    return TrainRecipe(steps=steps_for(tokens, cfg.batch_size, cfg.seq_len), batch_size=cfg.batch_size,
+                       seq_len=cfg.seq_len, peak_lr=peak_lr, warmup_fraction=cfg.warmup_fraction,
+                       min_lr_fraction=cfg.min_lr_fraction, weight_decay=cfg.weight_decay,
+                       adam_betas=tuple(cfg.adam_betas), grad_clip=cfg.grad_clip,
+                       seed=cfg.seed if seed is None else seed)
 
 
 def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:
@@ -183,7 +156,7 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
             continue
         t0 = time.perf_counter()
         model = make_model(spec, cfg)
-        tokens = train_model(model, ids, cfg, spec.name, spec.lr or cfg.lr)
+        tokens = train_lm(model, ids, recipe_for(cfg, cfg.train_tokens, spec.lr or cfg.lr), spec.name).tokens
         q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len,
                          stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
         wall = time.perf_counter() - t0

@@ -4,7 +4,7 @@ The point's ``model`` is where the student starts; ``variant.options`` names the
 ordinary model config) and the recipe. Loss: ``alpha * T^2 * KL(teacher_T || student_T) +
 (1 - alpha) * CE``; ``alpha = 0`` is the ``continue-ce`` control (same init, same tokens, plain
 cross-entropy), so the distillation gain is measured against the extra training, not against
-the untouched baseline. Training uses a transformers ``Trainer`` subclass with a custom loss.
+the untouched baseline. Training is the project's one loop (``harness.train``) with this loss.
 The student is saved under ``<out_root>/<recipe hash>/`` with a card and reused unless forced.
 Options are typed by ``harness.config.DistilOptions``.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,12 +20,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import ProgressCallback, Trainer, TrainingArguments
 
 from harness.cards import CardError, DistillationInfo, ModelCard, read_card, write_card
 from harness.config import DistilOptions, ModelConfig, StudentInit, VariantConfig
 from harness.models import load_model
 from harness.params import count_params
+from harness.train import TrainRecipe, steps_for, train_lm
 from harness.variants import PreparedModel, VariantInfo, parse_dtype, typed_options
 
 log = logging.getLogger(__name__)
@@ -53,48 +52,20 @@ def shared_vocab_size(teacher, student, t_tok, s_tok) -> int:
     return min(tv, sv, len(t_tok))
 
 
-class WindowDataset(torch.utils.data.Dataset):
-    """Random windows of a token stream, fixed by seed (the same windows for KD and its control)."""
-
-    def __init__(self, ids: torch.Tensor, seq_len: int, count: int, seed: int):
-        if len(ids) <= seq_len + 1:
-            raise ValueError(f"training text has {len(ids)} tokens; need more than seq_len={seq_len}")
-        gen = torch.Generator().manual_seed(seed)
-        self.ids, self.seq_len = ids, seq_len
-        self.starts = torch.randint(0, len(ids) - seq_len - 1, (count,), generator=gen).tolist()
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        w = self.ids[self.starts[i] : self.starts[i] + self.seq_len]
-        return {"input_ids": w, "labels": w.clone()}
-
-
-class _BarOnly(ProgressCallback):
-    """The step bar without the metrics dict Trainer prints at the end (the card keeps the loss)."""
-
-    def on_log(self, *args, **kwargs):
-        pass
-
-
-class DistilTrainer(Trainer):
-    def __init__(self, *args, teacher=None, alpha: float = 0.5, temperature: float = 2.0, vocab: int = 0, **kw):
-        super().__init__(*args, **kw)
-        self.teacher, self.alpha, self.temperature, self.vocab = teacher, alpha, temperature, vocab
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(**inputs)
-        loss = out.loss
-        if self.alpha > 0:
-            with torch.no_grad():
-                t_logits = self.teacher(input_ids=inputs["input_ids"]).logits[..., : self.vocab]
-            s_logits = out.logits[..., : self.vocab]
-            temp = self.temperature
-            kl = F.kl_div(F.log_softmax(s_logits / temp, -1).flatten(0, 1),
-                          F.log_softmax(t_logits / temp, -1).flatten(0, 1), log_target=True, reduction="batchmean")
-            loss = self.alpha * temp**2 * kl + (1 - self.alpha) * out.loss
-        return (loss, out) if return_outputs else loss
+def kd_loss(teacher, alpha: float, temperature: float, vocab: int):
+    """The distillation loss for ``harness.train.train_lm``: KL to the teacher at ``temperature``
+    (scaled by T^2, Hinton et al. 2015) mixed with the student's own cross-entropy."""
+    def loss(model, batch):
+        out = model(input_ids=batch, labels=batch)
+        if alpha == 0:
+            return out.loss
+        with torch.no_grad():
+            t_logits = teacher(input_ids=batch).logits[..., :vocab]
+        s_logits = out.logits[..., :vocab]
+        kl = F.kl_div(F.log_softmax(s_logits / temperature, -1).flatten(0, 1),
+                      F.log_softmax(t_logits / temperature, -1).flatten(0, 1), log_target=True, reduction="batchmean")
+        return alpha * temperature**2 * kl + (1 - alpha) * out.loss
+    return loss
 
 
 def _init_student(model_cfg: ModelConfig, init: StudentInit, dtype, device):
@@ -130,7 +101,7 @@ def recipe_hash(model_cfg: ModelConfig, opts: DistilOptions, method: str) -> str
     recipe = {k: v for k, v in asdict(opts).items() if k not in _NOT_RECIPE}
     if method != "kd":
         recipe["alpha"] = 0.0  # continue-ce trains without the teacher
-    blob = {"student": asdict(model_cfg), "method": method, "format": 2, **recipe}
+    blob = {"student": asdict(model_cfg), "method": method, "format": 3, **recipe}  # 3: harness.train's loop
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -152,32 +123,18 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
                                 "the tiny family's training split)")
     ids = torch.tensor(student.tokenizer(text_path.read_text(encoding="utf-8"), add_special_tokens=False,
                                          verbose=False)["input_ids"], dtype=torch.long)
-    seq, bs = opts.seq_len, opts.batch_size
-    steps = opts.train_tokens // (seq * bs)
-    if steps < 1:
-        raise ValueError(f"train_tokens={opts.train_tokens} is less than one batch ({bs} x {seq})")
-    data = WindowDataset(ids, seq, steps * bs, opts.seed)
+    recipe = TrainRecipe(steps=steps_for(opts.train_tokens, opts.batch_size, opts.seq_len),
+                         batch_size=opts.batch_size, seq_len=opts.seq_len, peak_lr=opts.lr,
+                         warmup_fraction=opts.warmup_fraction, min_lr_fraction=opts.min_lr_fraction,
+                         weight_decay=opts.weight_decay, adam_betas=tuple(opts.adam_betas), grad_clip=opts.grad_clip,
+                         seed=opts.seed)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(
-            output_dir=scratch, per_device_train_batch_size=bs, max_steps=steps,
-            learning_rate=opts.lr, lr_scheduler_type="cosine",
-            warmup_steps=opts.warmup_fraction,  # transformers 5: a float < 1 is a ratio
-            weight_decay=opts.weight_decay, max_grad_norm=opts.grad_clip, seed=opts.seed, data_seed=opts.seed,
-            report_to=[], save_strategy="no", logging_strategy="no",
-            use_cpu=device.type == "cpu", dataloader_num_workers=0, remove_unused_columns=False)
-        trainer = DistilTrainer(model=student.model, args=args, train_dataset=data,
-                                teacher=teacher.model if teacher else None, alpha=alpha,
-                                temperature=opts.temperature, vocab=vocab)
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(_BarOnly)
-        train_out = trainer.train()
+    torch.manual_seed(opts.seed)
+    trained = train_lm(student.model, ids, recipe, f"{method} {model_cfg.name}",
+                       loss_fn=kd_loss(teacher.model if teacher else None, alpha, opts.temperature, vocab))
     wall = time.perf_counter() - t0
     model = student.model.eval()
-    # Trainer writes TrainingArguments.use_cache (False by default) into model.config, and
-    # save_pretrained would keep it: a saved student must load and generate like any model.
-    model.config.use_cache = True
-    tokens = steps * bs * seq
+    tokens, steps = trained.tokens, trained.steps
     s_counts = count_params(model)
     t_params = count_params(teacher.model).total if teacher else 0
     base = student.card
@@ -193,7 +150,7 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
         distillation=DistillationInfo(
             method=method, recipe_hash=key, teacher=opts.teacher.name if teacher else None,
             teacher_params=t_params or None, student_init=init_desc, alpha=alpha, temperature=opts.temperature,
-            distil_tokens=tokens, distil_flops=distil_flops, final_train_loss=float(train_out.training_loss),
+            distil_tokens=tokens, distil_flops=distil_flops, final_train_loss=trained.final_train_loss,
             text=str(text_path), seed=opts.seed, steps=steps))
     write_card(out_dir, card)
     log.info("%s student of %s saved to %s (%d steps, %.1f s)", method, card.distillation.teacher, out_dir, steps,
