@@ -39,6 +39,18 @@ def _build_tiny(cfg: DictConfig) -> None:
     build_family(OmegaConf.to_object(cfg))
 
 
+def _build_grid(cfg: DictConfig) -> None:
+    from harness.tiny.grid import build_grid
+
+    build_grid(OmegaConf.to_object(cfg))
+
+
+def _fit_law(cfg: DictConfig) -> None:
+    from harness.projector.isoflop import fit_law
+
+    print(fit_law(OmegaConf.to_object(cfg)))
+
+
 def _build_tasks(cfg: DictConfig) -> None:
     from harness.tiny.tasks import write_tasks
 
@@ -87,6 +99,8 @@ def _project(cfg: DictConfig) -> None:
 COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "build-tiny": ("build_tiny", _build_tiny, "train the tiny CI model family into models/tiny/"),
     "build-tasks": ("build_tasks", _build_tasks, "generate the offline `ci` lm-eval suite from held-out text"),
+    "build-grid": ("build_grid", _build_grid, "train the IsoFLOP grid of tiny models into models/grid/<name>/"),
+    "fit-law": ("fit_law", _fit_law, "fit the compute-optimal law to the grid (3 approaches) -> results/scaling/"),
     "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
     "summary": ("summary", _summary, "print a table of the records under results_dir"),
     "report": ("report", _report, "tables, plots and a Markdown report from results directories"),

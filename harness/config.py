@@ -256,11 +256,72 @@ class TinyBuildConfig:
 
 
 @dataclass
+class GridBudget:
+    flops: float = MISSING  # the compute budget C of every run in this IsoFLOP curve (see harness/tiny/grid.py)
+    shapes: List[str] = field(default_factory=list)  # names from GridConfig.shapes, smallest first
+
+
+@dataclass
+class LearningRateRule:
+    """peak lr = ref * (params / ref_params) ** -exponent: wider models want a lower rate."""
+    ref: float = 3e-3
+    ref_params: float = 556_000  # total params of tiny-m, whose family lr is ref
+    exponent: float = 0.1
+
+
+@dataclass
+class GridConfig:
+    name: str = "tiny"
+    out_dir: str = "${models_dir}/grid/${name}"
+    family_dir: str = "${models_dir}/tiny"  # the family's tokenizer and text split (build-tiny first)
+    models_dir: str = "models"
+    results_dir: str = "results"
+    shapes: List[TinyModelSpec] = field(default_factory=list)  # the size ladder (lr: from lr_rule)
+    budgets: List[GridBudget] = field(default_factory=list)
+    seeds_at_smallest: List[int] = field(default_factory=lambda: [0, 1])  # run-to-run noise, smallest budget
+    lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
+    # as the family (conf/build_tiny.yaml): every run has its own warm-up + cosine over its own tokens
+    seq_len: int = 128
+    batch_size: int = 16
+    warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.1
+    weight_decay: float = 0.1
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    eval_batch_size: int = 16
+    max_epochs: float = 4.0  # no token seen more often (Muennighoff et al. 2023: ~4 epochs ~ fresh data)
+    extra_packages: List[str] = field(default_factory=lambda: ["numpy", "scipy"])  # docstrings added to train text
+    extra_max_chars: Optional[int] = 4_000_000
+    checkpoint_every: int = 100  # steps between resume points
+    threads: Optional[int] = None
+    only_budgets: Optional[List[int]] = None  # indices into budgets (None: all)
+    force: bool = False
+
+
+@dataclass
+class LawFitConfig:
+    grid_name: str = "tiny"  # the grid's `name` (conf/grid/<name>.yaml)
+    grid_dir: str = "${models_dir}/grid/${grid_name}"  # where build-grid wrote grid.json
+    out_dir: str = "${results_dir}/scaling/${grid_name}"
+    resamples: int = 100  # bootstrap refits per approach, each from the full grid of starts
+    level: float = 0.9  # band level
+    huber_delta: float = 1e-3  # Hoffmann et al.'s delta on log loss
+    seed: int = 0
+    models_dir: str = "models"
+    results_dir: str = "results"
+
+
+@dataclass
 class LawConfig:
     source: str = "paper"  # paper | chinchilla (rounded, as published) | chinchilla-unrounded | epoch | measured
     L0: float = 1.7
     A: float = 1070.0
     alpha: float = 0.155
+    # measured: the compute-optimal law of an IsoFLOP grid (`meekbench fit-law`), and how it is carried
+    # to the paper's compute scale: exponent (keep L0 and A above, E and G being corpus- and
+    # tokenizer-specific) | full (every measured parameter)
+    measured_path: str = "${results_dir}/scaling/tiny/law.json"
+    transfer: str = "exponent"
 
 
 @dataclass
@@ -340,6 +401,8 @@ def register() -> None:
     cs.store(name="run_schema", node=RunConfig)
     cs.store(name="build_tiny_schema", node=TinyBuildConfig)
     cs.store(name="build_tasks_schema", node=BuildTasksConfig)
+    cs.store(name="build_grid_schema", node=GridConfig)
+    cs.store(name="fit_law_schema", node=LawFitConfig)
     cs.store(name="summary_schema", node=SummaryConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="project_schema", node=ProjectConfig)

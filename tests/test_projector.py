@@ -103,8 +103,21 @@ def test_wald_tokens_and_p_steps():
         G.Growth(g_i=0.9)
 
 
-def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
-    """A measured projection from records: law fitted, FLOP/$ from probes and price, defaults marked."""
+def _grid_law(path, resamples=10):
+    """A law.json as `meekbench fit-law` writes it, fitted to a synthetic grid (tests/test_isoflop.py)."""
+    import json
+
+    from harness.projector.isoflop import fit_grid
+    from tests.test_isoflop import grid_runs
+
+    fits = fit_grid(grid_runs(np.random.default_rng(3)), resamples=resamples)
+    path.write_text(json.dumps(fits, default=float))
+    return fits
+
+
+def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path):
+    """A measured projection: the compute-optimal exponent from an IsoFLOP grid's law (carried to the
+    paper's L0 and A), its bootstrap as a band, FLOP/$ from probes and price, defaults marked."""
     import json
 
     from harness.config import ProjectConfig, ProjectorConfig
@@ -112,31 +125,36 @@ def test_measured_scenario_fits_records_and_says_what_is_measured(tmp_path):
     from harness.results.store import write_record
     from tests.conftest import record_template
 
+    fits = _grid_law(tmp_path / "law.json")
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
     for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6]):
         write_record(tmp_path, record_template(f"m{i}", n, float(truth.loss(n)), price=2.0))
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=50), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
     cfg.projector.law.source = "measured"
+    cfg.projector.law.measured_path = str(tmp_path / "law.json")
     cfg.projector.flop_per_dollar_from_hardware = True
     out = write_projection(cfg)
     res = json.loads((out / "projection.json").read_text())
+    exponent = fits["approach3"]["compute_optimal"]["exponent"]
     assert res["inputs"]["law.alpha"]["source"] == "measured"
-    assert res["inputs"]["law.alpha"]["value"] == pytest.approx(0.3, rel=0.05)
+    assert res["inputs"]["law.alpha"]["value"] == pytest.approx(exponent)
+    assert res["inputs"]["law.L0"]["value"] == cfg.projector.law.L0  # transfer=exponent keeps the paper's scale
+    assert "transfer=exponent" in res["inputs"]["law.alpha"]["note"]
+    assert res["inputs"]["law_n"]["source"] == "measured"  # the family's size law, for multipliers only
     assert res["inputs"]["flop_per_dollar"]["source"] == "measured"
     assert res["inputs"]["flop_per_dollar"]["value"] == pytest.approx(1e11 * 0.4 * 3600 / 2.0)  # 40% utilisation
     assert res["inputs"]["g_i"]["source"] == "default"
-    assert len(res["years"]) == len(res["loss_gap"]) == len(res["meek_loss"]) == len(res["frontier_loss"])
-    assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(res["inputs"]["law.alpha"]["value"],
-                                                                         G.Growth()))
-    assert (out / "gap.png").exists() and (out / "law.png").exists() and (out / "projection.md").exists()
-    e = res["extrapolation"]  # the data span 6ND of the points; the projection reads far beyond them
-    assert e["fitted_compute_flops"] == pytest.approx([6 * 1e4 * 1e6, 6 * 3e6 * 1e6])
-    assert e["decades_beyond_data"] == pytest.approx(np.log10(e["read_to_flops"] / (6 * 3e6 * 1e6)))
+    assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(exponent, G.Growth()))
+    assert "law (bootstrap refits)" in res["uncertainty"]["sampled"]
+    assert (out / "gap.png").exists() and (out / "projection.md").exists()
+    e = res["extrapolation"]  # the grid's FLOP span; the projection reads far beyond it
+    assert e["fitted_compute_flops"] == pytest.approx(fits["flops_range"]) and e["transfer"] == "exponent"
+    assert e["decades_beyond_data"] == pytest.approx(np.log10(e["read_to_flops"] / fits["flops_range"][1]))
     assert "decades beyond its data" in (out / "projection.md").read_text()
 
 
-def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
+def test_without_a_grid_law_the_measured_scenario_falls_back_and_says_so(tmp_path, caplog):
     import json
 
     from harness.config import ProjectConfig, ProjectorConfig
@@ -148,10 +166,13 @@ def test_too_few_measured_points_fall_back_and_say_so(tmp_path):
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=10), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
     cfg.projector.law.source = "measured"
+    cfg.projector.law.measured_path = str(tmp_path / "no-grid" / "law.json")
     cfg.projector.law.alpha = 0.17  # the fallback is the scenario's configured law, not a hidden constant
     res = json.loads((write_projection(cfg) / "projection.json").read_text())
     assert res["inputs"]["law.alpha"]["source"] == "default" and res["inputs"]["law.alpha"]["value"] == 0.17
-    assert "at least 3 points" in res["inputs"]["law.alpha"]["note"]
+    assert "no measured compute-optimal law" in res["inputs"]["law.alpha"]["note"]
+    assert "fell back to the paper's law" in caplog.text
+    assert res["extrapolation"] is None
 
 
 def _project(**changes):

@@ -176,17 +176,21 @@ def _chin_params(theta) -> dict[str, float]:
     return {"E": float(np.exp(e)), "A": float(np.exp(log_a)), "B": float(np.exp(log_b)), "a": float(a), "b": float(b)}
 
 
-def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0) -> tuple[Chinchilla, FitResult]:
+def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0,
+                   refit_starts: list | None = None, starts: list | None = None) -> tuple[Chinchilla, FitResult]:
+    """The fit starts from ``starts`` (default: a 108-point grid). Each bootstrap refit starts from the
+    full-data optimum plus ``refit_starts`` (a grid of its own), or a ninth of the full grid when None."""
     n, d, y = _check("N", n), _check("D", d), _check("loss", loss)
     if not n.shape == d.shape == y.shape:
         raise FitError(f"N, D and loss differ in length: {n.size}, {d.size}, {y.size}")
     _min_points(n.size, 6, "the Chinchilla law (5 parameters)")
     args = (np.log(n), np.log(d), np.log(y))
-    grid = list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4], [0.1, 0.4]))
+    grid = starts or list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4],
+                                            [0.1, 0.4]))
     theta, f, ok = _minimise(_chin_obj, grid, (*args, delta))
 
     def refit(idx):
-        t, _, converged = _minimise(_chin_obj, [theta, *grid[::9]],
+        t, _, converged = _minimise(_chin_obj, [theta, *(grid[::9] if refit_starts is None else refit_starts)],
                                     (args[0][idx], args[1][idx], args[2][idx], delta))
         return _chin_params(t), converged
 

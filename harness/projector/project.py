@@ -48,6 +48,37 @@ class FamilyFit:
 
 
 @dataclass
+class GridLaw:
+    """The measured compute-optimal law (approach 3 of `meekbench fit-law`) as the projection uses it."""
+    law: ComputeLaw
+    draws: list[ComputeLaw]  # one per bootstrap refit, under the same transfer
+    flops_range: list[float]
+    path: str
+    transfer: str
+
+
+def load_grid_law(p: ProjectorConfig) -> GridLaw:
+    """The law at ``projector.law.measured_path`` under ``projector.law.transfer``; FitError when absent."""
+    path = Path(p.law.measured_path)
+    if not path.exists():
+        raise FitError(f"no measured compute-optimal law at {path}: run `meekbench build-grid` then "
+                       "`meekbench fit-law`")
+    fits = json.loads(path.read_text())
+    co = fits["approach3"]["compute_optimal"]
+
+    def carried(e: float, g: float, exponent: float) -> ComputeLaw:
+        if p.law.transfer == "exponent":
+            return ComputeLaw(p.law.L0, p.law.A, exponent)
+        if p.law.transfer == "full":
+            return ComputeLaw(e, g, exponent)
+        raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: exponent, full")
+
+    return GridLaw(carried(co["E"], co["G"], co["exponent"]),
+                   [carried(d["E"], d["G"], d["exponent"]) for d in fits["approach3"]["compute_optimal_draws"]],
+                   fits["flops_range"], str(path), p.law.transfer)
+
+
+@dataclass
 class Inputs:
     law: ComputeLaw
     law_n: PowerLaw  # loss against parameters, for multipliers and the inference gap
@@ -55,6 +86,7 @@ class Inputs:
     flop_per_dollar: float
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     family: FamilyFit | None = None
+    grid_law: GridLaw | None = None
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
 
@@ -120,7 +152,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
                                                                       f"{r.source}")
     prov["budget_usd"] = _input(p.budget_usd, "default", "meek actor's fixed budget")
     prov["start_ratio"] = _input(p.start_ratio, "default", p.start_ratio_source)
-    family = None
+    family = grid_law = None
     law_n = PowerLaw(E=CHINCHILLA.E, A=CHINCHILLA.A, a=CHINCHILLA.a)  # data not binding (D -> inf)
     law_n_note = "Chinchilla E + A/N^a (data term dropped)"
     if p.law.source == "paper":
@@ -133,25 +165,31 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), f"{label}: E + A/N^a (data term dropped)"
         src, note = "default", f"compute-optimal form of {label}"
     elif p.law.source == "measured":
-        try:
+        try:  # the family's loss-vs-size law: for variant multipliers and the inference gap, never as L(C)
             family = fit_family(records, p)
-            law = family.law_n.as_compute_law(family.tokens)
             law_n, law_n_note = family.law_n, f"fitted to {len(family.points)} measured {p.family} points"
-            src = "measured"
-            note = (f"fitted to {len(family.points)} {p.family} points on a fixed D={family.tokens:.0f} tokens: "
-                    "the family's path L(6ND), not a compute-optimal frontier")
+        except FitError as e:
+            log.warning("family law unavailable: %s", e)
+        try:
+            grid_law = load_grid_law(p)
+            law, src = grid_law.law, "measured"
+            note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
+                    + ("the measured exponent on the paper's L0 and A" if grid_law.transfer == "exponent"
+                       else "every measured parameter (corpus- and tokenizer-specific E and G)"))
         except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
+            grid_law = None
             law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
-            src, note = "default", f"fell back to projector.law's L0, A, alpha: {e}"
-            log.warning("measured law unavailable, using projector.law's values: %s", e)
+            src, note = "default", f"fell back to the paper's law (projector.law L0, A, alpha): {e}"
+            log.warning("measured compute-optimal law unavailable, fell back to the paper's law: %s", e)
     else:
         raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, {', '.join(PUBLISHED)}, measured")
     for k in ("L0", "A", "alpha"):
         prov[f"law.{k}"] = _input(getattr(law, k), src, note)
     prov["law_n"] = _input(asdict(law_n), "measured" if family else "default", law_n_note)
-    if family is not None:
-        prov["law.fit"] = _input(family.fit.summary(), "measured",
-                                 "degrees of freedom, optimiser convergence and bootstrap resamples of the law's fit")
+    if grid_law is not None:
+        fits = json.loads(Path(grid_law.path).read_text())["approach3"]
+        prov["law.fit"] = _input(fits["fit"], "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
+                                 "freedom, optimiser convergence and bootstrap resamples")
 
     flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
     if p.flop_per_dollar_from_hardware:
@@ -172,10 +210,14 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     prov["flop_per_dollar"] = _input(flop_per_dollar, fsrc, fnote)
 
     inputs = Inputs(law=law, law_n=law_n, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
-                    family=family)
-    if family is None:
-        prov["sigmoid"] = _input(None, "unavailable", "the sigmoid maps a measured family's held-out loss to accuracy; "
-                                 f"this scenario's law ({p.law.source}) is on another loss scale")
+                    family=family, grid_law=grid_law)
+    same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
+    if not same_scale:
+        why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else
+               "the law is on another loss scale than the family's (a measured grid law with law.transfer=full "
+               "is on it)")
+        prov["sigmoid"] = _input(None, "unavailable", "the sigmoid maps a measured family's held-out loss to "
+                                 f"accuracy; {why}")
     else:
         try:
             inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
@@ -264,12 +306,12 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
 def _extrapolation(inputs: Inputs, c0: float, p: ProjectorConfig, start_ratio: float) -> dict[str, Any] | None:
     """How far beyond its data a measured law is read: the compute its points span (6 N D) and the
     largest compute the projection evaluates it at (the frontier at the horizon)."""
-    if inputs.family is None:
+    if inputs.grid_law is None:
         return None
-    spanned = [6 * q["non_embedding_params"] * inputs.family.tokens for q in inputs.family.points]
+    spanned = inputs.grid_law.flops_range
     read = float(G.frontier_compute(c0, inputs.growth, p.horizon_years, start_ratio))
-    return {"fitted_compute_flops": [min(spanned), max(spanned)], "read_from_flops": c0, "read_to_flops": read,
-            "decades_beyond_data": math.log10(read / max(spanned))}
+    return {"fitted_compute_flops": list(spanned), "read_from_flops": c0, "read_to_flops": read,
+            "decades_beyond_data": math.log10(read / max(spanned)), "transfer": inputs.grid_law.transfer}
 
 
 def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -> dict[str, Any]:
@@ -277,8 +319,8 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -
     measured law, its bootstrap refits; every other input at its point value."""
     ranges = {name: U.Range(r.low, r.high, r.level, r.source) for name, r in p.uncertainty.items()}
     law_draws, alpha_range = None, None
-    if inputs.family is not None and inputs.family.fit.bootstrap:
-        law_draws = [PowerLaw(**b).as_compute_law(inputs.family.tokens) for b in inputs.family.fit.bootstrap]
+    if inputs.grid_law is not None and inputs.grid_law.draws:
+        law_draws = inputs.grid_law.draws
         alphas = [d.alpha for d in law_draws]
         alpha_range = (float(np.quantile(alphas, U.BAND[0])), float(np.quantile(alphas, U.BAND[1])))
     n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
@@ -382,11 +424,15 @@ def headline(result: dict[str, Any]) -> list[str]:
                      f"{', '.join(unc['sampled'])}; everything else at its point value."
                      + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
                         f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
+    law_src = result["inputs"].get("law.alpha", {})
+    lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}): "
+                 f"{law_src.get('note', '')}.")
     if result.get("extrapolation"):
         e = result["extrapolation"]
         lines.append(f"- Extrapolation: the measured law spans {e['fitted_compute_flops'][0]:.2g} to "
                      f"{e['fitted_compute_flops'][1]:.2g} FLOPs and is read from {e['read_from_flops']:.2g} to "
-                     f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data.")
+                     f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data "
+                     f"(transfer: {e['transfer']}).")
     if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
                      + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."

@@ -45,18 +45,51 @@ def _stdlib_docstrings() -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     docs: list[str] = []
     for path in sorted(stdlib.rglob("*.py")):
-        if _SKIP_DIRS.intersection(path.relative_to(stdlib).parts):
-            continue
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError):
-            continue  # a few stdlib files are templates or not UTF-8: skip, they are not prose
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) >= _MIN_DOC_CHARS:
-                    docs.append(doc.strip())
+        if not _SKIP_DIRS.intersection(path.relative_to(stdlib).parts):
+            docs.extend(_docstrings(path))
     return docs
+
+
+def _docstrings(path: Path) -> list[str]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return []  # a few files are templates or not UTF-8: skip, they are not prose
+    docs = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            if doc and len(doc) >= _MIN_DOC_CHARS:
+                docs.append(doc.strip())
+    return docs
+
+
+def package_docstrings(packages: list[str], max_chars: int | None = None) -> tuple[list[str], str]:
+    """Docstrings of installed packages (read with ``ast``, never imported), in path order, up to
+    ``max_chars``; and a description naming each package's version. More English that exists
+    offline wherever the project is set up (the lock installs these packages)."""
+    from importlib import metadata, util
+
+    docs, total, names = [], 0, []
+    for package in packages:
+        spec = util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ValueError(f"extra corpus package {package!r} is not installed as a package")
+        root = Path(next(iter(spec.submodule_search_locations)))
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "?"
+        names.append(f"{package} {version}")
+        for path in sorted(root.rglob("*.py")):
+            if _SKIP_DIRS.intersection(path.relative_to(root).parts):
+                continue
+            new = _docstrings(path)
+            docs.extend(new)
+            total += sum(map(len, new))
+            if max_chars is not None and total >= max_chars:
+                return docs, ", ".join(names) + f" docstrings (ast; capped at {max_chars} chars)"
+    return docs, ", ".join(names) + " docstrings (ast)"
 
 
 def _is_heldout(doc: str, every: int) -> bool:

@@ -1,0 +1,195 @@
+"""``meekbench build-grid``: an IsoFLOP grid of tiny Llama models, built like the family.
+
+Every run trains one shape (from the config's size ladder) for exactly the tokens its compute
+budget buys, with the family's tokenizer, window order rule (seeded random windows), recipe and
+the one training loop (``harness.train``), each with its own warm-up + cosine ending at its own
+last step. Peak learning rate per size from ``lr_rule`` (written in the config).
+
+FLOPs per run, counted exactly for these models (Kaplan et al. 2020, eq. 2.1, times 3 for
+forward + backward): ``C = D * (6 * N_matmul + 6 * n_layers * seq_len * d_model)``, where
+``N_matmul`` = non-embedding parameters + the output projection (vocabulary x d_model: tied to
+the embedding here, but its matmul is paid every token; for these tiny models it is most of the
+compute) and the second term is attention over the context. N_matmul equals the total parameter
+count when embeddings are tied, so C is 6ND with N = total parameters, plus attention.
+
+Data honesty: the family's training text plus docstrings of installed packages
+(``extra_packages``), minus any document the family holds out; the largest run's epochs over
+it must stay within ``max_epochs`` (else the build refuses before training). Each run is cached
+by its recipe hash (skipped when its card matches) and resumes from its checkpoint when killed.
+Writes ``<out_dir>/grid.json`` (every run: shape, budget, exact FLOPs, parameters, tokens,
+epochs, held-out loss) next to the runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerFast
+
+from harness.cards import BuildInfo, ModelCard, write_card
+from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
+from harness.measure.quality import heldout_loss
+from harness.params import count_params
+from harness.results.store import write_atomic
+from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
+from harness.tiny.corpus import package_docstrings
+from harness.train import TrainRecipe, train_lm
+
+log = logging.getLogger(__name__)
+
+
+def flops_per_token(non_embedding: int, vocab: int, d_model: int, n_layers: int, seq_len: int) -> float:
+    """Training FLOPs per token (see the module docstring)."""
+    return 6 * (non_embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model
+
+
+def learning_rate(cfg: GridConfig, total_params: int) -> float:
+    rule = cfg.lr_rule
+    return rule.ref * (total_params / rule.ref_params) ** -rule.exponent
+
+
+@dataclass
+class GridRun:
+    name: str  # <shape>-c<budget>-s<seed>
+    shape: str
+    budget_flops: float
+    flops: float  # exact, for the tokens actually trained (whole steps)
+    params: int  # total (embedding tied)
+    non_embedding_params: int
+    tokens: int
+    epochs: float  # tokens / unique training tokens
+    seed: int
+    peak_lr: float
+    heldout_loss_nats: float
+    heldout_bits_per_byte: float
+    wall_time_s: float
+    reused: bool
+
+
+def _family_cfg(cfg: GridConfig, vocab: int) -> TinyBuildConfig:
+    """The family's architecture settings, for make_model (same init rule and seed)."""
+    return TinyBuildConfig(vocab_size=vocab, seq_len=cfg.seq_len, seed=0)
+
+
+def _grid_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
+    """Training documents (family train + extra packages, minus the family's held-out documents),
+    their description and hash."""
+    train_path, heldout_path = family_dir / "data" / "train.txt", family_dir / "data" / "heldout.txt"
+    if not train_path.exists():
+        raise FileNotFoundError(f"{train_path} does not exist: run `meekbench build-tiny` first (the grid uses "
+                                "the family's tokenizer and text split)")
+    family = train_path.read_text(encoding="utf-8").split(DOC_SEPARATOR)
+    heldout = set(heldout_path.read_text(encoding="utf-8").split(DOC_SEPARATOR))
+    extra, described = package_docstrings(list(cfg.extra_packages), cfg.extra_max_chars) if cfg.extra_packages \
+        else ([], "")
+    seen, docs = set(heldout), []
+    for d in family + extra:  # the held-out split stays disjoint; duplicates count once
+        if d not in seen:
+            seen.add(d)
+            docs.append(d)
+    description = "the tiny family's training split" + (f" + {described}" if described else "")
+    digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
+    return docs, description, digest
+
+
+def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int]]:
+    """(budget index, shape, budget FLOPs, seed) of every run, in build order."""
+    shapes = {s.name: s for s in cfg.shapes}
+    order = sorted(range(len(cfg.budgets)), key=lambda i: cfg.budgets[i].flops)
+    runs = []
+    for i in order:
+        if cfg.only_budgets is not None and i not in cfg.only_budgets:
+            continue
+        budget = cfg.budgets[i]
+        unknown = [s for s in budget.shapes if s not in shapes]
+        if unknown:
+            raise ValueError(f"budgets[{i}].shapes names {unknown}, not in shapes ({', '.join(shapes)})")
+        seeds = list(cfg.seeds_at_smallest) if i == order[0] else [cfg.seeds_at_smallest[0]]
+        runs += [(i, shapes[name], budget.flops, seed) for name in budget.shapes for seed in seeds]
+    return runs
+
+
+def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text_sha: str) -> str:
+    blob = {"spec": asdict(spec), "recipe": asdict(recipe), "text": text_sha, "format": FORMAT_VERSION,
+            "eval": [cfg.seq_len, cfg.eval_batch_size]}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def build_grid(cfg: GridConfig) -> list[GridRun]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_all = time.perf_counter()
+    family_dir, out = Path(cfg.family_dir), Path(cfg.out_dir)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(family_dir / "tokenizer")
+    docs, text_description, text_sha = _grid_text(cfg, family_dir)
+    ids = encode_documents(tokenizer, docs)
+    heldout_text = (family_dir / "data" / "heldout.txt").read_text(encoding="utf-8")
+    vocab = len(tokenizer)
+    log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
+
+    plan, planned = _plan(cfg), []
+    for i, spec, budget, seed in plan:
+        model = make_model(spec, _family_cfg(cfg, vocab))
+        counts = count_params(model)
+        per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
+        steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
+        planned.append((spec, budget, seed, counts, per_token, steps))
+    worst = max(p[5] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
+    if worst > cfg.max_epochs:
+        raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
+                         f"{len(ids)} training tokens; add text (extra_packages, extra_max_chars) or lower the budgets")
+
+    runs: list[GridRun] = []
+    for n, (spec, budget, seed, counts, per_token, steps) in enumerate(planned, 1):
+        lr = learning_rate(cfg, counts.total)
+        recipe = TrainRecipe(steps=steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, peak_lr=lr,
+                             warmup_fraction=cfg.warmup_fraction, min_lr_fraction=cfg.min_lr_fraction,
+                             weight_decay=cfg.weight_decay, adam_betas=tuple(cfg.adam_betas),
+                             grad_clip=cfg.grad_clip, seed=seed)
+        name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "")
+        run_dir = out / name
+        build_hash = _recipe_hash(cfg, spec, recipe, text_sha)
+        tokens = recipe.tokens
+        base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
+                    non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(ids), seed=seed,
+                    peak_lr=lr)
+        if not cfg.force and (card := _built_card(run_dir, build_hash)):
+            runs.append(GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
+                                heldout_bits_per_byte=card.build.heldout_bits_per_byte, wall_time_s=card.wall_time_s,
+                                reused=True))
+            log.info("[%d/%d] %s: up to date, reused", n, len(planned), name)
+            continue
+        log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, len(planned), name, steps, per_token * tokens, lr)
+        t0 = time.perf_counter()
+        model = make_model(spec, _family_cfg(cfg, vocab))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every)
+        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
+                         max_bytes=None, batch_size=cfg.eval_batch_size)
+        wall = time.perf_counter() - t0
+        model.save_pretrained(run_dir)
+        tokenizer.save_pretrained(run_dir)
+        write_card(run_dir, ModelCard(
+            name=name, family=f"grid-{cfg.name}", params=counts.total, non_embedding_params=counts.non_embedding,
+            train_tokens=tokens, train_flops=per_token * tokens, wall_time_s=round(wall, 2),
+            build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
+                            train_flops_non_embedding=6 * counts.non_embedding * tokens,
+                            heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
+                            corpus=text_description, corpus_sha256=text_sha, vocab_size=vocab,
+                            seq_len=cfg.seq_len, seed=seed, torch_threads=torch.get_num_threads(),
+                            build_hash=build_hash)))
+        runs.append(GridRun(**base, heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
+                            wall_time_s=round(wall, 2), reused=False))
+        log.info("%s: held-out loss %.4f nats/token, %.1f s", name, q.heldout_loss_nats, wall)
+
+    summary = {"grid": cfg.name, "text": text_description, "text_sha256": text_sha, "train_tokens": len(ids),
+               "flops_rule": "D * (6 * (non-embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model)",
+               "built_in_s": round(time.perf_counter() - t_all, 1), "runs": [asdict(r) for r in runs]}
+    write_atomic(out / "grid.json", json.dumps(summary, indent=1))
+    log.info("grid %s: %d runs in %.1f s -> %s", cfg.name, len(runs), summary["built_in_s"], out / "grid.json")
+    return runs

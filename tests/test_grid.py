@@ -1,0 +1,68 @@
+"""`meekbench build-grid` (reduced grid) and `meekbench fit-law` on it: real tiny runs, cached, honest FLOPs."""
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from harness.tiny.grid import build_grid, flops_per_token
+from tests.conftest import compose_config
+
+
+def _grid_cfg(models_dir, *overrides):
+    # the family's own text only (no extra packages): enough for the reduced budgets, and faster
+    return OmegaConf.to_object(compose_config("build_grid", [f"models_dir={models_dir}", "grid=tiny-reduced",
+                                                             "extra_packages=[]", *overrides]))
+
+
+@pytest.fixture(scope="module")
+def grid(models_dir):
+    cfg = _grid_cfg(models_dir)
+    return cfg, build_grid(cfg)
+
+
+def test_the_reduced_grid_trains_every_run_with_exact_flops_and_bounded_epochs(grid):
+    cfg, runs = grid
+    assert len(runs) == 3 * 5 + 5  # 3 budgets x 5 sizes, plus a second seed at the smallest budget
+    shapes = {s.name: s for s in cfg.shapes}
+    for r in runs:
+        s = shapes[r.shape]
+        per_token = flops_per_token(r.non_embedding_params, 2048, s.hidden_size, s.num_layers, cfg.seq_len)
+        assert r.flops == pytest.approx(per_token * r.tokens)
+        step = per_token * cfg.batch_size * cfg.seq_len  # whole steps: within half a step of the budget
+        assert abs(r.flops - r.budget_flops) <= step / 2 + 1e-6
+        assert r.epochs <= cfg.max_epochs and r.heldout_loss_nats > 0 and not r.reused
+    with open(f"{cfg.out_dir}/grid.json") as f:
+        meta = json.load(f)
+    assert meta["grid"] == "tiny-reduced" and len(meta["runs"]) == 20 and meta["text_sha256"]
+    seeds = [r for r in runs if r.budget_flops == min(b.flops for b in cfg.budgets) and r.shape == "g1"]
+    assert sorted(r.seed for r in seeds) == [0, 1]  # run-to-run noise measured at the smallest budget
+
+
+def test_a_second_build_reuses_every_run(grid, models_dir):
+    cfg, runs = grid
+    again = build_grid(_grid_cfg(models_dir))
+    assert all(r.reused for r in again)
+    assert [r.heldout_loss_nats for r in again] == [r.heldout_loss_nats for r in runs]
+
+
+def test_too_little_text_for_the_budgets_is_refused_before_training(models_dir):
+    with pytest.raises(ValueError, match="max_epochs"):
+        build_grid(_grid_cfg(models_dir, "max_epochs=0.01", "out_dir=/nonexistent/never-written"))
+
+
+def test_fit_law_writes_the_law_and_says_which_grid(grid, models_dir, tmp_path):
+    from harness.projector.isoflop import fit_law
+
+    cfg, _ = grid
+    law_cfg = OmegaConf.to_object(compose_config("fit_law", [f"models_dir={models_dir}", f"results_dir={tmp_path}",
+                                                             "grid_name=tiny-reduced", "resamples=8"]))
+    fit_law(law_cfg)
+    out = tmp_path / "scaling" / "tiny-reduced"
+    law = json.loads((out / "law.json").read_text())
+    assert law["grid"] == "tiny-reduced" and law["runs"] == 20 and law["max_epochs_seen"] <= 4
+    assert law["approach3"]["fit"]["n_points"] == 20 and law["approach3"]["fit"]["bootstrap_attempted"] == 8
+    assert 0 < law["approach3"]["compute_optimal"]["exponent"] < 1
+    assert "extrapolation_test" in law and "agreement" in law
+    assert "grid `tiny-reduced`" in (out / "law.md").read_text()
+    for png in ("isoflop.png", "n_opt.png", "residuals.png"):
+        assert (out / png).exists()
