@@ -112,6 +112,8 @@ def parabolas(runs: list[Run]) -> dict:
 
 
 def _exponents(optima: list[dict], how: str) -> dict:
+    if len(optima) < 2:
+        raise FitError(f"a line through the optima needs 2 budgets, got {len(optima)}")
     c = [o["budget_flops"] for o in optima]
     a, _ = _loglog_slope(c, [o["n_opt"] for o in optima])
     b, _ = _loglog_slope(c, [o["d_opt"] for o in optima])
@@ -236,11 +238,7 @@ def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
             ax.scatter([opt["n_opt"]], [opt["loss"]], marker="*", s=80, color=pts.get_facecolor()[0])
     ax.set(xscale="log", xlabel="parameters N (total)", ylabel="held-out loss (nats/token)",
            title="IsoFLOP curves with fitted parabolas (stars: vertices)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "isoflop.png", dpi=110)
-    plt.close(fig)
-    written.append("isoflop.png")
+    written.append(_save(fig, ax, out / "isoflop.png"))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     cs = np.geomspace(min(_budgets(runs)) / 3, max(_budgets(runs)) * 3, 50)
@@ -259,11 +257,7 @@ def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
     ax.plot(cs, g * (cs / 6) ** a3, "k--", lw=1, label=f"3: L(N, D) fit: a = {a3:.3f}")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N*",
            title="N*(C) by approach")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "n_opt.png", dpi=110)
-    plt.close(fig)
-    written.append("n_opt.png")
+    written.append(_save(fig, ax, out / "n_opt.png"))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     resid = [np.log(law.loss(r.n, r.d)) - np.log(r.loss) for r in runs]
@@ -271,11 +265,19 @@ def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
     ax.axhline(0, color="k", lw=0.8)
     ax.set(xscale="log", xlabel="run FLOPs", ylabel="log predicted - log measured loss",
            title="Approach 3: residuals of the L(N, D) fit")
-    fig.tight_layout()
-    fig.savefig(out / "residuals.png", dpi=110)
-    plt.close(fig)
-    written.append("residuals.png")
+    written.append(_save(fig, ax, out / "residuals.png", legend=False))
     return written
+
+
+def _save(fig, ax, path: Path, legend: bool = True) -> str:
+    import matplotlib.pyplot as plt
+
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
 
 
 def _fmt_band(x, band, fmt=".4f") -> str:
