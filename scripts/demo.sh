@@ -36,7 +36,7 @@ meekbench run -m model=tiny-xs variant=distil-kd,continue-ce eval=ci bench.paire
   "${SWEEP[@]}" "$@"
 step 5/8 "the REDUCED IsoFLOP grid (1 decade of FLOPs; the full grid: meekbench build-grid) and its law"
 meekbench build-grid grid=tiny-reduced
-meekbench fit-law grid_name=tiny-reduced results_dir="$RESULTS" resamples=40
+meekbench fit-law grid_name=tiny-reduced results_dir="$RESULTS" resamples=10
 step 6/8 "summary of every point"
 meekbench summary results_dir="$RESULTS"
 step 7/8 "report"

@@ -139,7 +139,10 @@ def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path)
     exponent = fits["approach3"]["compute_optimal"]["exponent"]
     assert res["inputs"]["law.alpha"]["source"] == "measured"
     assert res["inputs"]["law.alpha"]["value"] == pytest.approx(exponent)
-    assert res["inputs"]["law.L0"]["value"] == cfg.projector.law.L0  # transfer=exponent keeps the paper's scale
+    assert res["inputs"]["law.L0"]["value"] == cfg.projector.law.L0  # transfer=exponent keeps the paper's scale:
+    assert res["frontier_loss"][0] == pytest.approx(  # its L0 and its loss at the starting compute
+        cfg.projector.law.L0 + cfg.projector.law.A * res["inputs"]["flop_per_dollar"]["value"] ** -cfg.projector.law.alpha
+        * cfg.projector.budget_usd ** -cfg.projector.law.alpha, rel=1e-9)
     assert "transfer=exponent" in res["inputs"]["law.alpha"]["note"]
     assert res["inputs"]["law_n"]["source"] == "measured"  # the family's size law, for multipliers only
     assert res["inputs"]["flop_per_dollar"]["source"] == "measured"

@@ -68,7 +68,7 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
 
     def carried(e: float, g: float, exponent: float) -> ComputeLaw:
         if p.law.transfer == "exponent":
-            return ComputeLaw(p.law.L0, p.law.A, exponent)
+            return ComputeLaw(p.law.L0, p.law.A, exponent)  # A is anchored once FLOP/$ is known (resolve_inputs)
         if p.law.transfer == "full":
             return ComputeLaw(e, g, exponent)
         raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: exponent, full")
@@ -209,6 +209,20 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             fnote = f"default kept ({why}); " + fnote
     prov["flop_per_dollar"] = _input(flop_per_dollar, fsrc, fnote)
 
+    if grid_law is not None and grid_law.transfer == "exponent":
+        # the paper's A belongs to the paper's exponent: keep the paper's L0 and its loss at the meek
+        # actor's starting compute, and let the measured exponent set the slope from there
+        c0, paper = p.budget_usd * flop_per_dollar, ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+
+        def anchored(m: ComputeLaw) -> ComputeLaw:
+            return ComputeLaw(m.L0, (float(paper.loss(c0)) - m.L0) * c0**m.alpha, m.alpha)
+
+        grid_law.law, grid_law.draws = anchored(grid_law.law), [anchored(d) for d in grid_law.draws]
+        law = grid_law.law
+        for k in ("L0", "A", "alpha"):
+            prov[f"law.{k}"] = _input(getattr(law, k), "measured" if k == "alpha" else "default",
+                                      note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is the "
+                                      "paper's")
     inputs = Inputs(law=law, law_n=law_n, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family, grid_law=grid_law)
     same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
