@@ -174,7 +174,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             grid_law = load_grid_law(p)
             law, src = grid_law.law, "measured"
             note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
-                    + ("the measured exponent on the paper's L0 and A" if grid_law.transfer == "exponent"
+                    + ("the measured exponent on the paper's L0" if grid_law.transfer == "exponent"
                        else "every measured parameter (corpus- and tokenizer-specific E and G)"))
         except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
             grid_law = None
