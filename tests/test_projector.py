@@ -338,3 +338,97 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
     spent = 6 * 1e4 * 1_000_000  # non-embedding params x tokens, as the law counts
     assert kd["effective_compute_gain_without_teacher"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / spent)
     assert kd["effective_compute_gain"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / (spent + 2 * 5e6 * 1000))
+
+
+def _priced(record, usd_per_million: float, batch: int = 1):
+    """``record`` with a measured decode cost at one shape, as `comparison.cost` holds it."""
+    from harness.results.schema import ComparisonBlock, CostBlock
+
+    cost = CostBlock(batch_size=batch, prompt_tokens=8, new_tokens=8, output_tokens_per_s=1.0,
+                     usd_per_million_tokens=usd_per_million)
+    return record.model_copy(update={"comparison": ComparisonBlock(baseline_variant="fp32", cost=[cost])})
+
+
+def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_projections_law(caplog):
+    """The rate comes from measured decode costs (the family's largest model per hardware and
+    variant; a variant counts the parameters it acts like), and both actors' losses are read on
+    the training law, as compute-optimally trained models (D = 20 N)."""
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    sizes = [1e4, 1e5, 4e5, 1e6, 3e6]
+    base = [_priced(record_template(f"m{i}", n, float(truth.loss(n))), 1e-6 * 1.2 * n + 0.01)
+            for i, n in enumerate(sizes)]
+    # int8 of the largest model: acts like 0.8 of its size and decodes at half the cost
+    big = base[-1]
+    int8 = _priced(big, (1e-6 * 1.2 * 3e6 + 0.01) / 2).model_copy(update={
+        "run_id": "m4--int8", "variant": big.variant.model_copy(update={"name": "int8", "kind": "quant"}),
+        "quality": big.quality.model_copy(update={"heldout_loss_nats": float(truth.loss(0.8 * 3e6))})})
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
+    p.law.source = "measured"
+    res = project(p, base + [int8])
+    inf = res["inference"]
+    per_token = (1e-6 * 1.2 * 3e6 + 0.01) / 2 / 1e6
+    assert inf["effective_params_per_usd"]["source"] == "measured"
+    assert [r["variant"] for r in inf["measured_rates"]] == ["int8", "fp32"]
+    assert inf["measured_rates"][0]["model"] == "m4" and inf["measured_rates"][0]["multiplier"] == pytest.approx(0.8, rel=1e-3)
+    assert inf["effective_params_per_usd"]["value"] == pytest.approx(int(1.2 * 3e6) * 0.8 / per_token, rel=1e-3)
+    n0 = p.inference.price_per_token_usd * inf["effective_params_per_usd"]["value"]
+    assert inf["meek_params"][0] == pytest.approx(n0)
+    law = ComputeLaw(res["inputs"]["law.L0"]["value"], res["inputs"]["law.A"]["value"], res["inputs"]["law.alpha"]["value"])
+    assert inf["meek_loss"][0] == pytest.approx(float(law.loss(6 * n0 * 20 * n0)))  # the training law, D = 20 N
+    assert inf["loss_gap"][0] == pytest.approx(0.0, abs=1e-12)  # equal spend at t = 0
+    # costs measured only at another batch size: the assumed FLOP/$ rate, said so on the terminal and in the JSON
+    other = project(p, [_priced(r, 1.0, batch=4) for r in base])["inference"]["effective_params_per_usd"]
+    assert other["source"] == "default" and "no tiny record has a priced decode cost at batch 1" in other["note"]
+    assert "using the assumed FLOP/$" in caplog.text
+
+
+def test_the_inference_price_decline_is_sampled_and_moves_the_inference_gap_only():
+    from harness.config import RangeConfig
+
+    res = _project(uncertainty={"g_cost": RangeConfig(9.0, 900.0, 0.9, "Cottier et al. 2025")})
+    band = res["inference"]["loss_gap_band"]
+    assert band["high"][-1] > 10 * band["low"][-1] > 0  # 9x to 900x per year: orders of magnitude apart
+    assert res["t_star_interval"] is None  # the training gap's peak does not depend on g_cost
+    assert res["uncertainty"]["tornado"] == []
+
+
+def test_variant_gains_against_the_measured_compute_optimal_law(tmp_path):
+    """With a grid law, each variant's loss is read on the compute-optimal law (its own scale, not the
+    projection's transfer): compute needed / compute spent, a band from the law's refits, with and
+    without a KD teacher, and over its baseline's and its control's needs."""
+    import json
+
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    law, draws = PowerLaw(E=1.5, A=100.0, a=0.2), [PowerLaw(1.4, 90.0, 0.19), PowerLaw(1.6, 110.0, 0.21)] * 5
+    (tmp_path / "law.json").write_text(json.dumps({"flops_range": [1e11, 1e13], "approach3": {
+        "compute_optimal": {"E": law.E, "G": law.A, "exponent": law.a},
+        "compute_optimal_draws": [{"E": d.E, "G": d.A, "exponent": d.a} for d in draws], "fit": {}}}))
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6])]
+    r0 = base[0]
+    distil = {"method": "kd", "distil_tokens": 1000, "distil_flops": 6 * r0.model.params * 1000 + 2 * 5e6 * 1000}
+    kd = r0.model_copy(update={"run_id": "m0-kd", "quality": r0.quality.model_copy(update={"heldout_loss_nats": 2.9}),
+                               "variant": r0.variant.model_copy(update={"name": "kd", "kind": "distil", "method": "kd",
+                                                                        "extra": {"distillation": distil}})})
+    ctrl_distil = {"method": "continue-ce", "distil_tokens": 1000, "distil_flops": 6 * r0.model.params * 1000}
+    ctrl = kd.model_copy(update={"run_id": "m0-ce", "quality": r0.quality.model_copy(update={"heldout_loss_nats": 2.95}),
+                                 "variant": kd.variant.model_copy(update={"name": "continue-ce", "method": "continue-ce",
+                                                                          "extra": {"distillation": ctrl_distil}})})
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
+    p.law.source, p.law.measured_path = "measured", str(tmp_path / "law.json")
+    row = {v["variant"]: v for v in project(p, base + [kd, ctrl])["variants"]}["kd"]
+    spent, teacher = 6 * r0.model.params * 1_000_000, 2 * 5e6 * 1000
+    need = float(law.invert(2.9))
+    assert row["optimal_compute_gain"] == pytest.approx(need / (spent + teacher))
+    assert row["optimal_compute_gain_without_teacher"] == pytest.approx(need / spent)
+    lo, hi = row["optimal_compute_gain_band"]
+    assert lo < row["optimal_compute_gain"] < hi
+    assert row["optimal_compute_vs_baseline"] == pytest.approx(need / float(law.invert(r0.quality.heldout_loss_nats)))
+    assert row["optimal_compute_vs_control"] == pytest.approx(need / float(law.invert(2.95)))

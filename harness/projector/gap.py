@@ -110,24 +110,3 @@ def p_step_success(accuracy, p: int):
     if p < 1:
         raise ValueError(f"p={p}: a task has at least one step")
     return np.power(np.asarray(accuracy, dtype=float), p)
-
-
-@dataclass(frozen=True)
-class InferenceCost:
-    """What a fixed price per token buys, as it falls over time.
-
-    FLOPs per token affordable at price p: p * flop_per_dollar * g_cost^t, where g_cost is the
-    yearly fall in the cost of a fixed capability (about 9x, Cottier et al. 2025); a dense model
-    spends about 2 FLOPs per parameter per token, and a variant that acts like a model
-    ``effective_ratio`` times its size (distillation, quantisation) stretches that further.
-    """
-
-    price_per_token_usd: float
-    flop_per_dollar: float
-    g_cost: float = 9.0
-    flops_per_param: float = 2.0
-    effective_ratio: float = 1.0
-
-    def runnable_params(self, t):
-        flops = self.price_per_token_usd * self.flop_per_dollar * np.power(self.g_cost, t)
-        return flops / self.flops_per_param * self.effective_ratio

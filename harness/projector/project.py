@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from harness.config import ProjectConfig, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
+from harness.projector import inference as I
 from harness.projector import uncertainty as U
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, ComputeLaw, PowerLaw
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
@@ -55,6 +56,8 @@ class GridLaw:
     flops_range: list[float]
     path: str
     transfer: str
+    native: PowerLaw  # E + G C^-exponent on the grid's own loss scale (the tiny family's), whatever the transfer
+    native_draws: list[PowerLaw]
 
 
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
@@ -73,15 +76,16 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
             return ComputeLaw(e, g, exponent)
         raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: exponent, full")
 
-    return GridLaw(carried(co["E"], co["G"], co["exponent"]),
-                   [carried(d["E"], d["G"], d["exponent"]) for d in fits["approach3"]["compute_optimal_draws"]],
-                   fits["flops_range"], str(path), p.law.transfer)
+    draws = fits["approach3"]["compute_optimal_draws"]
+    return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
+                   fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
+                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws])
 
 
 @dataclass
 class Inputs:
     law: ComputeLaw
-    law_n: PowerLaw  # loss against parameters, for multipliers and the inference gap
+    law_n: PowerLaw  # loss against parameters, for variant multipliers
     growth: G.Growth
     flop_per_dollar: float
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -165,7 +169,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), f"{label}: E + A/N^a (data term dropped)"
         src, note = "default", f"compute-optimal form of {label}"
     elif p.law.source == "measured":
-        try:  # the family's loss-vs-size law: for variant multipliers and the inference gap, never as L(C)
+        try:  # the family's loss-vs-size law: for variant multipliers, never as L(C)
             family = fit_family(records, p)
             law_n, law_n_note = family.law_n, f"fitted to {len(family.points)} measured {p.family} points"
         except FitError as e:
@@ -258,6 +262,32 @@ def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float] |
     return n_eff, [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))] if draws.size else None
 
 
+def _compute_needed(loss: float, grid_law: GridLaw) -> tuple[float, list[float] | None]:
+    """The compute the grid's compute-optimal law needs to reach ``loss`` (on its own scale), with a
+    90% band from its bootstrap refits; inf where the law never gets there."""
+    need = float(grid_law.native.invert(loss))
+    draws = np.array([float(d.invert(loss)) for d in grid_law.native_draws])
+    draws = draws[np.isfinite(draws)]
+    return need, [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))] if draws.size else None
+
+
+def _compute_optimal_gains(r: RunRecord, b: RunRecord | None, teacher: float, grid_law: GridLaw) -> dict[str, Any]:
+    """Against the measured compute-optimal law: the compute it needs for the point's loss over the
+    compute the point's weights cost (6 x total parameters x tokens seen, as the grid counts its
+    runs' dominant terms; a KD teacher's forward passes added), with and without the teacher, and
+    over the baseline's need (the share of the baseline's effective compute a variant keeps)."""
+    need, band = _compute_needed(r.quality.heldout_loss_nats, grid_law)
+    spent = 6 * r.model.params * (r.model.train_tokens or 0)
+    row: dict[str, Any] = {"optimal_compute_gain": ratio(need, spent + teacher),
+                           "optimal_compute_gain_band": [x / (spent + teacher) for x in band]
+                           if band and spent + teacher else None}
+    if teacher:
+        row["optimal_compute_gain_without_teacher"] = ratio(need, spent)
+    if b is not None:
+        row["optimal_compute_vs_baseline"] = ratio(need, _compute_needed(b.quality.heldout_loss_nats, grid_law)[0])
+    return row
+
+
 def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorConfig) -> list[dict[str, Any]]:
     """Each non-baseline point of the fitted family, against the family's law (its fixed-D path):
 
@@ -270,7 +300,10 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
       token they saw, plus a KD teacher's forward passes); for a student also without the teacher;
     - ``vs_control``: a KD student's effective size over its continue-ce control's (same start,
       tokens and schedule), the distillation gain net of the extra training;
-    - ``effective_params_per_byte`` / ``per_tpot_ms``: quantisation's measured bytes and time folded in.
+    - ``effective_params_per_byte`` / ``per_tpot_ms``: quantisation's measured bytes and time folded in;
+    - with a measured grid law, ``optimal_compute_gain`` (band, without the teacher, vs the baseline):
+      the same gain against the compute-optimal law (``_compute_optimal_gains``), whose loss scale is
+      the family's own (same tokenizer and held-out text), whatever the projection's transfer.
     """
     if inputs.family is None:
         return []
@@ -313,6 +346,12 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
             if distil.get("method") == "kd" and control is not None:
                 n_ctrl, _ = _effective_params(control.quality.heldout_loss_nats, inputs)
                 row |= {"vs_control": ratio(n_eff, n_ctrl), "control_variant": control.variant.name}
+                if inputs.grid_law is not None:
+                    row["optimal_compute_vs_control"] = ratio(
+                        _compute_needed(r.quality.heldout_loss_nats, inputs.grid_law)[0],
+                        _compute_needed(control.quality.heldout_loss_nats, inputs.grid_law)[0])
+        if inputs.grid_law is not None:
+            row |= _compute_optimal_gains(r, b, teacher, inputs.grid_law)
         out.append(row)
     return out
 
@@ -328,9 +367,50 @@ def _extrapolation(inputs: Inputs, c0: float, p: ProjectorConfig, start_ratio: f
             "decades_beyond_data": math.log10(read / max(spanned)), "transfer": inputs.grid_law.transfer}
 
 
-def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -> dict[str, Any]:
-    """Monte Carlo bands and the tornado of t*: sampled growth rates (configured intervals) and, for a
-    measured law, its bootstrap refits; every other input at its point value."""
+def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], variants: list[dict[str, Any]],
+               t: np.ndarray) -> tuple[dict[str, Any], I.InferenceGap]:
+    """The inference gap (harness/projector/inference.py): the rate from measured decode costs where
+    the records have them, else the assumed FLOP/$; read on the projection's own law."""
+    inf = p.inference
+    if inf.cost_source not in ("measured", "assumed"):
+        raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: measured, assumed")
+    multipliers = {(v["model"], v["variant"], v["hardware"]): v.get("multiplier_vs_baseline") for v in variants
+                   if v.get("multiplier_vs_baseline")}
+    rates = I.decode_rates(records, p.family, inf.batch_size, multipliers, p.baseline_variant) \
+        if inf.cost_source == "measured" else []
+    if rates:
+        best = rates[0]
+        per_usd = best.effective_params_per_usd
+        src, note = "measured", (f"{best.model} {best.variant} on {best.hardware} at batch {best.batch_size}: "
+                                 f"${best.usd_per_token:.3g}/token for {best.params} parameters x multiplier "
+                                 f"{best.multiplier:.3g}, the cheapest of {len(rates)} measured options per "
+                                 "effective parameter; cost taken as linear in N from the family's largest "
+                                 "model (small models' per-token overhead makes this conservative)")
+    else:
+        per_usd = inputs.flop_per_dollar / inf.flops_per_param
+        why = "projector.inference.cost_source=assumed" if inf.cost_source == "assumed" else \
+            f"no {p.family} record has a priced decode cost at batch {inf.batch_size} (run points with " \
+            "hardware.price_per_hour_usd)"
+        src, note = "default", f"flop_per_dollar / flops_per_param ({inf.flops_per_param}): {why}"
+        if inf.cost_source == "measured":
+            log.warning("inference gap: %s; using the assumed FLOP/$", why)
+    model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, inf.frontier_spend_growth,
+                           inf.tokens_per_param)
+    out = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost,
+           "effective_params_per_usd": _input(per_usd, src, note),
+           "frontier_spend_growth": _input(inf.frontier_spend_growth, "default", inf.frontier_spend_source),
+           "tokens_per_param": _input(inf.tokens_per_param, "default", inf.tokens_per_param_source),
+           "measured_rates": I.rate_rows(rates), **model.summary(t),
+           "note": "loss of the largest model each actor can run at its price per token, as if trained "
+                   "compute-optimally, on the projection's law (the training gap's own)"}
+    return out, model
+
+
+def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
+                 inference_gap: I.InferenceGap) -> dict[str, Any]:
+    """Monte Carlo bands and the tornado of t*: sampled growth rates and inference price decline
+    (configured intervals) and, for a measured law, its bootstrap refits; every other input at its
+    point value."""
     ranges = {name: U.Range(r.low, r.high, r.level, r.source) for name, r in p.uncertainty.items()}
     law_draws, alpha_range = None, None
     if inputs.grid_law is not None and inputs.grid_law.draws:
@@ -338,8 +418,9 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray) -
         alphas = [d.alpha for d in law_draws]
         alpha_range = (float(np.quantile(alphas, U.BAND[0])), float(np.quantile(alphas, U.BAND[1])))
     n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
-    mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed)
-    out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years)
+    mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed, p.inference.g_cost)
+    out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years,
+                      lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost).gap(t))
     out["sampled"] = sorted(ranges) + (["law (bootstrap refits)"] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
     return out
@@ -357,21 +438,12 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
     frontier = inputs.law.loss(G.frontier_compute(c0, inputs.growth, t, r0))
     meek = inputs.law.loss(G.meek_compute(c0, inputs.growth, t))
     gap = meek - frontier
-    unc = _uncertainty(p, inputs, c0, t)
+    variants = variant_multipliers(records, inputs, p)
+    inference, inference_gap = _inference(p, inputs, records, variants, t)
+    unc = _uncertainty(p, inputs, c0, t, inference_gap)
     t_star = G.peak_time_closed_form(inputs.law.alpha, inputs.growth, r0)
     window = max(50.0, p.horizon_years)
     t_star_numerical = G.peak_time_numerical(inputs.law, c0, inputs.growth, horizon=window, start_ratio=r0)
-
-    inf = p.inference
-    meek_n = G.InferenceCost(inf.price_per_token_usd, inputs.flop_per_dollar, inf.g_cost,
-                             inf.flops_per_param).runnable_params(t)
-    frontier_n = meek_n * np.power(inf.frontier_spend_growth, t)
-    inference = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost,
-                 "frontier_spend_growth": _input(inf.frontier_spend_growth, "default", inf.frontier_spend_source),
-                 "meek_params": meek_n.tolist(), "frontier_params": frontier_n.tolist(),
-                 "meek_loss": inputs.law_n.loss(meek_n).tolist(),
-                 "loss_gap": (inputs.law_n.loss(meek_n) - inputs.law_n.loss(frontier_n)).tolist(),
-                 "note": "loss of the largest model each can run at its price per token, via law_n"}
 
     score = None
     if inputs.sigmoid:
@@ -393,7 +465,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
                           for level in p.closing_levels},
         "lag_years": G.lag_years(inputs.growth, t, r0).tolist(),
         "reducible_loss_ratio": G.reducible_loss_ratio(inputs.law, inputs.growth, t, r0).tolist(),
-        "uncertainty": {k: v for k, v in unc.items() if k != "loss_gap_band"},
+        "uncertainty": {k: v for k, v in unc.items() if k not in ("loss_gap_band", "inference_gap_band")},
         "extrapolation": _extrapolation(inputs, c0, p, r0),
         "meek_compute_flops_at_start": c0,
         "t": t.tolist(),
@@ -404,11 +476,11 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "loss_gap_band": unc["loss_gap_band"] if unc["sampled"] else None,
         "wald_tokens": [x if math.isfinite(x) else None for x in G.wald_tokens(gap, p.error_rate).tolist()],
         "wald_error_rate": p.error_rate,
-        "inference": inference,
+        "inference": inference | {"loss_gap_band": unc["inference_gap_band"] if unc["sampled"] else None},
         "score": score,
         "inputs": inputs.provenance,
         "family_points": inputs.family.points if inputs.family else [],
-        "variants": variant_multipliers(records, inputs, p),
+        "variants": variants,
         "_law_n": inputs.law_n,
         "_family": inputs.family,
     }
@@ -438,6 +510,15 @@ def headline(result: dict[str, Any]) -> list[str]:
                      f"{', '.join(unc['sampled'])}; everything else at its point value."
                      + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
                         f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
+    inf = result["inference"]
+    band = inf.get("loss_gap_band")
+    spread = f" (90% band {band['low'][-1]:.3g} to {band['high'][-1]:.3g})" \
+        if band and band["high"][-1] - band["low"][-1] > 1e-12 else ""
+    rate = inf["effective_params_per_usd"]
+    lines.append(f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
+                 f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
+                 f"{inf['meek_params'][-1]:.3g} parameters); rate {rate['value']:.3g} effective parameters per "
+                 f"$/token ({rate['source']}: {rate['note']}).")
     law_src = result["inputs"].get("law.alpha", {})
     lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}): "
                  f"{law_src.get('note', '')}.")
@@ -462,6 +543,14 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
         w = result["wald_tokens"][i]
         lines.append(f"| {result['years'][i]:.0f} | {result['frontier_loss'][i]:.4f} | {result['meek_loss'][i]:.4f} "
                      f"| {result['loss_gap'][i]:.4f} | {result['lag_years'][i]:.2f} | {'inf' if w is None else f'{w:.3g}'} |")
+    rates = result["inference"]["measured_rates"]
+    if rates:
+        lines += ["", "## Measured decode cost per effective parameter (the inference gap's rate)", "",
+                  "| hardware | variant | model | params | batch | $/token | multiplier | effective params per $/token |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['hardware']} | {r['variant']} | {r['model']} | {r['params']} | {r['batch_size']} | "
+                  f"{r['usd_per_token']:.3g} | {r['multiplier']:.3g} | {r['effective_params_per_usd']:.3g} |"
+                  for r in rates]
     lines += ["", "## Inputs", "", "| input | value | source | note |", "|---|---|---|---|"]
     for k, v in result["inputs"].items():
         val = v["value"]
@@ -472,14 +561,20 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
                   "multiplier: effective / actual non-embedding parameters; vs baseline: over the same model's "
                   "baseline point's effective size; compute gain: compute the family's "
                   "path needs for that loss / compute the weights cost (distillation included); vs control: "
-                  "a KD student's effective size over its continue-ce control's.", "",
-                  "| model | variant | hardware | loss | multiplier | vs baseline | compute gain | vs control | "
-                  "weights ratio | TPOT ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "a KD student's effective size over its continue-ce control's. Optimal: the compute the "
+                  "measured compute-optimal law needs for that loss over the compute spent (90% band from its "
+                  "bootstrap), and over what it needs for the baseline's loss.", "",
+                  "| model | variant | hardware | loss | multiplier | vs baseline | compute gain | optimal gain "
+                  "[90%] | optimal vs baseline | vs control | weights ratio | TPOT ratio |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for v in result["variants"]:
             f = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
+            band = v.get("optimal_compute_gain_band")
             lines.append(f"| {v['model']} | {v['variant']} | {v['hardware']} | {v['heldout_loss_nats']:.4f} | "
                          f"{f(v['multiplier'])} | {f(v.get('multiplier_vs_baseline'))} | "
-                         f"{f(v.get('effective_compute_gain'))} | {f(v.get('vs_control'))} | "
+                         f"{f(v.get('effective_compute_gain'))} | {f(v.get('optimal_compute_gain'))}"
+                         f"{f' [{band[0]:.3g}, {band[1]:.3g}]' if band else ''} | "
+                         f"{f(v.get('optimal_compute_vs_baseline'))} | {f(v.get('vs_control'))} | "
                          f"{f(v.get('weights_bytes_ratio'))} | {f(v.get('decode_time_ratio'))} "
                          f"{(v.get('decode_time_ratio_kind') or '')[:1]} |")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Monte Carlo over the projection's uncertain inputs: bands for the gap, t*, closing times, lag.
 
-Each uncertain growth rate is sampled from a lognormal whose quantiles match its configured
+Each uncertain growth rate (and the inference price decline g_cost) is sampled from a lognormal whose quantiles match its configured
 interval (rates are multiplicative, so their logarithms are taken as normal); the law, when it
 was fitted to measurements, is sampled from its bootstrap refits. Samples are joint: one draw
 of every input per sample. A tornado analysis moves one input at a time to the ends of its
@@ -19,6 +19,7 @@ from harness.projector import gap as G
 from harness.projector.laws import ComputeLaw
 
 GROWTH_INPUTS = ("g_i", "g_h", "g_alg")
+INPUTS = (*GROWTH_INPUTS, "g_cost")  # g_cost moves the inference gap only
 BAND = (0.05, 0.95)
 
 
@@ -42,6 +43,7 @@ class Range:
 class Draw:
     law: ComputeLaw
     growth: G.Growth
+    g_cost: float
 
 
 @dataclass
@@ -52,12 +54,12 @@ class MonteCarlo:
 
 
 def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_draws: list[ComputeLaw] | None,
-           n: int, seed: int) -> MonteCarlo:
-    unknown = set(ranges) - set(GROWTH_INPUTS)
+           n: int, seed: int, g_cost: float) -> MonteCarlo:
+    unknown = set(ranges) - set(INPUTS)
     if unknown:
-        raise ValueError(f"projector.uncertainty has {sorted(unknown)}; valid: {', '.join(GROWTH_INPUTS)}")
+        raise ValueError(f"projector.uncertainty has {sorted(unknown)}; valid: {', '.join(INPUTS)}")
     rng = np.random.default_rng(seed)
-    values = {name: np.full(n, getattr(growth, name)) for name in GROWTH_INPUTS}
+    values = {name: np.full(n, getattr(growth, name)) for name in GROWTH_INPUTS} | {"g_cost": np.full(n, g_cost)}
     for name, r in ranges.items():
         mu, sigma = r.log_normal()
         values[name] = np.exp(rng.normal(mu, sigma, n))
@@ -69,7 +71,7 @@ def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_d
         except ValueError:
             mc.rejected += 1
             continue
-        mc.draws.append(Draw(laws[i], g))
+        mc.draws.append(Draw(laws[i], g, float(values["g_cost"][i])))
     return mc
 
 
@@ -82,18 +84,23 @@ def _band(values: list[float | None]) -> dict[str, Any]:
     return out
 
 
+def _curve_band(curves: np.ndarray) -> dict[str, Any]:
+    return {"level": BAND[1] - BAND[0], "low": np.quantile(curves, BAND[0], axis=0).tolist(),
+            "median": np.median(curves, axis=0).tolist(), "high": np.quantile(curves, BAND[1], axis=0).tolist()}
+
+
 def summarise(mc: MonteCarlo, c0: float, t: np.ndarray, start_ratio: float, levels: list[float],
-              horizon: float) -> dict[str, Any]:
+              horizon: float, inference_gap: Callable[[Draw], np.ndarray] | None = None) -> dict[str, Any]:
     """Bands (5-95%) over the draws for the gap curve, t*, each closing time, and the lag and the
-    ratio of reducible losses at the horizon."""
+    ratio of reducible losses at the horizon; and for the inference gap's curve when given."""
     if not mc.draws:
         raise ValueError(f"no valid Monte Carlo draws out of {mc.attempted}")
     gaps = np.array([G.loss_gap(d.law, c0, d.growth, t, start_ratio) for d in mc.draws])
-    return {
+    extra = {"inference_gap_band": _curve_band(np.array([inference_gap(d) for d in mc.draws]))} \
+        if inference_gap else {}
+    return extra | {
         "draws": {"attempted": mc.attempted, "kept": len(mc.draws), "rejected_no_peak": mc.rejected},
-        "loss_gap_band": {"level": BAND[1] - BAND[0], "low": np.quantile(gaps, BAND[0], axis=0).tolist(),
-                          "median": np.median(gaps, axis=0).tolist(),
-                          "high": np.quantile(gaps, BAND[1], axis=0).tolist()},
+        "loss_gap_band": _curve_band(gaps),
         "t_star_years": _band([G.peak_time_closed_form(d.law.alpha, d.growth, start_ratio) for d in mc.draws]),
         "closing_years": {str(level): _band([G.closing_time(d.law, c0, d.growth, level, start_ratio)
                                              for d in mc.draws]) for level in levels},
@@ -105,14 +112,15 @@ def summarise(mc: MonteCarlo, c0: float, t: np.ndarray, start_ratio: float, leve
 
 def tornado(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_alpha_range: tuple[float, float] | None,
             start_ratio: float) -> list[dict[str, Any]]:
-    """t* with one input at each end of its interval (the others at their point values), widest swing first."""
+    """t* with one input at each end of its interval (the others at their point values), widest swing
+    first; g_cost is left out (it moves the inference gap, not t*)."""
     def t_star(lw: ComputeLaw = law, g: G.Growth = growth) -> float:
         return G.peak_time_closed_form(lw.alpha, g, start_ratio)
 
     rows = []
     moves: dict[str, Callable[[float], float]] = {
-        name: (lambda v, name=name: t_star(g=replace(growth, **{name: v}))) for name in ranges}
-    ends = {name: (r.low, r.high) for name, r in ranges.items()}
+        name: (lambda v, name=name: t_star(g=replace(growth, **{name: v}))) for name in ranges if name in GROWTH_INPUTS}
+    ends = {name: (r.low, r.high) for name, r in ranges.items() if name in GROWTH_INPUTS}
     if law_alpha_range:
         moves["law.alpha"] = lambda v: t_star(lw=replace(law, alpha=v))
         ends["law.alpha"] = law_alpha_range

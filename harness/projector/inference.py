@@ -1,0 +1,101 @@
+"""The inference gap: the largest model each actor can run at its price per token, and its loss.
+
+What running N parameters costs comes from measured records where there are any: a point's
+decode cost per generated token (``comparison.cost``: price per hour x median time per output
+token, at one batch size) over its parameters. Decode cost grows about linearly in N once the
+weights dominate; the family's largest measured model has the least fixed per-token overhead, so
+it sets each (hardware, variant)'s rate, and reading a per-parameter cost from small models
+overstates what a large one costs per parameter (a conservative reading, said in the output).
+A variant counts the parameters it acts like (``effective_params``: its size multiplier against
+its baseline, from the variant table), so quantisation's measured speed and its loss both enter.
+The meek actor runs the cheapest measured option per effective parameter. Without measured
+costs the rate is the assumed hardware FLOP/$ over FLOPs per parameter, and the output says so.
+
+Both actors' models are read through the projection's own compute law: a model of N parameters
+trained compute-optimally (D = tokens_per_param x N) reaches L(6 N D), so the training and the
+inference gap are on one loss scale.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from harness.projector.laws import ComputeLaw
+from harness.results.schema import RunRecord
+
+
+@dataclass(frozen=True)
+class DecodeRate:
+    """What running one measured point costs, per generated token."""
+    model: str
+    variant: str
+    hardware: str
+    params: int
+    batch_size: int
+    usd_per_token: float  # median over the point's measured shapes at this batch size
+    multiplier: float  # the parameters it acts like, over its own (1 for a baseline)
+
+    @property
+    def effective_params_per_usd(self) -> float:
+        """Effective parameters one dollar runs for one token."""
+        return self.params * self.multiplier / self.usd_per_token
+
+
+def decode_rates(records: Iterable[RunRecord], family: str, batch_size: int,
+                 multipliers: dict[tuple[str, str, str], float], baseline_variant: str) -> list[DecodeRate]:
+    """One rate per (hardware, variant): the family's largest model with a priced decode cost at
+    ``batch_size``. A variant without a multiplier (no measured loss against its baseline) is left out."""
+    best: dict[tuple[str, str], DecodeRate] = {}
+    for r in records:
+        if r.status != "ok" or r.model.family != family or r.comparison is None or not r.model.params:
+            continue
+        costs = [c.usd_per_million_tokens / 1e6 for c in r.comparison.cost
+                 if c.batch_size == batch_size and c.usd_per_million_tokens]
+        m = 1.0 if r.variant.name == baseline_variant else \
+            multipliers.get((r.model.name, r.variant.name, r.hardware.label))
+        if not costs or m is None:
+            continue
+        rate = DecodeRate(r.model.name, r.variant.name, r.hardware.label, r.model.params, batch_size,
+                          statistics.median(costs), m)
+        key = (rate.hardware, rate.variant)
+        if key not in best or rate.params > best[key].params:
+            best[key] = rate
+    return sorted(best.values(), key=lambda x: -x.effective_params_per_usd)
+
+
+@dataclass(frozen=True)
+class InferenceGap:
+    """Runnable parameters at a price per token falling g_cost per year, and their losses."""
+    law: ComputeLaw
+    params_per_usd: float  # effective parameters one dollar runs for one token, at t = 0
+    price_per_token_usd: float
+    g_cost: float
+    frontier_spend_growth: float
+    tokens_per_param: float
+
+    def meek_params(self, t):
+        return self.price_per_token_usd * self.params_per_usd * np.power(self.g_cost, np.asarray(t, float))
+
+    def frontier_params(self, t):
+        return self.meek_params(t) * np.power(self.frontier_spend_growth, np.asarray(t, float))
+
+    def loss(self, n):
+        """The loss of an n-parameter model trained compute-optimally, on the projection's law."""
+        n = np.asarray(n, float)
+        return self.law.loss(6 * n * self.tokens_per_param * n)
+
+    def gap(self, t):
+        return self.loss(self.meek_params(t)) - self.loss(self.frontier_params(t))
+
+    def summary(self, t) -> dict[str, Any]:
+        meek, frontier = self.meek_params(t), self.frontier_params(t)
+        return {"meek_params": meek.tolist(), "frontier_params": frontier.tolist(),
+                "meek_loss": self.loss(meek).tolist(), "frontier_loss": self.loss(frontier).tolist(),
+                "loss_gap": self.gap(t).tolist()}
+
+
+def rate_rows(rates: list[DecodeRate]) -> list[dict[str, Any]]:
+    return [asdict(r) | {"effective_params_per_usd": r.effective_params_per_usd} for r in rates]
