@@ -322,6 +322,10 @@ class LawConfig:
     # tokenizer-specific) | full (every measured parameter)
     measured_path: str = "${results_dir}/scaling/tiny/law.json"
     transfer: str = "exponent"
+    # A published L(N, D) fit's standard errors (keys E, A, B, a, b), sampled as independent normals
+    # in the Monte Carlo; only for the published sources (chinchilla, chinchilla-unrounded, epoch)
+    standard_errors: Optional[Dict[str, float]] = None
+    standard_errors_source: str = ""
 
 
 @dataclass

@@ -340,13 +340,18 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
     assert kd["effective_compute_gain"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / (spent + 2 * 5e6 * 1000))
 
 
-def _priced(record, usd_per_million: float, batch: int = 1):
-    """``record`` with a measured decode cost at one shape, as `comparison.cost` holds it."""
-    from harness.results.schema import ComparisonBlock, CostBlock
+def _priced(record, usd_per_million: float, batch: int = 1, price_per_hour: float = 3.6):
+    """``record`` with a decode time per token (one measured shape) that costs ``usd_per_million``
+    per million tokens at ``price_per_hour``."""
+    from harness.results.schema import LatencyBlock, LatencyScenarioBlock, Stats
 
-    cost = CostBlock(batch_size=batch, prompt_tokens=8, new_tokens=8, output_tokens_per_s=1.0,
-                     usd_per_million_tokens=usd_per_million)
-    return record.model_copy(update={"comparison": ComparisonBlock(baseline_variant="fp32", cost=[cost])})
+    tokens_per_s = price_per_hour / 3600 / usd_per_million * 1e6
+    tpot = batch * 1000 / tokens_per_s
+    stats = Stats(n=1, median=tpot, p90=tpot, p99=tpot, mean=tpot, stdev=0.0, cv=0.0, ci_low=tpot, ci_high=tpot,
+                  ci_level=0.95, samples=[tpot])
+    latency = LatencyBlock(scenarios=[LatencyScenarioBlock(prompt_tokens=8, batch_size=batch, new_tokens=8,
+                                                           tpot_ms=stats)])
+    return record.model_copy(update={"latency": latency, "config": {"hardware": {"price_per_hour_usd": price_per_hour}}})
 
 
 def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_projections_law(caplog):
@@ -432,3 +437,27 @@ def test_variant_gains_against_the_measured_compute_optimal_law(tmp_path):
     assert lo < row["optimal_compute_gain"] < hi
     assert row["optimal_compute_vs_baseline"] == pytest.approx(need / float(law.invert(r0.quality.heldout_loss_nats)))
     assert row["optimal_compute_vs_control"] == pytest.approx(need / float(law.invert(2.95)))
+
+
+def test_a_published_laws_standard_errors_give_its_band_and_zero_errors_give_none():
+    from omegaconf import OmegaConf
+
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import compose_config
+
+    p = OmegaConf.to_object(compose_config("project", ["projector=epoch"])).projector
+    assert p.law.standard_errors["a"] == 0.02 and "Besiroglu" in p.law.standard_errors_source
+    p.monte_carlo = 400
+    res = project(p, [])
+    unc = res["uncertainty"]
+    assert unc["sampled"] == ["law (published standard errors)"]
+    lo, hi = res["t_star_interval"]
+    assert lo < res["t_star_years"] < hi
+    assert unc["tornado"][0]["input"] == "law.alpha"
+    p.law.standard_errors = {k: 0.0 for k in p.law.standard_errors}
+    flat = project(p, [])
+    assert flat["t_star_interval"] is None
+    assert np.allclose(flat["loss_gap_band"]["low"], flat["loss_gap_band"]["high"], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="standard_errors"):
+        project(ProjectorConfig(name="x", law=p.law.__class__(source="paper", standard_errors={"a": 0.1})), [])

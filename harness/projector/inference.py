@@ -1,8 +1,8 @@
 """The inference gap: the largest model each actor can run at its price per token, and its loss.
 
 What running N parameters costs comes from measured records where there are any: a point's
-decode cost per generated token (``comparison.cost``: price per hour x median time per output
-token, at one batch size) over its parameters. Decode cost grows about linearly in N once the
+decode cost per generated token (as its ``comparison.cost`` rows count it: the price per hour it
+ran with x its median time per output token, at one batch size) over its parameters. Decode cost grows about linearly in N once the
 weights dominate; the family's largest measured model has the least fixed per-token overhead, so
 it sets each (hardware, variant)'s rate, and reading a per-parameter cost from small models
 overstates what a large one costs per parameter (a conservative reading, said in the output).
@@ -24,6 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness.projector.laws import ComputeLaw
+from harness.results.comparison import cost_rows
 from harness.results.schema import RunRecord
 
 
@@ -50,9 +51,11 @@ def decode_rates(records: Iterable[RunRecord], family: str, batch_size: int,
     ``batch_size``. A variant without a multiplier (no measured loss against its baseline) is left out."""
     best: dict[tuple[str, str], DecodeRate] = {}
     for r in records:
-        if r.status != "ok" or r.model.family != family or r.comparison is None or not r.model.params:
+        if r.status != "ok" or r.model.family != family or not r.model.params:
             continue
-        costs = [c.usd_per_million_tokens / 1e6 for c in r.comparison.cost
+        # the point's own decode cost (a baseline has no comparison block of its own)
+        price = (r.config.get("hardware") or {}).get("price_per_hour_usd")
+        costs = [c.usd_per_million_tokens / 1e6 for c in cost_rows(r.latency, None, price)
                  if c.batch_size == batch_size and c.usd_per_million_tokens]
         m = 1.0 if r.variant.name == baseline_variant else \
             multipliers.get((r.model.name, r.variant.name, r.hardware.label))

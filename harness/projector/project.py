@@ -20,7 +20,7 @@ from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector import inference as I
 from harness.projector import uncertainty as U
-from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, ComputeLaw, PowerLaw
+from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
 from harness.results.schema import RunRecord
 from harness.results.store import write_atomic
@@ -91,8 +91,25 @@ class Inputs:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     family: FamilyFit | None = None
     grid_law: GridLaw | None = None
+    law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or published SEs
+    law_draws_label: str = ""
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
+
+
+def _published_draws(base: Chinchilla, errors: dict[str, float], n: int, seed: int) -> list[ComputeLaw]:
+    """Compute-optimal laws from a published L(N, D) fit with each parameter drawn from a normal of its
+    standard error (draws with a non-positive parameter are drawn again)."""
+    unknown = set(errors) - {"E", "A", "B", "a", "b"}
+    if unknown or any(not (math.isfinite(v) and v >= 0) for v in errors.values()):
+        raise ValueError(f"projector.law.standard_errors={errors}: keys among E, A, B, a, b, values finite and >= 0")
+    rng = np.random.default_rng(seed)
+    draws: list[ComputeLaw] = []
+    while len(draws) < n:
+        values = {k: rng.normal(getattr(base, k), errors.get(k, 0.0)) for k in ("E", "A", "B", "a", "b")}
+        if min(values.values()) > 0:
+            draws.append(Chinchilla(**values).compute_optimal())
+    return draws
 
 
 def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
@@ -156,7 +173,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
                                                                       f"{r.source}")
     prov["budget_usd"] = _input(p.budget_usd, "default", "meek actor's fixed budget")
     prov["start_ratio"] = _input(p.start_ratio, "default", p.start_ratio_source)
-    family = grid_law = None
+    family = grid_law = published_draws = None
+    if p.law.standard_errors and p.law.source not in PUBLISHED:
+        raise ValueError(f"projector.law.standard_errors is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
+                         f"law.source={p.law.source!r} (a measured law's band comes from its bootstrap)")
     law_n = PowerLaw(E=CHINCHILLA.E, A=CHINCHILLA.A, a=CHINCHILLA.a)  # data not binding (D -> inf)
     law_n_note = "Chinchilla E + A/N^a (data term dropped)"
     if p.law.source == "paper":
@@ -165,6 +185,11 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     elif p.law.source in PUBLISHED:
         base, label = PUBLISHED[p.law.source]
         law = base.compute_optimal()
+        if p.law.standard_errors:
+            published_draws = _published_draws(base, dict(p.law.standard_errors), p.monte_carlo, p.seed)
+            prov["law.standard_errors"] = _input(dict(p.law.standard_errors), "default",
+                                                 f"{p.law.standard_errors_source}; sampled as independent normals "
+                                                 "(no covariance used), non-positive draws redrawn")
         if p.law.source != "chinchilla":
             law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), f"{label}: E + A/N^a (data term dropped)"
         src, note = "default", f"compute-optimal form of {label}"
@@ -229,6 +254,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
                                       "paper's")
     inputs = Inputs(law=law, law_n=law_n, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family, grid_law=grid_law)
+    if grid_law is not None and grid_law.draws:
+        inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
+    elif published_draws:
+        inputs.law_draws, inputs.law_draws_label = published_draws, "law (published standard errors)"
     same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
     if not same_scale:
         why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else
@@ -409,19 +438,18 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
 def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
                  inference_gap: I.InferenceGap) -> dict[str, Any]:
     """Monte Carlo bands and the tornado of t*: sampled growth rates and inference price decline
-    (configured intervals) and, for a measured law, its bootstrap refits; every other input at its
-    point value."""
+    (configured intervals) and the law's draws (a measured law's bootstrap refits, or a published
+    fit's standard errors); every other input at its point value."""
     ranges = {name: U.Range(r.low, r.high, r.level, r.source) for name, r in p.uncertainty.items()}
-    law_draws, alpha_range = None, None
-    if inputs.grid_law is not None and inputs.grid_law.draws:
-        law_draws = inputs.grid_law.draws
+    law_draws, alpha_range = inputs.law_draws, None
+    if law_draws:
         alphas = [d.alpha for d in law_draws]
         alpha_range = (float(np.quantile(alphas, U.BAND[0])), float(np.quantile(alphas, U.BAND[1])))
     n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
     mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed, p.inference.g_cost)
     out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years,
                       lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost).gap(t))
-    out["sampled"] = sorted(ranges) + (["law (bootstrap refits)"] if law_draws else [])
+    out["sampled"] = sorted(ranges) + ([inputs.law_draws_label] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
     return out
 
