@@ -1,15 +1,16 @@
 """The inference gap: the largest model each actor can run at its price per token, and its loss.
 
 What running N parameters costs comes from measured records where there are any: a point's
-decode cost per generated token (as its ``comparison.cost`` rows count it: the price per hour it
-ran with x its median time per output token, at one batch size) over its parameters. Decode cost grows about linearly in N once the
-weights dominate; the family's largest measured model has the least fixed per-token overhead, so
-it sets each (hardware, variant)'s rate, and reading a per-parameter cost from small models
-overstates what a large one costs per parameter (a conservative reading, said in the output).
-A variant counts the parameters it acts like (``effective_params``: its size multiplier against
-its baseline, from the variant table), so quantisation's measured speed and its loss both enter.
-The meek actor runs the cheapest measured option per effective parameter. Without measured
-costs the rate is the assumed hardware FLOP/$ over FLOPs per parameter, and the output says so.
+decode cost per generated token (as its ``comparison.cost`` rows count it: the price per hour
+it ran with x its median time per output token, at one batch size) over its parameters. Decode
+cost grows about linearly in N once the weights dominate; the family's largest measured model
+has the least fixed per-token overhead, so it sets each (hardware, variant)'s rate, and reading
+a per-parameter cost from small models overstates what a large one costs per parameter (a
+conservative reading, said in the output). A variant counts the parameters it acts like (its
+size multiplier against its baseline, from the variant table), so quantisation's measured
+speed and its loss both enter. The meek actor runs the cheapest measured option per effective
+parameter. Without measured costs the rate is the assumed hardware FLOP/$ over FLOPs per
+parameter, and the output says so.
 
 Both actors' models are read through the projection's own compute law: a model of N parameters
 trained compute-optimally (D = tokens_per_param x N) reaches L(6 N D), so the training and the

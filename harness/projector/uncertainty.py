@@ -1,8 +1,9 @@
 """Monte Carlo over the projection's uncertain inputs: bands for the gap, t*, closing times, lag.
 
-Each uncertain growth rate (and the inference price decline g_cost) is sampled from a lognormal whose quantiles match its configured
-interval (rates are multiplicative, so their logarithms are taken as normal); the law, when it
-was fitted to measurements, is sampled from its bootstrap refits. Samples are joint: one draw
+Each uncertain growth rate (and the inference price decline g_cost) is sampled from a lognormal
+whose quantiles match its configured interval (rates are multiplicative, so their logarithms are
+taken as normal); the law is sampled from its draws when it has any (a measured law's bootstrap
+refits, a published fit's standard errors). Samples are joint: one draw
 of every input per sample. A tornado analysis moves one input at a time to the ends of its
 interval, holding the rest at their point values, to name the input that moves t* most.
 """
