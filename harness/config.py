@@ -340,8 +340,9 @@ class InferenceConfig:
     price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
     g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
     flops_per_param: float = 2.0  # decode FLOPs per parameter per token (the assumed rate only)
-    # measured: each point's decode cost (records' comparison.cost at batch_size), falling back to the
-    # assumed rate (flop_per_dollar / flops_per_param) when no record has one, and saying so | assumed
+    # measured: each record's own decode cost at batch_size (median TPOT x the price it ran with),
+    # falling back to the assumed rate (flop_per_dollar / flops_per_param) when no record has one,
+    # and saying so | assumed
     cost_source: str = "measured"
     batch_size: int = 1  # the measured shape whose decode cost per token is read
     # Both actors' runnable models are read on the projection's law as if trained compute-optimally

@@ -155,6 +155,7 @@ def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path)
     assert e["fitted_compute_flops"] == pytest.approx(fits["flops_range"]) and e["transfer"] == "exponent"
     assert e["decades_beyond_data"] == pytest.approx(np.log10(e["read_to_flops"] / fits["flops_range"][1]))
     assert "decades beyond its data" in (out / "projection.md").read_text()
+    assert "Why t*'s band is this wide" in (out / "projection.md").read_text()
 
 
 def test_without_a_grid_law_the_measured_scenario_falls_back_and_says_so(tmp_path, caplog):

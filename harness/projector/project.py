@@ -556,6 +556,12 @@ def headline(result: dict[str, Any]) -> list[str]:
                      f"{e['fitted_compute_flops'][1]:.2g} FLOPs and is read from {e['read_from_flops']:.2g} to "
                      f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data "
                      f"(transfer: {e['transfer']}).")
+        top = unc["tornado"][0] if unc["tornado"] else None
+        if top and top["input"] == "law.alpha":
+            decades = math.log10(e["fitted_compute_flops"][1] / e["fitted_compute_flops"][0])
+            lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the "
+                         f"compute exponent only to {top['low_value']:.3g}-{top['high_value']:.3g} (90%), and t* "
+                         f"scales as 1/alpha; a grid over more decades narrows it.")
     if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
                      + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."
