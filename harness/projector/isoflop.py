@@ -15,9 +15,10 @@ Following Hoffmann et al. (2022), re-done by Besiroglu et al. (2024):
 
 Bands: bootstrap over runs (resampled within each budget for approaches 1-2, over all runs for
 approach 3), each approach-3 refit from a 32-start grid of its own plus the full-data optimum
-(``REFIT_STARTS``); attempted, converged and kept counts are reported. With 3 budgets the N*(C) lines of approaches 1-2 rest on 3 optima for 2 parameters:
-below the 2x rule, so they are reported as a check on approach 3 (which has 4 runs per
-parameter) and never used by the projector. N is the total parameter count (embeddings tied:
+(``REFIT_STARTS``); attempted, converged and kept counts are reported. With 3 budgets the
+N*(C) lines of approaches 1-2 rest on 3 optima for 2 parameters: below the 2x rule, so they
+are reported as a check on approach 3 (which has 4 runs per parameter) and never used by the
+projector. N is the total parameter count (embeddings tied:
 every parameter is in a per-token matmul), D the tokens trained on.
 """
 from __future__ import annotations
@@ -241,7 +242,8 @@ def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
     written.append(_save(fig, ax, out / "isoflop.png"))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    cs = np.geomspace(min(_budgets(runs)) / 3, max(_budgets(runs)) * 3, 50)
+    budgets = list(_budgets(runs))
+    cs = np.geomspace(min(budgets) / 3, max(budgets) * 3, 50)
     for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
         res = fits.get(key, {})
         if "optima" in res:
@@ -250,11 +252,8 @@ def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
             line = ax.scatter(c, n, s=20)
             a, k = _loglog_slope(c, n)
             ax.plot(cs, np.exp(k) * cs**a, color=line.get_facecolor()[0], lw=1, label=f"{label}: a = {a:.3f}")
-    p = fits["approach3"]["params"]
-    law = Chinchilla(**p)
-    g = (law.a * law.A / (law.b * law.B)) ** (1 / (law.a + law.b))
-    a3 = fits["approach3"]["compute_optimal"]["a"]
-    ax.plot(cs, g * (cs / 6) ** a3, "k--", lw=1, label=f"3: L(N, D) fit: a = {a3:.3f}")
+    law = Chinchilla(**fits["approach3"]["params"])
+    ax.plot(cs, law.n_opt(cs), "k--", lw=1, label=f"3: L(N, D) fit: a = {fits['approach3']['compute_optimal']['a']:.3f}")
     ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N*",
            title="N*(C) by approach")
     written.append(_save(fig, ax, out / "n_opt.png"))

@@ -19,6 +19,13 @@ class Chinchilla:
     def loss(self, n, d):
         return self.E + self.A / np.power(n, self.a) + self.B / np.power(d, self.b)
 
+    def _g(self) -> float:
+        return (self.a * self.A / (self.b * self.B)) ** (1 / (self.a + self.b))
+
+    def n_opt(self, c):
+        """The compute-optimal N* = G (C/6)^(b/(a+b)) at compute C."""
+        return self._g() * np.power(np.asarray(c, float) / 6, self.b / (self.a + self.b))
+
     def compute_optimal(self) -> "ComputeLaw":
         """L(C) = L0 + A_c C^-alpha along the compute-optimal allocation with C = 6 N D.
 
@@ -26,7 +33,7 @@ class Chinchilla:
         G = (a A / (b B))^(1/(a+b)), and the loss falls as (C/6)^(-ab/(a+b)).
         """
         a, b = self.a, self.b
-        g = (a * self.A / (b * self.B)) ** (1 / (a + b))
+        g = self._g()
         k = self.A * g ** (-a) + self.B * g**b
         alpha = a * b / (a + b)
         return ComputeLaw(L0=self.E, A=k * 6**alpha, alpha=alpha)

@@ -32,7 +32,7 @@ def plot_gap(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_law(result: dict[str, Any], law_n, family, path: Path) -> None:
+def plot_law(result: dict[str, Any], family, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     pts = family.points
     n = np.array([p["non_embedding_params"] for p in pts], float)
@@ -41,6 +41,7 @@ def plot_law(result: dict[str, Any], law_n, family, path: Path) -> None:
     for p in pts:
         ax.annotate(p["model"], (p["non_embedding_params"], p["heldout_loss_nats"]), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
+    law_n = family.law_n
     ax.plot(grid, law_n.loss(grid), label=f"fit E={law_n.E:.2f} + {law_n.A:.3g} N^-{law_n.a:.3f}")
     if family.fit.bootstrap:
         from harness.projector.laws import PowerLaw
@@ -89,7 +90,7 @@ def plot_tornado(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_all(result: dict[str, Any], law_n, family, out: Path) -> list[Path]:
+def plot_all(result: dict[str, Any], family, out: Path) -> list[Path]:
     written = [out / "gap.png"]
     plot_gap(result, written[0])
     if result["uncertainty"]["tornado"]:
@@ -97,7 +98,7 @@ def plot_all(result: dict[str, Any], law_n, family, out: Path) -> list[Path]:
         plot_tornado(result, written[-1])
     if family is not None:
         written.append(out / "law.png")
-        plot_law(result, law_n, family, written[-1])
+        plot_law(result, family, written[-1])
     if result["variants"]:
         written.append(out / "multipliers.png")
         plot_multipliers(result, written[-1])

@@ -85,11 +85,10 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
 @dataclass
 class Inputs:
     law: ComputeLaw
-    law_n: PowerLaw  # loss against parameters, for variant multipliers
     growth: G.Growth
     flop_per_dollar: float
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
-    family: FamilyFit | None = None
+    family: FamilyFit | None = None  # its size law (law_n) serves the variant multipliers only
     grid_law: GridLaw | None = None
     law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or published SEs
     law_draws_label: str = ""
@@ -177,8 +176,6 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     if p.law.standard_errors and p.law.source not in PUBLISHED:
         raise ValueError(f"projector.law.standard_errors is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
                          f"law.source={p.law.source!r} (a measured law's band comes from its bootstrap)")
-    law_n = PowerLaw(E=CHINCHILLA.E, A=CHINCHILLA.A, a=CHINCHILLA.a)  # data not binding (D -> inf)
-    law_n_note = "Chinchilla E + A/N^a (data term dropped)"
     if p.law.source == "paper":
         law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
         src, note = "default", "paper default L(C) = L0 + A C^-alpha"
@@ -190,13 +187,12 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             prov["law.standard_errors"] = _input(dict(p.law.standard_errors), "default",
                                                  f"{p.law.standard_errors_source}; sampled as independent normals "
                                                  "(no covariance used), non-positive draws redrawn")
-        if p.law.source != "chinchilla":
-            law_n, law_n_note = PowerLaw(E=base.E, A=base.A, a=base.a), f"{label}: E + A/N^a (data term dropped)"
         src, note = "default", f"compute-optimal form of {label}"
     elif p.law.source == "measured":
         try:  # the family's loss-vs-size law: for variant multipliers, never as L(C)
             family = fit_family(records, p)
-            law_n, law_n_note = family.law_n, f"fitted to {len(family.points)} measured {p.family} points"
+            prov["law_n"] = _input(asdict(family.law_n), "measured", f"fitted to {len(family.points)} measured "
+                                   f"{p.family} points: the variant multipliers' size law")
         except FitError as e:
             log.warning("family law unavailable: %s", e)
         try:
@@ -214,7 +210,6 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, {', '.join(PUBLISHED)}, measured")
     for k in ("L0", "A", "alpha"):
         prov[f"law.{k}"] = _input(getattr(law, k), src, note)
-    prov["law_n"] = _input(asdict(law_n), "measured" if family else "default", law_n_note)
     if grid_law is not None:
         fits = json.loads(Path(grid_law.path).read_text())["approach3"]
         prov["law.fit"] = _input(fits["fit"], "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
@@ -252,7 +247,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             prov[f"law.{k}"] = _input(getattr(law, k), "measured" if k == "alpha" else "default",
                                       note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is the "
                                       "paper's")
-    inputs = Inputs(law=law, law_n=law_n, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
+    inputs = Inputs(law=law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family, grid_law=grid_law)
     if grid_law is not None and grid_law.draws:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
@@ -279,25 +274,24 @@ def _field(record: RunRecord, block: str, name: str) -> Any:
     return getattr(getattr(record, block), name, None) if getattr(record, block) is not None else None
 
 
-def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float] | None]:
-    """The family baseline size that reaches ``loss`` on its law, with a 90% band from the law's
-    bootstrap refits (None without one); inf where the law never gets there."""
-    n_eff = float(inputs.law_n.invert(loss))
-    boot = inputs.family.fit.bootstrap if inputs.family else []
-    if not boot:
-        return n_eff, None
-    draws = np.array([float(PowerLaw(**b).invert(loss)) for b in boot])
-    draws = draws[np.isfinite(draws)]
-    return n_eff, [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))] if draws.size else None
+def _invert(law: PowerLaw, draws: list[PowerLaw], loss: float) -> tuple[float, list[float] | None]:
+    """Where ``law`` reaches ``loss``, with a 90% band over its bootstrap ``draws`` (None without
+    any); inf where the law never gets there."""
+    at = float(law.invert(loss))
+    values = np.array([float(d.invert(loss)) for d in draws])
+    values = values[np.isfinite(values)]
+    return at, [float(np.quantile(values, U.BAND[0])), float(np.quantile(values, U.BAND[1]))] if values.size else None
+
+
+def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float] | None]:  # inputs.family set
+    """The family baseline size that reaches ``loss`` on its law, with a band from its refits."""
+    return _invert(inputs.family.law_n, [PowerLaw(**d) for d in inputs.family.fit.bootstrap], loss)
 
 
 def _compute_needed(loss: float, grid_law: GridLaw) -> tuple[float, list[float] | None]:
     """The compute the grid's compute-optimal law needs to reach ``loss`` (on its own scale), with a
-    90% band from its bootstrap refits; inf where the law never gets there."""
-    need = float(grid_law.native.invert(loss))
-    draws = np.array([float(d.invert(loss)) for d in grid_law.native_draws])
-    draws = draws[np.isfinite(draws)]
-    return need, [float(np.quantile(draws, 0.05)), float(np.quantile(draws, 0.95))] if draws.size else None
+    band from its bootstrap refits."""
+    return _invert(grid_law.native, grid_law.native_draws, loss)
 
 
 def _compute_optimal_gains(r: RunRecord, b: RunRecord | None, teacher: float, grid_law: GridLaw) -> dict[str, Any]:
@@ -509,7 +503,6 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "inputs": inputs.provenance,
         "family_points": inputs.family.points if inputs.family else [],
         "variants": variants,
-        "_law_n": inputs.law_n,
         "_family": inputs.family,
     }
 
@@ -621,8 +614,8 @@ def write_projection(cfg: ProjectConfig) -> Path:
     result = project(cfg.projector, records)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    law_n, family = result.pop("_law_n"), result.pop("_family")
+    family = result.pop("_family")
     write_atomic(out / "projection.json", json.dumps(result, indent=1))
     (out / "projection.md").write_text(markdown_table(result, cfg.projector.steps_per_year))
-    plot_all(result, law_n, family, out)
+    plot_all(result, family, out)
     return out

@@ -133,19 +133,21 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
 
     plan, planned = _plan(cfg), []
-    for i, spec, budget, seed in plan:
+    for _, spec, budget, seed in plan:
+        # built once: counted here, trained below if not cached (the init is seeded; training draws
+        # from its own generator, so building early changes nothing)
         model = make_model(spec, _family_cfg(cfg, vocab))
         counts = count_params(model)
         per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
         steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
-        planned.append((spec, budget, seed, counts, per_token, steps))
-    worst = max(p[5] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
+        planned.append((spec, budget, seed, model, counts, per_token, steps))
+    worst = max(p[6] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
     if worst > cfg.max_epochs:
         raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
                          f"{len(ids)} training tokens; add text (extra_packages, extra_max_chars) or lower the budgets")
 
     runs: list[GridRun] = []
-    for n, (spec, budget, seed, counts, per_token, steps) in enumerate(planned, 1):
+    for n, (spec, budget, seed, model, counts, per_token, steps) in enumerate(planned, 1):
         lr = learning_rate(cfg, counts.total)
         recipe = TrainRecipe(steps=steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, peak_lr=lr,
                              warmup_fraction=cfg.warmup_fraction, min_lr_fraction=cfg.min_lr_fraction,
@@ -166,7 +168,6 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
             continue
         log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, len(planned), name, steps, per_token * tokens, lr)
         t0 = time.perf_counter()
-        model = make_model(spec, _family_cfg(cfg, vocab))
         run_dir.mkdir(parents=True, exist_ok=True)
         train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every)
         q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
