@@ -1,4 +1,5 @@
-"""The model card: what a locally built model (tiny family, distilled student) says about itself.
+"""The model card: what a locally built model (tiny family, distilled student, a converted GGUF) says
+about itself.
 
 One typed definition, read and written only here. ``card.json`` sits beside the weights; the
 record builder takes parameter and token counts from it, and builders use it to decide reuse.
@@ -52,6 +53,22 @@ class DistillationInfo(_Strict):
     steps: int
 
 
+class ConversionInfo(_Strict):
+    """How a checkpoint was made from another file format (a GGUF file, perhaps shipped in a package)."""
+    format: str  # gguf
+    file: str  # the file converted, as found
+    file_name: str
+    file_bytes: int
+    sha256: str  # a file whose sha256 differs rebuilds the checkpoint
+    package: Optional[str] = None  # the installed distribution that ships the file
+    package_version: Optional[str] = None
+    architecture: str
+    tensor_types: dict[str, int]  # the file's tensor types -> count
+    embedding_type: str  # the token embedding's type
+    dequantised_to: str  # the dtype the checkpoint holds
+    converter: str
+
+
 class ModelCard(_Strict):
     name: str
     family: str = ""
@@ -62,6 +79,8 @@ class ModelCard(_Strict):
     wall_time_s: float
     build: Optional[BuildInfo] = None
     distillation: Optional[DistillationInfo] = None
+    conversion: Optional[ConversionInfo] = None
+    weights: Optional[str] = None  # what the weights are, in one line, where that is not obvious
 
 
 class CardError(ValueError):

@@ -19,10 +19,12 @@ CONF_DIR = REPO_ROOT / "conf"
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    source: str = MISSING  # "local" (a directory) or "hub" (a hub id)
-    path: Optional[str] = None  # local directory, when source=local
+    source: str = MISSING  # "local" (a directory), "hub" (a hub id) or "gguf" (a GGUF file, converted once)
+    path: Optional[str] = None  # local directory, when source=local; the converted checkpoint, when source=gguf
     hub_id: Optional[str] = None  # when source=hub
     revision: str = "main"
+    gguf_file: Optional[str] = None  # source=gguf: a .gguf path, or the file's name inside gguf_package
+    gguf_package: Optional[str] = None  # source=gguf: the installed distribution that ships gguf_file
     family: str = ""
     params: Optional[int] = None  # declared total parameters (the card's count wins for local models)
     non_embedding_params: Optional[int] = None

@@ -1,4 +1,4 @@
-"""Load a model and its tokenizer from a local directory or a hub id, offline-safe.
+"""Load a model and its tokenizer from a local directory, a hub id or a GGUF file, offline-safe.
 
 Safe by default: ``trust_remote_code=False`` and safetensors only, unless the model config
 says otherwise. A missing local model fails at once with the command that builds it; a hub
@@ -21,6 +21,9 @@ from harness.cards import ModelCard, read_card
 from harness.config import ModelConfig
 
 log = logging.getLogger(__name__)
+
+
+SOURCES = ("local", "hub", "gguf")
 
 
 class ModelNotFoundError(RuntimeError):
@@ -75,14 +78,24 @@ def _local_dir(cfg: ModelConfig) -> Path:
     return path
 
 
+def _gguf_dir(cfg: ModelConfig) -> Path:
+    """The GGUF's converted checkpoint, converted now if missing or stale."""
+    from harness.gguf_checkpoint import GGUFSourceError, ensure_checkpoint
+
+    try:
+        return ensure_checkpoint(cfg)
+    except GGUFSourceError as e:
+        raise ModelNotFoundError(str(e)) from e
+
+
 def load_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, offline: bool | None = None,
                **from_pretrained_kwargs: Any) -> LoadedModel:
     """Load ``cfg``'s model in ``dtype`` onto ``device``; extra kwargs go to from_pretrained
     (a variant's ``quantization_config`` or ``device_map``)."""
     common: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
     card = None
-    if cfg.source == "local":
-        path = _local_dir(cfg)
+    if cfg.source in ("local", "gguf"):
+        path = _gguf_dir(cfg) if cfg.source == "gguf" else _local_dir(cfg)
         src, source = str(path), str(path.resolve())
         card = read_card(path)
     elif cfg.source == "hub":
@@ -91,7 +104,7 @@ def load_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, offli
         src, source = cfg.hub_id, f"{cfg.hub_id}@{cfg.revision}"
         common |= {"revision": cfg.revision, "local_files_only": hub_is_offline(offline)}
     else:
-        raise ValueError(f"model {cfg.name}: source={cfg.source!r}; valid: local, hub")
+        raise ValueError(f"model {cfg.name}: source={cfg.source!r}; valid: {', '.join(SOURCES)}")
 
     kwargs = common | {"dtype": dtype, "use_safetensors": cfg.use_safetensors} | from_pretrained_kwargs
     try:

@@ -23,6 +23,7 @@ from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
 log = logging.getLogger(__name__)
 
 LOSS = "quality.heldout_loss_nats"
+BPB = "quality.bits_per_byte"  # the quality axis of plots: per byte, so models of any tokenizer share it
 TPOT = "latency.tpot_ms.median"
 WEIGHTS = "memory.weights_bytes"
 ENERGY = "energy.j_per_token"
@@ -62,17 +63,17 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) -> bool:
-    d = df.dropna(subset=[x, LOSS])
+    d = df.dropna(subset=[x, BPB])
     if d.empty:
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for variant, grp in d.groupby("variant.name"):
-        ax.scatter(grp[x], grp[LOSS], label=variant, s=25)
-    front = pareto_front(d, x, LOSS)
-    ax.step(front[x], front[LOSS], where="post", c="k", lw=1, label="Pareto front")
+        ax.scatter(grp[x], grp[BPB], label=variant, s=25)
+    front = pareto_front(d, x, BPB)
+    ax.step(front[x], front[BPB], where="post", c="k", lw=1, label="Pareto front")
     for _, row in d.iterrows():
-        ax.annotate(row["model.name"], (row[x], row[LOSS]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set(xscale="log", xlabel=xlabel, ylabel="held-out loss (nats/token)", title=title)
+        ax.annotate(row["model.name"], (row[x], row[BPB]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="held-out bits per byte", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -90,6 +91,7 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
             continue
         row = {"hardware": r.hardware.label, "model": r.model.name, "variant": r.variant.name,
                "delta_loss_nats": r.quality.heldout_loss_nats - b.quality.heldout_loss_nats,
+               "delta_bits_per_byte": _difference(r.quality.bits_per_byte, b.quality.bits_per_byte),
                **_speed(speed_ratio(r, b)),
                "weights_saved_bytes": b.memory.weights_bytes - r.memory.weights_bytes,
                "weights_ratio": ratio(r.memory.weights_bytes, b.memory.weights_bytes)}
@@ -104,6 +106,31 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
                 row[f"delta_acc_ci.{task}"] = f"[{paired.difference_ci_low:+.4f}, {paired.difference_ci_high:+.4f}]"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _difference(x: float | None, y: float | None) -> float | None:
+    return None if x is None or y is None else x - y
+
+
+def models_table(records: list[RunRecord], baseline_variant: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per model: its counts and its baseline's held-out quality per token and per byte (the
+    axis on which models of different tokenizers compare), and the lines that say what a model's
+    weights are where they are not the publisher's (a dequantised GGUF, say)."""
+    rows, notes = {}, {}
+    for r in records:
+        if r.status != "ok" or r.variant.name != baseline_variant or not r.quality:
+            continue
+        rows.setdefault((r.model.name, r.hardware.label), {
+            "model": r.model.name, "family": r.model.family, "hardware": r.hardware.label,
+            "params": r.model.params, "non-embedding params": r.model.non_embedding_params,
+            "train tokens": r.model.train_tokens, "held-out loss nats/token": r.quality.heldout_loss_nats,
+            "held-out bits/byte": r.quality.bits_per_byte,
+            "bytes/token": r.quality.heldout_bytes / r.quality.heldout_tokens
+            if r.quality.heldout_bytes and r.quality.heldout_tokens else None})
+        if r.model.weights:
+            notes[r.model.name] = r.model.weights
+    df = pd.DataFrame(sorted(rows.values(), key=lambda x: (x["hardware"], x["params"] or 0)))
+    return df, [f"- **{m}**: {w}" for m, w in sorted(notes.items())]
 
 
 def _speed(s) -> dict:
@@ -169,6 +196,12 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                     reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
                         grp["energy.reason"].notna().any() else "not measured"
                     lines += [f"Energy: not measured on this target ({reason}).", ""]
+        models, weights = models_table(g.records, baseline_variant)
+        lines += [f"## Models ({baseline_variant} baselines; bits per byte of the same held-out text compare "
+                  "across tokenizers, nats per token do not)", "", _md(models.set_index("model") if len(models)
+                                                                     else models, ".5g")]
+        if weights:
+            lines += ["What the weights are, where they are not the publisher's:", "", *weights, ""]
         effects = variant_effects(g.records, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
         lines += scorecard_markdown(scorecards(g.records, baseline_variant), out, baseline_variant)

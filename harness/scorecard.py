@@ -8,6 +8,7 @@ The baseline's own cost row is derived from its latency block the same way as a 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from harness.results.schema import RunRecord  # noqa: E402
 SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
 
 HOW_TO_READ = (
-    "KL: mean KL(baseline || variant) per held-out token in nats, [95% interval resampling windows]; "
+    "KL: mean KL(baseline || variant) per held-out token in nats, [95% interval resampling windows], "
+    "and the same per byte of the held-out text in bits (KL bits/B: comparable across tokenizers); "
     "'>=' marks a lower bound (top-k plus the rest's mass; exact when the whole vocabulary is kept). "
     "top-1: share of tokens whose most probable next token is unchanged. moved: share whose "
     "log p(true token) moved by more than the threshold. Retention: baseline / variant held-out loss "
@@ -76,6 +78,15 @@ def _holm_by_task(compared: list[RunRecord]) -> dict[tuple[str, str], float]:
     return out
 
 
+def _bits_per_byte_of_nats(r: RunRecord) -> float | None:
+    """Nats per token -> bits per byte of the same held-out text (tokens / bytes / ln 2), so models
+    with different tokenizers share one axis."""
+    q = r.quality
+    if not q or not q.heldout_tokens or not q.heldout_bytes:
+        return None
+    return q.heldout_tokens / q.heldout_bytes / math.log(2)
+
+
 def _cost_row(variant: str, rows, weights_per_param, extra_usd=None) -> dict:
     head = rows[0] if rows else None
     speed = "-"
@@ -121,6 +132,9 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
                 "variant": label[r.run_id],
                 "KL nats": lower + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high, lambda x: f"{x:.3g}")
                 if f else "missing",
+                "KL bits/B": lower + _interval(*(x * _bits_per_byte_of_nats(r) for x in
+                                                 (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)), lambda x: f"{x:.3g}")
+                if f and _bits_per_byte_of_nats(r) else "-",
                 "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
                                         lambda x: f"{x:.4f}") if f else "-",
                 "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",

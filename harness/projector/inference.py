@@ -3,14 +3,15 @@
 What running N parameters costs comes from measured records where there are any: a point's
 decode cost per generated token (as its ``comparison.cost`` rows count it: the price per hour
 it ran with x its median time per output token, at one batch size) over its parameters. Decode
-cost grows about linearly in N once the weights dominate; the family's largest measured model
-has the least fixed per-token overhead, so it sets each (hardware, variant)'s rate, and reading
-a per-parameter cost from small models overstates what a large one costs per parameter (a
+cost grows about linearly in N once the weights dominate, and the largest measured model has the
+least fixed per-token overhead, so the largest model measured on each (hardware, variant), of any
+family (a real model such as SmolLM2-135M where one was run), sets its rate; reading a
+per-parameter cost from small models overstates what a large one costs per parameter (a
 conservative reading, said in the output). A variant counts the parameters it acts like (its
 size multiplier against its baseline, from the variant table), so quantisation's measured
-speed and its loss both enter. The meek actor runs the cheapest measured option per effective
-parameter. Without measured costs the rate is the assumed hardware FLOP/$ over FLOPs per
-parameter, and the output says so.
+speed and its loss both enter; a variant without one (no law of its family) is left out. The
+meek actor runs the cheapest measured option per effective parameter. Without measured costs
+the rate is the assumed hardware FLOP/$ over FLOPs per parameter, and the output says so.
 
 Both actors' models are read through the projection's own compute law: a model of N parameters
 trained compute-optimally (D = tokens_per_param x N) reaches L(6 N D), so the training and the
@@ -33,12 +34,14 @@ from harness.results.schema import RunRecord
 class DecodeRate:
     """What running one measured point costs, per generated token."""
     model: str
+    family: str
     variant: str
     hardware: str
     params: int
     batch_size: int
     usd_per_token: float  # median over the point's measured shapes at this batch size
     multiplier: float  # the parameters it acts like, over its own (1 for a baseline)
+    weights: str | None = None  # what the model's weights are, where not the publisher's (its card)
 
     @property
     def effective_params_per_usd(self) -> float:
@@ -46,13 +49,13 @@ class DecodeRate:
         return self.params * self.multiplier / self.usd_per_token
 
 
-def decode_rates(records: Iterable[RunRecord], family: str, batch_size: int,
+def decode_rates(records: Iterable[RunRecord], batch_size: int,
                  multipliers: dict[tuple[str, str, str], float], baseline_variant: str) -> list[DecodeRate]:
-    """One rate per (hardware, variant): the family's largest model with a priced decode cost at
+    """One rate per (hardware, variant): the largest model of any family with a priced decode cost at
     ``batch_size``. A variant without a multiplier (no measured loss against its baseline) is left out."""
     best: dict[tuple[str, str], DecodeRate] = {}
     for r in records:
-        if r.status != "ok" or r.model.family != family or not r.model.params:
+        if r.status != "ok" or not r.model.params:
             continue
         # the point's own decode cost (a baseline has no comparison block of its own)
         price = (r.config.get("hardware") or {}).get("price_per_hour_usd")
@@ -62,8 +65,8 @@ def decode_rates(records: Iterable[RunRecord], family: str, batch_size: int,
             multipliers.get((r.model.name, r.variant.name, r.hardware.label))
         if not costs or m is None:
             continue
-        rate = DecodeRate(r.model.name, r.variant.name, r.hardware.label, r.model.params, batch_size,
-                          statistics.median(costs), m)
+        rate = DecodeRate(r.model.name, r.model.family, r.variant.name, r.hardware.label, r.model.params,
+                          batch_size, statistics.median(costs), m, r.model.weights)
         key = (rate.hardware, rate.variant)
         if key not in best or rate.params > best[key].params:
             best[key] = rate

@@ -399,20 +399,21 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
         raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: measured, assumed")
     multipliers = {(v["model"], v["variant"], v["hardware"]): v.get("multiplier_vs_baseline") for v in variants
                    if v.get("multiplier_vs_baseline")}
-    rates = I.decode_rates(records, p.family, inf.batch_size, multipliers, p.baseline_variant) \
+    rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant) \
         if inf.cost_source == "measured" else []
     if rates:
         best = rates[0]
         per_usd = best.effective_params_per_usd
-        src, note = "measured", (f"{best.model} {best.variant} on {best.hardware} at batch {best.batch_size}: "
-                                 f"${best.usd_per_token:.3g}/token for {best.params} parameters x multiplier "
-                                 f"{best.multiplier:.3g}, the cheapest of {len(rates)} measured options per "
-                                 "effective parameter; cost taken as linear in N from the family's largest "
-                                 "model (small models' per-token overhead makes this conservative)")
+        src, note = "measured", (f"read from {best.model} ({best.family}) {best.variant} on {best.hardware} at batch "
+                                 f"{best.batch_size}: ${best.usd_per_token:.3g}/token for {best.params:,} parameters "
+                                 f"x multiplier {best.multiplier:.3g}, the cheapest of {len(rates)} measured options "
+                                 "per effective parameter; cost taken as linear in N from the largest model "
+                                 "measured (small models' per-token overhead makes this conservative)"
+                                 + (f"; its weights: {best.weights}" if best.weights else ""))
     else:
         per_usd = inputs.flop_per_dollar / inf.flops_per_param
         why = "projector.inference.cost_source=assumed" if inf.cost_source == "assumed" else \
-            f"no {p.family} record has a priced decode cost at batch {inf.batch_size} (run points with " \
+            f"no record has a priced decode cost at batch {inf.batch_size} (run points with " \
             "hardware.price_per_hour_usd)"
         src, note = "default", f"flop_per_dollar / flops_per_param ({inf.flops_per_param}): {why}"
         if inf.cost_source == "measured":
@@ -573,9 +574,9 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
     rates = result["inference"]["measured_rates"]
     if rates:
         lines += ["", "## Measured decode cost per effective parameter (the inference gap's rate)", "",
-                  "| hardware | variant | model | params | batch | $/token | multiplier | effective params per $/token |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['hardware']} | {r['variant']} | {r['model']} | {r['params']} | {r['batch_size']} | "
+                  "| hardware | variant | model | family | params | batch | $/token | multiplier | effective params per $/token |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['hardware']} | {r['variant']} | {r['model']} | {r['family']} | {r['params']} | {r['batch_size']} | "
                   f"{r['usd_per_token']:.3g} | {r['multiplier']:.3g} | {r['effective_params_per_usd']:.3g} |"
                   for r in rates]
     lines += ["", "## Inputs", "", "| input | value | source | note |", "|---|---|---|---|"]

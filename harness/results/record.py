@@ -47,7 +47,8 @@ def model_block(model_cfg: Any, source: Optional[str] = None, card: Any = None, 
     flops = getattr(card, "train_flops", None) or (6 * params * tokens if params and tokens else None)
     return S.ModelBlock(name=model_cfg.name, source=source or model_cfg.path or model_cfg.hub_id or "",
                         family=model_cfg.family, params=params, non_embedding_params=non_emb, train_tokens=tokens,
-                        train_flops=flops, distilled_from=distilled_from or model_cfg.distilled_from)
+                        train_flops=flops, distilled_from=distilled_from or model_cfg.distilled_from,
+                        weights=getattr(card, "weights", None))
 
 
 def variant_block(variant: Any) -> S.VariantBlock:

@@ -67,6 +67,7 @@ class ModelBlock(_Block):
     train_tokens: Optional[int] = None
     train_flops: Optional[float] = None
     distilled_from: Optional[str] = None
+    weights: Optional[str] = None  # what the weights are, where not the publisher's (the card's line)
 
 
 class VariantBlock(_Block):
