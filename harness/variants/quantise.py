@@ -107,10 +107,11 @@ def _ao_int4_tinygemm(opts: GroupedInt4Options):
 # --- torch's own dynamic int8 (CPU kernels: fbgemm / qnnpack) ---------------------------------------
 
 def _torch_dynamic_int8(model: torch.nn.Module, opts: TorchDynamicOptions, device: torch.device) -> torch.nn.Module:
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
     skip = set(opts.skip_modules)  # quantising lm_head breaks tie_weights
-    spec = {name: default_dynamic_qconfig for name, mod in model.named_modules()
+    qconfig = per_channel_dynamic_qconfig if opts.per_channel else default_dynamic_qconfig
+    spec = {name: qconfig for name, mod in model.named_modules()
             if isinstance(mod, torch.nn.Linear) and name not in skip}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # eager-mode API, deprecated in favour of torchao
