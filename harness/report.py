@@ -188,7 +188,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                                     (WEIGHTS, "weights bytes", "memory"), (ENERGY, "J per token", "energy")):
                 png = out / f"pareto-{name}-{slug}.png"
                 if x in grp.columns and _pareto_plot(grp, x, xlabel, png, f"{label}: loss vs {name}"):
-                    front = pareto_front(grp, x, LOSS)
+                    front = pareto_front(grp, x, BPB)
                     lines += [f"![loss vs {name}]({png.name})", "",
                               "Pareto front: " + ", ".join(f"{m} {v}" for m, v in
                                                            zip(front["model.name"], front["variant.name"])), ""]

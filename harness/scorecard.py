@@ -127,14 +127,14 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
                            "bytes": b.memory.weights_bytes if b.memory else None})
         for r in compared:
             c, f = r.comparison, r.comparison.fidelity
+            per_byte = _bits_per_byte_of_nats(r)
             lower = "" if f is None or f.exact else ">="
             fid_rows.append({
                 "variant": label[r.run_id],
                 "KL nats": lower + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high, lambda x: f"{x:.3g}")
                 if f else "missing",
-                "KL bits/B": lower + _interval(*(x * _bits_per_byte_of_nats(r) for x in
-                                                 (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)), lambda x: f"{x:.3g}")
-                if f and _bits_per_byte_of_nats(r) else "-",
+                "KL bits/B": lower + _interval(*(x * per_byte for x in (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)),
+                                               lambda x: f"{x:.3g}") if f and per_byte else "-",
                 "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
                                         lambda x: f"{x:.4f}") if f else "-",
                 "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",
