@@ -22,7 +22,6 @@ from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-LOSS = "quality.heldout_loss_nats"
 BPB = "quality.bits_per_byte"  # the quality axis of plots: per byte, so models of any tokenizer share it
 TPOT = "latency.tpot_ms.median"
 WEIGHTS = "memory.weights_bytes"
