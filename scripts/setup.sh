@@ -17,7 +17,7 @@ step() { echo "[setup $((SECONDS - START))s] $*"; }
 # pip's own lines, one per package it fetches or installs, so a long cold install visibly moves.
 pip_install() {
   python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 \
-    | grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)" \
+    | { grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)" || true; } \
     | sed -u -e 's/^Collecting /  collecting /' -e 's/^Downloading /  downloading /' \
              -e 's/^Successfully installed .*/  installed./' -e 's/^Installing collected packages: .*/  installing.../'
   return "${PIPESTATUS[0]}"
