@@ -1,7 +1,8 @@
 """``meekbench report [DIR ...]``: gather records from results directories into one view.
 
 Writes, under ``out_dir``: ``points.parquet`` and ``points.csv`` (one row per record, columns
-named by dotted record keys, raw sample lists left out), ``report.md`` and PNG plots.
+named by dotted record keys, raw sample lists left out), ``report.md`` with PNG plots, and
+``report.html`` (harness/report_html.py: the same as one self-contained interactive page).
 A file that is not a valid record is reported by path and skipped; the report still comes out.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd  # noqa: E402
 
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
+from harness.report_html import write_html  # noqa: E402
 from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
              f"{len(g.records)} records, {len(g.skipped)} files skipped.", ""]
     if g.skipped:
         lines += ["## Skipped files", ""] + [f"- `{s.path}`: {s.reason}" for s in g.skipped] + [""]
+    cards, cross = [], pd.DataFrame()
     if df.empty:
         lines.append("No valid records.")
     else:
@@ -203,8 +206,12 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
             lines += ["What the weights are, where they are not the publisher's:", "", *weights, ""]
         effects = variant_effects(g.records, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
-        lines += scorecard_markdown(scorecards(g.records, baseline_variant), out, baseline_variant)
-        lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "",
-                  _md(cross_hardware(df))]
+        cards, cross = scorecards(g.records, baseline_variant), cross_hardware(df)
+        lines += scorecard_markdown(cards, out, baseline_variant)
+        lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "", _md(cross)]
+    write_html(out / "report.html", dirs, g.records, df, cards, cross)
+    lines.insert(3, "The same report as one interactive page: [report.html](report.html) "
+                    "(self-contained, works offline; hover a point for what it is).")
+    lines.insert(4, "")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"

@@ -121,7 +121,8 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
             b_bytes = b.memory.weights_bytes if b.memory else None
             cost.append(_cost_row(f"{baseline_variant} (baseline)", b_cost,
                                   b_bytes / b.model.params if b_bytes and b.model.params else None))
-            points.append({"variant": baseline_variant, "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
+            points.append({"variant": baseline_variant, "run_id": b.run_id,
+                           "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
                            "kl": None,
                            "usd": b_cost[0].usd_per_million_tokens if b_cost else None,
                            "bytes": b.memory.weights_bytes if b.memory else None})
@@ -151,7 +152,8 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
                     "retention": _interval(t.retention, t.retention_ci_low, t.retention_ci_high),
                     "gates": _gates(t.gates)})
             cost.append(_cost_row(label[r.run_id], c.cost, c.weights_bytes_per_param, c.extra_training_usd))
-            points.append({"variant": label[r.run_id], "retention": f.loss_retention if f else None,
+            points.append({"variant": label[r.run_id], "run_id": r.run_id,
+                           "retention": f.loss_retention if f else None,
                            "retention_lo": f.loss_retention_ci_low if f else None,
                            "retention_hi": f.loss_retention_ci_high if f else None,
                            "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
@@ -164,7 +166,7 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
     return cards
 
 
-def _retention_front(points: pd.DataFrame) -> pd.DataFrame:
+def retention_front(points: pd.DataFrame) -> pd.DataFrame:
     """Cheapest first; a point is on the front when no cheaper point retains as much."""
     front, best = [], -float("inf")
     for _, row in points.sort_values(["usd", "retention"], ascending=[True, False]).iterrows():
@@ -184,7 +186,7 @@ def retention_cost_plot(card: Scorecard, path: Path) -> bool:
     for _, row in d.iterrows():
         ax.annotate(row["variant"], (row["usd"], row["retention"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
-    front = _retention_front(d)
+    front = retention_front(d)
     ax.step(front["usd"], front["retention"], where="post", c="k", lw=1)
     ax.scatter(front["usd"], front["retention"], s=90, facecolors="none", edgecolors="k", label="Pareto front")
     ax.set(xlabel="$ per million generated tokens (decode, b=first measured)",

