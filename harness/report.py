@@ -142,6 +142,8 @@ def _speed(s) -> dict:
 
 
 def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
+    if TPOT not in df.columns:  # no record timed decoding (latency off, or only failed points)
+        return pd.DataFrame()
     ok = df[df["status"] == "ok"].dropna(subset=[TPOT])
     if ok.empty:
         return pd.DataFrame()

@@ -32,8 +32,9 @@ LAYOUT = dict(template="plotly_white", height=430, margin=dict(l=70, r=20, t=50,
 
 # Click a header to sort its table (numbers numerically, the rest as text); click again to reverse.
 SORT_JS = """
-document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+document.querySelectorAll("table.sortable th").forEach(function (th) {
   th.addEventListener("click", function () {
+    var col = Array.prototype.indexOf.call(th.parentNode.children, th);
     var body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
     var up = th.dataset.order !== "asc";
     th.closest("tr").querySelectorAll("th").forEach(function (h) { delete h.dataset.order; });
@@ -87,7 +88,7 @@ def _hover(r: RunRecord) -> str:
 
 
 def _figure(fig: go.Figure, title: str, xlabel: str, ylabel: str, **axes) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, **LAYOUT, **axes)
+    fig.update_layout(**{**LAYOUT, "title": title, "xaxis_title": xlabel, "yaxis_title": ylabel, **axes})
     return fig
 
 
@@ -344,7 +345,7 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
         hw = group[0].hardware
         body.append(f"<h2>Hardware target: {html.escape(label)}</h2><p class=note>{html.escape(hw.cpu_model)} "
                     f"({hw.cpu_cores_logical} logical cores){', ' + html.escape(hw.gpu_name) if hw.gpu_name else ''}"
-                    f"; torch {html.escape(str(group[0].software.torch))}. Energy: "
+                    f"; torch {html.escape(str(group[0].software.get('torch')))}. Energy: "
                     f"{html.escape(_energy_line(group))}.</p>")
         for fig in pareto_figures(group):
             add(fig)
