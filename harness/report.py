@@ -68,12 +68,17 @@ def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) 
     if d.empty:
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    lo, hi = x.replace(".median", ".ci_low"), x.replace(".median", ".ci_high")  # TPOT has its interval
     for variant, grp in d.groupby("variant.name"):
-        ax.scatter(grp[x], grp[BPB], label=variant, s=25)
+        err = [grp[x] - grp[lo], grp[hi] - grp[x]] if lo in grp and hi in grp and lo != x else None
+        ax.errorbar(grp[x], grp[BPB], xerr=err, fmt="o", ms=4, capsize=2, elinewidth=0.8, label=variant)
     front = pareto_front(d, x, BPB)
     ax.step(front[x], front[BPB], where="post", c="k", lw=1, label="Pareto front")
-    for _, row in d.iterrows():
-        ax.annotate(row["model.name"], (row[x], row[BPB]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    # Labels on the front's points only, alternating above and below, so they do not overlap;
+    # report.html names every point on hover.
+    for i, (_, row) in enumerate(front.iterrows()):
+        ax.annotate(f"{row['model.name']} {row['variant.name']}", (row[x], row[BPB]), fontsize=6,
+                    xytext=(4, 6 if i % 2 else -9), textcoords="offset points")
     ax.set(xscale="log", xlabel=xlabel, ylabel="held-out bits per byte", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
