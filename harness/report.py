@@ -8,7 +8,6 @@ A file that is not a valid record is reported by path and skipped; the report st
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,7 @@ import pandas as pd  # noqa: E402
 
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
+from harness.pareto import pareto_front  # noqa: E402
 from harness.report_html import write_html  # noqa: E402
 from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
 
@@ -50,17 +50,6 @@ def flat_table(records: list[RunRecord]) -> pd.DataFrame:
         rows.append(row)
     df = pd.DataFrame(rows)
     return df.sort_values(["hardware.label", "model.name", "variant.name"], ignore_index=True) if len(df) else df
-
-
-def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Points no other point beats on both x and y (lower is better on both)."""
-    d = df.dropna(subset=[x, y]).sort_values([x, y])
-    front, best = [], math.inf
-    for _, row in d.iterrows():
-        if row[y] < best:
-            front.append(row)
-            best = row[y]
-    return pd.DataFrame(front)
 
 
 def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) -> bool:
@@ -172,7 +161,9 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
     df.to_csv(out / "points.csv", index=False)
 
     lines = ["# meekbench report", "", f"Sources: {', '.join(map(str, dirs))}. "
-             f"{len(g.records)} records, {len(g.skipped)} files skipped.", ""]
+             f"{len(g.records)} records, {len(g.skipped)} files skipped.", "",
+             "The same report as one interactive page: [report.html](report.html) "
+             "(self-contained, works offline; hover a point for what it is).", ""]
     if g.skipped:
         lines += ["## Skipped files", ""] + [f"- `{s.path}`: {s.reason}" for s in g.skipped] + [""]
     cards, cross = [], pd.DataFrame()
@@ -217,8 +208,5 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
         lines += scorecard_markdown(cards, out, baseline_variant)
         lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "", _md(cross)]
     write_html(out / "report.html", dirs, g.records, df, cards, cross)
-    lines.insert(3, "The same report as one interactive page: [report.html](report.html) "
-                    "(self-contained, works offline; hover a point for what it is).")
-    lines.insert(4, "")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from harness.pareto import retention_front  # noqa: E402
 from harness.results.comparison import cost_rows, holm  # noqa: E402
 from harness.results.compare import baselines  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
@@ -164,16 +165,6 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
         cards.append(Scorecard(compared[0].hardware.label, model, compared_with, pd.DataFrame(fid_rows),
                                pd.DataFrame(task_rows), pd.DataFrame(cost), points))
     return cards
-
-
-def retention_front(points: pd.DataFrame) -> pd.DataFrame:
-    """Cheapest first; a point is on the front when no cheaper point retains as much."""
-    front, best = [], -float("inf")
-    for _, row in points.sort_values(["usd", "retention"], ascending=[True, False]).iterrows():
-        if row["retention"] > best:
-            front.append(row)
-            best = row["retention"]
-    return pd.DataFrame(front)
 
 
 def retention_cost_plot(card: Scorecard, path: Path) -> bool:
