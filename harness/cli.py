@@ -72,8 +72,9 @@ def _summary(cfg: DictConfig) -> None:
 
 def _report(cfg: DictConfig) -> None:
     from harness.report import write_report
+    from harness.results.comparison import Judging
 
-    path = write_report(list(cfg.results_dirs), cfg.out_dir, cfg.baseline_variant)
+    path = write_report(list(cfg.results_dirs), cfg.out_dir, Judging.from_config(cfg.baseline_variant, cfg.judge))
     print(f"report written to {path} (points.parquet, points.csv, PNG plots beside it)")
 
 

@@ -168,19 +168,31 @@ class HardwareConfig:
 
 @dataclass
 class CompareConfig:
-    """Each point against its baseline: the same model, on the same hardware, in ``baseline_variant``."""
+    """What a point measures against its baseline's held-out reference (same model, same hardware,
+    ``baseline_variant``): its fidelity. Comparing records (tasks, gates, cost) is the report's job."""
     baseline_variant: str = "fp32"  # whose points write the held-out reference the others are compared with
     top_k: int = 32  # next-token distribution kept per held-out token (plus the rest's mass)
     full_vocab_max: int = 512  # vocabularies up to this size are kept whole (KL exact)
     logprob_shift_nats: float = 0.1  # a token "moved" when |log p(true token)| changed by more than this
     build_missing_reference: bool = False  # load the baseline inside the point when its reference is missing
-    bootstrap_resamples: int = 2000
+    bootstrap_resamples: int = 2000  # fidelity's intervals (resampling windows)
     ci_level: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class JudgeConfig:
+    """How the report judges records against their baselines: analysis settings, not measurement
+    ones (changing them re-measures nothing)."""
     gates: List[float] = field(default_factory=lambda: [0.99, 0.999])  # retention gates (MLPerf's two classes)
+    bootstrap_resamples: int = 2000  # paired task intervals (resampling items)
+    ci_level: float = 0.95
+    seed: int = 0
     # share of the probe's matmul rate that training sustains, for a distilled student's extra
     # training dollars (the projector's default of 40%, the paper's utilisation assumption)
     training_utilisation: float = 0.4
-    seed: int = 0
+    # hardware label -> USD per hour, overriding the price each point's run was configured with
+    prices: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,6 +223,7 @@ class ReportConfig:
     results_dirs: List[str] = field(default_factory=lambda: ["${results_dir}"])
     out_dir: str = "${results_dirs.0}/report"
     baseline_variant: str = "fp32"
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     results_dir: str = "results"
     models_dir: str = "models"
 
@@ -380,7 +393,10 @@ class ProjectorConfig:
     flop_per_dollar: float = 7.1e17
     flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s x utilisation / price_per_hour_usd
     utilisation: float = 0.4  # share of a measured peak matmul rate that training sustains (the default's 40%)
-    price_per_hour_usd: Optional[float] = None
+    price_per_hour_usd: Optional[float] = None  # for flop_per_dollar_from_hardware
+    # hardware label -> USD per hour for the points' measured decode cost, overriding the price each
+    # point's run was configured with (as the report's judge.prices)
+    prices: Dict[str, float] = field(default_factory=dict)
     start_year: float = 2025.0
     horizon_years: float = 10.0
     steps_per_year: int = 4

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
+from harness.results.comparison import ComparisonBlock, Judging, compare_records  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 from harness.pareto import pareto_front  # noqa: E402
 from harness.report_html import write_html  # noqa: E402
@@ -76,7 +77,8 @@ def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) 
     return True
 
 
-def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataFrame:
+def variant_effects(records: list[RunRecord], comparisons: dict[str, ComparisonBlock],
+                    baseline_variant: str) -> pd.DataFrame:
     """Each non-baseline point against its model's baseline on the same hardware."""
     base = baselines(records, baseline_variant)
     rows = []
@@ -96,7 +98,7 @@ def variant_effects(records: list[RunRecord], baseline_variant: str) -> pd.DataF
             if acc is None or b_acc is None:
                 continue
             row[f"delta_acc.{task}"] = acc - b_acc
-            paired = r.comparison.tasks.get(task) if r.comparison else None
+            paired = comparisons[r.run_id].tasks.get(task) if r.run_id in comparisons else None
             if paired is not None:  # the paired interval over items (the scorecard has the full test)
                 row[f"delta_acc_ci.{task}"] = f"[{paired.difference_ci_low:+.4f}, {paired.difference_ci_high:+.4f}]"
         rows.append(row)
@@ -151,10 +153,14 @@ def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return df.to_markdown(floatfmt=floatfmt) + "\n"
 
 
-def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: str = "fp32") -> Path:
+def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging = Judging()) -> Path:
+    """Every table, plot and the page, from the records under ``dirs``; records are compared with
+    their baselines here (``judging``), not when their points ran."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    baseline_variant = judging.baseline_variant
     g = load_records(dirs)
+    comparisons = compare_records(g.records, judging)
     df = flat_table(g.records)
     if not df.empty:
         df.to_parquet(out / "points.parquet", index=False)
@@ -202,9 +208,9 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, baseline_variant: 
                                                                      else models, ".5g")]
         if weights:
             lines += ["What the weights are, where they are not the publisher's:", "", *weights, ""]
-        effects = variant_effects(g.records, baseline_variant)
+        effects = variant_effects(g.records, comparisons, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
-        cards, cross = scorecards(g.records, baseline_variant), cross_hardware(df)
+        cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(df)
         lines += scorecard_markdown(cards, out, baseline_variant)
         lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "", _md(cross)]
     write_html(out / "report.html", dirs, g.records, df, cards, cross)

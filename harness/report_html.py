@@ -124,7 +124,7 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
             add(fig)
     body.append(f"<h2>Variant scorecards</h2><p class=note>{html.escape(HOW_TO_READ)}</p>")
     if not cards:
-        body.append("<p class=note>No point carries a comparison block.</p>")
+        body.append("<p class=note>No variant point to compare (only baselines, or no ok records).</p>")
     for card in cards:
         body.append(f"<h3>{html.escape(card.model)} on {html.escape(card.hardware)}</h3><p class=note>Compared with: "
                     f"{html.escape(', '.join(card.baseline_run_ids))}.</p>")

@@ -23,8 +23,7 @@ from harness.models import ModelNotFoundError, resolve_device
 from harness.params import count_params
 from harness.results import record as R
 from harness.results import schema as S
-from harness.results.compare import baseline_of, baselines, load_records
-from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference, read_samples,
+from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference,
                                    reference_path, run_id_for, write_probes, write_record, write_reference,
                                    write_samples)
 from harness.variants import DTYPES, PreparedModel, UnsupportedVariantError, prepare
@@ -114,24 +113,20 @@ def _load_reference(rc: RunConfig, device: torch.device, heldout: str, path: Pat
     return TokenReference.from_arrays(found[0]), None
 
 
-def _compared(rc: RunConfig, record: S.RunRecord, measured, fidelity_missing: str | None) -> S.RunRecord:
-    """The record judged against its baseline's record (found in the results directory) and reference."""
-    base = baseline_of(record, baselines(load_records([rc.results_dir]).records, rc.compare.baseline_variant))
-    c = rc.compare
-    return R.with_comparison(
-        record, base, baseline_variant=c.baseline_variant, fidelity=measured.fidelity if measured else None,
-        fidelity_missing=fidelity_missing, variant_samples=measured.tasks.samples if measured and measured.tasks else {},
-        baseline_samples=read_samples(base.quality.samples_path) if base and base.quality else {},
-        thresholds=list(c.gates), resamples=c.bootstrap_resamples, level=c.ci_level, seed=c.seed,
-        price_per_hour_usd=rc.hardware.price_per_hour_usd, training_utilisation=c.training_utilisation)
-
-
 def run_point(cfg: DictConfig) -> S.RunRecord:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rc: RunConfig = OmegaConf.to_object(cfg)
-    started = time.perf_counter()
+    threads = torch.get_num_threads()
     if rc.bench.threads:
         torch.set_num_threads(rc.bench.threads)
+    try:
+        return _run_point(rc, resolved)
+    finally:  # the next point of this process starts from the same state
+        torch.set_num_threads(threads)
+
+
+def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
+    started = time.perf_counter()
     try:
         device = resolve_device(rc.hardware.device)
         device_error = None
@@ -184,9 +179,7 @@ def run_point(cfg: DictConfig) -> S.RunRecord:
     record = R.build_record(
         run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started, model=model,
         variant=R.variant_block(prepared.info if prepared else rc.variant), hardware=hw, probes=probes,
-        measured=measured, samples_path=samples_path, failure=failure)
-    if record.status == "ok" and not is_baseline:
-        record = _compared(rc, record, measured, fidelity_missing)
+        measured=measured, samples_path=samples_path, failure=failure, fidelity_missing=fidelity_missing)
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, record.status, path)
     if prepared is not None:

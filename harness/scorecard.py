@@ -1,8 +1,8 @@
 """The variant scorecard: per model and hardware target, every variant against its baseline.
 
-Reads each record's ``comparison`` block (measured and computed when the point ran) and lays
-it out: fidelity and loss retention, paired task tests, cost. The one thing computed here is
-Holm's correction, because its family is the set of variants shown together: for each model,
+Lays out each record's comparison with its baseline (``compare_records``: computed from the two
+records, with the report's judging settings): fidelity and loss retention, paired task tests,
+cost. The one thing computed here is Holm's correction, because its family is the set of variants shown together: for each model,
 hardware and task, the McNemar p-values of all its variants are adjusted as one family.
 The baseline's own cost row is derived from its latency block the same way as a variant's.
 """
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.pareto import retention_front  # noqa: E402
-from harness.results.comparison import cost_rows, holm  # noqa: E402
+from harness.results.comparison import ComparisonBlock, Judging, cost_rows, holm, price_of  # noqa: E402
 from harness.results.compare import baselines  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 
@@ -69,12 +69,12 @@ class Scorecard:
     points: list[dict] = field(default_factory=list)  # plot data: variant, retention, usd/M, KL, bytes
 
 
-def _holm_by_task(compared: list[RunRecord]) -> dict[tuple[str, str], float]:
+def _holm_by_task(compared: list[RunRecord], comparisons: dict[str, ComparisonBlock]) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
-    tasks = {t for r in compared for t in r.comparison.tasks}
+    tasks = {t for r in compared for t in comparisons[r.run_id].tasks}
     for task in tasks:
-        have = [r for r in compared if task in r.comparison.tasks]
-        for r, p in zip(have, holm([r.comparison.tasks[task].mcnemar_p for r in have])):
+        have = [r for r in compared if task in comparisons[r.run_id].tasks]
+        for r, p in zip(have, holm([comparisons[r.run_id].tasks[task].mcnemar_p for r in have])):
             out[(r.run_id, task)] = p
     return out
 
@@ -100,11 +100,13 @@ def _cost_row(variant: str, rows, weights_per_param, extra_usd=None) -> dict:
             "weights B/param": _short(weights_per_param, ".3g"), "extra training $": _short(extra_usd, ".3g")}
 
 
-def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecard]:
+def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock], judging: Judging) -> list[Scorecard]:
+    """``comparisons``: ``compare_records(records, judging)``, by run id."""
+    baseline_variant = judging.baseline_variant
     base = baselines(records, baseline_variant)
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for r in records:
-        if r.status == "ok" and r.comparison is not None and r.comparison.baseline_variant == baseline_variant:
+        if r.run_id in comparisons:
             groups.setdefault((r.hardware.id, r.model.name), []).append(r)
     cards = []
     for (hw_id, model), compared in sorted(groups.items(), key=lambda kv: (kv[1][0].hardware.label, kv[0][1])):
@@ -114,11 +116,10 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
         label = {r.run_id: r.variant.name + (f" ({r.point_key[:6]})" if names.count(r.variant.name) > 1 else "")
                  for r in compared}
         b = base.get((model, hw_id))
-        price = compared[0].comparison.price_per_hour_usd
-        holm_p = _holm_by_task(compared)
+        holm_p = _holm_by_task(compared, comparisons)
         fid_rows, task_rows, cost, points = [], [], [], []
         if b is not None:
-            b_cost = cost_rows(b.latency, None, price)
+            b_cost = cost_rows(b.latency, None, price_of(b, judging.prices))
             b_bytes = b.memory.weights_bytes if b.memory else None
             cost.append(_cost_row(f"{baseline_variant} (baseline)", b_cost,
                                   b_bytes / b.model.params if b_bytes and b.model.params else None))
@@ -128,7 +129,8 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
                            "usd": b_cost[0].usd_per_million_tokens if b_cost else None,
                            "bytes": b.memory.weights_bytes if b.memory else None})
         for r in compared:
-            c, f = r.comparison, r.comparison.fidelity
+            c = comparisons[r.run_id]
+            f = c.fidelity
             per_byte = _bits_per_byte_of_nats(r)
             lower = "" if f is None or f.exact else ">="
             fid_rows.append({
@@ -161,7 +163,7 @@ def scorecards(records: list[RunRecord], baseline_variant: str) -> list[Scorecar
                            "kl_hi": f.kl_ci_high if f else None,
                            "usd": c.cost[0].usd_per_million_tokens if c.cost else None,
                            "bytes": r.memory.weights_bytes if r.memory else None})
-        compared_with = sorted({r.comparison.baseline_run_id or "none (no baseline record)" for r in compared})
+        compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
         cards.append(Scorecard(compared[0].hardware.label, model, compared_with, pd.DataFrame(fid_rows),
                                pd.DataFrame(task_rows), pd.DataFrame(cost), points))
     return cards
@@ -216,8 +218,7 @@ def scorecard_markdown(cards: list[Scorecard], out: Path, baseline_variant: str)
     """The report's scorecard section, with its plots written beside it."""
     lines = [f"## Variant scorecards against `{baseline_variant}`", "", HOW_TO_READ, ""]
     if not cards:
-        return lines + ["No point carries a comparison block (records from before the scorecard, "
-                        "or no variant beside a baseline).", ""]
+        return lines + ["No variant point to compare (only baselines, or no ok records).", ""]
     for card in cards:
         slug = "".join(ch if ch.isalnum() else "-" for ch in f"{card.model}-{card.hardware}")
         lines += [f"### {card.model} on {card.hardware}", "",

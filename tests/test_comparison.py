@@ -8,7 +8,7 @@ import torch
 
 from harness.measure.fidelity import FidelityMeter, ReferenceCapture
 from harness.measure.quality import heldout_loss
-from harness.results.comparison import gate, holm, mcnemar_exact, paired_task
+from harness.results.comparison import Judging, compare_records, gate, holm, mcnemar_exact, paired_task
 from harness.run import run_point
 
 
@@ -112,29 +112,37 @@ def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
     assert math.isclose(f_exact.loss_retention, f_coarse.loss_retention)
 
 
-def test_a_variant_without_its_baseline_reference_says_so_and_can_build_it(run_cfg):
-    lone = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8"))
+def test_a_variant_run_before_its_baseline_is_compared_by_the_report_and_a_price_change_remeasures_nothing(run_cfg):
+    lone = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci"))
     assert lone.status == "ok", lone.error
-    assert lone.comparison.fidelity is None
-    assert any(m.startswith("fidelity: no fp32 reference") for m in lone.comparison.missing)
-    assert any("no ok fp32 record" in m for m in lone.comparison.missing)
-    built = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "compare.build_missing_reference=true",
-                              "force=true"))
+    assert lone.fidelity is None and lone.fidelity_missing.startswith("no fp32 reference")
+    judging = Judging(prices={lone.hardware.label: 0.5})
+    c = compare_records([lone], judging)[lone.run_id]
+    assert any(m.startswith("fidelity: no fp32 reference") for m in c.missing)
+    assert any("no ok fp32 record" in m for m in c.missing)
+    built = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci",
+                              "compare.build_missing_reference=true", "force=true"))
     assert built.run_id == lone.run_id  # the option does not change what the point is
-    f = built.comparison.fidelity
+    f = built.fidelity
     assert f is not None and 0 < f.kl_mean_nats < 0.05 and f.same_top_rate > 0.95
-    base = run_point(run_cfg("model=tiny-xs", "variant=fp32", "eval=ci", "hardware.price_per_hour_usd=0.5"))
-    assert base.comparison is None
+    base = run_point(run_cfg("model=tiny-xs", "variant=fp32", "eval=ci"))
+    assert base.fidelity is None and base.fidelity_missing is None
+    # a new price (and a report threshold) is not part of the point: the run finds the record and skips it
     again = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci",
-                              "hardware.price_per_hour_usd=0.5"))
-    c = again.comparison
+                              "hardware.price_per_hour_usd=0.5", "eval.progress_bars=true"))
+    assert (again.run_id, again.created_at) == (built.run_id, built.created_at)
+
+    # the baseline ran after its variant: the comparison is made from both records, in either order
+    c = compare_records([again, base], judging)[again.run_id]
+    assert compare_records([base, again], judging)[again.run_id] == c
+    assert base.run_id not in compare_records([again, base], judging)
     assert c.baseline_run_id == base.run_id
     assert c.missing == ["task meek_ci_rolling: no per-item accuracy metric (acc, exact_match) in the logs"]
-    # the baseline point rewrote the same reference from the same model: the same figures
-    assert c.fidelity.kl_mean_nats == pytest.approx(f.kl_mean_nats, rel=1e-6)
+    assert c.fidelity == f
     cost = c.cost[0]
     assert cost.tpot_ratio_kind == "unpaired" and np.isfinite(cost.output_tokens_per_s)
     assert cost.usd_per_million_tokens == pytest.approx(0.5 / 3600 / cost.output_tokens_per_s * 1e6)
+    assert compare_records([again, base], Judging())[again.run_id].cost[0].usd_per_million_tokens is None
     assert c.weights_bytes_per_param == again.memory.weights_bytes / base.model.params
     mc = c.tasks["meek_ci_mc"]
     assert mc.items == base.quality.tasks["meek_ci_mc"].n_samples
@@ -144,7 +152,8 @@ def test_a_variant_without_its_baseline_reference_says_so_and_can_build_it(run_c
 
     from harness.report import write_report
     results = Path(again.quality.samples_path).parents[2]
-    text = write_report([results], results / "report").read_text()
+    text = write_report([results], results / "report", judging).read_text()
     assert "### tiny-xs on" in text and "torch-dynamic-int8" in text and "p (Holm)" in text
+    assert f"{cost.usd_per_million_tokens:.4g}" in text  # the report's price, not the run's (none)
     assert (results / "report" / next(p.name for p in (results / "report").glob("scorecard-retention-cost-*"))).exists()
     assert list((results / "report").glob("scorecard-kl-bytes-*.png"))

@@ -126,12 +126,12 @@ def test_int8_stays_closer_to_the_baseline_than_any_four_bit_variant(points):
     four_bit = [points[v] for v in [*FOUR_BIT, "ao-int4-weight"] if points[v].status == "ok"]
     assert four_bit, "no 4-bit variant ran"
     for v in INT8:
-        f = points[v].comparison.fidelity
-        assert f is not None, points[v].comparison.missing
+        f = points[v].fidelity
+        assert f is not None, points[v].fidelity_missing
         assert f.same_top_rate > 0.95, (v, f.same_top_rate)
         for q in four_bit:
-            assert f.kl_mean_nats < q.comparison.fidelity.kl_mean_nats, (v, q.variant.name)
-    assert points["fp32"].comparison is None
+            assert f.kl_mean_nats < q.fidelity.kl_mean_nats, (v, q.variant.name)
+    assert points["fp32"].fidelity is None
 
 
 @pytest.mark.parametrize("variant,schemes", [("torch-dynamic-int8", {"per_tensor_affine"}),

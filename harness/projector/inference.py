@@ -1,8 +1,8 @@
 """The inference gap: the largest model each actor can run at its price per token, and its loss.
 
 What running N parameters costs comes from measured records where there are any: a point's
-decode cost per generated token (as its ``comparison.cost`` rows count it: the price per hour
-it ran with x its median time per output token, at one batch size) over its parameters. Decode
+decode cost per generated token (as the report's cost rows count it: its price per hour, from
+``projector.prices`` or the one it ran with, x its median time per output token, at one batch size) over its parameters. Decode
 cost grows about linearly in N once the weights dominate, and the largest measured model has the
 least fixed per-token overhead, so the largest model measured on each (hardware, variant), of any
 family (a real model such as SmolLM2-135M where one was run), sets its rate; reading a
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from harness.projector.laws import ComputeLaw
-from harness.results.comparison import cost_rows
+from harness.results.comparison import cost_rows, price_of
 from harness.results.schema import RunRecord
 
 
@@ -49,16 +49,15 @@ class DecodeRate:
         return self.params * self.multiplier / self.usd_per_token
 
 
-def decode_rates(records: Iterable[RunRecord], batch_size: int,
-                 multipliers: dict[tuple[str, str, str], float], baseline_variant: str) -> list[DecodeRate]:
+def decode_rates(records: Iterable[RunRecord], batch_size: int, multipliers: dict[tuple[str, str, str], float],
+                 baseline_variant: str, prices: Mapping[str, float]) -> list[DecodeRate]:
     """One rate per (hardware, variant): the largest model of any family with a priced decode cost at
     ``batch_size``. A variant without a multiplier (no measured loss against its baseline) is left out."""
     best: dict[tuple[str, str], DecodeRate] = {}
     for r in records:
         if r.status != "ok" or not r.model.params:
             continue
-        # the point's own decode cost (a baseline has no comparison block of its own)
-        price = (r.config.get("hardware") or {}).get("price_per_hour_usd")
+        price = price_of(r, prices)
         costs = [c.usd_per_million_tokens / 1e6 for c in cost_rows(r.latency, None, price)
                  if c.batch_size == batch_size and c.usd_per_million_tokens]
         m = 1.0 if r.variant.name == baseline_variant else \

@@ -22,6 +22,7 @@ from harness.projector import inference as I
 from harness.projector import uncertainty as U
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
+from harness.results.comparison import price_of
 from harness.results.schema import RunRecord
 from harness.results.store import write_atomic
 
@@ -218,8 +219,8 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
     if p.flop_per_dollar_from_hardware:
         probes = [r.hardware.probes.matmul_flops_per_s for r in records if r.hardware.probes]
-        # the projector's price, else the price the points were run with (hardware.price_per_hour_usd)
-        recorded = [r.config.get("hardware", {}).get("price_per_hour_usd") for r in records if r.hardware.probes]
+        # the projector's price, else the points' (projector.prices or hardware.price_per_hour_usd)
+        recorded = [price_of(r, p.prices) for r in records if r.hardware.probes]
         recorded = [x for x in recorded if x]
         price = p.price_per_hour_usd or (statistics.median(recorded) if recorded else None)
         if probes and price:
@@ -399,7 +400,7 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
         raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: measured, assumed")
     multipliers = {(v["model"], v["variant"], v["hardware"]): v.get("multiplier_vs_baseline") for v in variants
                    if v.get("multiplier_vs_baseline")}
-    rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant) \
+    rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant, p.prices) \
         if inf.cost_source == "measured" else []
     if rates:
         best = rates[0]

@@ -1,4 +1,5 @@
-"""A point judged against its baseline: the record's ``comparison`` block.
+"""A point judged against its baseline, computed from the two records (nothing here is stored in
+a record: a record depends only on its own point, whatever order the points ran in).
 
 - Tasks, paired on the items both points logged: the accuracy difference with a paired
   bootstrap interval over items, McNemar's exact test on the discordant items (the flips), and
@@ -11,20 +12,107 @@ A gate passes when the whole interval is at or above it, fails when the whole in
 below it, and is undecided when the interval straddles it (MLPerf Inference's 99% and 99.9%
 classes by default). Holm's correction needs the family of comparisons, so the report applies
 it across the variants it shows; the block keeps the unadjusted p-values.
+
+Prices are an analysis input: a record keeps the price its run was configured with
+(``hardware.price_per_hour_usd``, not part of its identity), and ``Judging.prices`` (hardware
+label -> dollars per hour) overrides it, so a new price needs no new measurement.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Optional
 
 import numpy as np
 from scipy.stats import binomtest
 
+from pydantic import Field
+
 from harness.results import schema as S
+from harness.results.compare import baseline_of, baselines
+from harness.results.store import read_samples
 
 ACCURACY_METRICS = ("acc", "exact_match")  # per-item 0/1 metrics lm-eval logs, first found wins
 
 
-def gate(low: float, high: float, threshold: float) -> S.Gate:
+@dataclass(frozen=True)
+class Judging:
+    """How records are judged against their baselines (conf: the report's ``judge`` group)."""
+    baseline_variant: str = "fp32"
+    gates: tuple[float, ...] = (0.99, 0.999)
+    resamples: int = 2000
+    level: float = 0.95
+    seed: int = 0
+    training_utilisation: float = 0.4
+    prices: Mapping[str, float] = field(default_factory=dict)  # hardware label -> USD per hour
+
+    @classmethod
+    def from_config(cls, baseline_variant: str, judge: Any) -> "Judging":
+        return cls(baseline_variant, tuple(judge.gates), judge.bootstrap_resamples, judge.ci_level, judge.seed,
+                   judge.training_utilisation, dict(judge.prices))
+
+
+def price_of(record: S.RunRecord, prices: Mapping[str, float]) -> float | None:
+    """The price per hour a record is costed at: the judging's price for its hardware label, else the
+    price its run was configured with (None: not costed)."""
+    if record.hardware.label in prices:
+        return prices[record.hardware.label]
+    return (record.config.get("hardware") or {}).get("price_per_hour_usd")
+
+
+Gate = Literal["pass", "fail", "undecided"]
+
+
+class PairedTaskBlock(S._Block):
+    """One lm-eval task scored by the variant and its baseline on the same items."""
+    metric: str
+    items: int  # items both logged
+    baseline: float
+    variant: float
+    difference: float  # variant - baseline
+    difference_ci_low: float  # paired bootstrap over items
+    difference_ci_high: float
+    right_to_wrong: int
+    wrong_to_right: int
+    mcnemar_p: float  # exact (binomial) two-sided, unadjusted; the report applies Holm across variants
+    retention: Optional[float] = None  # variant / baseline (None when the baseline scored 0)
+    retention_ci_low: Optional[float] = None
+    retention_ci_high: Optional[float] = None
+    gates: dict[str, Gate] = Field(default_factory=dict)  # e.g. {"0.99": "undecided"}
+
+
+class CostBlock(S._Block):
+    """Decode throughput and its cost at one measured shape."""
+    batch_size: int
+    prompt_tokens: int
+    new_tokens: int
+    output_tokens_per_s: float  # batch x 1000 / median TPOT (decode rate, prefill excluded)
+    tpot_ratio: Optional[float] = None  # variant / baseline TPOT at this shape, paired where measured so
+    tpot_ratio_kind: Optional[str] = None  # paired | unpaired
+    usd_per_million_tokens: Optional[float] = None  # price per hour / 3600 / tokens per s x 1e6
+    j_per_million_tokens: Optional[float] = None
+
+
+class ComparisonBlock(S._Block):
+    """This point against its baseline (same model, same hardware id, ``baseline_variant``)."""
+    baseline_variant: str
+    baseline_run_id: Optional[str] = None
+    missing: list[str] = Field(default_factory=list)  # what could not be compared, and why
+    ci_level: float = 0.95
+    gates: list[float] = Field(default_factory=list)
+    fidelity: Optional[S.FidelityBlock] = None
+    loss_gates: dict[str, Gate] = Field(default_factory=dict)
+    tasks: dict[str, PairedTaskBlock] = Field(default_factory=dict)
+    cost: list[CostBlock] = Field(default_factory=list)
+    price_per_hour_usd: Optional[float] = None
+    weights_bytes_per_param: Optional[float] = None  # weights bytes / the baseline's parameter count
+    extra_training_flops: Optional[float] = None  # distillation: teacher forward + student training
+    extra_training_teacher_flops: Optional[float] = None  # the teacher's forward passes alone
+    extra_training_usd: Optional[float] = None  # at the machine's measured FLOP/$ (see flop_per_usd)
+    flop_per_usd: Optional[float] = None  # probe matmul FLOP/s x utilisation x 3600 / price per hour
+    training_utilisation: Optional[float] = None
+
+
+def gate(low: float, high: float, threshold: float) -> Gate:
     if low >= threshold:
         return "pass"
     if high < threshold:
@@ -32,7 +120,7 @@ def gate(low: float, high: float, threshold: float) -> S.Gate:
     return "undecided"
 
 
-def gates(low: float | None, high: float | None, thresholds: list[float]) -> dict[str, S.Gate]:
+def gates(low: float | None, high: float | None, thresholds: list[float]) -> dict[str, Gate]:
     if low is None or high is None:
         return {}
     return {f"{t:g}": gate(low, high, t) for t in thresholds}
@@ -60,7 +148,7 @@ def _item_scores(rows: list[dict], metric: str) -> dict[tuple, float]:
 
 
 def paired_task(base_rows: list[dict], variant_rows: list[dict], thresholds: list[float], resamples: int,
-                level: float, seed: int) -> S.PairedTaskBlock | str:
+                level: float, seed: int) -> PairedTaskBlock | str:
     """The paired comparison of one task, or the reason there is none."""
     metric = next((m for m in ACCURACY_METRICS if any(m in row for row in base_rows)), None)
     if metric is None:
@@ -84,7 +172,7 @@ def paired_task(base_rows: list[dict], variant_rows: list[dict], thresholds: lis
         retention = float(v.mean() / b.mean())
         ok = b_boot > 0
         ret_lo, ret_hi = (float(x) for x in np.quantile(v_boot[ok] / b_boot[ok], [alpha, 1 - alpha]))
-    return S.PairedTaskBlock(
+    return PairedTaskBlock(
         metric=metric, items=len(items), baseline=float(b.mean()), variant=float(v.mean()),
         difference=float(v.mean() - b.mean()), difference_ci_low=float(diff_lo), difference_ci_high=float(diff_hi),
         right_to_wrong=r2w, wrong_to_right=w2r, mcnemar_p=mcnemar_exact(r2w, w2r), retention=retention,
@@ -96,7 +184,7 @@ def _shape(sc: S.LatencyScenarioBlock) -> tuple[int, int, int]:
 
 
 def cost_rows(latency: S.LatencyBlock | None, base_latency: S.LatencyBlock | None,
-              price_per_hour_usd: float | None) -> list[S.CostBlock]:
+              price_per_hour_usd: float | None) -> list[CostBlock]:
     """One row per measured shape; the TPOT ratio is the paired one measured in the point where
     there is one, else the ratio of the two points' medians at the same shape (drift included)."""
     if latency is None:
@@ -112,7 +200,7 @@ def cost_rows(latency: S.LatencyBlock | None, base_latency: S.LatencyBlock | Non
             ratio, kind = sc.paired.tpot_ratio, "paired"
         elif _shape(sc) in base:
             ratio, kind = sc.tpot_ms.median / base[_shape(sc)].tpot_ms.median, "unpaired"
-        rows.append(S.CostBlock(
+        rows.append(CostBlock(
             batch_size=sc.batch_size, prompt_tokens=sc.prompt_tokens, new_tokens=sc.new_tokens,
             output_tokens_per_s=tokens_per_s, tpot_ratio=ratio, tpot_ratio_kind=kind,
             usd_per_million_tokens=price_per_hour_usd / 3600 / tokens_per_s * 1e6 if price_per_hour_usd else None,
@@ -124,18 +212,19 @@ def _distillation(variant: S.VariantBlock) -> Mapping[str, Any] | None:
     return (variant.extra or {}).get("distillation")
 
 
-def comparison_block(record: S.RunRecord, baseline: S.RunRecord | None, *, baseline_variant: str,
-                     fidelity: Any, fidelity_missing: Optional[str], variant_samples: Mapping[str, list[dict]],
-                     baseline_samples: Mapping[str, list[dict]], thresholds: list[float], resamples: int,
-                     level: float, seed: int, price_per_hour_usd: Optional[float],
-                     training_utilisation: float) -> S.ComparisonBlock:
-    """``fidelity``: the point's measured held-out fidelity (or None, with ``fidelity_missing`` saying why)."""
-    missing = [f"fidelity: {fidelity_missing}"] if fidelity_missing else []
+def comparison_block(record: S.RunRecord, baseline: S.RunRecord | None, judging: Judging,
+                     variant_samples: Mapping[str, list[dict]],
+                     baseline_samples: Mapping[str, list[dict]]) -> ComparisonBlock:
+    """``record`` against ``baseline`` (None: missing); the samples are both points' per-item task logs."""
+    j = judging
+    price_per_hour_usd = price_of(record, j.prices)
+    thresholds, resamples, level, seed = list(j.gates), j.resamples, j.level, j.seed
+    missing = [f"fidelity: {record.fidelity_missing}"] if record.fidelity_missing else []
     if baseline is None:
-        missing.append(f"tasks and cost ratios: no ok {baseline_variant} record of {record.model.name} "
-                       f"on hardware {record.hardware.id} in this results directory")
-    fid = S.FidelityBlock.model_validate(fidelity) if fidelity is not None else None
-    tasks: dict[str, S.PairedTaskBlock] = {}
+        missing.append(f"tasks and cost ratios: no ok {j.baseline_variant} record of {record.model.name} "
+                       f"on hardware {record.hardware.id} in these results directories")
+    fid = record.fidelity
+    tasks: dict[str, PairedTaskBlock] = {}
     for task, rows in variant_samples.items():
         if task not in baseline_samples:
             missing.append(f"task {task}: the baseline has no per-sample log")
@@ -152,12 +241,14 @@ def comparison_block(record: S.RunRecord, baseline: S.RunRecord | None, *, basel
     teacher_flops = (2 * distil["teacher_params"] * distil["distil_tokens"]
                      if distil and distil.get("teacher_params") else None)
     probes = record.hardware.probes
+    training_utilisation = j.training_utilisation
     flop_per_usd = (probes.matmul_flops_per_s * training_utilisation * 3600 / price_per_hour_usd
                     if probes and price_per_hour_usd else None)
     if price_per_hour_usd is None:
-        missing.append("dollars: hardware.price_per_hour_usd is not set")
-    return S.ComparisonBlock(
-        baseline_variant=baseline_variant, baseline_run_id=baseline.run_id if baseline else None, missing=missing,
+        missing.append(f"dollars: no price for hardware {record.hardware.label!r} (the run's "
+                       "hardware.price_per_hour_usd, or judge.prices)")
+    return ComparisonBlock(
+        baseline_variant=j.baseline_variant, baseline_run_id=baseline.run_id if baseline else None, missing=missing,
         ci_level=level, gates=list(thresholds), fidelity=fid,
         loss_gates=gates(fid.loss_retention_ci_low, fid.loss_retention_ci_high, thresholds) if fid else {},
         tasks=tasks, cost=cost_rows(record.latency, baseline.latency if baseline else None, price_per_hour_usd),
@@ -166,3 +257,18 @@ def comparison_block(record: S.RunRecord, baseline: S.RunRecord | None, *, basel
         extra_training_flops=extra_flops, extra_training_teacher_flops=teacher_flops,
         extra_training_usd=extra_flops / flop_per_usd if extra_flops and flop_per_usd else None,
         flop_per_usd=flop_per_usd, training_utilisation=training_utilisation if flop_per_usd else None)
+
+
+def compare_records(records: list[S.RunRecord], judging: Judging) -> dict[str, ComparisonBlock]:
+    """Every ok non-baseline record's comparison with its baseline record, by run id: the one place
+    records are compared (report, scorecard and page read it), whatever order the points ran in."""
+    base = baselines(records, judging.baseline_variant)
+    out: dict[str, ComparisonBlock] = {}
+    for r in records:
+        if r.status != "ok" or r.variant.name == judging.baseline_variant:
+            continue
+        b = baseline_of(r, base)
+        samples = read_samples(r.quality.samples_path) if r.quality else {}
+        b_samples = read_samples(b.quality.samples_path) if b and b.quality else {}
+        out[r.run_id] = comparison_block(r, b, judging, samples, b_samples)
+    return out

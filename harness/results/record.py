@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from harness.results import schema as S
-from harness.results.comparison import comparison_block
 from harness.results.provenance import launch, software
 
 
@@ -89,16 +88,20 @@ def _oom(latency: S.LatencyBlock) -> Optional[Failure]:
 
 def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float, model: S.ModelBlock,
                  variant: S.VariantBlock, hardware: Any, probes: Any = None, measured: Any = None,
-                 samples_path: Optional[Path] = None, failure: Optional[Failure] = None) -> S.RunRecord:
+                 samples_path: Optional[Path] = None, failure: Optional[Failure] = None,
+                 fidelity_missing: Optional[str] = None) -> S.RunRecord:
     """One validated record. ``measured`` is a point's measurements (quality, tasks, latency, energy,
-    memory, roofline attributes) or None when the point failed before measuring."""
+    memory, roofline, fidelity attributes) or None when the point failed before measuring;
+    ``fidelity_missing`` says why a point that should have a fidelity block has none."""
     blocks: dict[str, Any] = {}
     if measured is not None:
         latency = latency_block(measured.latency)
         blocks = {"quality": quality_block(measured.quality, measured.tasks, samples_path), "latency": latency,
                   "energy": S.EnergyBlock.model_validate(measured.energy),
                   "memory": S.MemoryBlock.model_validate(measured.memory),
-                  "roofline": S.RooflineBlock.model_validate(measured.roofline) if measured.roofline else None}
+                  "roofline": S.RooflineBlock.model_validate(measured.roofline) if measured.roofline else None,
+                  "fidelity": S.FidelityBlock.model_validate(measured.fidelity) if measured.fidelity else None,
+                  "fidelity_missing": fidelity_missing}
         failure = failure or _oom(latency)
     hw = S.HardwareBlock.model_validate(hardware).model_copy(
         update={"probes": S.ProbesBlock.model_validate(probes) if probes is not None else None})
@@ -108,9 +111,3 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
         config=dict(config), model=model, variant=variant, hardware=hw, software=software(),
         launch=S.LaunchBlock.model_validate(launch()), **blocks)
-
-
-def with_comparison(record: S.RunRecord, baseline: Optional[S.RunRecord], **inputs: Any) -> S.RunRecord:
-    """The record with its comparison against ``baseline`` (see results/comparison.py for ``inputs``);
-    an ok point that is not itself the baseline gets one, even when the baseline is missing."""
-    return record.model_copy(update={"comparison": comparison_block(record, baseline, **inputs)})

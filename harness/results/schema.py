@@ -15,13 +15,16 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Version 2 (latency under the ecosystem's definitions): each scenario and the headline have
 # ttft_ms (was prefill_ms), itl_ms (was decode_ms_per_token: every inter-token interval),
 # tpot_ms and e2e_ms per request, output_tokens_per_s (batch * N / e2e; replaces
 # decode_tokens_per_s, which was batch / ITL), rounds and their spread, the bare loop and paired
 # ratios; Stats says what its interval resampled. Version-1 records are upgraded on reading
 # (see upgrade_v1): renamed fields keep their values, the new ones are null.
+# Version 3 (a record depends only on its point): the point's own fidelity against its baseline's
+# reference is a top-level block; the comparison with the baseline's *record* (paired tasks,
+# gates, cost) is no longer stored, the report computes it from the records (upgrade_v2 drops it).
 Status = Literal["ok", "failed", "unsupported", "oom"]
 
 
@@ -227,59 +230,6 @@ class FidelityBlock(_Block):
     ci_resamples: str = "windows"
 
 
-Gate = Literal["pass", "fail", "undecided"]
-
-
-class PairedTaskBlock(_Block):
-    """One lm-eval task scored by the variant and its baseline on the same items."""
-    metric: str
-    items: int  # items both logged
-    baseline: float
-    variant: float
-    difference: float  # variant - baseline
-    difference_ci_low: float  # paired bootstrap over items
-    difference_ci_high: float
-    right_to_wrong: int
-    wrong_to_right: int
-    mcnemar_p: float  # exact (binomial) two-sided, unadjusted; the report applies Holm across variants
-    retention: Optional[float] = None  # variant / baseline (None when the baseline scored 0)
-    retention_ci_low: Optional[float] = None
-    retention_ci_high: Optional[float] = None
-    gates: dict[str, Gate] = Field(default_factory=dict)  # e.g. {"0.99": "undecided"}
-
-
-class CostBlock(_Block):
-    """Decode throughput and its cost at one measured shape."""
-    batch_size: int
-    prompt_tokens: int
-    new_tokens: int
-    output_tokens_per_s: float  # batch x 1000 / median TPOT (decode rate, prefill excluded)
-    tpot_ratio: Optional[float] = None  # variant / baseline TPOT at this shape, paired where measured so
-    tpot_ratio_kind: Optional[str] = None  # paired | unpaired
-    usd_per_million_tokens: Optional[float] = None  # price per hour / 3600 / tokens per s x 1e6
-    j_per_million_tokens: Optional[float] = None
-
-
-class ComparisonBlock(_Block):
-    """This point against its baseline (same model, same hardware id, ``baseline_variant``)."""
-    baseline_variant: str
-    baseline_run_id: Optional[str] = None
-    missing: list[str] = Field(default_factory=list)  # what could not be compared, and why
-    ci_level: float = 0.95
-    gates: list[float] = Field(default_factory=list)
-    fidelity: Optional[FidelityBlock] = None
-    loss_gates: dict[str, Gate] = Field(default_factory=dict)
-    tasks: dict[str, PairedTaskBlock] = Field(default_factory=dict)
-    cost: list[CostBlock] = Field(default_factory=list)
-    price_per_hour_usd: Optional[float] = None
-    weights_bytes_per_param: Optional[float] = None  # weights bytes / the baseline's parameter count
-    extra_training_flops: Optional[float] = None  # distillation: teacher forward + student training
-    extra_training_teacher_flops: Optional[float] = None  # the teacher's forward passes alone
-    extra_training_usd: Optional[float] = None  # at the machine's measured FLOP/$ (see flop_per_usd)
-    flop_per_usd: Optional[float] = None  # probe matmul FLOP/s x utilisation x 3600 / price per hour
-    training_utilisation: Optional[float] = None
-
-
 class LaunchBlock(_Block):
     """Where the point ran as the scheduler saw it (all null outside a scheduler)."""
     scheduler: Optional[str] = None  # "slurm" or null (a plain process)
@@ -293,7 +243,7 @@ class LaunchBlock(_Block):
 
 
 class RunRecord(_Block):
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     upgraded_from: Optional[int] = None  # the schema version it was written with, when older
     run_id: str
     point_key: str  # hash of the resolved config (less output paths) and hardware id
@@ -312,7 +262,9 @@ class RunRecord(_Block):
     hardware: HardwareBlock
     software: dict[str, Optional[str]]
     launch: LaunchBlock = Field(default_factory=LaunchBlock)
-    comparison: Optional[ComparisonBlock] = None  # against the baseline; None for the baseline itself
+    # measured in the point against its baseline's held-out reference; None for the baseline itself
+    fidelity: Optional[FidelityBlock] = None
+    fidelity_missing: Optional[str] = None  # why a non-baseline point has no fidelity block
 
 
 _V1_RENAMES = {"prefill_ms": "ttft_ms", "decode_ms_per_token": "itl_ms", "iterations": "requests"}
@@ -335,4 +287,15 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
         latency = latency_part(data["latency"])
         latency["scenarios"] = [latency_part(sc) for sc in latency.get("scenarios", [])]
         data["latency"] = latency
+    return data
+
+
+def upgrade_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-2 record as version 3: the fidelity it measured moves to the top level; its stored
+    comparison with another record is dropped (the report recomputes it from both records)."""
+    data = dict(data, schema_version=3, upgraded_from=data.get("upgraded_from") or 2)
+    comparison = data.pop("comparison", None) or {}
+    data["fidelity"] = comparison.get("fidelity")
+    missing = [m for m in comparison.get("missing", []) if m.startswith("fidelity: ")]
+    data["fidelity_missing"] = missing[0].removeprefix("fidelity: ") if missing else None
     return data

@@ -7,7 +7,7 @@
         a baseline's next-token distributions on the held-out windows, read by its variants
 
 A run id is readable and unique per point: ``<model>--<variant>--<hardware label>--<key>``,
-where the key hashes the resolved config (output locations and ``force`` left out) with the
+where the key hashes the point's identity (``IDENTITY``: what changes a measurement) with the
 hardware id, so a re-run on the same machine finds the same directory and can skip it.
 """
 from __future__ import annotations
@@ -25,26 +25,54 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 from pydantic import ValidationError
 
-from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1
+from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1, upgrade_v2
 
 RECORD = "record.json"
-# Config keys that say where output goes or whether to redo it, not what is measured.
-_NOT_IDENTITY = {"results_dir", "force", "hardware.probe_cache_dir", "hardware.probe",
-                 "compare.build_missing_reference"}
+# A point's identity: the config keys that change what it measures (each with everything under it),
+# less the exceptions below. Prices, report thresholds, display and paths are not in it, so
+# changing them re-measures nothing (point_key docstring).
+IDENTITY = ("model", "variant", "quality", "bench", "eval", "compare", "seed", "hardware.device", "hardware.label",
+            "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
+NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
+                "variant.options.force", "variant.options.out_root")
+# directories named in the config: a path under one is keyed relative to it, so moving models/ keeps keys
+_ROOTS = ("models_dir", "results_dir")
 
 
-def _strip(cfg: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _identity(cfg: dict[str, Any], roots: dict[str, str], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in cfg.items():
         dotted = f"{prefix}{k}"
-        if dotted in _NOT_IDENTITY:
+        inside = any(dotted == key or dotted.startswith(key + ".") for key in IDENTITY)
+        above = any(key.startswith(dotted + ".") for key in IDENTITY)
+        if dotted in NOT_IDENTITY or not (inside or above):
             continue
-        out[k] = _strip(v, dotted + ".") if isinstance(v, dict) else v
+        if isinstance(v, dict):
+            out[k] = _identity(v, roots, dotted + ".")
+        elif inside:
+            out[k] = _relative(v, roots)
     return out
 
 
+def _relative(value: Any, roots: dict[str, str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    for name, root in roots.items():
+        if root and (value == root or value.startswith(root.rstrip("/") + "/")):
+            return "${" + name + "}" + value[len(root.rstrip("/")):]
+    return value
+
+
+def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that is the point's identity (see IDENTITY)."""
+    roots = {name: str(resolved_config.get(name) or "") for name in _ROOTS}
+    return _identity(resolved_config, roots)
+
+
 def point_key(resolved_config: dict[str, Any], hardware_id: str) -> str:
-    blob = json.dumps({"config": _strip(resolved_config), "hardware": hardware_id}, sort_keys=True, default=str)
+    """Hash of the point's identity and the machine's: a re-run with a different price, report
+    setting, display flag or directory finds the same key and skips the point."""
+    blob = json.dumps({"config": identity(resolved_config), "hardware": hardware_id}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -165,6 +193,8 @@ def read_record(path: str | Path) -> RunRecord:
         raise RecordError(f"{path}: not a meekbench record (no schema_version)")
     if data["schema_version"] == 1:
         data = upgrade_v1(data)
+    if data["schema_version"] == 2:
+        data = upgrade_v2(data)
     if data["schema_version"] != SCHEMA_VERSION:
         raise RecordError(f"{path}: schema_version {data['schema_version']!r}; this meekbench reads "
                           f"versions 1 to {SCHEMA_VERSION} (re-run the point, or read it with the meekbench that wrote it)")
