@@ -14,7 +14,7 @@
 # The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).
 # Every point scores the same first QUALITY_BYTES of the held-out text (bits per byte compare the
 # tiny family and SmolLM2 on it); the real model's points also read fewer ci items and shorter
-# latency rounds (REAL); the whole demo took 28 minutes on 2 cores (README). Each fp32 point writes
+# latency rounds (REAL); the whole demo took 28 minutes on 2 cores (README, by step). Each fp32 point writes
 # its held-out reference distributions; every variant point after it is compared with them
 # (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.

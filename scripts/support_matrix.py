@@ -2,7 +2,7 @@
 """Print the quantisation support matrix (Markdown) from the records in results directories.
 
 Each cell says what actually happened when the variant ran on that device: `runs` (with the
-weights ratio to the same model's baseline), or the record's status and reason. The README's
+weights ratio to the same model's baseline), or the record's status and reason. docs/variants.md's
 matrix is this script's output on the demo's records:
 
     python scripts/support_matrix.py results/demo [more results dirs...] [--baseline fp32]
