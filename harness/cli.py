@@ -30,7 +30,7 @@ _quiet_libraries()
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from harness.config import CONF_DIR  # noqa: E402  (registers the schemas)
+from harness.config import CONF_DIR, ConfigValueError  # noqa: E402  (registers the schemas)
 
 
 def _build_tiny(cfg: DictConfig) -> None:
@@ -109,6 +109,22 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
 }
 
 
+def _checked(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """Instantiate the composed config (its schemas' __post_init__ checks every value) before the
+    command runs: a bad value exits with status 2 naming key, value and what is valid, before any
+    model loads. In a sweep, each job checks its own point."""
+    def checked(cfg: DictConfig) -> None:
+        try:
+            OmegaConf.to_object(cfg)
+        except ConfigValueError as e:
+            print(f"meekbench: bad config: {e}", file=sys.stderr)
+            sys.exit(2)
+        task(cfg)
+
+    checked.__name__ = task.__name__
+    return checked
+
+
 def _usage() -> str:
     lines = ["usage: meekbench <command> [hydra overrides...]", "", "commands:"]
     lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in COMMANDS.items()]
@@ -130,7 +146,7 @@ def main() -> None:
     if command == "report":
         sys.argv[1:] = _positional_dirs_to_override(sys.argv[1:])
     sys.argv[0] = f"meekbench-{command}"
-    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
+    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_checked(task))
     app()
 
 

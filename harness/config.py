@@ -7,13 +7,69 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO_ROOT / "conf"
+
+
+class ConfigValueError(ValueError):
+    """A config value outside what its key accepts (raised when the config is instantiated, at
+    compose time in every command, before anything loads)."""
+
+
+# The closed sets, named once (the modules that act on them import these; tests/test_config.py checks
+# that each matches its implementation)
+DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
+MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
+VARIANT_KINDS = ("baseline", "quantise", "distil")  # harness.variants.prepare's registry
+LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.project
+LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
+COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
+STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _set(value: Any) -> bool:
+    """False for a value still MISSING (a nested schema's defaults are instantiated before the YAML's)."""
+    return value is not None and value != MISSING
+
+
+def _one_of(key: str, value: Any, valid: Sequence[str]) -> None:
+    if _set(value) and value not in valid:
+        raise ConfigValueError(f"{key}={value!r}; valid: {', '.join(valid)}")
+
+
+def _at_least(key: str, value: Any, low: float, why: str = "") -> None:
+    if _set(value) and value < low:
+        raise ConfigValueError(f"{key}={value!r}; valid: >= {low}" + (f" ({why})" if why else ""))
+
+
+def _positive(key: str, value: Any) -> None:
+    if _set(value) and value <= 0:
+        raise ConfigValueError(f"{key}={value!r}; valid: > 0")
+
+
+def _fraction(key: str, value: Any, closed: bool = False) -> None:
+    """In (0, 1), or [0, 1] when closed."""
+    if _set(value) and not (0 <= value <= 1 if closed else 0 < value < 1):
+        raise ConfigValueError(f"{key}={value!r}; valid: " + ("0 to 1" if closed else "strictly between 0 and 1"))
+
+
+def _share(key: str, value: Any) -> None:
+    """A share of a whole: in (0, 1]."""
+    if _set(value) and not 0 < value <= 1:
+        raise ConfigValueError(f"{key}={value!r}; valid: above 0, at most 1")
+
+
+def _each(check: Callable[..., None], key: str, values: Any, *args: Any) -> None:
+    items = values.items() if isinstance(values, dict) else enumerate(values or [])
+    for k, v in items:
+        check(f"{key}.{k}", v, *args)
 
 
 @dataclass
@@ -33,6 +89,9 @@ class ModelConfig:
     use_safetensors: bool = True
     distilled_from: Optional[str] = None  # hub id or name of the teacher, for pre-distilled checkpoints
     build_hint: str = ""  # what to run when a local model is missing
+
+    def __post_init__(self) -> None:
+        _one_of("model.source", self.source, MODEL_SOURCES)
 
 
 @dataclass
@@ -73,6 +132,10 @@ class StudentInit:
     shape: Dict[str, int] = field(default_factory=dict)  # fresh: config fields to change (hidden_size, ...)
     seed: int = 0  # fresh: initialisation seed
 
+    def __post_init__(self) -> None:
+        _one_of("variant.options.student_init.kind", self.kind, STUDENT_INITS)
+        _at_least("variant.options.student_init.k", self.k, 1)
+
 
 @dataclass
 class DistilOptions:
@@ -94,6 +157,12 @@ class DistilOptions:
     out_root: str = "${models_dir}/distilled"  # students are saved under <out_root>/<recipe hash>/
     force: bool = False  # retrain even if the student exists
 
+    def __post_init__(self) -> None:
+        _check_training("variant.options.", self)
+        _fraction("variant.options.alpha", self.alpha, closed=True)
+        _positive("variant.options.temperature", self.temperature)
+        _at_least("variant.options.train_tokens", self.train_tokens, 1)
+
 
 @dataclass
 class VariantConfig:
@@ -103,6 +172,10 @@ class VariantConfig:
     method: Optional[str] = None  # quantisation or distillation method name
     # One of the option schemas above, chosen by the variant's YAML (defaults: /variant_options@options)
     options: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _one_of("variant.kind", self.kind, VARIANT_KINDS)
+        _one_of("variant.dtype", self.dtype, DTYPE_NAMES)
 
 
 @dataclass
@@ -125,6 +198,12 @@ class EvalConfig:
     torch_random_seed: int = 1234
     fewshot_random_seed: int = 1234
 
+    def __post_init__(self) -> None:
+        _at_least("eval.batch_size", self.batch_size, 1)
+        _at_least("eval.default_fewshot", self.default_fewshot, 0)
+        _positive("eval.limit", self.limit)
+        _at_least("eval.bootstrap_iters", self.bootstrap_iters, 0)
+
 
 @dataclass
 class QualityConfig:
@@ -133,6 +212,15 @@ class QualityConfig:
     stride: int = 64  # sliding-window stride; every token is scored once with >= ctx-stride context
     max_bytes: Optional[int] = 200_000  # cap the scored text (None: all of it)
     batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        _at_least("quality.context_length", self.context_length, 2)
+        _at_least("quality.stride", self.stride, 1)
+        if _set(self.stride) and _set(self.context_length) and self.stride > self.context_length:
+            raise ConfigValueError(f"quality.stride={self.stride!r}; valid: 1 to quality.context_length "
+                                   f"({self.context_length}), or tokens would go unscored")
+        _at_least("quality.max_bytes", self.max_bytes, 1)
+        _at_least("quality.batch_size", self.batch_size, 1)
 
 
 @dataclass
@@ -153,6 +241,21 @@ class BenchConfig:
     bootstrap_resamples: int = 2000
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _at_least("bench.new_tokens", self.new_tokens, 2, "time per output token needs a second token")
+        _each(_at_least, "bench.prompt_tokens", self.prompt_tokens, 1)
+        _each(_at_least, "bench.batch_sizes", self.batch_sizes, 1)
+        _at_least("bench.warmup", self.warmup, 0)
+        _at_least("bench.repeats", self.repeats, 1)
+        _at_least("bench.min_iterations", self.min_iterations, 1)
+        _at_least("bench.min_seconds", self.min_seconds, 0)
+        _at_least("bench.max_iterations", self.max_iterations, self.min_iterations if _set(self.min_iterations) else 1,
+                  "at least bench.min_iterations")
+        _positive("bench.target_rel_ci", self.target_rel_ci)
+        _one_of("bench.paired_baseline_dtype", self.paired_baseline_dtype, DTYPE_NAMES)
+        _at_least("bench.threads", self.threads, 1)
+        _at_least("bench.bootstrap_resamples", self.bootstrap_resamples, 1)
+
 
 @dataclass
 class HardwareConfig:
@@ -164,6 +267,14 @@ class HardwareConfig:
     probe_repeats: int = 7  # timed runs of each probe (after one untimed)
     probe_copy_bytes: Optional[int] = None  # None: 1 GiB on a GPU, 128 MiB on a CPU
     probe_matmul_n: Optional[int] = None  # None: 8192 (bf16) on a GPU, 1024 (fp32) on a CPU
+
+    def __post_init__(self) -> None:
+        if _set(self.device) and not _DEVICE.fullmatch(str(self.device)):
+            raise ConfigValueError(f"hardware.device={self.device!r}; valid: auto, cpu, mps, cuda, cuda:N")
+        _positive("hardware.price_per_hour_usd", self.price_per_hour_usd)
+        _at_least("hardware.probe_repeats", self.probe_repeats, 1)
+        _positive("hardware.probe_copy_bytes", self.probe_copy_bytes)
+        _positive("hardware.probe_matmul_n", self.probe_matmul_n)
 
 
 @dataclass
@@ -179,6 +290,13 @@ class CompareConfig:
     ci_level: float = 0.95
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _at_least("compare.top_k", self.top_k, 1)
+        _at_least("compare.full_vocab_max", self.full_vocab_max, 0)
+        _positive("compare.logprob_shift_nats", self.logprob_shift_nats)
+        _at_least("compare.bootstrap_resamples", self.bootstrap_resamples, 1)
+        _fraction("compare.ci_level", self.ci_level)
+
 
 @dataclass
 class JudgeConfig:
@@ -193,6 +311,13 @@ class JudgeConfig:
     training_utilisation: float = 0.4
     # hardware label -> USD per hour, overriding the price each point's run was configured with
     prices: Dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _each(_positive, "judge.gates", self.gates)
+        _at_least("judge.bootstrap_resamples", self.bootstrap_resamples, 1)
+        _fraction("judge.ci_level", self.ci_level)
+        _share("judge.training_utilisation", self.training_utilisation)
+        _each(_positive, "judge.prices", self.prices)
 
 
 @dataclass
@@ -237,6 +362,18 @@ class BuildTasksConfig:
     models_dir: str = "models"
 
 
+def _check_training(key: str, cfg: Any) -> None:
+    """The training settings the family, the grid and distillation share."""
+    _at_least(f"{key}seq_len", cfg.seq_len, 2)
+    _at_least(f"{key}batch_size", cfg.batch_size, 1)
+    _fraction(f"{key}warmup_fraction", cfg.warmup_fraction, closed=True)
+    _fraction(f"{key}min_lr_fraction", cfg.min_lr_fraction, closed=True)
+    _at_least(f"{key}weight_decay", cfg.weight_decay, 0)
+    _positive(f"{key}grad_clip", cfg.grad_clip)
+    if hasattr(cfg, "lr"):
+        _positive(f"{key}lr", cfg.lr)
+
+
 @dataclass
 class TinyModelSpec:
     name: str = MISSING
@@ -272,6 +409,12 @@ class TinyBuildConfig:
     force: bool = False
     models: List[TinyModelSpec] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        _check_training("", self)
+        _at_least("train_tokens", self.train_tokens, 1)
+        _at_least("vocab_size", self.vocab_size, 2)
+        _at_least("heldout_every", self.heldout_every, 2)
+
 
 @dataclass
 class GridBudget:
@@ -283,8 +426,12 @@ class GridBudget:
 class LearningRateRule:
     """peak lr = ref * (params / ref_params) ** -exponent: wider models want a lower rate."""
     ref: float = 3e-3
-    ref_params: float = 556_000  # total params of tiny-m, whose family lr is ref
+    ref_params: float = 556_704  # total params of tiny-m, whose family lr is ref
     exponent: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("lr_rule.ref", self.ref)
+        _positive("lr_rule.ref_params", self.ref_params)
 
 
 @dataclass
@@ -315,6 +462,11 @@ class GridConfig:
     only_budgets: Optional[List[int]] = None  # indices into budgets (None: all)
     force: bool = False
 
+    def __post_init__(self) -> None:
+        _check_training("", self)
+        _positive("max_epochs", self.max_epochs)
+        _at_least("checkpoint_every", self.checkpoint_every, 1)
+
 
 @dataclass
 class LawFitConfig:
@@ -327,6 +479,11 @@ class LawFitConfig:
     seed: int = 0
     models_dir: str = "models"
     results_dir: str = "results"
+
+    def __post_init__(self) -> None:
+        _at_least("resamples", self.resamples, 0)
+        _fraction("level", self.level)
+        _positive("huber_delta", self.huber_delta)
 
 
 @dataclass
@@ -345,12 +502,24 @@ class LawConfig:
     standard_errors: Optional[Dict[str, float]] = None
     standard_errors_source: str = ""
 
+    def __post_init__(self) -> None:
+        _one_of("projector.law.source", self.source, LAW_SOURCES)
+        _one_of("projector.law.transfer", self.transfer, LAW_TRANSFERS)
+        _at_least("projector.law.L0", self.L0, 0)
+        _positive("projector.law.A", self.A)
+        _positive("projector.law.alpha", self.alpha)
+        _each(_at_least, "projector.law.standard_errors", self.standard_errors, 0)
+
 
 @dataclass
 class GrowthConfig:
     g_i: float = 3.57  # frontier investment, x per year
     g_h: float = 1.4  # hardware price-performance, x per year
     g_alg: float = 2.8  # algorithmic efficiency, x per year
+
+    def __post_init__(self) -> None:
+        for name in ("g_i", "g_h", "g_alg"):
+            _positive(f"projector.growth.{name}", getattr(self, name))
 
 
 @dataclass
@@ -372,6 +541,13 @@ class InferenceConfig:
     frontier_spend_growth: float = 3.57
     frontier_spend_source: str = "assumption: grows with frontier investment, g_i (Gundlach, Lynch & Thompson 2025)"
 
+    def __post_init__(self) -> None:
+        key = "projector.inference"
+        _one_of(f"{key}.cost_source", self.cost_source, COST_SOURCES)
+        for name in ("price_per_token_usd", "g_cost", "flops_per_param", "tokens_per_param", "frontier_spend_growth"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        _at_least(f"{key}.batch_size", self.batch_size, 1)
+
 
 @dataclass
 class RangeConfig:
@@ -380,6 +556,12 @@ class RangeConfig:
     high: float = MISSING
     level: float = 0.9  # the interval's coverage, e.g. 0.95 for a published 95% CI
     source: str = MISSING  # where the interval comes from
+
+    def __post_init__(self) -> None:
+        _positive("projector.uncertainty.*.low", self.low)  # sampled lognormally
+        if _set(self.low) and _set(self.high) and self.high < self.low:
+            raise ConfigValueError(f"projector.uncertainty: high={self.high!r} below low={self.low!r}")
+        _fraction("projector.uncertainty.*.level", self.level)
 
 
 @dataclass
@@ -415,6 +597,20 @@ class ProjectorConfig:
     closing_levels: List[float] = field(default_factory=lambda: [0.05, 0.01])  # gap levels (nats) to report closing times for
     start_ratio: float = 1.0  # frontier / meek compute at t = 0
     start_ratio_source: str = "paper: both actors start from the same compute (Gundlach, Lynch & Thompson 2025)"
+
+    def __post_init__(self) -> None:
+        key = "projector"
+        for name in ("budget_usd", "flop_per_dollar", "price_per_hour_usd", "horizon_years", "start_ratio"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        _share(f"{key}.utilisation", self.utilisation)
+        _each(_positive, f"{key}.prices", self.prices)
+        _at_least(f"{key}.steps_per_year", self.steps_per_year, 1)
+        _fraction(f"{key}.error_rate", self.error_rate)
+        _each(_at_least, f"{key}.p_steps", self.p_steps, 1)
+        _at_least(f"{key}.bootstrap", self.bootstrap, 0)
+        _at_least(f"{key}.monte_carlo", self.monte_carlo, 0)
+        _each(_positive, f"{key}.closing_levels", self.closing_levels)
+        _fraction(f"{key}.task_chance", self.task_chance, closed=True)
 
 
 @dataclass

@@ -18,12 +18,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from harness.cards import ModelCard, read_card
-from harness.config import ModelConfig
+from harness.config import MODEL_SOURCES, ModelConfig
 
 log = logging.getLogger(__name__)
 
 
-SOURCES = ("local", "hub", "gguf")
+SOURCES = MODEL_SOURCES
 
 
 class ModelNotFoundError(RuntimeError):

@@ -13,6 +13,7 @@ import pytest
 from harness.report import flat_table, write_report
 from harness.results.compare import load_records
 from harness.results.store import iter_records, read_record, write_record, RecordError
+from harness.results.schema import SCHEMA_VERSION
 from harness.run import run_point
 
 
@@ -97,7 +98,7 @@ def test_version_1_records_are_read_with_their_latency_renamed(tmp_path):
     path = tmp_path / "record.json"
     path.write_text(json.dumps(data))
     rec = read_record(path)
-    assert rec.schema_version == 2 and rec.upgraded_from == 1
+    assert rec.schema_version == SCHEMA_VERSION and rec.upgraded_from == 1
     assert rec.latency.ttft_ms.median == 1.0 and rec.latency.itl_ms.samples == [1.0, 1.0]
     assert rec.latency.tpot_ms is None and "version 1" in rec.latency.itl_ms.ci_resamples
     assert rec.latency.scenarios[0].requests == 2 and rec.latency.scenarios[0].rounds == 1

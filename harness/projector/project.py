@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import ProjectConfig, ProjectorConfig
+from harness.config import COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, ProjectConfig, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
 from harness.projector import inference as I
@@ -75,7 +75,7 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
             return ComputeLaw(p.law.L0, p.law.A, exponent)  # A is anchored once FLOP/$ is known (resolve_inputs)
         if p.law.transfer == "full":
             return ComputeLaw(e, g, exponent)
-        raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: exponent, full")
+        raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: {', '.join(LAW_TRANSFERS)}")
 
     draws = fits["approach3"]["compute_optimal_draws"]
     return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
@@ -208,7 +208,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             src, note = "default", f"fell back to the paper's law (projector.law L0, A, alpha): {e}"
             log.warning("measured compute-optimal law unavailable, fell back to the paper's law: %s", e)
     else:
-        raise ValueError(f"projector.law.source={p.law.source!r}; valid: paper, {', '.join(PUBLISHED)}, measured")
+        raise ValueError(f"projector.law.source={p.law.source!r}; valid: {', '.join(LAW_SOURCES)}")
     for k in ("L0", "A", "alpha"):
         prov[f"law.{k}"] = _input(getattr(law, k), src, note)
     if grid_law is not None:
@@ -396,8 +396,8 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
     """The inference gap (harness/projector/inference.py): the rate from measured decode costs where
     the records have them, else the assumed FLOP/$; read on the projection's own law."""
     inf = p.inference
-    if inf.cost_source not in ("measured", "assumed"):
-        raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: measured, assumed")
+    if inf.cost_source not in COST_SOURCES:
+        raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: {', '.join(COST_SOURCES)}")
     multipliers = {(v["model"], v["variant"], v["hardware"]): v.get("multiplier_vs_baseline") for v in variants
                    if v.get("multiplier_vs_baseline")}
     rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant, p.prices) \

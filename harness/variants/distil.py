@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import transformers
 
 from harness.cards import CardError, DistillationInfo, ModelCard, read_card, write_card
-from harness.config import DistilOptions, ModelConfig, StudentInit, VariantConfig
+from harness.config import STUDENT_INITS, DistilOptions, ModelConfig, StudentInit, VariantConfig
 from harness.models import load_model
 from harness.params import count_params
 from harness.train import TrainRecipe, steps_for, train_lm
@@ -93,7 +93,7 @@ def _init_student(model_cfg: ModelConfig, init: StudentInit, dtype, device):
         torch.manual_seed(init.seed)
         loaded.model = AutoModelForCausalLM.from_config(config).to(device)
         return loaded, f"fresh {config.model_type} {dict(init.shape)}"
-    raise ValueError(f"student_init.kind={init.kind!r}; valid: model, every_kth_layer, fresh")
+    raise ValueError(f"student_init.kind={init.kind!r}; valid: {', '.join(STUDENT_INITS)}")
 
 
 def recipe_hash(model_cfg: ModelConfig, opts: DistilOptions, method: str) -> str:

@@ -1,0 +1,83 @@
+"""Config checked at compose: every shipped option instantiates, and a bad value exits before anything loads."""
+import subprocess
+import sys
+import time
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.config import CONF_DIR, ConfigValueError
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+SHIPPED = ([("run", [f"{group}={option}"]) for group in ("model", "variant", "bench", "eval", "hardware")
+            for option in _options(group)]
+           + [("project", [f"projector={option}"]) for option in _options("projector")]
+           + [("build_grid", [f"grid={option}"]) for option in _options("grid")]
+           + [(name, []) for name in ("build_tiny", "build_tasks", "fit_law", "report", "summary")])
+
+
+def _instantiate(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return OmegaConf.to_object(compose(config_name=name, overrides=overrides))
+
+
+def test_every_shipped_config_option_passes_its_checks():
+    failures = []
+    for name, overrides in SHIPPED:
+        try:
+            _instantiate(name, overrides)
+        except ConfigValueError as e:
+            failures.append(f"{name} {overrides}: {e}")
+    assert not failures, "\n".join(failures)
+    assert len(SHIPPED) > 50  # the options were found
+
+
+@pytest.mark.parametrize("name, override, key", [
+    ("run", "bench.new_tokens=1", "bench.new_tokens"),
+    ("run", "variant.dtype=float8", "variant.dtype"),
+    ("run", "quality.stride=4096", "quality.stride"),
+    ("run", "compare.ci_level=95", "compare.ci_level"),
+    ("project", "projector.law.transfer=exponentt", "projector.law.transfer"),
+    ("project", "projector.law.source=chinchila", "projector.law.source"),
+    ("project", "projector.inference.cost_source=guess", "projector.inference.cost_source"),
+    ("report", "+judge.prices.cpu=-2", "judge.prices.cpu"),
+    ("build_tiny", "warmup_fraction=1.5", "warmup_fraction"),
+    ("build_grid", "lr_rule.ref=0", "lr_rule.ref"),
+])
+def test_a_bad_value_is_refused_naming_the_key_the_value_and_what_is_valid(name, override, key):
+    with pytest.raises(ConfigValueError) as caught:
+        _instantiate(name, [override])
+    message = str(caught.value)
+    value = override.split("=", 1)[1]
+    assert message.startswith(f"{key}=") and value in message and "valid:" in message
+
+
+@pytest.mark.parametrize("command, override", [
+    ("run", "bench.new_tokens=1"),  # was a failed record after the model had loaded
+    ("run", "hardware.device=gpu0"),
+    ("project", "projector.monte_carlo=-5"),
+])
+def test_the_cli_exits_with_status_2_before_anything_loads(command, override, tmp_path):
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "harness", command, override, f"results_dir={tmp_path}"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    key = override.split("=", 1)[0]
+    assert f"meekbench: bad config: {key}=" in out.stderr and "valid:" in out.stderr
+    assert not list(tmp_path.rglob("*.json")), "nothing was measured or written"
+    print(f"{command} {override}: refused in {time.perf_counter() - started:.1f} s")
+
+
+def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
+    from harness import config
+    from harness.projector.project import PUBLISHED
+    from harness.variants import DTYPES, _registry
+
+    assert tuple(DTYPES) == config.DTYPE_NAMES
+    assert tuple(_registry()) == config.VARIANT_KINDS
+    assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}
