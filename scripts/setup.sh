@@ -53,4 +53,15 @@ if [ "${MEEKBENCH_BROWSER:-}" = 1 ] && [ -z "${MEEKBENCH_CHROMIUM:-}" ] && ! com
     step "no chromium on PATH and not root: install your distribution's chromium or set MEEKBENCH_CHROMIUM"
   fi
 fi
+# The `slurm` tests' one-node cluster (scripts/slurm_local.sh): its Debian packages, installed here so
+# that no test runs apt. As root with apt-get only; otherwise the slurm tests skip with the reason.
+if [ "${MEEKBENCH_SLURM:-}" = 1 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing SLURM's Debian packages for the slurm tests (log: .venv/apt-slurm.log)"
+    bash scripts/slurm_local.sh install > .venv/apt-slurm.log 2>&1 \
+      || { echo "setup: installing SLURM failed, see .venv/apt-slurm.log" >&2; exit 1; }
+  else
+    step "not root with apt-get: SLURM not installed, the slurm tests will skip"
+  fi
+fi
 step "$(python -c "import harness, torch, transformers; print(f'meekbench {harness.__version__} ready: torch {torch.__version__}, transformers {transformers.__version__}')")"

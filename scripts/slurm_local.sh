@@ -3,6 +3,7 @@
 # before going to a real cluster, and for the `slurm` tests.
 #
 #   sudo bash scripts/slurm_local.sh          # install (apt) when missing, configure, start, wait
+#   sudo bash scripts/slurm_local.sh install  # only install the packages (scripts/setup.sh, MEEKBENCH_SLURM=1)
 #   sudo bash scripts/slurm_local.sh stop     # stop the daemons again
 #   bash scripts/slurm_local.sh status        # what is running
 #
@@ -12,7 +13,8 @@
 # (proctrack/linuxproc, task/none): fine for trying sweeps, not a model of a production
 # cluster's isolation. Accounting is real (slurmdbd over a local MariaDB), as on a lab cluster:
 # submitit reads job states with `sacct`, and without it a cancelled job would leave the
-# launcher waiting forever.
+# launcher waiting forever. SLURM_LOCAL_NO_INSTALL=1 makes a missing package an error instead
+# of an apt run (the tests: set-up installs, a test never runs apt).
 set -euo pipefail
 ACTION=${1:-start}
 CONF_DIR=/etc/slurm
@@ -43,25 +45,36 @@ stop() {
   stop_daemon munged
 }
 
-case "$ACTION" in
-  stop) stop; exit 0 ;;
-  status) pgrep -ax 'munged|mariadbd|slurmdbd|slurmctld|slurmd' || say "no daemon running"
-          sinfo 2>/dev/null || true; exit 0 ;;
-  start) ;;
-  *) fail "unknown action '$ACTION' (valid: start, stop, status)" ;;
-esac
+installed() {
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
+    && command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null
+}
 
-[ "$(id -u)" = 0 ] || fail "needs root (apt, /etc/slurm, the daemons); run it with sudo"
-
-if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null \
-   || ! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null; then
+install() {
+  installed && return 0
+  [ "${SLURM_LOCAL_NO_INSTALL:-}" != 1 ] || fail "$PACKAGES: not installed; run 'bash scripts/slurm_local.sh install' \
+as root, or scripts/setup.sh with MEEKBENCH_SLURM=1 (scripts/test.sh does)"
+  [ "$(id -u)" = 0 ] || fail "installing $PACKAGES needs root (apt); run it with sudo"
   command -v apt-get >/dev/null || fail "$PACKAGES: missing, and there is no apt-get to install them"
   say "installing $PACKAGES with apt (a minute or two)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || fail "apt-get update failed (no package registry reachable?)"
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null || fail "apt-get install $PACKAGES failed"
-fi
+}
+
+case "$ACTION" in
+  install) install; say "$(slurmctld -V)"; exit 0 ;;
+  stop) stop; exit 0 ;;
+  status) pgrep -ax 'munged|mariadbd|slurmdbd|slurmctld|slurmd' || say "no daemon running"
+          sinfo 2>/dev/null || true; exit 0 ;;
+  start) ;;
+  *) fail "unknown action '$ACTION' (valid: start, install, stop, status)" ;;
+esac
+
+[ "$(id -u)" = 0 ] || fail "needs root (apt, /etc/slurm, the daemons); run it with sudo"
+
+install
 say "$(slurmctld -V)"
 
 HOST=$(hostname -s)

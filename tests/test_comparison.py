@@ -112,6 +112,7 @@ def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
     assert math.isclose(f_exact.loss_retention, f_coarse.loss_retention)
 
 
+@pytest.mark.slow
 def test_a_variant_run_before_its_baseline_is_compared_by_the_report_and_a_price_change_remeasures_nothing(run_cfg):
     lone = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci"))
     assert lone.status == "ok", lone.error

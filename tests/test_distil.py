@@ -12,6 +12,7 @@ from harness.params import count_params
 from harness.run import run_point
 from harness.variants.distil import VocabularyMismatchError, _init_student, recipe_hash, shared_vocab_size
 
+pytestmark = pytest.mark.slow  # trains two students
 TOKENS = "variant.options.train_tokens=131072"  # 64 steps: the same budget for KD and its control
 
 
@@ -69,16 +70,24 @@ def test_student_is_reused_not_retrained(distilled):
     assert AutoModelForCausalLM.from_pretrained(path).config.num_hidden_layers >= 1
 
 
-def test_same_shape_student_decodes_like_its_baseline_measured_paired(distilled):
-    """A student has tiny-xs's shape: interleaved with tiny-xs fp32 in the same point, its time
-    per output token must be its baseline's up to noise (the saved config keeps the KV cache on)."""
-    path = distilled["kd"].model.source
-    assert AutoModelForCausalLM.from_pretrained(path).config.use_cache is True
+def test_same_shape_student_decodes_like_its_baseline_measured_paired(distilled, models_dir):
+    """A student has tiny-xs's shape and decodes the way tiny-xs does: the saved config is the
+    baseline's architecture with the KV cache on (a student once saved use_cache=False and decoded
+    several times slower). Its time per output token is measured interleaved with tiny-xs fp32 in
+    the same point; the ratio is reported, not asserted (timing on a shared CPU is no pass/fail)."""
+    student = AutoModelForCausalLM.from_pretrained(distilled["kd"].model.source).config.to_dict()
+    baseline = AutoModelForCausalLM.from_pretrained(models_dir / "tiny" / "tiny-xs").config.to_dict()
+    assert student["use_cache"] is True
+    architecture = ("model_type", "architectures", "hidden_size", "intermediate_size", "num_hidden_layers",
+                    "num_attention_heads", "num_key_value_heads", "vocab_size", "max_position_embeddings",
+                    "tie_word_embeddings", "torch_dtype", "dtype")
+    assert {k: student.get(k) for k in architecture} == {k: baseline.get(k) for k in architecture}
     rec = distilled["run"]("variant=distil-kd", "model@variant.options.teacher=tiny-m", TOKENS,
                            "bench.paired_baseline=true", "bench.repeats=2", "bench.min_iterations=15", "force=true")
     p = rec.latency.paired
     assert p is not None and p.pairs == 30, rec.latency.paired_with
-    assert 0.8 < p.tpot_ratio < 1.25, (p.tpot_ratio, p.tpot_ci_low, p.tpot_ci_high)
+    assert p.tpot_ci_low <= p.tpot_ratio <= p.tpot_ci_high
+    print(f"student / tiny-xs TPOT, paired: {p.tpot_ratio:.3f} [{p.tpot_ci_low:.3f}, {p.tpot_ci_high:.3f}]")
 
 
 def test_recipe_hash_tracks_what_changes_the_student():

@@ -7,6 +7,8 @@ from omegaconf import OmegaConf
 from harness.tiny.grid import build_grid, flops_per_token
 from tests.conftest import compose_config
 
+pytestmark = pytest.mark.slow
+
 
 def _grid_cfg(models_dir, *overrides):
     # the family's own text only (no extra packages): enough for the reduced budgets, and faster

@@ -34,6 +34,7 @@ def fitted():
     return runs, fit_grid(runs, resamples=30, seed=0, level=0.9)
 
 
+@pytest.mark.slow
 def test_noise_free_grid_gives_the_true_optima_and_law():
     runs = grid_runs(np.random.default_rng(0), noise=0.0)
     fits = fit_grid(runs, resamples=0)
@@ -48,6 +49,7 @@ def test_noise_free_grid_gives_the_true_optima_and_law():
     assert abs(ex["error_nats"]) < 1e-3
 
 
+@pytest.mark.slow
 def test_every_generating_parameter_lies_in_its_band_at_the_measured_noise(fitted):
     """On a grid of the real one's shape with noise like the measured seed-to-seed spread (1.2%),
     each 90% band holds its true value, and the compute exponent's band holds the true exponent.
@@ -64,6 +66,7 @@ def test_every_generating_parameter_lies_in_its_band_at_the_measured_noise(fitte
     assert lo <= TRUE.compute_optimal().alpha <= hi, (lo, hi)
 
 
+@pytest.mark.slow
 def test_bands_are_as_wide_as_the_spread_over_fresh_noise(fitted):
     runs, fits = fitted
     a3 = fits["approach3"]
@@ -83,6 +86,7 @@ def test_bands_are_as_wide_as_the_spread_over_fresh_noise(fitted):
     assert 0.3 < (hi - lo) / spread < 3.0, ((hi - lo), spread)
 
 
+@pytest.mark.slow
 def test_approaches_report_their_dof_and_the_agreement_check(fitted):
     _, fits = fitted
     for key in ("approach1", "approach2"):
@@ -100,6 +104,7 @@ def test_a_budget_without_an_interior_optimum_is_refused_with_the_reason():
         envelope(runs)  # one budget: no line through optima
 
 
+@pytest.mark.slow
 def test_the_extrapolation_test_predicts_the_held_out_budget(fitted):
     _, fits = fitted
     ex = fits["extrapolation_test"]  # approach 3 without the largest budget, 15 refits

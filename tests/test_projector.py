@@ -44,6 +44,7 @@ def test_compute_optimal_derivations_match_design():
     assert CHINCHILLA.loss(n, c / (6 * n)).min() == pytest.approx(chin.loss(c), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_power_law_fit_recovers_parameters_inside_band():
     rng = np.random.default_rng(0)
     truth = PowerLaw(E=1.8, A=400.0, a=0.3)
@@ -57,6 +58,7 @@ def test_power_law_fit_recovers_parameters_inside_band():
     assert law.invert(law.loss(1e8)) == pytest.approx(1e8, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_chinchilla_fit_recovers_parameters():
     rng = np.random.default_rng(1)
     n = np.repeat(np.logspace(6, 10, 6), 4)
@@ -115,6 +117,7 @@ def _grid_law(path, resamples=10):
     return fits
 
 
+@pytest.mark.slow
 def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path):
     """A measured projection: the compute-optimal exponent from an IsoFLOP grid's law (carried to the
     paper's L0 and A), its bootstrap as a band, FLOP/$ from probes and price, defaults marked."""
@@ -242,6 +245,7 @@ def test_sampled_inputs_give_bands_and_point_intervals_give_none_wide():
     assert point["uncertainty"]["t_star_years"]["median"] == pytest.approx(point["t_star_years"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_bootstrap_band_matches_the_spread_of_fits_to_fresh_noise():
     """The exponent's bootstrap interval should be about as wide as the spread of the exponents
     fitted to new noisy data from the same truth (within a factor of 2), not 13x narrower."""

@@ -115,6 +115,7 @@ def _write_many(args):
         write_record(results_dir, shared)  # everyone overwrites one record too
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_nothing(two_machines, tmp_path):
     template = load_records([two_machines[0]]).records[0].model_dump(mode="json")
     with mp.get_context("spawn").Pool(4) as pool:
@@ -125,6 +126,7 @@ def test_concurrent_writers_lose_nothing(two_machines, tmp_path):
     assert not list(tmp_path.glob("runs/*/*.tmp"))
 
 
+@pytest.mark.slow
 def test_sweep_killed_mid_point_resumes_every_point_once(models_dir, tmp_path):
     results = tmp_path / "results"
     args = [sys.executable, "-m", "harness", "run", "-m", "model=tiny-xs,tiny-s,tiny-m",

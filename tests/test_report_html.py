@@ -14,6 +14,8 @@ import pytest
 from harness.report import write_report
 from harness.run import run_point
 
+pytestmark = pytest.mark.slow
+
 CHROMIUM = os.environ.get("MEEKBENCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 
 import harness.run
 from harness.results.store import iter_records, read_record, run_dir
@@ -61,10 +62,12 @@ def test_missing_model_is_a_failed_record_with_build_hint(run_cfg, tmp_path):
     assert "meekbench build-tiny" in rec.error and "nowhere" in rec.error
 
 
-def test_bad_dtype_is_a_failed_record_naming_valid_values(run_cfg):
-    rec = run_point(run_cfg("model=tiny-xs", "variant.dtype=float8"))
-    assert rec.status == "failed"
-    assert "float8" in rec.error and "bfloat16" in rec.error
+def test_bad_dtype_is_refused_before_the_model_loads_naming_valid_values(run_cfg, tmp_path):
+    from harness.config import ConfigValueError
+
+    with pytest.raises(ConfigValueError, match=r"variant\.dtype='float8'; valid: .*bfloat16"):
+        run_point(run_cfg("model=tiny-xs", "variant.dtype=float8"))
+    assert not (tmp_path / "results").exists()  # a bad invocation, not a failed record
 
 
 def test_remote_code_is_refused_by_default(run_cfg, models_dir, tmp_path):
@@ -82,6 +85,7 @@ def test_remote_code_is_refused_by_default(run_cfg, models_dir, tmp_path):
     assert "trust_remote_code" in rec.error
 
 
+@pytest.mark.slow
 def test_cli_sweep_and_bad_invocation(models_dir, tmp_path):
     results = tmp_path / "cli-results"
     common = [f"models_dir={models_dir}", f"results_dir={results}", "bench=quick", "quality.max_bytes=5000",

@@ -32,10 +32,18 @@ def test_generator_is_deterministic_and_has_three_kinds():
     a, b = generate_items(text, seed=0), generate_items(text, seed=0)
     assert a == b and set(a) == set(TASKS)
     assert all(len(a[t]) > 0 for t in TASKS)
-    mc = a["meek_ci_mc"][0]
-    assert len(mc["choices"]) == 4 and sorted(mc["choices"][mc["label"]].split()) == sorted(mc["choices"][0].split())
+    flat = " ".join(text.split())
+    for item in a["meek_ci_mc"]:
+        truth = item["choices"][item["label"]]
+        assert item["context"] + truth in flat  # the truth is the text that follows the context
+        assert len(set(item["choices"])) == 4  # three distinct distractors, none the truth
+        for choice in item["choices"]:  # each a reordering of the truth's words: unigrams cannot help
+            assert sorted(choice.split()) == sorted(truth.split())
+    assert {item["label"] for item in a["meek_ci_mc"]} == {0, 1, 2, 3}  # the truth's place is shuffled
+    assert generate_items(text, seed=1)["meek_ci_mc"] != a["meek_ci_mc"]  # and the seed decides it
 
 
+@pytest.mark.slow
 def test_ci_suite_in_the_record(evaluated):
     for rec in evaluated.values():
         assert rec.status == "ok", rec.error
@@ -52,6 +60,7 @@ def test_ci_suite_in_the_record(evaluated):
     assert bpb["tiny-m"] < bpb["tiny-xs"]
 
 
+@pytest.mark.slow
 def test_parity_with_lm_eval_command_line(evaluated, models_dir, tmp_path):
     rec = evaluated["tiny-xs"]
     out = subprocess.run(
@@ -78,6 +87,7 @@ def test_missing_ci_data_names_the_command(run_cfg, tmp_path):
     assert rec.status == "failed" and "meekbench build-tasks" in rec.error
 
 
+@pytest.mark.slow
 def test_summary_shows_every_task_in_the_records(evaluated):
     console = Console(record=True, width=400)
     console.print(summary_table(list(evaluated.values())))
@@ -95,6 +105,8 @@ def test_offline_evaluation_restores_the_environment_for_later_points(run_cfg, m
     process offline for a later point that loads a hub model."""
     import datasets.config
     import huggingface_hub.constants
+    import lm_eval.evaluator  # noqa: F401
+    import sklearn  # noqa: F401  (its first import sets KMP_DUPLICATE_LIB_OK: a library's, not a point's)
 
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
@@ -106,8 +118,20 @@ def test_offline_evaluation_restores_the_environment_for_later_points(run_cfg, m
     assert dict(os.environ) == env
     assert datasets.config.HF_HUB_OFFLINE is False and huggingface_hub.constants.HF_HUB_OFFLINE is False
 
-    class Reachable:  # the hub endpoint answers: a later hub point must be allowed to download
+
+def test_hub_is_offline_follows_the_setting_then_the_environment_then_the_network(monkeypatch):
+    class Reachable:
         def close(self):
             pass
+
+    def unreachable(*args, **kwargs):
+        raise OSError("no route")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Reachable())
-    assert hub_is_offline(None) is False
+    assert hub_is_offline(None) is False and hub_is_offline(True) is True
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    assert hub_is_offline(None) is True and hub_is_offline(False) is False
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Reachable())
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_is_offline(None) is True

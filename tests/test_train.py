@@ -22,6 +22,7 @@ def test_schedule_warms_up_then_ends_at_its_floor_on_the_last_step():
     assert lrs[-1] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     whole = _model()
     train_lm(whole, IDS, RECIPE, "whole")
