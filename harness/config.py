@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 import re
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -138,27 +138,54 @@ class StudentInit:
 
 
 @dataclass
-class DistilOptions:
+class TrainingSettings:
+    """The training settings the tiny family, the grid and distillation share (one schema; each
+    inherits it, distillation with its own defaults). harness.train.TrainRecipe.from_settings
+    turns them into a run's recipe."""
+    seq_len: int = 128
+    batch_size: int = 16
+    warmup_fraction: float = 0.05
+    min_lr_fraction: float = 0.1  # the cosine decays to this fraction of the peak at the last step
+    weight_decay: float = 0.1
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0  # max global gradient norm
+
+    _key: ClassVar[str] = ""  # where these keys sit in the composed config, for error messages
+
+    def __post_init__(self) -> None:
+        key = self._key
+        _at_least(f"{key}seq_len", self.seq_len, 2)
+        _at_least(f"{key}batch_size", self.batch_size, 1)
+        _fraction(f"{key}warmup_fraction", self.warmup_fraction, closed=True)
+        _fraction(f"{key}min_lr_fraction", self.min_lr_fraction, closed=True)
+        _at_least(f"{key}weight_decay", self.weight_decay, 0)
+        _positive(f"{key}grad_clip", self.grad_clip)
+        if _set(self.adam_betas) and not (len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas)):
+            raise ConfigValueError(f"{key}adam_betas={list(self.adam_betas)!r}; valid: two numbers in [0, 1)")
+
+
+@dataclass
+class DistilOptions(TrainingSettings):
     teacher: ModelConfig = field(default_factory=ModelConfig)
     student_init: StudentInit = field(default_factory=StudentInit)
     alpha: float = 0.5  # weight of the KD term (method kd; continue-ce uses 0)
     temperature: float = 2.0
     train_tokens: int = 262_144
-    seq_len: int = 128
-    batch_size: int = 16
     lr: float = 1e-3
-    warmup_fraction: float = 0.05
-    min_lr_fraction: float = 0.0  # the cosine decays to this fraction of lr at the last step
+    # a short continuation of a trained model, not a run from scratch: no floor, no decay, Adam's betas
+    min_lr_fraction: float = 0.0
     weight_decay: float = 0.0
     adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    grad_clip: float = 1.0  # max global gradient norm
     seed: int = 0
     text: str = MISSING  # a local UTF-8 training text
     out_root: str = "${models_dir}/distilled"  # students are saved under <out_root>/<recipe hash>/
     force: bool = False  # retrain even if the student exists
 
+    _key: ClassVar[str] = "variant.options."
+
     def __post_init__(self) -> None:
-        _check_training("variant.options.", self)
+        super().__post_init__()
+        _positive("variant.options.lr", self.lr)
         _fraction("variant.options.alpha", self.alpha, closed=True)
         _positive("variant.options.temperature", self.temperature)
         _at_least("variant.options.train_tokens", self.train_tokens, 1)
@@ -362,18 +389,6 @@ class BuildTasksConfig:
     models_dir: str = "models"
 
 
-def _check_training(key: str, cfg: Any) -> None:
-    """The training settings the family, the grid and distillation share."""
-    _at_least(f"{key}seq_len", cfg.seq_len, 2)
-    _at_least(f"{key}batch_size", cfg.batch_size, 1)
-    _fraction(f"{key}warmup_fraction", cfg.warmup_fraction, closed=True)
-    _fraction(f"{key}min_lr_fraction", cfg.min_lr_fraction, closed=True)
-    _at_least(f"{key}weight_decay", cfg.weight_decay, 0)
-    _positive(f"{key}grad_clip", cfg.grad_clip)
-    if hasattr(cfg, "lr"):
-        _positive(f"{key}lr", cfg.lr)
-
-
 @dataclass
 class TinyModelSpec:
     name: str = MISSING
@@ -385,7 +400,7 @@ class TinyModelSpec:
 
 
 @dataclass
-class TinyBuildConfig:
+class TinyBuildConfig(TrainingSettings):
     out_dir: str = "${models_dir}/tiny"
     models_dir: str = "models"
     results_dir: str = "results"
@@ -393,15 +408,8 @@ class TinyBuildConfig:
     vocab_size: int = 2048
     max_chars: Optional[int] = None  # cap the corpus (None: all of it)
     heldout_every: int = 20  # a document goes to held-out when hash(doc) % heldout_every == 0
-    seq_len: int = 128
-    batch_size: int = 16
     train_tokens: int = 1_179_648
     lr: float = 3e-3
-    warmup_fraction: float = 0.05
-    min_lr_fraction: float = 0.1  # cosine decays to this fraction of the peak at the last step
-    weight_decay: float = 0.1
-    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
-    grad_clip: float = 1.0  # max global gradient norm
     eval_batch_size: int = 16  # held-out loss written into each card
     seed: int = 0
     threads: Optional[int] = None
@@ -410,7 +418,8 @@ class TinyBuildConfig:
     models: List[TinyModelSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _check_training("", self)
+        super().__post_init__()
+        _positive("lr", self.lr)
         _at_least("train_tokens", self.train_tokens, 1)
         _at_least("vocab_size", self.vocab_size, 2)
         _at_least("heldout_every", self.heldout_every, 2)
@@ -435,7 +444,7 @@ class LearningRateRule:
 
 
 @dataclass
-class GridConfig:
+class GridConfig(TrainingSettings):
     name: str = "tiny"
     out_dir: str = "${models_dir}/grid/${name}"
     family_dir: str = "${models_dir}/tiny"  # the family's tokenizer and text split (build-tiny first)
@@ -445,14 +454,8 @@ class GridConfig:
     budgets: List[GridBudget] = field(default_factory=list)
     seeds_at_smallest: List[int] = field(default_factory=lambda: [0, 1])  # run-to-run noise, smallest budget
     lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
-    # as the family (conf/build_tiny.yaml): every run has its own warm-up + cosine over its own tokens
-    seq_len: int = 128
-    batch_size: int = 16
-    warmup_fraction: float = 0.05
-    min_lr_fraction: float = 0.1
-    weight_decay: float = 0.1
-    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
-    grad_clip: float = 1.0
+    # the training settings are the family's (TrainingSettings); every run has its own warm-up and
+    # cosine over its own tokens
     eval_batch_size: int = 16
     max_epochs: float = 4.0  # no token seen more often (Muennighoff et al. 2023: ~4 epochs ~ fresh data)
     extra_packages: List[str] = field(default_factory=lambda: ["numpy", "scipy"])  # docstrings added to train text
@@ -463,7 +466,7 @@ class GridConfig:
     force: bool = False
 
     def __post_init__(self) -> None:
-        _check_training("", self)
+        super().__post_init__()
         _positive("max_epochs", self.max_epochs)
         _at_least("checkpoint_every", self.checkpoint_every, 1)
 

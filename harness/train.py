@@ -15,10 +15,13 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from harness.config import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,14 @@ class TrainRecipe:
     @property
     def tokens(self) -> int:
         return self.steps * self.batch_size * self.seq_len
+
+    @classmethod
+    def from_settings(cls, settings: TrainingSettings, steps: int, peak_lr: float, seed: int) -> "TrainRecipe":
+        """The one recipe builder: the family, the grid and distillation pass their shared settings."""
+        return cls(steps=steps, batch_size=settings.batch_size, seq_len=settings.seq_len, peak_lr=peak_lr,
+                   warmup_fraction=settings.warmup_fraction, min_lr_fraction=settings.min_lr_fraction,
+                   weight_decay=settings.weight_decay, adam_betas=tuple(settings.adam_betas),
+                   grad_clip=settings.grad_clip, seed=seed)
 
 
 @dataclass(frozen=True)

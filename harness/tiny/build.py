@@ -80,11 +80,8 @@ def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:
 
 def recipe_for(cfg: TinyBuildConfig, tokens: int, peak_lr: float, seed: int | None = None) -> TrainRecipe:
     """The family's training recipe for a run of ``tokens`` tokens (the grid uses it too)."""
-    return TrainRecipe(steps=steps_for(tokens, cfg.batch_size, cfg.seq_len), batch_size=cfg.batch_size,
-                       seq_len=cfg.seq_len, peak_lr=peak_lr, warmup_fraction=cfg.warmup_fraction,
-                       min_lr_fraction=cfg.min_lr_fraction, weight_decay=cfg.weight_decay,
-                       adam_betas=tuple(cfg.adam_betas), grad_clip=cfg.grad_clip,
-                       seed=cfg.seed if seed is None else seed)
+    return TrainRecipe.from_settings(cfg, steps_for(tokens, cfg.batch_size, cfg.seq_len), peak_lr,
+                                     cfg.seed if seed is None else seed)
 
 
 def _build_hash(cfg: TinyBuildConfig, spec: TinyModelSpec, corpus_sha: str) -> str:

@@ -149,10 +149,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     runs: list[GridRun] = []
     for n, (spec, budget, seed, model, counts, per_token, steps) in enumerate(planned, 1):
         lr = learning_rate(cfg, counts.total)
-        recipe = TrainRecipe(steps=steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len, peak_lr=lr,
-                             warmup_fraction=cfg.warmup_fraction, min_lr_fraction=cfg.min_lr_fraction,
-                             weight_decay=cfg.weight_decay, adam_betas=tuple(cfg.adam_betas),
-                             grad_clip=cfg.grad_clip, seed=seed)
+        recipe = TrainRecipe.from_settings(cfg, steps, lr, seed)
         name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "")
         run_dir = out / name
         build_hash = _recipe_hash(cfg, spec, recipe, text_sha)

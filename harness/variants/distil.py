@@ -123,11 +123,8 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
                                 "the tiny family's training split)")
     ids = torch.tensor(student.tokenizer(text_path.read_text(encoding="utf-8"), add_special_tokens=False,
                                          verbose=False)["input_ids"], dtype=torch.long)
-    recipe = TrainRecipe(steps=steps_for(opts.train_tokens, opts.batch_size, opts.seq_len),
-                         batch_size=opts.batch_size, seq_len=opts.seq_len, peak_lr=opts.lr,
-                         warmup_fraction=opts.warmup_fraction, min_lr_fraction=opts.min_lr_fraction,
-                         weight_decay=opts.weight_decay, adam_betas=tuple(opts.adam_betas), grad_clip=opts.grad_clip,
-                         seed=opts.seed)
+    recipe = TrainRecipe.from_settings(opts, steps_for(opts.train_tokens, opts.batch_size, opts.seq_len),
+                                       opts.lr, opts.seed)
     t0 = time.perf_counter()
     torch.manual_seed(opts.seed)
     trained = train_lm(student.model, ids, recipe, f"{method} {model_cfg.name}",
