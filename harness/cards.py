@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.results.store import write_atomic
+from harness.io import write_atomic
 
 CARD = "card.json"
 

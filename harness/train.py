@@ -12,13 +12,14 @@ stopped and, with the generator restored, sees the very batches it would have se
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
+
+from harness.io import atomic_file
 
 if TYPE_CHECKING:
     from harness.config import TrainingSettings
@@ -82,9 +83,8 @@ def lr_at(step: int, total: int, peak: float, warmup_fraction: float, min_fracti
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path, binary=True) as f:
+        torch.save(state, f)
 
 
 def train_lm(model: torch.nn.Module, ids: torch.Tensor, recipe: TrainRecipe, name: str,

@@ -50,6 +50,20 @@ def test_projector_imports_no_torch():
     assert _violations("harness.projector", ("torch", "harness.measure", "harness.variants", "harness.models")) == []
 
 
+def test_io_is_a_leaf():
+    assert {t for t in graph()["harness.io"] if t.startswith("harness")} == set()
+
+
+def test_models_tiny_and_variants_come_before_records_reports_and_projections():
+    """The flow is config -> model -> variant -> measurements -> record -> report/projector: the
+    stages before the record import nothing after it (cards and the grid write through harness.io)."""
+    later = ("harness.results", "harness.report", "harness.report_html", "harness.report_figures",
+             "harness.scorecard", "harness.summary", "harness.projector", "harness.run", "harness.cli")
+    for package in ("harness.models", "harness.cards", "harness.params", "harness.gguf_checkpoint",
+                    "harness.tiny", "harness.variants", "harness.train"):
+        assert _violations(package, later) == [], package
+
+
 def test_run_names_no_variant_kind_and_sets_no_record_field():
     source = (ROOT / "run.py").read_text()
     for kind in ('"quantise"', '"distil"', '"baseline"', "_status", "S.RunRecord(", "Block("):

@@ -21,10 +21,10 @@ from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, f
 from harness.projector import inference as I
 from harness.projector import uncertainty as U
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
+from harness.io import write_atomic
 from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
 from harness.results.comparison import price_of
 from harness.results.schema import RunRecord
-from harness.results.store import write_atomic
 
 log = logging.getLogger(__name__)
 

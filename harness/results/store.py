@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 from pydantic import ValidationError
 
+from harness.io import atomic_file, write_atomic
 from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1, upgrade_v2
 
 RECORD = "record.json"
@@ -88,23 +87,6 @@ def run_dir(results_dir: str | Path, run_id: str) -> Path:
     return Path(results_dir) / "runs" / run_id
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write to a temp file beside ``path``, then rename: readers see the old file or the new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_record(results_dir: str | Path, record: RunRecord) -> Path:
     return write_atomic(run_dir(results_dir, record.run_id) / RECORD, record.model_dump_json(indent=1))
 
@@ -157,15 +139,8 @@ def reference_path(results_dir: str | Path, model: str, baseline_variant: str, h
 
 def write_reference(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
     """Arrays plus a JSON ``meta`` (who wrote it, with which settings), written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, meta=np.asarray(json.dumps(dict(meta), default=str)), **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, binary=True) as f:
+        np.savez_compressed(f, meta=np.asarray(json.dumps(dict(meta), default=str)), **arrays)
     return path
 
 

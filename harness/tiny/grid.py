@@ -35,7 +35,7 @@ from harness.cards import BuildInfo, ModelCard, write_card
 from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss
 from harness.params import count_params
-from harness.results.store import write_atomic
+from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
 from harness.tiny.corpus import package_docstrings
 from harness.train import TrainRecipe, train_lm
