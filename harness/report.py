@@ -16,8 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio  # noqa: E402
-from harness.results.comparison import ComparisonBlock, Judging, compare_records  # noqa: E402
+from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, baselines,  # noqa: E402
+                                        compare_records, ratio, speed_ratio)
+from harness.results.store import load_records  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 from harness.pareto import pareto_front  # noqa: E402
 from harness.report_html import write_html  # noqa: E402

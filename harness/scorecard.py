@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.pareto import retention_front  # noqa: E402
-from harness.results.comparison import ComparisonBlock, Judging, cost_rows, holm, price_of  # noqa: E402
-from harness.results.compare import baselines  # noqa: E402
+from harness.results.comparison import ComparisonBlock, Judging, baselines, cost_rows, holm, price_of  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 
 SIG = 5  # significant figures for retention (as MLPerf reports accuracy)

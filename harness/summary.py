@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.config import SummaryConfig
-from harness.results.compare import SpeedRatio, baseline_of, baselines, load_records, ratio, speed_ratio, task_names
+from harness.results.comparison import SpeedRatio, baseline_of, baselines, ratio, speed_ratio, task_names
+from harness.results.store import load_records
 from harness.results.schema import QualityBlock, RunRecord
 
 COLUMNS = ("model", "variant", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",

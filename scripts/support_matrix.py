@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from harness.results.compare import baseline_of, baselines, load_records, ratio
+from harness.results.comparison import baseline_of, baselines, ratio
+from harness.results.store import load_records
 
 
 def matrix(dirs: list[str], baseline_variant: str) -> str:

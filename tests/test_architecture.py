@@ -41,7 +41,7 @@ def test_measurement_imports_no_results_config_or_tiny():
 
 def test_results_import_nothing_from_measure_nor_torch():
     assert _violations("harness.results", ("harness.measure", "torch", "harness.variants", "harness.models")) == []
-    code = ("import sys, harness.results.record, harness.results.compare, harness.results.store; "
+    code = ("import sys, harness.results.record, harness.results.comparison, harness.results.store; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

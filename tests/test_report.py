@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.report import flat_table, write_report
-from harness.results.compare import load_records
-from harness.results.store import iter_records, read_record, write_record, RecordError
+from harness.results.store import RecordError, iter_records, load_records, read_record, write_record
 from harness.results.schema import SCHEMA_VERSION
 from harness.run import run_point
 

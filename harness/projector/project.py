@@ -22,8 +22,8 @@ from harness.projector import inference as I
 from harness.projector import uncertainty as U
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 from harness.io import write_atomic
-from harness.results.compare import baseline_of, baselines, load_records, ratio, speed_ratio, tpot_ms
-from harness.results.comparison import price_of
+from harness.results.comparison import baseline_of, baselines, price_of, ratio, speed_ratio, tpot_ms
+from harness.results.store import load_records
 from harness.results.schema import RunRecord
 
 log = logging.getLogger(__name__)

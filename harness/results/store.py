@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -25,6 +26,8 @@ from pydantic import ValidationError
 
 from harness.io import atomic_file, write_atomic
 from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1, upgrade_v2
+
+log = logging.getLogger(__name__)
 
 RECORD = "record.json"
 # A point's identity: the config keys that change what it measures (each with everything under it),
@@ -210,3 +213,25 @@ def existing_ok(results_dir: str | Path, run_id: str) -> RunRecord | None:
     except RecordError:
         return None  # unreadable: measure again and overwrite
     return record if record.status == "ok" else None
+
+
+@dataclass
+class Loaded:
+    records: list[RunRecord] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def load_records(dirs: list[str | Path]) -> Loaded:
+    """Every valid record under ``dirs`` (a point copied into two directories counts once);
+    files that are not valid records are logged and listed in ``skipped``."""
+    loaded, seen = Loaded(), set()
+    for item in iter_records(dirs):
+        if isinstance(item, Skipped):
+            log.warning("skipped %s: %s", item.path, item.reason)
+            loaded.skipped.append(item)
+        elif item.run_id in seen:
+            log.info("duplicate %s ignored", item.run_id)
+        else:
+            seen.add(item.run_id)
+            loaded.records.append(item)
+    return loaded
