@@ -77,6 +77,21 @@ def test_parity_with_lm_eval_command_line(evaluated, models_dir, tmp_path):
         rec.quality.tasks["meek_ci_rolling"].metrics["bits_per_byte"], rel=1e-6)
 
 
+def test_the_task_directory_moves_with_the_models_and_keeps_no_path(run_cfg, models_dir, tmp_path):
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "tasks"
+    shutil.copytree(models_dir / "tiny" / "tasks", moved)
+    for task_file in moved.iterdir():
+        if task_file.suffix in (".yaml", ".py", ".json"):
+            assert str(models_dir) not in task_file.read_text(), task_file.name
+    rec = run_point(run_cfg("model=tiny-xs", "eval=ci", "eval.limit=20", f"eval.include_path={moved}"))
+    assert rec.status == "ok", rec.error
+    assert set(rec.quality.tasks) == set(TASKS) and all(t.n_samples == 20 for t in rec.quality.tasks.values())
+    info = json.loads((moved / "meek_ci_build.json").read_text())
+    assert info["items"]["meek_ci_mc"] > 100 and len(info["heldout_sha256"]) == 64
+
+
 def test_unknown_task_lists_close_matches(run_cfg):
     rec = run_point(run_cfg("model=tiny-xs", "eval=ci", "eval.tasks=[meek_ci_mcq]"))
     assert rec.status == "failed" and "meek_ci_mcq" in rec.error and "meek_ci_mc" in rec.error
