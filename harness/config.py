@@ -27,7 +27,7 @@ class ConfigValueError(ValueError):
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
 VARIANT_KINDS = ("baseline", "quantise", "distil")  # harness.variants.prepare's registry
-LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.project
+LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
 STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil

@@ -75,7 +75,7 @@ def test_the_cli_exits_with_status_2_before_anything_loads(command, override, tm
 
 def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     from harness import config
-    from harness.projector.project import PUBLISHED
+    from harness.projector.inputs import PUBLISHED
     from harness.variants import DTYPES, _registry
 
     assert tuple(DTYPES) == config.DTYPE_NAMES

@@ -1,0 +1,266 @@
+"""A projection's inputs, resolved: the law (the paper's, a published fit with its joint draws, or
+the measured grid's compute-optimal law), the growth rates, FLOP/$ and the family's own fits,
+each with its provenance ({"value", "source": "default" | "measured", "note"}), so a reader can
+tell which numbers came from this harness's measurements.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import LAW_SOURCES, LAW_TRANSFERS, ProjectorConfig
+from harness.projector import gap as G
+from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
+from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
+from harness.results.comparison import price_of
+from harness.results.schema import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+PUBLISHED = {
+    "chinchilla": (CHINCHILLA, "Hoffmann et al. 2022's fit of L(N, D), rounded as published (a=0.34, b=0.28)"),
+    "chinchilla-unrounded": (CHINCHILLA_UNROUNDED, "Hoffmann et al. 2022's fit with unrounded E, a, b "
+                             "(1.6934, 0.3392, 0.2849; TeX source via Besiroglu et al. 2024)"),
+    "epoch": (EPOCH_REFIT, "the Epoch AI refit of L(N, D) (Besiroglu et al. 2024)"),
+}
+
+
+def sourced(value: Any, source: str, note: str = "") -> dict[str, Any]:
+    return {"value": value, "source": source, "note": note}
+
+
+@dataclass
+class FamilyFit:
+    law_n: PowerLaw  # L(N_non_embedding) on the family's fixed D
+    fit: FitResult
+    tokens: float
+    points: list[dict[str, Any]]
+
+
+@dataclass
+class GridLaw:
+    """The measured compute-optimal law (approach 3 of `meekbench fit-law`) as the projection uses it."""
+    law: ComputeLaw
+    draws: list[ComputeLaw]  # one per bootstrap refit, under the same transfer
+    flops_range: list[float]
+    path: str
+    transfer: str
+    native: PowerLaw  # E + G C^-exponent on the grid's own loss scale (the tiny family's), whatever the transfer
+    native_draws: list[PowerLaw]
+
+
+def load_grid_law(p: ProjectorConfig) -> GridLaw:
+    """The law at ``projector.law.measured_path`` under ``projector.law.transfer``; FitError when absent."""
+    path = Path(p.law.measured_path)
+    if not path.exists():
+        raise FitError(f"no measured compute-optimal law at {path}: run `meekbench build-grid` then "
+                       "`meekbench fit-law`")
+    fits = json.loads(path.read_text())
+    co = fits["approach3"]["compute_optimal"]
+
+    def carried(e: float, g: float, exponent: float) -> ComputeLaw:
+        if p.law.transfer == "exponent":
+            return ComputeLaw(p.law.L0, p.law.A, exponent)  # A is anchored once FLOP/$ is known (resolve_inputs)
+        if p.law.transfer == "full":
+            return ComputeLaw(e, g, exponent)
+        raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: {', '.join(LAW_TRANSFERS)}")
+
+    draws = fits["approach3"]["compute_optimal_draws"]
+    return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
+                   fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
+                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws])
+
+
+@dataclass
+class Inputs:
+    law: ComputeLaw
+    growth: G.Growth
+    flop_per_dollar: float
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    family: FamilyFit | None = None  # its size law (law_n) serves the variant multipliers only
+    grid_law: GridLaw | None = None
+    law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or published SEs
+    law_draws_label: str = ""
+    sigmoid: Sigmoid | None = None
+    sigmoid_fit: FitResult | None = None
+
+
+def _published_draws(base: Chinchilla, errors: dict[str, float], n: int, seed: int) -> list[ComputeLaw]:
+    """Compute-optimal laws from a published L(N, D) fit with each parameter drawn from a normal of its
+    standard error (draws with a non-positive parameter are drawn again)."""
+    unknown = set(errors) - {"E", "A", "B", "a", "b"}
+    if unknown or any(not (math.isfinite(v) and v >= 0) for v in errors.values()):
+        raise ValueError(f"projector.law.standard_errors={errors}: keys among E, A, B, a, b, values finite and >= 0")
+    rng = np.random.default_rng(seed)
+    draws: list[ComputeLaw] = []
+    while len(draws) < n:
+        values = {k: rng.normal(getattr(base, k), errors.get(k, 0.0)) for k in ("E", "A", "B", "a", "b")}
+        if min(values.values()) > 0:
+            draws.append(Chinchilla(**values).compute_optimal())
+    return draws
+
+
+def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
+    base = [r for r in records if r.status == "ok" and r.model.family == p.family
+            and r.variant.name == p.baseline_variant and r.quality and r.quality.heldout_loss_nats
+            and r.model.non_embedding_params]
+    by_model: dict[str, list[RunRecord]] = {}
+    for r in base:
+        by_model.setdefault(r.model.name, []).append(r)
+    if not by_model:
+        raise FitError(f"no ok {p.baseline_variant!r} records of family {p.family!r} to fit")
+    tokens = {r.model.train_tokens for r in base}
+    if len(tokens) != 1 or None in tokens:
+        raise FitError(f"family {p.family!r} points differ in training tokens {sorted(map(str, tokens))}: "
+                       "a law in N needs one fixed D")
+    points = [{"model": name, "non_embedding_params": rs[0].model.non_embedding_params,
+               "heldout_loss_nats": statistics.median(r.quality.heldout_loss_nats for r in rs)}
+              for name, rs in sorted(by_model.items())]
+    law_n, fit = fit_power_law([q["non_embedding_params"] for q in points],
+                               [q["heldout_loss_nats"] for q in points], resamples=p.bootstrap, seed=p.seed)
+    return FamilyFit(law_n, fit, float(tokens.pop()), points)
+
+
+def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoid, FitResult, str]:
+    """Accuracy on one task against held-out loss, for the points of one family only: losses of
+    other families are per token of other tokenizers and texts, not on the same scale."""
+    by_task: dict[str, list[tuple[float, float]]] = {}
+    others = 0
+    for r in records:
+        if r.status != "ok" or not r.quality or r.quality.heldout_loss_nats is None:
+            continue
+        for name, score in r.quality.tasks.items():
+            acc = score.metrics.get("acc")
+            if acc is None or (p.task is not None and name != p.task):
+                continue
+            if r.model.family == p.family:
+                by_task.setdefault(name, []).append((r.quality.heldout_loss_nats, acc))
+            else:
+                others += 1
+    task = p.task or (max(by_task, key=lambda k: len(by_task[k])) if by_task else None)
+    pts = by_task.get(task, []) if task else []
+    if len(pts) < 4:
+        raise FitError(f"needs >= 4 (loss, accuracy) points of family {p.family!r}"
+                       + (f" on {task}" if task else "") + f"; found {len(pts)}"
+                       + (f" ({others} points of other families are not pooled: their losses are on other scales)"
+                          if others else ""))
+    sig, fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts], resamples=p.bootstrap, seed=p.seed,
+                           floor=p.task_chance)
+    return sig, fit, f"fitted to {len(pts)} {p.family} points of {task}" + \
+        (f", floor at chance {p.task_chance}" if p.task_chance is not None else "")
+
+
+def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
+    growth = G.Growth(p.growth.g_i, p.growth.g_h, p.growth.g_alg)
+    prov: dict[str, dict[str, Any]] = {
+        name: sourced(getattr(growth, name), "default", "paper (Gundlach, Lynch & Thompson 2025)")
+        for name in ("g_i", "g_h", "g_alg")
+    }
+    for name, r in p.uncertainty.items():
+        prov[f"{name}.interval"] = sourced([r.low, r.high], "default", f"{r.level:.0%} interval, sampled lognormally; "
+                                                                      f"{r.source}")
+    prov["budget_usd"] = sourced(p.budget_usd, "default", "meek actor's fixed budget")
+    prov["start_ratio"] = sourced(p.start_ratio, "default", p.start_ratio_source)
+    family = grid_law = published_draws = None
+    if p.law.standard_errors and p.law.source not in PUBLISHED:
+        raise ValueError(f"projector.law.standard_errors is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
+                         f"law.source={p.law.source!r} (a measured law's band comes from its bootstrap)")
+    if p.law.source == "paper":
+        law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+        src, note = "default", "paper default L(C) = L0 + A C^-alpha"
+    elif p.law.source in PUBLISHED:
+        base, label = PUBLISHED[p.law.source]
+        law = base.compute_optimal()
+        if p.law.standard_errors:
+            published_draws = _published_draws(base, dict(p.law.standard_errors), p.monte_carlo, p.seed)
+            prov["law.standard_errors"] = sourced(dict(p.law.standard_errors), "default",
+                                                 f"{p.law.standard_errors_source}; sampled as independent normals "
+                                                 "(no covariance used), non-positive draws redrawn")
+        src, note = "default", f"compute-optimal form of {label}"
+    elif p.law.source == "measured":
+        try:  # the family's loss-vs-size law: for variant multipliers, never as L(C)
+            family = fit_family(records, p)
+            prov["law_n"] = sourced(asdict(family.law_n), "measured", f"fitted to {len(family.points)} measured "
+                                   f"{p.family} points: the variant multipliers' size law")
+        except FitError as e:
+            log.warning("family law unavailable: %s", e)
+        try:
+            grid_law = load_grid_law(p)
+            law, src = grid_law.law, "measured"
+            note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
+                    + ("the measured exponent on the paper's L0" if grid_law.transfer == "exponent"
+                       else "every measured parameter (corpus- and tokenizer-specific E and G)"))
+        except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
+            grid_law = None
+            law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+            src, note = "default", f"fell back to the paper's law (projector.law L0, A, alpha): {e}"
+            log.warning("measured compute-optimal law unavailable, fell back to the paper's law: %s", e)
+    else:
+        raise ValueError(f"projector.law.source={p.law.source!r}; valid: {', '.join(LAW_SOURCES)}")
+    for k in ("L0", "A", "alpha"):
+        prov[f"law.{k}"] = sourced(getattr(law, k), src, note)
+    if grid_law is not None:
+        fits = json.loads(Path(grid_law.path).read_text())["approach3"]
+        prov["law.fit"] = sourced(fits["fit"], "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
+                                 "freedom, optimiser convergence and bootstrap resamples")
+
+    flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
+    if p.flop_per_dollar_from_hardware:
+        probes = [r.hardware.probes.matmul_flops_per_s for r in records if r.hardware.probes]
+        # the projector's price, else the points' (projector.prices or hardware.price_per_hour_usd)
+        recorded = [price_of(r, p.prices) for r in records if r.hardware.probes]
+        recorded = [x for x in recorded if x]
+        price = p.price_per_hour_usd or (statistics.median(recorded) if recorded else None)
+        if probes and price:
+            flop_per_dollar = statistics.median(probes) * p.utilisation * 3600 / price
+            labels = sorted({r.hardware.label for r in records if r.hardware.probes})
+            fsrc, fnote = "measured", (f"median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
+                                       f"(projector.utilisation) at ${price}/h")
+        else:
+            why = "no hardware probes in the records" if not probes else \
+                "no price: set projector.price_per_hour_usd or run points with hardware.price_per_hour_usd"
+            fnote = f"default kept ({why}); " + fnote
+    prov["flop_per_dollar"] = sourced(flop_per_dollar, fsrc, fnote)
+
+    if grid_law is not None and grid_law.transfer == "exponent":
+        # the paper's A belongs to the paper's exponent: keep the paper's L0 and its loss at the meek
+        # actor's starting compute, and let the measured exponent set the slope from there
+        c0, paper = p.budget_usd * flop_per_dollar, ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+
+        def anchored(m: ComputeLaw) -> ComputeLaw:
+            return ComputeLaw(m.L0, (float(paper.loss(c0)) - m.L0) * c0**m.alpha, m.alpha)
+
+        grid_law.law, grid_law.draws = anchored(grid_law.law), [anchored(d) for d in grid_law.draws]
+        law = grid_law.law
+        for k in ("L0", "A", "alpha"):
+            prov[f"law.{k}"] = sourced(getattr(law, k), "measured" if k == "alpha" else "default",
+                                      note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is the "
+                                      "paper's")
+    inputs = Inputs(law=law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
+                    family=family, grid_law=grid_law)
+    if grid_law is not None and grid_law.draws:
+        inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
+    elif published_draws:
+        inputs.law_draws, inputs.law_draws_label = published_draws, "law (published standard errors)"
+    same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
+    if not same_scale:
+        why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else
+               "the law is on another loss scale than the family's (a measured grid law with law.transfer=full "
+               "is on it)")
+        prov["sigmoid"] = sourced(None, "unavailable", "the sigmoid maps a measured family's held-out loss to "
+                                 f"accuracy; {why}")
+    else:
+        try:
+            inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
+            prov["sigmoid"] = sourced(inputs.sigmoid_fit.params, "measured", note)
+        except FitError as e:
+            prov["sigmoid"] = sourced(None, "unavailable", str(e))
+    return inputs

@@ -1,0 +1,108 @@
+"""projection.md: the headline answers (peak, closing times, lag, what moves t* most) and the
+table over time, rendered from a projection's result.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
+    text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
+    if band and "low" in band and band["high"] - band["low"] > 1e-9 * max(1.0, abs(band["high"])):
+        text += f" (90% band {band['low']:.2f} to {band['high']:.2f}"
+        text += f"; {band['not_reached']} of {band['samples']} draws never reach it)" if band["not_reached"] else ")"
+    return text
+
+
+def headline(result: dict[str, Any]) -> list[str]:
+    """The answers a reader asks for first: peak, closing times, lag, and what moves t* most."""
+    unc = result["uncertainty"]
+    lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
+             f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']})."]
+    for level, years in result["closing_years"].items():
+        lines.append(f"- Gap below {level} nats after {_with_band(years, unc['closing_years'][level])}.")
+    horizon = result["t"][-1]
+    lines.append(f"- Lag of the meek actor at year {horizon:g}: {_with_band(result['lag_years'][-1], unc['lag_years_at_horizon'])} "
+                 f"behind the frontier; its reducible loss is {_with_band(result['reducible_loss_ratio'][-1], unc['reducible_loss_ratio_at_horizon'], 'x')} the frontier's.")
+    if unc["sampled"]:
+        top = unc["tornado"][0] if unc["tornado"] else None
+        lines.append(f"- Sampled jointly ({unc['draws']['kept']} of {unc['draws']['attempted']} draws kept): "
+                     f"{', '.join(unc['sampled'])}; everything else at its point value."
+                     + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
+                        f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
+    inf = result["inference"]
+    band = inf.get("loss_gap_band")
+    spread = f" (90% band {band['low'][-1]:.3g} to {band['high'][-1]:.3g})" \
+        if band and band["high"][-1] - band["low"][-1] > 1e-12 else ""
+    rate = inf["effective_params_per_usd"]
+    lines.append(f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
+                 f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
+                 f"{inf['meek_params'][-1]:.3g} parameters); rate {rate['value']:.3g} effective parameters per "
+                 f"$/token ({rate['source']}: {rate['note']}).")
+    law_src = result["inputs"].get("law.alpha", {})
+    lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}): "
+                 f"{law_src.get('note', '')}.")
+    if result.get("extrapolation"):
+        e = result["extrapolation"]
+        lines.append(f"- Extrapolation: the measured law spans {e['fitted_compute_flops'][0]:.2g} to "
+                     f"{e['fitted_compute_flops'][1]:.2g} FLOPs and is read from {e['read_from_flops']:.2g} to "
+                     f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data "
+                     f"(transfer: {e['transfer']}).")
+        top = unc["tornado"][0] if unc["tornado"] else None
+        if top and top["input"] == "law.alpha":
+            decades = math.log10(e["fitted_compute_flops"][1] / e["fitted_compute_flops"][0])
+            lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the "
+                         f"compute exponent only to {top['low_value']:.3g}-{top['high_value']:.3g} (90%), and t* "
+                         f"scales as 1/alpha; a grid over more decades narrows it.")
+    if not unc["sampled"]:
+        lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
+                     + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."
+                        if result["inputs"].get("law.fit", {}).get("value", {}).get("bootstrap_note") else ""))
+    return lines
+
+
+def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
+    lines = [f"# Projection: {result['scenario']}", "", *headline(result), "",
+             "| year | frontier loss | meek loss | gap (nats) | lag (years) | tokens to tell apart |",
+             "|---|---|---|---|---|---|"]
+    for i in range(0, len(result["years"]), steps_per_year):
+        w = result["wald_tokens"][i]
+        lines.append(f"| {result['years'][i]:.0f} | {result['frontier_loss'][i]:.4f} | {result['meek_loss'][i]:.4f} "
+                     f"| {result['loss_gap'][i]:.4f} | {result['lag_years'][i]:.2f} | {'inf' if w is None else f'{w:.3g}'} |")
+    rates = result["inference"]["measured_rates"]
+    if rates:
+        lines += ["", "## Measured decode cost per effective parameter (the inference gap's rate)", "",
+                  "| hardware | variant | model | family | params | batch | $/token | multiplier | effective params per $/token |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['hardware']} | {r['variant']} | {r['model']} | {r['family']} | {r['params']} | {r['batch_size']} | "
+                  f"{r['usd_per_token']:.3g} | {r['multiplier']:.3g} | {r['effective_params_per_usd']:.3g} |"
+                  for r in rates]
+    lines += ["", "## Inputs", "", "| input | value | source | note |", "|---|---|---|---|"]
+    for k, v in result["inputs"].items():
+        val = v["value"]
+        val = f"{val:.4g}" if isinstance(val, float) else json.dumps(val, default=str)[:80]
+        lines.append(f"| {k} | {val} | {v['source']} | {v['note']} |")
+    if result["variants"]:
+        lines += ["", "## Variants of the fitted family against its law", "",
+                  "multiplier: effective / actual non-embedding parameters; vs baseline: over the same model's "
+                  "baseline point's effective size; compute gain: compute the family's "
+                  "path needs for that loss / compute the weights cost (distillation included); vs control: "
+                  "a KD student's effective size over its continue-ce control's. Optimal: the compute the "
+                  "measured compute-optimal law needs for that loss over the compute spent (90% band from its "
+                  "bootstrap), and over what it needs for the baseline's loss.", "",
+                  "| model | variant | hardware | loss | multiplier | vs baseline | compute gain | optimal gain "
+                  "[90%] | optimal vs baseline | vs control | weights ratio | TPOT ratio |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v in result["variants"]:
+            f = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
+            band = v.get("optimal_compute_gain_band")
+            lines.append(f"| {v['model']} | {v['variant']} | {v['hardware']} | {v['heldout_loss_nats']:.4f} | "
+                         f"{f(v['multiplier'])} | {f(v.get('multiplier_vs_baseline'))} | "
+                         f"{f(v.get('effective_compute_gain'))} | {f(v.get('optimal_compute_gain'))}"
+                         f"{f' [{band[0]:.3g}, {band[1]:.3g}]' if band else ''} | "
+                         f"{f(v.get('optimal_compute_vs_baseline'))} | {f(v.get('vs_control'))} | "
+                         f"{f(v.get('weights_bytes_ratio'))} | {f(v.get('decode_time_ratio'))} "
+                         f"{(v.get('decode_time_ratio_kind') or '')[:1]} |")
+    return "\n".join(lines) + "\n"
