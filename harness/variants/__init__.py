@@ -62,7 +62,7 @@ def typed_options(variant_cfg: VariantConfig, schema: type):
     if not isinstance(opts, schema):
         raise ValueError(f"variant {variant_cfg.name}: takes options {schema.__name__}, got {type(opts).__name__}; "
                          "select it in the variant's YAML defaults (- /variant_options@options: <schema>, "
-                         "schemas in harness/config.py VARIANT_OPTIONS)")
+                         "schemas in harness/config/__init__.py VARIANT_OPTIONS)")
     return opts
 
 

@@ -1,0 +1,119 @@
+"""What the build commands take: the ci tasks, the tiny family, the IsoFLOP grid and the law fit."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from omegaconf import MISSING
+
+from harness.config.checks import _at_least, _fraction, _positive
+from harness.config.point import TrainingSettings
+
+
+@dataclass
+class BuildTasksConfig:
+    heldout_path: str = "${models_dir}/tiny/data/heldout.txt"
+    out_dir: str = "${models_dir}/tiny/tasks"
+    seed: int = 0
+    results_dir: str = "results"
+    models_dir: str = "models"
+
+
+@dataclass
+class TinyModelSpec:
+    name: str = MISSING
+    hidden_size: int = MISSING
+    num_layers: int = MISSING
+    num_heads: int = MISSING
+    intermediate_size: int = MISSING
+    lr: Optional[float] = None  # peak learning rate for this size (None: the family's lr); wider wants lower
+
+
+@dataclass
+class TinyBuildConfig(TrainingSettings):
+    out_dir: str = "${models_dir}/tiny"
+    models_dir: str = "models"
+    results_dir: str = "results"
+    architecture: str = "llama"
+    vocab_size: int = 2048
+    max_chars: Optional[int] = None  # cap the corpus (None: all of it)
+    heldout_every: int = 20  # a document goes to held-out when hash(doc) % heldout_every == 0
+    train_tokens: int = 1_179_648
+    lr: float = 3e-3
+    eval_batch_size: int = 16  # held-out loss written into each card
+    seed: int = 0
+    threads: Optional[int] = None
+    only: Optional[List[str]] = None  # build only these names
+    force: bool = False
+    models: List[TinyModelSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("lr", self.lr)
+        _at_least("train_tokens", self.train_tokens, 1)
+        _at_least("vocab_size", self.vocab_size, 2)
+        _at_least("heldout_every", self.heldout_every, 2)
+
+
+@dataclass
+class GridBudget:
+    flops: float = MISSING  # the compute budget C of every run in this IsoFLOP curve (see harness/tiny/grid.py)
+    shapes: List[str] = field(default_factory=list)  # names from GridConfig.shapes, smallest first
+
+
+@dataclass
+class LearningRateRule:
+    """peak lr = ref * (params / ref_params) ** -exponent: wider models want a lower rate."""
+    ref: float = 3e-3
+    ref_params: float = 556_704  # total params of tiny-m, whose family lr is ref
+    exponent: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("lr_rule.ref", self.ref)
+        _positive("lr_rule.ref_params", self.ref_params)
+
+
+@dataclass
+class GridConfig(TrainingSettings):
+    name: str = "tiny"
+    out_dir: str = "${models_dir}/grid/${name}"
+    family_dir: str = "${models_dir}/tiny"  # the family's tokenizer and text split (build-tiny first)
+    models_dir: str = "models"
+    results_dir: str = "results"
+    shapes: List[TinyModelSpec] = field(default_factory=list)  # the size ladder (lr: from lr_rule)
+    budgets: List[GridBudget] = field(default_factory=list)
+    seeds_at_smallest: List[int] = field(default_factory=lambda: [0, 1])  # run-to-run noise, smallest budget
+    lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
+    # the training settings are the family's (TrainingSettings); every run has its own warm-up and
+    # cosine over its own tokens
+    eval_batch_size: int = 16
+    max_epochs: float = 4.0  # no token seen more often (Muennighoff et al. 2023: ~4 epochs ~ fresh data)
+    extra_packages: List[str] = field(default_factory=lambda: ["numpy", "scipy"])  # docstrings added to train text
+    extra_max_chars: Optional[int] = 4_000_000
+    checkpoint_every: int = 100  # steps between resume points
+    threads: Optional[int] = None
+    only_budgets: Optional[List[int]] = None  # indices into budgets (None: all)
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive("max_epochs", self.max_epochs)
+        _at_least("checkpoint_every", self.checkpoint_every, 1)
+
+
+@dataclass
+class LawFitConfig:
+    grid_name: str = "tiny"  # the grid's `name` (conf/grid/<name>.yaml)
+    grid_dir: str = "${models_dir}/grid/${grid_name}"  # where build-grid wrote grid.json
+    out_dir: str = "${results_dir}/scaling/${grid_name}"
+    resamples: int = 100  # bootstrap refits per approach, each from the full grid of starts
+    level: float = 0.9  # band level
+    huber_delta: float = 1e-3  # Hoffmann et al.'s delta on log loss
+    seed: int = 0
+    models_dir: str = "models"
+    results_dir: str = "results"
+
+    def __post_init__(self) -> None:
+        _at_least("resamples", self.resamples, 0)
+        _fraction("level", self.level)
+        _positive("huber_delta", self.huber_delta)

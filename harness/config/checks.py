@@ -1,0 +1,63 @@
+"""The checks every schema runs in __post_init__ (so a bad value fails when the config is
+instantiated, before anything loads), and the closed sets, named once."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+from omegaconf import MISSING
+
+
+class ConfigValueError(ValueError):
+    """A config value outside what its key accepts (raised when the config is instantiated, at
+    compose time in every command, before anything loads)."""
+
+
+# The closed sets, named once (the modules that act on them import these; tests/test_config.py checks
+# that each matches its implementation)
+DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
+MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
+VARIANT_KINDS = ("baseline", "quantise", "distil")  # harness.variants.prepare's registry
+LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
+LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
+COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
+STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def _set(value: Any) -> bool:
+    """False for a value still MISSING (a nested schema's defaults are instantiated before the YAML's)."""
+    return value is not None and value != MISSING
+
+
+def _one_of(key: str, value: Any, valid: Sequence[str]) -> None:
+    if _set(value) and value not in valid:
+        raise ConfigValueError(f"{key}={value!r}; valid: {', '.join(valid)}")
+
+
+def _at_least(key: str, value: Any, low: float, why: str = "") -> None:
+    if _set(value) and value < low:
+        raise ConfigValueError(f"{key}={value!r}; valid: >= {low}" + (f" ({why})" if why else ""))
+
+
+def _positive(key: str, value: Any) -> None:
+    if _set(value) and value <= 0:
+        raise ConfigValueError(f"{key}={value!r}; valid: > 0")
+
+
+def _fraction(key: str, value: Any, closed: bool = False) -> None:
+    """In (0, 1), or [0, 1] when closed."""
+    if _set(value) and not (0 <= value <= 1 if closed else 0 < value < 1):
+        raise ConfigValueError(f"{key}={value!r}; valid: " + ("0 to 1" if closed else "strictly between 0 and 1"))
+
+
+def _share(key: str, value: Any) -> None:
+    """A share of a whole: in (0, 1]."""
+    if _set(value) and not 0 < value <= 1:
+        raise ConfigValueError(f"{key}={value!r}; valid: above 0, at most 1")
+
+
+def _each(check: Callable[..., None], key: str, values: Any, *args: Any) -> None:
+    items = values.items() if isinstance(values, dict) else enumerate(values or [])
+    for k, v in items:
+        check(f"{key}.{k}", v, *args)

@@ -1,0 +1,147 @@
+"""A projection scenario: the law, the growth rates, the inference gap's inputs and the sampled
+ranges."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from omegaconf import MISSING
+
+from harness.config.checks import (COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, ConfigValueError, _at_least, _each,
+                                   _fraction, _one_of, _positive, _set, _share)
+
+
+@dataclass
+class LawConfig:
+    source: str = "paper"  # paper | chinchilla (rounded, as published) | chinchilla-unrounded | epoch | measured
+    L0: float = 1.7
+    A: float = 1070.0
+    alpha: float = 0.155
+    # measured: the compute-optimal law of an IsoFLOP grid (`meekbench fit-law`), and how it is carried
+    # to the paper's compute scale: exponent (keep L0 and A above, E and G being corpus- and
+    # tokenizer-specific) | full (every measured parameter)
+    measured_path: str = "${results_dir}/scaling/tiny/law.json"
+    transfer: str = "exponent"
+    # A published L(N, D) fit's standard errors (keys E, A, B, a, b), sampled as independent normals
+    # in the Monte Carlo; only for the published sources (chinchilla, chinchilla-unrounded, epoch)
+    standard_errors: Optional[Dict[str, float]] = None
+    standard_errors_source: str = ""
+
+    def __post_init__(self) -> None:
+        _one_of("projector.law.source", self.source, LAW_SOURCES)
+        _one_of("projector.law.transfer", self.transfer, LAW_TRANSFERS)
+        _at_least("projector.law.L0", self.L0, 0)
+        _positive("projector.law.A", self.A)
+        _positive("projector.law.alpha", self.alpha)
+        _each(_at_least, "projector.law.standard_errors", self.standard_errors, 0)
+
+
+@dataclass
+class GrowthConfig:
+    g_i: float = 3.57  # frontier investment, x per year
+    g_h: float = 1.4  # hardware price-performance, x per year
+    g_alg: float = 2.8  # algorithmic efficiency, x per year
+
+    def __post_init__(self) -> None:
+        for name in ("g_i", "g_h", "g_alg"):
+            _positive(f"projector.growth.{name}", getattr(self, name))
+
+
+@dataclass
+class InferenceConfig:
+    price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
+    g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
+    flops_per_param: float = 2.0  # decode FLOPs per parameter per token (the assumed rate only)
+    # measured: each record's own decode cost at batch_size (median TPOT x the price it ran with),
+    # falling back to the assumed rate (flop_per_dollar / flops_per_param) when no record has one,
+    # and saying so | assumed
+    cost_source: str = "measured"
+    batch_size: int = 1  # the measured shape whose decode cost per token is read
+    # Both actors' runnable models are read on the projection's law as if trained compute-optimally
+    tokens_per_param: float = 20.0
+    tokens_per_param_source: str = ("Hoffmann et al. 2022 (Chinchilla): compute-optimal training uses about "
+                                    "20 tokens per parameter")
+    # The frontier's spend per token over the meek actor's grows this much per year. An assumption,
+    # not a measurement: by default the frontier's investment growth g_i (the paper's premise).
+    frontier_spend_growth: float = 3.57
+    frontier_spend_source: str = "assumption: grows with frontier investment, g_i (Gundlach, Lynch & Thompson 2025)"
+
+    def __post_init__(self) -> None:
+        key = "projector.inference"
+        _one_of(f"{key}.cost_source", self.cost_source, COST_SOURCES)
+        for name in ("price_per_token_usd", "g_cost", "flops_per_param", "tokens_per_param", "frontier_spend_growth"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        _at_least(f"{key}.batch_size", self.batch_size, 1)
+
+
+@dataclass
+class RangeConfig:
+    """An uncertain input: an interval with its coverage and its source (sampled lognormally)."""
+    low: float = MISSING
+    high: float = MISSING
+    level: float = 0.9  # the interval's coverage, e.g. 0.95 for a published 95% CI
+    source: str = MISSING  # where the interval comes from
+
+    def __post_init__(self) -> None:
+        _positive("projector.uncertainty.*.low", self.low)  # sampled lognormally
+        if _set(self.low) and _set(self.high) and self.high < self.low:
+            raise ConfigValueError(f"projector.uncertainty: high={self.high!r} below low={self.low!r}")
+        _fraction("projector.uncertainty.*.level", self.level)
+
+
+@dataclass
+class ProjectorConfig:
+    name: str = MISSING
+    law: LawConfig = field(default_factory=LawConfig)
+    growth: GrowthConfig = field(default_factory=GrowthConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    budget_usd: float = 1000.0  # the meek actor's fixed training budget
+    # FLOP per dollar: default is an H100 (989 dense bf16 TFLOP/s) at $2/h and 40% utilisation.
+    flop_per_dollar: float = 7.1e17
+    flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s x utilisation / price_per_hour_usd
+    utilisation: float = 0.4  # share of a measured peak matmul rate that training sustains (the default's 40%)
+    price_per_hour_usd: Optional[float] = None  # for flop_per_dollar_from_hardware
+    # hardware label -> USD per hour for the points' measured decode cost, overriding the price each
+    # point's run was configured with (as the report's judge.prices)
+    prices: Dict[str, float] = field(default_factory=dict)
+    start_year: float = 2025.0
+    horizon_years: float = 10.0
+    steps_per_year: int = 4
+    error_rate: float = 0.05  # Wald test error rate
+    p_steps: List[int] = field(default_factory=lambda: [1, 5, 20])
+    family: str = "tiny"  # whose baseline points the measured law is fitted to
+    baseline_variant: str = "fp32"
+    task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: the one with most points)
+    task_chance: Optional[float] = None  # that task's chance accuracy: the sigmoid's floor (None: fitted in [0, 1])
+    bootstrap: int = 200
+    seed: int = 0
+    # Uncertain inputs by name (g_i, g_h, g_alg); absent ones are held at their point value.
+    # The measured law's uncertainty comes from its bootstrap.
+    uncertainty: Dict[str, RangeConfig] = field(default_factory=dict)
+    monte_carlo: int = 2000  # joint samples of the uncertain inputs
+    closing_levels: List[float] = field(default_factory=lambda: [0.05, 0.01])  # gap levels (nats) to report closing times for
+    start_ratio: float = 1.0  # frontier / meek compute at t = 0
+    start_ratio_source: str = "paper: both actors start from the same compute (Gundlach, Lynch & Thompson 2025)"
+
+    def __post_init__(self) -> None:
+        key = "projector"
+        for name in ("budget_usd", "flop_per_dollar", "price_per_hour_usd", "horizon_years", "start_ratio"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        _share(f"{key}.utilisation", self.utilisation)
+        _each(_positive, f"{key}.prices", self.prices)
+        _at_least(f"{key}.steps_per_year", self.steps_per_year, 1)
+        _fraction(f"{key}.error_rate", self.error_rate)
+        _each(_at_least, f"{key}.p_steps", self.p_steps, 1)
+        _at_least(f"{key}.bootstrap", self.bootstrap, 0)
+        _at_least(f"{key}.monte_carlo", self.monte_carlo, 0)
+        _each(_positive, f"{key}.closing_levels", self.closing_levels)
+        _fraction(f"{key}.task_chance", self.task_chance, closed=True)
+
+
+@dataclass
+class ProjectConfig:
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    results_dirs: List[str] = field(default_factory=lambda: ["${results_dir}"])
+    out_dir: str = "${results_dir}/projections/${projector.name}"
+    results_dir: str = "results"
+    models_dir: str = "models"
