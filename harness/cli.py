@@ -46,7 +46,7 @@ def _build_grid(cfg: DictConfig) -> None:
 
 
 def _fit_law(cfg: DictConfig) -> None:
-    from harness.projector.isoflop import fit_law
+    from harness.projector.fit_law import fit_law
 
     print(fit_law(OmegaConf.to_object(cfg)))
 

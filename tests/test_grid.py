@@ -53,7 +53,7 @@ def test_too_little_text_for_the_budgets_is_refused_before_training(models_dir):
 
 
 def test_fit_law_writes_the_law_and_says_which_grid(grid, models_dir, tmp_path):
-    from harness.projector.isoflop import fit_law
+    from harness.projector.fit_law import fit_law
 
     cfg, _ = grid
     law_cfg = OmegaConf.to_object(compose_config("fit_law", [f"models_dir={models_dir}", f"results_dir={tmp_path}",

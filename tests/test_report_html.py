@@ -24,7 +24,7 @@ def report_dir(models_dir, tmp_path_factory) -> Path:
     """A report over real points (a baseline and a paired variant with a price, on two hardware
     labels), a law fitted by `fit-law` on a synthetic grid, and a projection from it."""
     from harness.config import LawFitConfig, ProjectConfig, ProjectorConfig
-    from harness.projector.isoflop import fit_law
+    from harness.projector.fit_law import fit_law
     from harness.projector.project import write_projection
     from tests.conftest import compose_config
     from tests.test_isoflop import grid_runs

@@ -1,4 +1,5 @@
-"""``meekbench fit-law``: the compute-optimal law of an IsoFLOP grid, fitted three ways.
+"""The compute-optimal law of an IsoFLOP grid, fitted three ways (`meekbench fit-law`:
+harness/projector/fit_law.py writes it).
 
 Following Hoffmann et al. (2022), re-done by Besiroglu et al. (2024):
 
@@ -26,12 +27,11 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.config import LawFitConfig
 from harness.projector.fit import FitError, FitResult, fit_chinchilla
 from harness.projector.laws import Chinchilla, ComputeLaw
 
@@ -58,14 +58,14 @@ def load_grid(path: Path) -> tuple[dict, list[Run]]:
     return meta, runs
 
 
-def _budgets(runs: list[Run]) -> dict[float, list[Run]]:
+def by_budget(runs: list[Run]) -> dict[float, list[Run]]:
     out: dict[float, list[Run]] = {}
     for r in runs:
         out.setdefault(r.budget, []).append(r)
     return dict(sorted(out.items()))
 
 
-def _loglog_slope(x, y) -> tuple[float, float]:
+def loglog_slope(x, y) -> tuple[float, float]:
     """Least-squares slope and intercept of log y on log x."""
     slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
     return float(slope), float(intercept)
@@ -82,7 +82,7 @@ def _mean_by_size(runs: list[Run]) -> list[tuple[float, float, float]]:
 def envelope(runs: list[Run]) -> dict:
     """Approach 1: the best size per budget, and the N*(C), D*(C) lines through them."""
     optima = []
-    for c, rs in _budgets(runs).items():
+    for c, rs in by_budget(runs).items():
         n, d, loss = min(_mean_by_size(rs), key=lambda t: t[2])
         optima.append({"budget_flops": c, "n_opt": n, "d_opt": d, "loss": loss})
     return _exponents(optima, "best run per budget")
@@ -92,7 +92,7 @@ def parabolas(runs: list[Run]) -> dict:
     """Approach 2: a parabola in log N per budget; its vertex is the budget's optimum. A budget
     whose loss is not convex in log N has no interior optimum and is left out, with the reason."""
     optima, excluded = [], []
-    for c, rs in _budgets(runs).items():
+    for c, rs in by_budget(runs).items():
         x = np.log([r.n for r in rs])
         y = np.array([r.loss for r in rs])
         if len(set(x)) < 3:
@@ -116,8 +116,8 @@ def _exponents(optima: list[dict], how: str) -> dict:
     if len(optima) < 2:
         raise FitError(f"a line through the optima needs 2 budgets, got {len(optima)}")
     c = [o["budget_flops"] for o in optima]
-    a, _ = _loglog_slope(c, [o["n_opt"] for o in optima])
-    b, _ = _loglog_slope(c, [o["d_opt"] for o in optima])
+    a, _ = loglog_slope(c, [o["n_opt"] for o in optima])
+    b, _ = loglog_slope(c, [o["d_opt"] for o in optima])
     return {"how": how, "optima": optima, "a": a, "b": b, "a_plus_b": a + b, "points": len(optima), "dof": len(optima) - 2,
             "note": (f"{len(optima)} optima for 2 parameters per line: below the 2x rule; a check on approach 3, "
                      "not used by the projector") if len(optima) < 4 else ""}
@@ -140,7 +140,7 @@ def _band(values, level: float) -> list[float] | None:
 def _stratified_bootstrap(runs: list[Run], fit, resamples: int, seed: int) -> tuple[list[dict], int]:
     """Refit on runs resampled with replacement within each budget; failed refits are not kept."""
     rng = np.random.default_rng(seed)
-    groups = list(_budgets(runs).values())
+    groups = list(by_budget(runs).values())
     kept = []
     for _ in range(resamples):
         sample = [g[i] for g in groups for i in rng.integers(0, len(g), len(g))]
@@ -205,7 +205,7 @@ def agreement(fits: dict) -> dict:
 
 def extrapolation_test(runs: list[Run], resamples: int, seed: int, delta: float, level: float) -> dict:
     """Fit approach 3 without the largest budget, predict that budget's best loss."""
-    budgets = _budgets(runs)
+    budgets = by_budget(runs)
     top = max(budgets)
     held, rest = budgets[top], [r for c, rs in budgets.items() if c != top for r in rs]
     best = min(_mean_by_size(held), key=lambda t: t[2])
@@ -219,121 +219,3 @@ def extrapolation_test(runs: list[Run], resamples: int, seed: int, delta: float,
     return {"held_out_budget_flops": top, "runs_fitted": len(rest), "best_run": {"n": best[0], "d": best[1]},
             "measured_loss": best[2], "predicted_loss": predicted, "error_nats": predicted - best[2],
             "band": band, "inside_band": bool(band and band[0] <= best[2] <= band[1]), "fit": fit.summary()}
-
-
-def _plots(runs: list[Run], fits: dict, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for c, rs in _budgets(runs).items():
-        pts = ax.scatter([r.n for r in rs], [r.loss for r in rs], s=18, label=f"C = {c:.2g}")
-        opt = next((o for o in fits.get("approach2", {}).get("optima", []) if o["budget_flops"] == c), None)
-        if opt:
-            x = np.linspace(np.log(min(r.n for r in rs)), np.log(max(r.n for r in rs)), 50)
-            p0, p1, p2 = opt["parabola"]
-            ax.plot(np.exp(x), p0 + p1 * x + p2 * x**2, color=pts.get_facecolor()[0], lw=1)
-            ax.scatter([opt["n_opt"]], [opt["loss"]], marker="*", s=80, color=pts.get_facecolor()[0])
-    ax.set(xscale="log", xlabel="parameters N (total)", ylabel="held-out loss (nats/token)",
-           title="IsoFLOP curves with fitted parabolas (stars: vertices)")
-    written.append(_save(fig, ax, out / "isoflop.png"))
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    budgets = list(_budgets(runs))
-    cs = np.geomspace(min(budgets) / 3, max(budgets) * 3, 50)
-    for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
-        res = fits.get(key, {})
-        if "optima" in res:
-            c = [o["budget_flops"] for o in res["optima"]]
-            n = [o["n_opt"] for o in res["optima"]]
-            line = ax.scatter(c, n, s=20)
-            a, k = _loglog_slope(c, n)
-            ax.plot(cs, np.exp(k) * cs**a, color=line.get_facecolor()[0], lw=1, label=f"{label}: a = {a:.3f}")
-    law = Chinchilla(**fits["approach3"]["params"])
-    ax.plot(cs, law.n_opt(cs), "k--", lw=1, label=f"3: L(N, D) fit: a = {fits['approach3']['compute_optimal']['a']:.3f}")
-    ax.set(xscale="log", yscale="log", xlabel="compute C (FLOPs)", ylabel="compute-optimal N*",
-           title="N*(C) by approach")
-    written.append(_save(fig, ax, out / "n_opt.png"))
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    resid = [np.log(law.loss(r.n, r.d)) - np.log(r.loss) for r in runs]
-    ax.scatter([r.flops for r in runs], resid, s=18)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set(xscale="log", xlabel="run FLOPs", ylabel="log predicted - log measured loss",
-           title="Approach 3: residuals of the L(N, D) fit")
-    written.append(_save(fig, ax, out / "residuals.png", legend=False))
-    return written
-
-
-def _save(fig, ax, path: Path, legend: bool = True) -> str:
-    import matplotlib.pyplot as plt
-
-    if legend:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path.name
-
-
-def _fmt_band(x, band, fmt=".4f") -> str:
-    return f"{x:{fmt}}" + (f" [{band[0]:{fmt}}, {band[1]:{fmt}}]" if band else " (no band)")
-
-
-def _markdown(meta: dict, fits: dict) -> str:
-    lv = int(fits["level"] * 100)
-    a3 = fits["approach3"]
-    co, cob = a3["compute_optimal"], a3["compute_optimal_bands"]
-    lines = [f"# Measured compute-optimal law: grid `{meta['grid']}`", "",
-             f"{fits['runs']} runs, FLOPs {fits['flops_range'][0]:.3g} to {fits['flops_range'][1]:.3g} "
-             f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); text: {meta['text']} "
-             f"({meta['train_tokens']} training tokens, sha256 {meta['text_sha256'][:12]}), most epochs "
-             f"{max(r['epochs'] for r in meta['runs']):.2f}. Bands: {lv}% bootstrap over runs.", "",
-             "| approach | N* ~ C^a | D* ~ C^b | a + b | note |", "|---|---|---|---|---|"]
-    for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
-        r = fits[key]
-        if "refused" in r:
-            lines.append(f"| {label} | refused | | | {r['refused']} |")
-        else:
-            lines.append(f"| {label} | {_fmt_band(r['a'], r['a_band'])} | {_fmt_band(r['b'], r['b_band'])} | "
-                         f"{r['a_plus_b']:.3f} | {r['note']} (kept {r['bootstrap_kept']}/{r['bootstrap_attempted']}) |")
-    fit = a3["fit"]
-    lines.append(f"| 3: L(N, D) | {_fmt_band(co['a'], cob['a'])} | {_fmt_band(co['b'], cob['b'])} | 1 (C = 6ND) | "
-                 f"{fit['n_points']} runs, {fit['dof']} dof, converged {fit['converged']}, bootstrap kept "
-                 f"{fit['bootstrap_kept']}/{fit['bootstrap_attempted']} |")
-    p, b = a3["params"], a3["bands"]
-    lines += ["", "Approach 3 parameters: " + ", ".join(f"{k} = {_fmt_band(v, b[k], '.4g')}" for k, v in p.items()),
-              "", f"Compute-optimal law: L(C) = {co['E']:.4g} + {co['G']:.4g} C^-{co['exponent']:.4f}; exponent "
-              f"alpha beta / (alpha + beta) = {_fmt_band(co['exponent'], cob['exponent'])}.", ""]
-    ag = fits["agreement"]
-    lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
-                 f"{ag['bands_overlap']}; a + b near 1: {ag['a_plus_b_near_1']} ({ag['note']}).")
-    ex = fits["extrapolation_test"]
-    if "refused" in ex:
-        lines.append(f"Extrapolation test: refused ({ex['refused']}).")
-    else:
-        lines.append(f"Extrapolation test: fitted without the largest budget ({ex['held_out_budget_flops']:.3g} "
-                     f"FLOPs, {ex['runs_fitted']} runs), approach 3 predicts its best run at "
-                     f"{_fmt_band(ex['predicted_loss'], ex['band'])} nats against {ex['measured_loss']:.4f} measured: "
-                     f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band.")
-    return "\n".join(lines + ["", "![IsoFLOP curves](isoflop.png)", "", "![N*(C)](n_opt.png)", "",
-                              "![residuals](residuals.png)", ""])
-
-
-def fit_law(cfg: LawFitConfig) -> str:
-    meta, runs = load_grid(Path(cfg.grid_dir) / "grid.json")
-    fits = fit_grid(runs, cfg.resamples, cfg.seed, cfg.huber_delta, cfg.level)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {"grid": meta["grid"], "grid_dir": str(cfg.grid_dir), "text": meta["text"],
-               "text_sha256": meta["text_sha256"], "train_tokens": meta["train_tokens"],
-               "max_epochs_seen": max(r["epochs"] for r in meta["runs"]), "flops_rule": meta["flops_rule"],
-               "n_is": "total parameters (embeddings tied)", **fits,
-               "fitted_runs": [asdict(r) for r in runs]}  # the runs fitted, so the law can be drawn on its own
-    (out / "law.json").write_text(json.dumps(payload, indent=1, default=float))
-    (out / "law.md").write_text(_markdown(meta, fits))
-    _plots(runs, fits, out)
-    return f"law written to {out}/ (law.json, law.md, isoflop.png, n_opt.png, residuals.png)"
