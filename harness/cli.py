@@ -65,7 +65,7 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _summary(cfg: DictConfig) -> None:
-    from harness.summary import print_summary
+    from harness.report.summary import print_summary
 
     print_summary(OmegaConf.to_object(cfg))
 

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from harness.models import hub_is_offline
 from harness.run import run_point
-from harness.summary import summary_table
+from harness.report.summary import summary_table
 from harness.tiny.tasks import TASKS, generate_items
 
 

@@ -18,10 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from harness.report_figures import (ENGINE, fmt_value, latency_figure, law_figures, pareto_figures,
+from harness.report.figures import (ENGINE, fmt_value, latency_figure, law_figures, pareto_figures,
                                     projection_figures, scorecard_figures)
 from harness.results.schema import RunRecord
-from harness.scorecard import HOW_TO_READ, Scorecard
+from harness.report.scorecard import HOW_TO_READ, Scorecard
 
 SORT_JS = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.pareto import retention_front  # noqa: E402
+from harness.report.pareto import retention_front  # noqa: E402
 from harness.results.comparison import ComparisonBlock, Judging, baselines, cost_rows, holm, price_of  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
 

@@ -1,7 +1,7 @@
 """The plotly figures of report.html, each from records or from a law's or projection's JSON.
 
 Every point says on hover what it is (model, engine, variant, hardware, run id) and its figures
-with their intervals; harness/report_html.py lays the figures out on the page.
+with their intervals; harness/report/html.py lays the figures out on the page.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from harness.pareto import pareto_front, retention_front
+from harness.report.pareto import pareto_front, retention_front
 from harness.projector.laws import Chinchilla
 from harness.results.schema import RunRecord, Stats
-from harness.scorecard import Scorecard
+from harness.report.scorecard import Scorecard
 
 ENGINE = "transformers"  # the only engine measured so far; records gain an engine block with the engines axis
 LATENCIES = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"))

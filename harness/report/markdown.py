@@ -2,7 +2,7 @@
 
 Writes, under ``out_dir``: ``points.parquet`` and ``points.csv`` (one row per record, columns
 named by dotted record keys, raw sample lists left out), ``report.md`` with PNG plots, and
-``report.html`` (harness/report_html.py: the same as one self-contained interactive page).
+``report.html`` (harness/report/html.py: the same as one self-contained interactive page).
 A file that is not a valid record is reported by path and skipped; the report still comes out.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, b
                                         compare_records, ratio, speed_ratio)
 from harness.results.store import load_records  # noqa: E402
 from harness.results.schema import RunRecord  # noqa: E402
-from harness.pareto import pareto_front  # noqa: E402
-from harness.report_html import write_html  # noqa: E402
-from harness.scorecard import scorecard_markdown, scorecards  # noqa: E402
+from harness.report.pareto import pareto_front  # noqa: E402
+from harness.report.html import write_html  # noqa: E402
+from harness.report.scorecard import scorecard_markdown, scorecards  # noqa: E402
 
 log = logging.getLogger(__name__)
 
