@@ -32,25 +32,25 @@ WEIGHTS = "memory.weights_bytes"
 ENERGY = "energy.j_per_token"
 
 
-def _flatten(obj, prefix: str, out: dict) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
-    elif isinstance(obj, list):
-        if obj and all(isinstance(x, (int, float, str, bool)) or x is None for x in obj) and len(obj) <= 8:
-            out[prefix] = ",".join(map(str, obj))  # short lists (batch sizes...) stay readable
-        # raw samples and scenario lists stay in the records; the table keeps summaries
-    else:
-        out[prefix] = obj
+_RAW = object()  # a cell the table leaves to the records
+
+
+def _cell(value):
+    """Short lists of scalars (batch sizes...) stay readable as text; raw sample lists and
+    scenario lists stay in the records, the table keeps their summaries."""
+    if isinstance(value, list):
+        if value and len(value) <= 8 and all(isinstance(x, (int, float, str, bool)) or x is None for x in value):
+            return ",".join(map(str, value))
+        return _RAW
+    return _RAW if isinstance(value, dict) else value
 
 
 def flat_table(records: list[RunRecord]) -> pd.DataFrame:
-    rows = []
-    for r in records:
-        row: dict = {}
-        _flatten(r.model_dump(mode="json"), "", row)
-        rows.append(row)
-    df = pd.DataFrame(rows)
+    """One row per record, columns named by dotted record keys (pandas.json_normalize)."""
+    cells = pd.json_normalize([r.model_dump(mode="json") for r in records], sep=".").map(_cell)
+    raw = cells.map(lambda v: v is _RAW)
+    lists_only = (raw | cells.isna()).all() & raw.any()
+    df = cells.loc[:, ~lists_only].mask(raw.loc[:, ~lists_only], None)
     return df.sort_values(["hardware.label", "model.name", "variant.name"], ignore_index=True) if len(df) else df
 
 
