@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any
 
+import pandas as pd
+
 
 def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
     text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
@@ -63,27 +65,32 @@ def headline(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True).splitlines()
+
+
+def _g(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g}"
+
+
 def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
-    lines = [f"# Projection: {result['scenario']}", "", *headline(result), "",
-             "| year | frontier loss | meek loss | gap (nats) | lag (years) | tokens to tell apart |",
-             "|---|---|---|---|---|---|"]
-    for i in range(0, len(result["years"]), steps_per_year):
-        w = result["wald_tokens"][i]
-        lines.append(f"| {result['years'][i]:.0f} | {result['frontier_loss'][i]:.4f} | {result['meek_loss'][i]:.4f} "
-                     f"| {result['loss_gap'][i]:.4f} | {result['lag_years'][i]:.2f} | {'inf' if w is None else f'{w:.3g}'} |")
+    lines = [f"# Projection: {result['scenario']}", "", *headline(result), ""]
+    lines += _table([{"year": f"{result['years'][i]:.0f}", "frontier loss": f"{result['frontier_loss'][i]:.4f}",
+                      "meek loss": f"{result['meek_loss'][i]:.4f}", "gap (nats)": f"{result['loss_gap'][i]:.4f}",
+                      "lag (years)": f"{result['lag_years'][i]:.2f}",
+                      "tokens to tell apart": "inf" if result["wald_tokens"][i] is None else f"{result['wald_tokens'][i]:.3g}"}
+                     for i in range(0, len(result["years"]), steps_per_year)])
     rates = result["inference"]["measured_rates"]
     if rates:
-        lines += ["", "## Measured decode cost per effective parameter (the inference gap's rate)", "",
-                  "| hardware | variant | model | family | params | batch | $/token | multiplier | effective params per $/token |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['hardware']} | {r['variant']} | {r['model']} | {r['family']} | {r['params']} | {r['batch_size']} | "
-                  f"{r['usd_per_token']:.3g} | {r['multiplier']:.3g} | {r['effective_params_per_usd']:.3g} |"
-                  for r in rates]
-    lines += ["", "## Inputs", "", "| input | value | source | note |", "|---|---|---|---|"]
-    for k, v in result["inputs"].items():
-        val = v["value"]
-        val = f"{val:.4g}" if isinstance(val, float) else json.dumps(val, default=str)[:80]
-        lines.append(f"| {k} | {val} | {v['source']} | {v['note']} |")
+        lines += ["", "## Measured decode cost per effective parameter (the inference gap's rate)", ""]
+        lines += _table([{"hardware": r["hardware"], "variant": r["variant"], "model": r["model"], "family": r["family"],
+                          "params": str(r["params"]), "batch": str(r["batch_size"]), "$/token": _g(r["usd_per_token"]),
+                          "multiplier": _g(r["multiplier"]),
+                          "effective params per $/token": _g(r["effective_params_per_usd"])} for r in rates])
+    lines += ["", "## Inputs", ""]
+    lines += _table([{"input": k, "value": f"{v['value']:.4g}" if isinstance(v["value"], float)
+                      else json.dumps(v["value"], default=str)[:80], "source": v["source"], "note": v["note"]}
+                     for k, v in result["inputs"].items()])
     if result["variants"]:
         lines += ["", "## Variants of the fitted family against its law", "",
                   "multiplier: effective / actual non-embedding parameters; vs baseline: over the same model's "
@@ -91,18 +98,18 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
                   "path needs for that loss / compute the weights cost (distillation included); vs control: "
                   "a KD student's effective size over its continue-ce control's. Optimal: the compute the "
                   "measured compute-optimal law needs for that loss over the compute spent (90% band from its "
-                  "bootstrap), and over what it needs for the baseline's loss.", "",
-                  "| model | variant | hardware | loss | multiplier | vs baseline | compute gain | optimal gain "
-                  "[90%] | optimal vs baseline | vs control | weights ratio | TPOT ratio |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "bootstrap), and over what it needs for the baseline's loss.", ""]
+        rows = []
         for v in result["variants"]:
-            f = lambda x: "-" if x is None else f"{x:.3g}"  # noqa: E731
             band = v.get("optimal_compute_gain_band")
-            lines.append(f"| {v['model']} | {v['variant']} | {v['hardware']} | {v['heldout_loss_nats']:.4f} | "
-                         f"{f(v['multiplier'])} | {f(v.get('multiplier_vs_baseline'))} | "
-                         f"{f(v.get('effective_compute_gain'))} | {f(v.get('optimal_compute_gain'))}"
-                         f"{f' [{band[0]:.3g}, {band[1]:.3g}]' if band else ''} | "
-                         f"{f(v.get('optimal_compute_vs_baseline'))} | {f(v.get('vs_control'))} | "
-                         f"{f(v.get('weights_bytes_ratio'))} | {f(v.get('decode_time_ratio'))} "
-                         f"{(v.get('decode_time_ratio_kind') or '')[:1]} |")
+            rows.append({"model": v["model"], "variant": v["variant"], "hardware": v["hardware"],
+                         "loss": f"{v['heldout_loss_nats']:.4f}", "multiplier": _g(v["multiplier"]),
+                         "vs baseline": _g(v.get("multiplier_vs_baseline")),
+                         "compute gain": _g(v.get("effective_compute_gain")),
+                         "optimal gain [90%]": _g(v.get("optimal_compute_gain"))
+                         + (f" [{band[0]:.3g}, {band[1]:.3g}]" if band else ""),
+                         "optimal vs baseline": _g(v.get("optimal_compute_vs_baseline")),
+                         "vs control": _g(v.get("vs_control")), "weights ratio": _g(v.get("weights_bytes_ratio")),
+                         "TPOT ratio": f"{_g(v.get('decode_time_ratio'))} {(v.get('decode_time_ratio_kind') or '')[:1]}"})
+        lines += _table(rows)
     return "\n".join(lines) + "\n"
