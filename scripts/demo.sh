@@ -14,16 +14,22 @@
 # The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).
 # Every point scores the same first QUALITY_BYTES of the held-out text (bits per byte compare the
 # tiny family and SmolLM2 on it); the real model's points also read fewer ci items and shorter
-# latency rounds (REAL); the whole demo took 28 minutes on 2 cores (README, by step). Each fp32 point writes
+# latency rounds (REAL); how long each step took is on docs/measured.md (scripts/measured_page.py
+# writes it from this run's records and step times). Each fp32 point writes
 # its held-out reference distributions; every variant point after it is compared with them
 # (fidelity, paired tasks, retention, cost).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+RESULTS=${RESULTS:-results/demo}
+# Each step's start time, for the page of measured times (scripts/measured_page.py reads it).
+mkdir -p "$RESULTS"
+STEPS="$RESULTS/demo-steps.tsv"
+printf 'set-up\tset-up (scripts/setup.sh)\t%s\n' "$(date +%s.%N)" > "$STEPS"
+trap 'printf "end\tend\t%s\n" "$(date +%s.%N)" >> "$STEPS"' EXIT
 bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-RESULTS=${RESULTS:-results/demo}
 # What the machine costs per hour, for dollars per million tokens: an assumption, not a measurement.
 # Default: AWS EC2 m7i.large (2 vCPU) on-demand list price, us-east-1, 2025: $0.1008/h. Set yours.
 PRICE=${PRICE_PER_HOUR_USD:-0.1008}
@@ -31,7 +37,7 @@ QUALITY_BYTES=${QUALITY_BYTES:-20000}
 SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE" quality.max_bytes="$QUALITY_BYTES")  # every sweep's
 # The real model's points: 24 items per ci task, 3 rounds of 3 requests of 16 new tokens per arm.
 REAL=(eval.limit=24 bench.repeats=3 bench.min_iterations=3 bench.new_tokens=16 bench.bare_loop=false)
-step() { echo; echo "== demo $1: $2"; }
+step() { echo; echo "== demo $1: $2"; printf '%s\t%s\t%s\n' "$1" "$2" "$(date +%s.%N)" >> "$STEPS"; }
 
 step 1/9 "the tiny family without tiny-l (built once into models/tiny/, reused when up to date)"
 meekbench build-tiny "only=[tiny-xs,tiny-s,tiny-m]"
