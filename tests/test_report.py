@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,6 +15,8 @@ from harness.report import flat_table, write_report
 from harness.results.store import RecordError, iter_records, load_records, read_record, write_record
 from harness.results.schema import SCHEMA_VERSION
 from harness.run import run_point
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,22 @@ def test_sweep_killed_mid_point_resumes_every_point_once(models_dir, tmp_path):
     assert all(r.status == "ok" for r in recs)
     for run_id, mtime in first.items():  # points recorded before the kill were skipped, not redone
         assert (results / "runs" / run_id / "record.json").stat().st_mtime_ns == mtime
+
+
+def test_the_measured_page_is_generated_from_the_records_and_step_times(tmp_path):
+    import importlib.util
+
+    from tests.conftest import record_template
+
+    spec = importlib.util.spec_from_file_location("measured_page", ROOT / "scripts" / "measured_page.py")
+    measured_page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measured_page)
+    write_record(tmp_path, record_template("tiny-xs", 1e5, 4.0))
+    steps = tmp_path / "demo-steps.tsv"
+    steps.write_text("set-up\tset-up\t1000.0\n1/9\tthe family\t1090.5\n9/9\treport\t1190.0\n")
+    with pytest.raises(SystemExit, match="no end mark"):
+        measured_page.page(tmp_path)
+    steps.write_text(steps.read_text() + "end\tend\t1200.0\n")
+    text = measured_page.page(tmp_path)
+    assert "It took 3 min 20 s" in text and "1 min 30 s" in text and "1 min 40 s" in text
+    assert "| tiny-xs " in text and "2026-01-01" in text and "x, 2 logical cores" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import bootstrap
 
 
 @dataclass(frozen=True)
@@ -30,27 +31,28 @@ class SampleStats:
         return asdict(self)
 
 
-def _stats(x: np.ndarray, medians: np.ndarray, level: float, unit: str) -> SampleStats:
-    alpha = (1 - level) / 2
+def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> SampleStats:
     mean = float(x.mean())
     stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
     return SampleStats(
         n=int(x.size), median=float(np.median(x)), p90=float(np.percentile(x, 90)),
         p99=float(np.percentile(x, 99)), mean=mean, stdev=stdev, cv=stdev / mean if mean else float("nan"),
-        ci_low=float(np.quantile(medians, alpha)), ci_high=float(np.quantile(medians, 1 - alpha)),
-        ci_level=level, ci_resamples=unit, samples=[float(v) for v in x],
+        ci_low=float(ci[0]), ci_high=float(ci[1]), ci_level=level, ci_resamples=unit, samples=[float(v) for v in x],
     )
 
 
 def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, seed: int = 0,
               unit: str = "samples") -> SampleStats:
-    """Samples that are independent units (e.g. one value per request)."""
+    """Samples that are independent units (e.g. one value per request): the median's percentile
+    interval from scipy's bootstrap."""
     x = np.asarray(samples, dtype=float)
     if x.size == 0:
         raise ValueError("no samples to summarize")
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(x, size=(resamples, x.size), replace=True), axis=1)
-    return _stats(x, medians, level, unit)
+    if x.size == 1 or np.ptp(x) == 0:  # nothing to resample: the interval is the value
+        return _stats(x, (float(x[0]), float(x[0])), level, unit)
+    ci = bootstrap((x,), np.median, n_resamples=resamples, confidence_level=level, method="percentile",
+                   vectorized=True, rng=np.random.default_rng(seed)).confidence_interval
+    return _stats(x, (ci.low, ci.high), level, unit)
 
 
 def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95, seed: int = 0,
@@ -70,4 +72,5 @@ def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: fl
         if within:
             drawn = [g[rng.integers(0, len(g), len(g))] for g in drawn]
         medians[k] = np.median(np.concatenate(drawn))
-    return _stats(x, medians, level, f"{unit} ({len(groups)})")
+    alpha = (1 - level) / 2  # a cluster bootstrap, which scipy's bootstrap does not do
+    return _stats(x, (np.quantile(medians, alpha), np.quantile(medians, 1 - alpha)), level, f"{unit} ({len(groups)})")
