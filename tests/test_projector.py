@@ -228,6 +228,13 @@ def test_closing_time_and_lag_mean_what_they_say():
     # the meek actor at t has the frontier's compute (hence loss) of year t - lag
     assert G.meek_compute(c0, growth, t) == pytest.approx(G.frontier_compute(c0, growth, t - lag), rel=1e-9)
     assert G.closing_time(law, c0, growth, 1e-300) is None  # never within the window
+    peak = float(G.loss_gap(law, c0, growth, G.peak_time_closed_form(law.alpha, growth)))
+    assert G.closing_time(law, c0, growth, peak + 0.01) == 0.0  # never above the level: nothing to close
+    from harness.projector.markdown import headline
+
+    lines = headline(_project(closing_levels=[0.2, 0.05]))
+    assert "- The gap never exceeds 0.2 nats (its peak is 0.1492)." in lines
+    assert any(line.startswith("- Gap below 0.05 nats after 11.42 y") for line in lines)
 
 
 def test_sampled_inputs_give_bands_and_point_intervals_give_none_wide():

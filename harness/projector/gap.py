@@ -70,12 +70,13 @@ def peak_time_numerical(law: ComputeLaw, c0: float, growth: Growth, horizon: flo
 
 def closing_time(law: ComputeLaw, c0: float, growth: Growth, level: float, start_ratio: float = 1.0,
                  window: float = 200.0) -> float | None:
-    """The first time after the peak at which the gap falls below ``level`` nats; None if not
+    """The first time after the peak at which the gap falls below ``level`` nats; 0.0 when even
+    the peak is at or below it (the gap never exceeds the level: nothing to close); None if not
     within ``window`` years (the gap never reaches zero, so a level near 0 may take ages)."""
     t_peak = max(0.0, peak_time_closed_form(law.alpha, growth, start_ratio))
     gap = lambda t: float(loss_gap(law, c0, growth, t, start_ratio)) - level  # noqa: E731
     if gap(t_peak) <= 0:
-        return t_peak
+        return 0.0
     if gap(window) > 0:
         return None
     return float(brentq(gap, t_peak, window, xtol=1e-10))

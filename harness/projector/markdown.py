@@ -24,7 +24,10 @@ def headline(result: dict[str, Any]) -> list[str]:
     lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
              f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']})."]
     for level, years in result["closing_years"].items():
-        lines.append(f"- Gap below {level} nats after {_with_band(years, unc['closing_years'][level])}.")
+        if years == 0.0 and unc["closing_years"][level].get("high", 0.0) == 0.0:  # in every draw too
+            lines.append(f"- The gap never exceeds {level} nats (its peak is {result['peak_gap_nats']:.4f}).")
+        else:
+            lines.append(f"- Gap below {level} nats after {_with_band(years, unc['closing_years'][level])}.")
     horizon = result["t"][-1]
     lines.append(f"- Lag of the meek actor at year {horizon:g}: {_with_band(result['lag_years'][-1], unc['lag_years_at_horizon'])} "
                  f"behind the frontier; its reducible loss is {_with_band(result['reducible_loss_ratio'][-1], unc['reducible_loss_ratio_at_horizon'], 'x')} the frontier's.")
