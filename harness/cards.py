@@ -42,6 +42,8 @@ class DistillationInfo(_Strict):
     recipe_hash: str
     teacher: Optional[str] = None
     teacher_params: Optional[int] = None
+    # the family law counts non-embedding parameters: its compute accounting needs the teacher's too
+    teacher_non_embedding_params: Optional[int] = None
     student_init: str
     alpha: float
     temperature: float

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from harness.projector.fit import FitError
 from harness.projector.isoflop import Run, envelope, fit_grid, parabolas
 from harness.projector.laws import Chinchilla
 
@@ -112,3 +113,39 @@ def test_the_extrapolation_test_predicts_the_held_out_budget(fitted):
     assert ex["error_nats"] == pytest.approx(ex["predicted_loss"] - ex["measured_loss"])
     lo, hi = ex["band"]
     assert ex["inside_band"] == (lo <= ex["measured_loss"] <= hi) and abs(ex["error_nats"]) < 0.5
+
+
+@pytest.mark.slow
+def test_fit_law_fits_a_table_of_published_runs_and_writes_the_laws_covariance(tmp_path):
+    """`meekbench fit-law table=...`: a published grid (N, C, loss; no budgets) through the same
+    approach-3 fit; the IsoFLOP approaches and the extrapolation test are refused for want of
+    budgets, and the refits' covariance (what projector.law.covariance takes) comes with it."""
+    import json
+
+    import pandas as pd
+
+    from harness.config import LawFitConfig
+    from harness.projector.fit_law import fit_law
+
+    rng = np.random.default_rng(3)
+    n = np.exp(rng.uniform(np.log(1e4), np.log(1e7), 40))
+    d = np.exp(rng.uniform(np.log(1e6), np.log(1e9), 40))
+    loss = TRUE.loss(n, d) * np.exp(rng.normal(0, 0.002, 40))
+    table = tmp_path / "published.csv"
+    pd.DataFrame({"N": n, "C": 6 * n * d, "loss": loss}).to_csv(table, index=False)
+    fit_law(LawFitConfig(table=str(table), grid_name="published", out_dir=str(tmp_path / "law"), resamples=12))
+    law = json.loads((tmp_path / "law" / "law.json").read_text())
+    assert law["grid"] == "published" and law["table"] == str(table)
+    a3 = law["approach3"]
+    for k in ("a", "b"):
+        assert a3["params"][k] == pytest.approx(getattr(TRUE, k), abs=0.03)
+    assert a3["fit"]["design_points"] == 40 and a3["fit"]["dof"] == 35
+    cov = np.array(a3["covariance"]["matrix"])
+    assert cov.shape == (5, 5) and np.allclose(cov, cov.T) and (np.diag(cov) > 0).all()
+    assert a3["covariance"]["coordinates"] == ["log_E", "log_A", "log_B", "a", "b"]
+    assert "no IsoFLOP budget" in law["approach1"]["refused"] and "refused" in law["extrapolation_test"]
+    assert "published runs from the table" in (tmp_path / "law" / "law.md").read_text()
+    with pytest.raises(FitError, match=r"has columns \[.params., .loss.\]; it needs N, D or C"):
+        bad = tmp_path / "bad.csv"
+        pd.DataFrame({"params": n, "loss": loss}).to_csv(bad, index=False)
+        fit_law(LawFitConfig(table=str(bad), out_dir=str(tmp_path / "bad")))

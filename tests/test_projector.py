@@ -6,7 +6,7 @@ import pytest
 
 from harness.projector import gap as G
 from harness.projector.fit import FitError, fit_chinchilla, fit_power_law, fit_sigmoid
-from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, ComputeLaw, PowerLaw
+from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 
 PAPER = ComputeLaw(L0=1.7, A=1070.0, alpha=0.155)
 
@@ -81,8 +81,51 @@ def test_sigmoid_fit_recovers_parameters():
     assert sig.k == pytest.approx(-3.0, rel=0.2) and sig.x0 == pytest.approx(3.0, abs=0.1)
 
 
+def test_a_fit_refuses_fewer_than_twice_as_many_design_points_as_parameters_unless_forced():
+    """Issue 26 item 8: DESIGN's 2x rule refused only the bootstrap; the fits ran on 3 (power law),
+    6 (Chinchilla) or p + 1 (sigmoid) points, and seed replicates counted as design points."""
+    truth = PowerLaw(E=1.8, A=400.0, a=0.3)
+    n5 = np.logspace(5, 9, 5)
+    with pytest.raises(FitError, match="needs at least 6 distinct design points .* got 5"):
+        fit_power_law(n5, truth.loss(n5), resamples=0)
+    replicated = np.repeat(np.logspace(5, 9, 3), 2)  # 6 runs, 3 sizes
+    with pytest.raises(FitError, match="got 3"):
+        fit_power_law(replicated, truth.loss(replicated) * (1 + 1e-3 * np.tile([1, -1], 3)), resamples=0)
+    law, fit = fit_power_law(n5, truth.loss(n5), resamples=50, force=True)
+    assert law.a == pytest.approx(0.3, rel=1e-3)
+    assert fit.dof == 2 and "forced below the 2x rule" in fit.warning and fit.bootstrap == []
+    assert "no bootstrap: 5 distinct design points" in fit.bootstrap_note
+    with pytest.raises(FitError, match="got 3"):  # forced still needs a degree of freedom
+        fit_power_law(n5[:3], truth.loss(n5[:3]), resamples=0, force=True)
+    n, d = np.logspace(6, 9, 9), np.logspace(9, 11, 9)
+    with pytest.raises(FitError, match="L\\(N, D\\) .* needs at least 10 distinct"):
+        fit_chinchilla(n, d, CHINCHILLA.loss(n, d), resamples=0)
+    loss = np.linspace(3, 5, 7)
+    with pytest.raises(FitError, match="sigmoid .* needs at least 8"):
+        fit_sigmoid(loss, 0.25 + 0.5 / (1 + np.exp(3 * (loss - 4))), resamples=0)
+
+
+def test_a_projection_says_when_the_family_law_is_refused_or_forced():
+    from harness.config import ProjectorConfig
+    from harness.projector.markdown import headline
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    truth = PowerLaw(E=2.0, A=60.0, a=0.3)
+    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 1e5, 4e5, 1e6])]
+    p = ProjectorConfig(name="m", bootstrap=10, monte_carlo=10)
+    p.law.source = "measured"
+    refused = project(p, base)  # the tiny family's 4 sizes for 3 parameters
+    assert refused["inputs"]["law_n"]["source"] == "unavailable"
+    assert "needs at least 6 distinct design points" in refused["fit_warnings"][0]
+    p.force_fits = True
+    forced = project(p, base)
+    assert forced["inputs"]["law_n"]["source"] == "measured" and "forced below the 2x rule" in forced["fit_warnings"][0]
+    assert any(line.startswith("- Fit warning: family size law: forced below") for line in headline(forced))
+
+
 @pytest.mark.parametrize("x,y,msg", [
-    ([1e6, 1e7], [3.0, 2.8], "at least 3 points"),
+    ([1e6, 1e7], [3.0, 2.8], "at least 6 distinct design points"),
     ([1e6, 1e7, 1e8], [3.0, float("nan"), 2.5], "loss[1]"),
     ([1e6, 1e7, 1e8], [3.0, 0.0, 2.5], "loss[1] = 0.0"),
     ([1e6, -1, 1e8], [3.0, 2.8, 2.5], "x[1] = -1.0"),
@@ -130,7 +173,7 @@ def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path)
 
     fits = _grid_law(tmp_path / "law.json")
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
-    for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6]):
+    for i, n in enumerate([1e4, 3e4, 1e5, 4e5, 1e6, 3e6]):
         write_record(tmp_path, record_template(f"m{i}", n, float(truth.loss(n)), price=2.0))
     cfg = ProjectConfig(projector=ProjectorConfig(name="measured", bootstrap=50), results_dirs=[str(tmp_path)],
                         out_dir=str(tmp_path / "proj"))
@@ -252,6 +295,39 @@ def test_sampled_inputs_give_bands_and_point_intervals_give_none_wide():
     assert point["uncertainty"]["t_star_years"]["median"] == pytest.approx(point["t_star_years"], abs=1e-9)
 
 
+def test_a_sampled_input_is_centred_on_its_point_value_and_the_tornado_reads_the_bands_quantiles():
+    """Issue 26 item 4: the draws' median is the scenario's point value and the interval's ends are
+    their quantiles (the old draws were centred on the interval's geometric middle: g_alg's median
+    3.09 against the point 2.8, and g_cost's 90 against the point 9); the tornado moves each input
+    to the 5% and 95% quantiles of its draws, the level of the bands."""
+    from omegaconf import OmegaConf
+
+    from harness.config import ConfigValueError
+    from harness.projector import uncertainty as U
+    from harness.projector.project import project
+    from tests.conftest import compose_config
+
+    p = OmegaConf.to_object(compose_config("project", ["projector=paper-uncertain"])).projector
+    ranges = {k: U.Range(r.low, r.high, r.level, r.source) for k, r in p.uncertainty.items()}
+    growth = G.Growth(p.growth.g_i, p.growth.g_h, p.growth.g_alg)
+    mc = U.sample(ComputeLaw(1.7, 1070.0, 0.155), growth, ranges, None, 20000, 0, p.inference.g_cost)
+    g_alg = np.array([d.growth.g_alg for d in mc.draws])
+    g_cost = np.array([d.g_cost for d in mc.draws])
+    assert np.median(g_alg) == pytest.approx(2.8, rel=0.01) and np.median(g_cost) == pytest.approx(90.0, rel=0.03)
+    assert np.quantile(g_alg, [0.025, 0.975]) == pytest.approx([1.81, 5.28], rel=0.02)
+    assert np.quantile(g_cost, [0.05, 0.95]) == pytest.approx([9.0, 900.0], rel=0.05)
+    p.monte_carlo = 4000
+    res = project(p, [])
+    assert res["uncertainty"]["t_star_years"]["median"] == pytest.approx(res["t_star_years"], rel=0.01)
+    row = next(r for r in res["uncertainty"]["tornado"] if r["input"] == "g_alg")
+    assert [row["low_value"], row["high_value"]] == pytest.approx(np.quantile(g_alg, [0.05, 0.95]).tolist(), rel=0.02)
+    # the paper's 9x with the 9-900 span: a median at its interval's end, refused before anything runs
+    with pytest.raises(ConfigValueError, match=r"projector.inference.g_cost=9 must lie strictly inside"):
+        OmegaConf.to_object(compose_config("project", ["projector=paper-uncertain", "projector.inference.g_cost=9"]))
+    with pytest.raises(ValueError, match="does not hold its point value 9 strictly inside"):
+        U.sample(ComputeLaw(1.7, 1070.0, 0.155), growth, {"g_cost": ranges["g_cost"]}, None, 10, 0, 9.0)
+
+
 @pytest.mark.slow
 def test_bootstrap_band_matches_the_spread_of_fits_to_fresh_noise():
     """The exponent's bootstrap interval should be about as wide as the spread of the exponents
@@ -307,13 +383,13 @@ def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
     from harness.projector.inputs import family_sigmoid
 
     p = ProjectorConfig(name="t", family="tiny", task="mc", task_chance=0.25, bootstrap=0)
-    losses = [5.0, 4.6, 4.3, 4.1, 3.9]
+    losses = [5.0, 4.6, 4.3, 4.1, 3.9, 3.7]
     tiny = [_scored(f"t{i}", "tiny", l, 0.25 + 0.6 / (1 + np.exp(3.0 * (l - 4.4)))) for i, l in enumerate(losses)]
     other = [_scored(f"o{i}", "pythia", l / 2, 0.9) for i, l in enumerate(losses)]
     sig, fit, note = family_sigmoid(tiny + other, p)
-    assert fit.n_points == 5 and sig.b == 0.25 and sig.a + sig.b <= 1 and sig.k < 0
+    assert fit.n_points == 6 and sig.b == 0.25 and sig.a + sig.b <= 1 and sig.k < 0
     assert float(sig.score(100.0)) == pytest.approx(0.25, abs=1e-6)  # never below chance
-    with pytest.raises(FitError, match="5 points of other families are not pooled"):
+    with pytest.raises(FitError, match="6 points of other families are not pooled"):
         family_sigmoid(tiny[:3] + other, p)
 
 
@@ -328,12 +404,14 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
     from tests.conftest import record_template
 
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
-    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6])]
+    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 3e4, 1e5, 4e5, 1e6, 3e6])]
 
     def student(method, n_eff):
         r = record_template("m0", 1e4, float(truth.loss(n_eff)))
+        # a teacher of 5e6 parameters, 3e6 of them outside its embeddings
         distil = {"method": method, "distil_tokens": 1000, "distil_flops": 6 * r.model.params * 1000 + 2 * 5e6 * 1000
-                  if method == "kd" else 6 * r.model.params * 1000}
+                  if method == "kd" else 6 * r.model.params * 1000} | (
+            {"teacher_params": 5e6, "teacher_non_embedding_params": 3e6} if method == "kd" else {})
         return r.model_copy(update={"run_id": f"m0-{method}", "variant": r.variant.model_copy(update={
             "name": method, "kind": "distil", "method": method, "extra": {"distillation": distil}})})
 
@@ -349,7 +427,8 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
     assert kd["multiplier"] == pytest.approx(2.0, rel=0.02) and kd["vs_control"] == pytest.approx(2 / 1.5, rel=0.02)
     spent = 6 * 1e4 * 1_000_000  # non-embedding params x tokens, as the law counts
     assert kd["effective_compute_gain_without_teacher"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / spent)
-    assert kd["effective_compute_gain"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / (spent + 2 * 5e6 * 1000))
+    # issue 26 item 7: the teacher counted as the law counts the student, non-embedding (not its total 5e6)
+    assert kd["effective_compute_gain"] == pytest.approx(6 * kd["effective_params"] * 1_000_000 / (spent + 2 * 3e6 * 1000))
 
 
 def _priced(record, usd_per_million: float, batch: int = 1, price_per_hour: float = 3.6):
@@ -375,13 +454,13 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
     from tests.conftest import record_template
 
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
-    sizes = [1e4, 1e5, 4e5, 1e6, 3e6]
+    sizes = [1e4, 3e4, 1e5, 4e5, 1e6, 3e6]
     base = [_priced(record_template(f"m{i}", n, float(truth.loss(n))), 1e-6 * 1.2 * n + 0.01)
             for i, n in enumerate(sizes)]
     # int8 of the largest model: acts like 0.8 of its size and decodes at half the cost
     big = base[-1]
     int8 = _priced(big, (1e-6 * 1.2 * 3e6 + 0.01) / 2).model_copy(update={
-        "run_id": "m4--int8", "variant": big.variant.model_copy(update={"name": "int8", "kind": "quant"}),
+        "run_id": "m5--int8", "variant": big.variant.model_copy(update={"name": "int8", "kind": "quant"}),
         "quality": big.quality.model_copy(update={"heldout_loss_nats": float(truth.loss(0.8 * 3e6))})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
     p.law.source = "measured"
@@ -390,7 +469,7 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
     per_token = (1e-6 * 1.2 * 3e6 + 0.01) / 2 / 1e6
     assert inf["effective_params_per_usd"]["source"] == "measured"
     assert [r["variant"] for r in inf["measured_rates"]] == ["int8", "fp32"]
-    assert inf["measured_rates"][0]["model"] == "m4" and inf["measured_rates"][0]["multiplier"] == pytest.approx(0.8, rel=1e-3)
+    assert inf["measured_rates"][0]["model"] == "m5" and inf["measured_rates"][0]["multiplier"] == pytest.approx(0.8, rel=1e-3)
     assert inf["effective_params_per_usd"]["value"] == pytest.approx(int(1.2 * 3e6) * 0.8 / per_token, rel=1e-3)
     n0 = p.inference.price_per_token_usd * inf["effective_params_per_usd"]["value"]
     assert inf["meek_params"][0] == pytest.approx(n0)
@@ -406,7 +485,7 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
 def test_the_inference_price_decline_is_sampled_and_moves_the_inference_gap_only():
     from harness.config import RangeConfig
 
-    res = _project(uncertainty={"g_cost": RangeConfig(9.0, 900.0, 0.9, "Cottier et al. 2025")})
+    res = _project(inference__g_cost=90.0, uncertainty={"g_cost": RangeConfig(9.0, 900.0, 0.9, "Cottier et al. 2025")})
     band = res["inference"]["loss_gap_band"]
     assert band["high"][-1] > 10 * band["low"][-1] > 0  # 9x to 900x per year: orders of magnitude apart
     assert res["t_star_interval"] is None  # the training gap's peak does not depend on g_cost
@@ -428,7 +507,7 @@ def test_variant_gains_against_the_measured_compute_optimal_law(tmp_path):
         "compute_optimal": {"E": law.E, "G": law.A, "exponent": law.a},
         "compute_optimal_draws": [{"E": d.E, "G": d.A, "exponent": d.a} for d in draws], "fit": {}}}))
     truth = PowerLaw(E=2.0, A=60.0, a=0.3)
-    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 1e5, 4e5, 1e6, 3e6])]
+    base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 3e4, 1e5, 4e5, 1e6, 3e6])]
     r0 = base[0]
     distil = {"method": "kd", "distil_tokens": 1000, "distil_flops": 6 * r0.model.params * 1000 + 2 * 5e6 * 1000}
     kd = r0.model_copy(update={"run_id": "m0-kd", "quality": r0.quality.model_copy(update={"heldout_loss_nats": 2.9}),
@@ -451,28 +530,43 @@ def test_variant_gains_against_the_measured_compute_optimal_law(tmp_path):
     assert row["optimal_compute_vs_control"] == pytest.approx(need / float(law.invert(2.95)))
 
 
-def test_a_published_laws_standard_errors_give_its_band_and_zero_errors_give_none():
+def test_a_published_law_is_sampled_jointly_from_its_covariance_and_a_zero_covariance_gives_no_band():
+    """Issue 26 item 3: Epoch's five parameters were drawn as independent normals of their standard
+    errors, so the loss at 1e21 FLOPs, inside their data, came out 2.29 [2.00, 2.77]; drawn jointly
+    from the covariance of a refit of their data it is 2.307 [2.30, 2.31], and each parameter's
+    spread still matches their published standard error (Besiroglu et al. 2024, Table 1)."""
     from omegaconf import OmegaConf
 
     from harness.config import ProjectorConfig
+    from harness.projector.inputs import _published_draws
     from harness.projector.project import project
     from tests.conftest import compose_config
 
     p = OmegaConf.to_object(compose_config("project", ["projector=epoch"])).projector
-    assert p.law.standard_errors["a"] == 0.02 and "Besiroglu" in p.law.standard_errors_source
+    assert "Besiroglu" in p.law.covariance_source
+    draws = [Chinchilla.from_coordinates(row) for row in np.random.default_rng(0).multivariate_normal(
+        EPOCH_REFIT.coordinates(), p.law.covariance, 4000)]
+    published = {"A": 124.58, "E": 0.03, "a": 0.02, "b": 0.02}
+    for name, se in published.items():
+        assert 0.6 * se < np.std([getattr(d, name) for d in draws]) < 1.4 * se, name
+    laws = _published_draws(EPOCH_REFIT, p.law.covariance, 4000, 0)
+    at = np.array([float(law.loss(1e21)) for law in laws])
+    lo, hi = np.quantile(at, [0.05, 0.95])
+    assert lo < float(EPOCH_REFIT.compute_optimal().loss(1e21)) < hi and hi - lo < 0.05
     p.monte_carlo = 400
     res = project(p, [])
     unc = res["uncertainty"]
-    assert unc["sampled"] == ["law (published standard errors)"]
+    assert unc["sampled"] == ["law (published fit, joint)"]
     lo, hi = res["t_star_interval"]
     assert lo < res["t_star_years"] < hi
     assert unc["tornado"][0]["input"] == "law.alpha"
-    p.law.standard_errors = {k: 0.0 for k in p.law.standard_errors}
+    p.law.covariance = np.zeros((5, 5)).tolist()
     flat = project(p, [])
     assert flat["t_star_interval"] is None
     assert np.allclose(flat["loss_gap_band"]["low"], flat["loss_gap_band"]["high"], rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="standard_errors"):
-        project(ProjectorConfig(name="x", law=p.law.__class__(source="paper", standard_errors={"a": 0.1})), [])
+    with pytest.raises(ValueError, match="covariance is for a published"):
+        project(ProjectorConfig(name="x", law=p.law.__class__(source="paper", covariance=p.law.covariance,
+                                                              covariance_source="test")), [])
 
 
 def test_the_measured_inference_rate_reads_the_largest_model_of_any_family_and_names_it():

@@ -105,6 +105,9 @@ class GridConfig(TrainingSettings):
 class LawFitConfig:
     grid_name: str = "tiny"  # the grid's `name` (conf/grid/<name>.yaml)
     grid_dir: str = "${models_dir}/grid/${grid_name}"  # where build-grid wrote grid.json
+    # A CSV of published runs instead of a grid (columns N, D or C, loss; optional budget, seed, name),
+    # so any published grid is fitted by the same code; out_dir then names it by grid_name
+    table: Optional[str] = None
     out_dir: str = "${results_dir}/scaling/${grid_name}"
     resamples: int = 100  # bootstrap refits per approach, each from the full grid of starts
     level: float = 0.9  # band level

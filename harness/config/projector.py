@@ -22,10 +22,13 @@ class LawConfig:
     # tokenizer-specific) | full (every measured parameter)
     measured_path: str = "${results_dir}/scaling/tiny/law.json"
     transfer: str = "exponent"
-    # A published L(N, D) fit's standard errors (keys E, A, B, a, b), sampled as independent normals
-    # in the Monte Carlo; only for the published sources (chinchilla, chinchilla-unrounded, epoch)
-    standard_errors: Optional[Dict[str, float]] = None
-    standard_errors_source: str = ""
+    # A published L(N, D) fit's joint uncertainty: the covariance of its parameters in the fit's own
+    # coordinates (log E, log A, log B, a, b; 5 x 5), sampled as one joint normal around the published
+    # point in the Monte Carlo (never independent marginals: A-a and B-b are strongly correlated);
+    # only for the published sources (chinchilla, chinchilla-unrounded, epoch). `meekbench fit-law
+    # table=<published runs>` writes one (approach3.covariance of law.json).
+    covariance: Optional[List[List[float]]] = None
+    covariance_source: str = ""
 
     def __post_init__(self) -> None:
         _one_of("projector.law.source", self.source, LAW_SOURCES)
@@ -33,7 +36,14 @@ class LawConfig:
         _at_least("projector.law.L0", self.L0, 0)
         _positive("projector.law.A", self.A)
         _positive("projector.law.alpha", self.alpha)
-        _each(_at_least, "projector.law.standard_errors", self.standard_errors, 0)
+        if self.covariance is not None:
+            rows = [len(r) for r in self.covariance]
+            if rows != [5] * 5:
+                raise ConfigValueError(f"projector.law.covariance has rows of lengths {rows}; valid: 5 x 5 over "
+                                       "(log E, log A, log B, a, b)")
+            if not self.covariance_source:
+                raise ConfigValueError("projector.law.covariance needs projector.law.covariance_source (where "
+                                       "it comes from)")
 
 
 @dataclass
@@ -50,7 +60,9 @@ class GrowthConfig:
 @dataclass
 class InferenceConfig:
     price_per_token_usd: float = 1e-6  # what the meek actor pays per generated token
-    g_cost: float = 9.0  # yearly fall in the cost of a fixed capability (Cottier et al. 2025)
+    g_cost: float = 9.0  # yearly fall in the cost of a fixed capability
+    g_cost_source: str = ("paper (Gundlach, Lynch & Thompson 2025): the slowest fall Cottier et al. 2025 found "
+                          "across capability thresholds (9x to 900x per year)")
     flops_per_param: float = 2.0  # decode FLOPs per parameter per token (the assumed rate only)
     # measured: each record's own decode cost at batch_size (median TPOT x the price it ran with),
     # falling back to the assumed rate (flop_per_dollar / flops_per_param) when no record has one,
@@ -114,6 +126,9 @@ class ProjectorConfig:
     task: Optional[str] = None  # lm-eval task whose accuracy feeds the sigmoid (None: the one with most points)
     task_chance: Optional[float] = None  # that task's chance accuracy: the sigmoid's floor (None: fitted in [0, 1])
     bootstrap: int = 200
+    # Fit a law with fewer than twice as many distinct points as parameters (DESIGN's rule) anyway,
+    # as long as it has one degree of freedom; the JSON and the headline then say it was forced
+    force_fits: bool = False
     seed: int = 0
     # Uncertain inputs by name (g_i, g_h, g_alg); absent ones are held at their point value.
     # The measured law's uncertainty comes from its bootstrap.
@@ -136,6 +151,22 @@ class ProjectorConfig:
         _at_least(f"{key}.monte_carlo", self.monte_carlo, 0)
         _each(_positive, f"{key}.closing_levels", self.closing_levels)
         _fraction(f"{key}.task_chance", self.task_chance, closed=True)
+        self._check_points_inside_intervals()
+
+    def _check_points_inside_intervals(self) -> None:
+        """A sampled input's point value is its draws' median: it must lie inside its interval."""
+        points = {"g_i": self.growth.g_i, "g_h": self.growth.g_h, "g_alg": self.growth.g_alg,
+                  "g_cost": self.inference.g_cost}
+        for name, r in self.uncertainty.items():
+            _one_of("projector.uncertainty", name, tuple(points))
+            point = points[name]
+            if not (_set(r.low) and _set(r.high)) or r.low == r.high == point:
+                continue
+            if not r.low < point < r.high:
+                where = f"projector.inference.{name}" if name == "g_cost" else f"projector.growth.{name}"
+                raise ConfigValueError(
+                    f"projector.uncertainty.{name}=[{r.low:g}, {r.high:g}]: its point value {where}={point:g} must "
+                    "lie strictly inside (it is the draws' median); move the point value or the interval")
 
 
 @dataclass

@@ -34,9 +34,23 @@ def _check(name: str, values, positive: bool = True) -> np.ndarray:
     return arr
 
 
-def _min_points(n: int, need: int, what: str) -> None:
-    if n < need:
-        raise FitError(f"{what} needs at least {need} points, got {n}")
+def design_points(*columns) -> int:
+    """Distinct design points: seed replicates of one (N, D) or one loss are one point, not several."""
+    return len(set(zip(*(np.asarray(c, float).tolist() for c in columns))))
+
+
+def _enough(n_design: int, n_params: int, what: str, force: bool) -> str:
+    """DESIGN's rule: a fit refuses fewer than twice as many distinct design points as parameters.
+    With ``force`` it runs on at least one more than its parameters and says so (the warning
+    returned); otherwise FitError with the reason."""
+    need = 2 * n_params
+    if n_design >= need:
+        return ""
+    msg = (f"{what} ({n_params} parameters) needs at least {need} distinct design points (twice its parameters), "
+           f"got {n_design}")
+    if force and n_design > n_params:
+        return f"forced below the 2x rule: {msg}; {n_design - n_params} degrees of freedom, no bootstrap band"
+    raise FitError(msg + ("" if force else "; force=True fits it anyway, labelled"))
 
 
 @dataclass
@@ -47,17 +61,21 @@ class FitResult:
     bootstrap: list[dict[str, float]] = field(default_factory=list)  # one refit per kept resample
     converged: bool = True  # the optimiser reported convergence for the best start
     n_params: int = 0
+    design_points: int = 0  # distinct (x) or (N, D): seed replicates counted once
+    warning: str = ""  # set when the fit was forced below the 2x rule
     bootstrap_attempted: int = 0
     bootstrap_converged: int = 0  # refits whose optimiser converged (only these are kept)
     bootstrap_note: str = ""  # why no bootstrap was run, when none was
 
     @property
     def dof(self) -> int:
-        """Degrees of freedom left after the fit: points - parameters."""
-        return self.n_points - self.n_params
+        """Degrees of freedom left after the fit: distinct design points - parameters (replicates
+        measure noise, not the curve's shape)."""
+        return self.design_points - self.n_params
 
-    def summary(self) -> dict[str, float | int | bool]:
-        return {"n_points": self.n_points, "n_params": self.n_params, "dof": self.dof, "converged": self.converged,
+    def summary(self) -> dict[str, float | int | bool | str]:
+        return {"n_points": self.n_points, "design_points": self.design_points, "n_params": self.n_params,
+                "dof": self.dof, "warning": self.warning, "converged": self.converged,
                 "objective": self.objective, "bootstrap_attempted": self.bootstrap_attempted,
                 "bootstrap_converged": self.bootstrap_converged, "bootstrap_kept": len(self.bootstrap),
                 "bootstrap_note": self.bootstrap_note}
@@ -86,12 +104,14 @@ def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
     return best_x, best_f, best_ok
 
 
-def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit) -> tuple[list[dict[str, float]], int, int]:
-    """Refits on resamples of the points; kept: those with more distinct points than parameters
+def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit,
+               design: int | None = None) -> tuple[list[dict[str, float]], int, int]:
+    """Refits on resamples of the n points; kept: those with more distinct points than parameters
     whose optimiser converged. Returns (kept params, attempted, converged). None with fewer than
-    twice as many points as parameters: almost every resample would then be an exact fit or a
-    copy of the data, and the band would describe the resampling, not the uncertainty."""
-    if n < 2 * n_params:
+    twice as many distinct ``design`` points (default n) as parameters: almost every resample would
+    then be an exact fit or a copy of the data, and the band would describe the resampling, not
+    the uncertainty."""
+    if (n if design is None else design) < 2 * n_params:
         return [], 0, 0
     rng = np.random.default_rng(seed)
     out, converged = [], 0
@@ -110,7 +130,7 @@ def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit) -> tuple
 
 
 def _refused(n: int, n_params: int) -> str:
-    return (f"no bootstrap: {n} points for {n_params} parameters (it needs at least {2 * n_params})"
+    return (f"no bootstrap: {n} distinct design points for {n_params} parameters (it needs at least {2 * n_params})"
             if n < 2 * n_params else "")
 
 
@@ -139,12 +159,14 @@ def _power_params(theta) -> dict[str, float]:
     return {"E": float(np.exp(e)), "A": float(np.exp(log_a)), "a": float(a)}
 
 
-def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int = 0) -> tuple[PowerLaw, FitResult]:
+def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int = 0,
+                  force: bool = False) -> tuple[PowerLaw, FitResult]:
     """Fit L = E + A x^-a; x is parameters (fixed D) or compute."""
     x, y = _check("x", x), _check("loss", loss)
     if x.shape != y.shape:
         raise FitError(f"x has {x.size} values, loss has {y.size}")
-    _min_points(x.size, 3, "a power law E + A x^-a")
+    distinct = design_points(x)
+    warning = _enough(distinct, 3, "a power law E + A x^-a", force)
     logx, logy = np.log(x), np.log(y)
     e0 = np.log(max(y.min() * 0.5, 1e-3))
     grid = list(itertools.product([e0, np.log(y.min() * 0.9), -2.0], [0.0, 2.0, 5.0, 10.0], [0.05, 0.2, 0.5, 1.0]))
@@ -154,8 +176,9 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
         t, _, converged = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
         return _power_params(t), converged
 
-    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 3, refit)
-    result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, attempted, converged, _refused(x.size, 3))
+    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 3, refit, distinct)
+    result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, distinct, warning, attempted, converged,
+                       _refused(distinct, 3))
     p = result.params
     return PowerLaw(E=p["E"], A=p["A"], a=p["a"]), result
 
@@ -177,13 +200,15 @@ def _chin_params(theta) -> dict[str, float]:
 
 
 def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0,
-                   refit_starts: list | None = None, starts: list | None = None) -> tuple[Chinchilla, FitResult]:
+                   refit_starts: list | None = None, starts: list | None = None,
+                   force: bool = False) -> tuple[Chinchilla, FitResult]:
     """The fit starts from ``starts`` (default: a 108-point grid). Each bootstrap refit starts from the
     full-data optimum plus ``refit_starts`` (a grid of its own), or a ninth of the full grid when None."""
     n, d, y = _check("N", n), _check("D", d), _check("loss", loss)
     if not n.shape == d.shape == y.shape:
         raise FitError(f"N, D and loss differ in length: {n.size}, {d.size}, {y.size}")
-    _min_points(n.size, 6, "the Chinchilla law (5 parameters)")
+    distinct = design_points(n, d)
+    warning = _enough(distinct, 5, "the Chinchilla law L(N, D)", force)
     args = (np.log(n), np.log(d), np.log(y))
     grid = starts or list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4],
                                             [0.1, 0.4]))
@@ -194,8 +219,9 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
                                     (args[0][idx], args[1][idx], args[2][idx], delta))
         return _chin_params(t), converged
 
-    boot, attempted, converged = _bootstrap(n.size, resamples, seed, 5, refit)
-    result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, attempted, converged, _refused(n.size, 5))
+    boot, attempted, converged = _bootstrap(n.size, resamples, seed, 5, refit, distinct)
+    result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, distinct, warning, attempted, converged,
+                       _refused(distinct, 5))
     return Chinchilla(**result.params), result
 
 
@@ -213,7 +239,7 @@ class Sigmoid:
 
 
 def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
-                floor: float | None = None) -> tuple[Sigmoid, FitResult]:
+                floor: float | None = None, force: bool = False) -> tuple[Sigmoid, FitResult]:
     """score = b + a / (1 + exp(-k (L - x0))), falling with loss (k <= 0), bounded to [0, 1].
 
     ``floor``: the task's chance level; b is then fixed there (a model no better than chance
@@ -225,7 +251,8 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
     if floor is not None and not 0 <= floor < 1:
         raise FitError(f"chance level {floor!r}: must be in [0, 1)")
     n_params = 3 if floor is not None else 4
-    _min_points(x.size, n_params + 1, f"the loss-to-score sigmoid ({n_params} parameters)")
+    distinct = design_points(x)
+    warning = _enough(distinct, n_params, "the loss-to-score sigmoid", force)
 
     def f(l, a, b, k, x0):
         with np.errstate(over="ignore"):  # exp overflow -> inf -> the sigmoid's 0 limit, which is right
@@ -267,7 +294,7 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
     def refit(idx):
         return one(x[idx], y[idx])[0], True  # curve_fit raises when it fails
 
-    boot, attempted, converged = _bootstrap(x.size, resamples, seed, n_params, refit)
-    result = FitResult(params, int(x.size), err, boot, True, n_params, attempted, converged,
-                       _refused(x.size, n_params))
+    boot, attempted, converged = _bootstrap(x.size, resamples, seed, n_params, refit, distinct)
+    result = FitResult(params, int(x.size), err, boot, True, n_params, distinct, warning, attempted, converged,
+                       _refused(distinct, n_params))
     return Sigmoid(**params), result

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawFitConfig
-from harness.projector.isoflop import Run, by_budget, fit_grid, load_grid, loglog_slope
+from harness.projector.isoflop import Run, by_budget, fit_grid, load_grid, load_table, loglog_slope
 from harness.projector.laws import Chinchilla
 
 
@@ -23,7 +23,8 @@ def plot_law(runs: list[Run], fits: dict, out: Path) -> list[str]:
     written = []
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for c, rs in by_budget(runs).items():
-        pts = ax.scatter([r.n for r in rs], [r.loss for r in rs], s=18, label=f"C = {c:.2g}")
+        pts = ax.scatter([r.n for r in rs], [r.loss for r in rs], s=18,
+                         label="runs (no budgets)" if c is None else f"C = {c:.2g}")
         opt = next((o for o in fits.get("approach2", {}).get("optima", []) if o["budget_flops"] == c), None)
         if opt:
             x = np.linspace(np.log(min(r.n for r in rs)), np.log(max(r.n for r in rs)), 50)
@@ -35,8 +36,8 @@ def plot_law(runs: list[Run], fits: dict, out: Path) -> list[str]:
     written.append(_save(fig, ax, out / "isoflop.png"))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    budgets = list(by_budget(runs))
-    cs = np.geomspace(min(budgets) / 3, max(budgets) * 3, 50)
+    flops = [r.flops for r in runs]
+    cs = np.geomspace(min(flops) / 3, max(flops) * 3, 50)
     for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
         res = fits.get(key, {})
         if "optima" in res:
@@ -76,15 +77,26 @@ def _fmt_band(x, band, fmt=".4f") -> str:
     return f"{x:{fmt}}" + (f" [{band[0]:{fmt}}, {band[1]:{fmt}}]" if band else " (no band)")
 
 
+def _max_epochs(meta: dict) -> float | None:
+    return max((r["epochs"] for r in meta["runs"]), default=None)
+
+
+def _provenance(meta: dict) -> str:
+    if meta["train_tokens"] is None:  # a table of published runs
+        return f"{meta['text']} (sha256 {meta['text_sha256'][:12]})"
+    return (f"text: {meta['text']} ({meta['train_tokens']} training tokens, sha256 {meta['text_sha256'][:12]}), "
+            f"most epochs {_max_epochs(meta):.2f}")
+
+
 def law_markdown(meta: dict, fits: dict) -> str:
     lv = int(fits["level"] * 100)
     a3 = fits["approach3"]
     co, cob = a3["compute_optimal"], a3["compute_optimal_bands"]
-    lines = [f"# Measured compute-optimal law: grid `{meta['grid']}`", "",
+    lines = [f"# Compute-optimal law of `{meta['grid']}`" + (" (published runs)" if meta["train_tokens"] is None
+                                                              else " (a measured IsoFLOP grid)"), "",
              f"{fits['runs']} runs, FLOPs {fits['flops_range'][0]:.3g} to {fits['flops_range'][1]:.3g} "
-             f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); text: {meta['text']} "
-             f"({meta['train_tokens']} training tokens, sha256 {meta['text_sha256'][:12]}), most epochs "
-             f"{max(r['epochs'] for r in meta['runs']):.2f}. Bands: {lv}% bootstrap over runs.", "",
+             f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); {_provenance(meta)}. "
+             f"Bands: {lv}% bootstrap over runs.", "",
              "| approach | N* ~ C^a | D* ~ C^b | a + b | note |", "|---|---|---|---|---|"]
     for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
         r = fits[key]
@@ -117,14 +129,16 @@ def law_markdown(meta: dict, fits: dict) -> str:
 
 
 def fit_law(cfg: LawFitConfig) -> str:
-    meta, runs = load_grid(Path(cfg.grid_dir) / "grid.json")
+    meta, runs = load_table(Path(cfg.table)) if cfg.table else load_grid(Path(cfg.grid_dir) / "grid.json")
+    if cfg.table:
+        meta["grid"] = cfg.grid_name  # a table is named by the command, as a grid by its config
     fits = fit_grid(runs, cfg.resamples, cfg.seed, cfg.huber_delta, cfg.level)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"grid": meta["grid"], "grid_dir": str(cfg.grid_dir), "text": meta["text"],
-               "text_sha256": meta["text_sha256"], "train_tokens": meta["train_tokens"],
-               "max_epochs_seen": max(r["epochs"] for r in meta["runs"]), "flops_rule": meta["flops_rule"],
-               "n_is": "total parameters (embeddings tied)", **fits,
+    payload = {"grid": meta["grid"], "grid_dir": None if cfg.table else str(cfg.grid_dir), "table": cfg.table,
+               "text": meta["text"], "text_sha256": meta["text_sha256"], "train_tokens": meta["train_tokens"],
+               "max_epochs_seen": _max_epochs(meta), "flops_rule": meta["flops_rule"],
+               "n_is": "as the table gives it" if cfg.table else "total parameters (embeddings tied)", **fits,
                "fitted_runs": [asdict(r) for r in runs]}  # the runs fitted, so the law can be drawn on its own
     (out / "law.json").write_text(json.dumps(payload, indent=1, default=float))
     (out / "law.md").write_text(law_markdown(meta, fits))

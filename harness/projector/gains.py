@@ -75,9 +75,8 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
       the same gain against the compute-optimal law (``_compute_optimal_gains``), whose loss scale is
       the family's own (same tokenizer and held-out text), whatever the projection's transfer.
     """
-    if inputs.family is None:
+    if inputs.family is None and inputs.grid_law is None:
         return []
-    tokens = inputs.family.tokens
     base = baselines(records, p.baseline_variant)
     family = [r for r in records if r.status == "ok" and r.model.family == p.family and r.quality
               and r.quality.heldout_loss_nats is not None and r.model.non_embedding_params]
@@ -86,41 +85,62 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
     for r in family:
         if r.variant.name == p.baseline_variant:
             continue
-        n_eff, band = _effective_params(r.quality.heldout_loss_nats, inputs)
         b = baseline_of(r, base)
         speed = speed_ratio(r, b)
         distil = r.variant.extra.get("distillation") or {}
-        # counted as the law counts: non-embedding parameters x all tokens the weights saw, plus,
-        # for a KD student, the teacher's forward passes (2 N_teacher D_distil)
-        spent = 6 * r.model.non_embedding_params * (r.model.train_tokens or 0)
+        # a KD student's teacher forward passes, 2 N_teacher D_distil, in total parameters (the grid's count)
         teacher = distil["distil_flops"] - 6 * r.model.params * distil["distil_tokens"] if distil else 0
+        control = controls.get((r.model.name, r.hardware.id)) if distil.get("method") == "kd" else None
         row = {"model": r.model.name, "variant": r.variant.name, "kind": r.variant.kind,
                "hardware": r.hardware.label, "heldout_loss_nats": r.quality.heldout_loss_nats,
-               "non_embedding_params": r.model.non_embedding_params, "effective_params": n_eff,
-               "multiplier": n_eff / r.model.non_embedding_params,
-               "multiplier_band": [x / r.model.non_embedding_params for x in band] if band else None,
-               "effective_compute_gain": ratio(6 * n_eff * tokens, spent + teacher),
+               "non_embedding_params": r.model.non_embedding_params,
                "decode_time_ratio": speed.tpot_ratio if speed else None,
-               "decode_time_ratio_kind": speed.kind if speed else None,
-               "effective_params_per_byte": ratio(n_eff, _field(r, "memory", "weights_bytes")),
-               "effective_params_per_tpot_ms": ratio(n_eff, tpot_ms(r))}
+               "decode_time_ratio_kind": speed.kind if speed else None}
         if b:
-            # against the baseline's own effective size: the law's residual at this size cancels
-            row |= {"multiplier_vs_baseline": ratio(n_eff, _effective_params(b.quality.heldout_loss_nats, inputs)[0]),
-                    "weights_bytes_ratio": ratio(_field(r, "memory", "weights_bytes"), _field(b, "memory", "weights_bytes")),
+            row |= {"weights_bytes_ratio": ratio(_field(r, "memory", "weights_bytes"), _field(b, "memory", "weights_bytes")),
                     "energy_ratio": ratio(_field(r, "energy", "j_per_token"), _field(b, "energy", "j_per_token"))}
         if distil:
-            row |= {"extra_training_flops": distil["distil_flops"],
-                    "effective_compute_gain_without_teacher": ratio(6 * n_eff * tokens, spent)}
-            control = controls.get((r.model.name, r.hardware.id))
-            if distil.get("method") == "kd" and control is not None:
-                n_ctrl, _ = _effective_params(control.quality.heldout_loss_nats, inputs)
-                row |= {"vs_control": ratio(n_eff, n_ctrl), "control_variant": control.variant.name}
-                if inputs.grid_law is not None:
-                    row["optimal_compute_vs_control"] = ratio(
-                        _compute_needed(r.quality.heldout_loss_nats, inputs.grid_law)[0],
-                        _compute_needed(control.quality.heldout_loss_nats, inputs.grid_law)[0])
+            row["extra_training_flops"] = distil["distil_flops"]
+        if inputs.family is not None:  # the family's size law: refused below the 2x rule unless forced
+            row |= _family_gains(r, b, distil, control, inputs)
         if inputs.grid_law is not None:
             row |= _compute_optimal_gains(r, b, teacher, inputs.grid_law)
+            if control is not None:
+                row["optimal_compute_vs_control"] = ratio(
+                    _compute_needed(r.quality.heldout_loss_nats, inputs.grid_law)[0],
+                    _compute_needed(control.quality.heldout_loss_nats, inputs.grid_law)[0])
         out.append(row)
     return out
+
+
+def _teacher_non_embedding_flops(distil: dict[str, Any]) -> float | None:
+    """A KD teacher's forward passes counted as the family law counts: 2 x its non-embedding
+    parameters x the distillation tokens (0 without a teacher; None when the card predates the count)."""
+    if distil.get("method") != "kd":
+        return 0.0
+    n = distil.get("teacher_non_embedding_params")
+    return 2.0 * n * distil["distil_tokens"] if n else None
+
+
+def _family_gains(r: RunRecord, b: RunRecord | None, distil: dict[str, Any], control: RunRecord | None,
+                  inputs: Inputs) -> dict[str, Any]:
+    """The point against the family's size law (inputs.family set): effective parameters, the
+    multiplier with its band, the effective compute gain, and over the baseline and the control.
+    Compute is counted as the law counts parameters, non-embedding, the student's and the teacher's."""
+    tokens = inputs.family.tokens
+    n_eff, band = _effective_params(r.quality.heldout_loss_nats, inputs)
+    spent = 6 * r.model.non_embedding_params * (r.model.train_tokens or 0)
+    teacher = _teacher_non_embedding_flops(distil)
+    row = {"effective_params": n_eff, "multiplier": n_eff / r.model.non_embedding_params,
+           "multiplier_band": [x / r.model.non_embedding_params for x in band] if band else None,
+           "effective_compute_gain": ratio(6 * n_eff * tokens, spent + teacher) if teacher is not None else None,
+           "effective_params_per_byte": ratio(n_eff, _field(r, "memory", "weights_bytes")),
+           "effective_params_per_tpot_ms": ratio(n_eff, tpot_ms(r))}
+    if b:  # against the baseline's own effective size: the law's residual at this size cancels
+        row["multiplier_vs_baseline"] = ratio(n_eff, _effective_params(b.quality.heldout_loss_nats, inputs)[0])
+    if distil.get("method") == "kd":
+        row["effective_compute_gain_without_teacher"] = ratio(6 * n_eff * tokens, spent)
+    if control is not None:
+        n_ctrl, _ = _effective_params(control.quality.heldout_loss_nats, inputs)
+        row |= {"vs_control": ratio(n_eff, n_ctrl), "control_variant": control.variant.name}
+    return row

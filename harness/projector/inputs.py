@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -87,25 +86,22 @@ class Inputs:
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     family: FamilyFit | None = None  # its size law (law_n) serves the variant multipliers only
     grid_law: GridLaw | None = None
-    law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or published SEs
+    law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or a published fit's joint draws
     law_draws_label: str = ""
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
 
 
-def _published_draws(base: Chinchilla, errors: dict[str, float], n: int, seed: int) -> list[ComputeLaw]:
-    """Compute-optimal laws from a published L(N, D) fit with each parameter drawn from a normal of its
-    standard error (draws with a non-positive parameter are drawn again)."""
-    unknown = set(errors) - {"E", "A", "B", "a", "b"}
-    if unknown or any(not (math.isfinite(v) and v >= 0) for v in errors.values()):
-        raise ValueError(f"projector.law.standard_errors={errors}: keys among E, A, B, a, b, values finite and >= 0")
-    rng = np.random.default_rng(seed)
-    draws: list[ComputeLaw] = []
-    while len(draws) < n:
-        values = {k: rng.normal(getattr(base, k), errors.get(k, 0.0)) for k in ("E", "A", "B", "a", "b")}
-        if min(values.values()) > 0:
-            draws.append(Chinchilla(**values).compute_optimal())
-    return draws
+def _published_draws(base: Chinchilla, covariance: list[list[float]], n: int, seed: int) -> list[ComputeLaw]:
+    """Compute-optimal laws from a published L(N, D) fit drawn jointly: one normal over its
+    coordinates (log E, log A, log B, a, b) centred on the published point, with the fit's covariance
+    (so E, A, B stay positive and the A-a, B-b correlations are kept)."""
+    cov = np.asarray(covariance, float)
+    if cov.shape != (5, 5) or not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() < -1e-12:
+        raise ValueError(f"projector.law.covariance: need a symmetric positive semi-definite 5 x 5 matrix over "
+                         f"{', '.join(Chinchilla.COORDINATES)}, got shape {cov.shape}")
+    x = np.random.default_rng(seed).multivariate_normal(base.coordinates(), cov, size=n, method="eigh")
+    return [Chinchilla.from_coordinates(row).compute_optimal() for row in x]
 
 
 def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
@@ -125,7 +121,8 @@ def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
                "heldout_loss_nats": statistics.median(r.quality.heldout_loss_nats for r in rs)}
               for name, rs in sorted(by_model.items())]
     law_n, fit = fit_power_law([q["non_embedding_params"] for q in points],
-                               [q["heldout_loss_nats"] for q in points], resamples=p.bootstrap, seed=p.seed)
+                               [q["heldout_loss_nats"] for q in points], resamples=p.bootstrap, seed=p.seed,
+                               force=p.force_fits)
     return FamilyFit(law_n, fit, float(tokens.pop()), points)
 
 
@@ -147,13 +144,14 @@ def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoi
                 others += 1
     task = p.task or (max(by_task, key=lambda k: len(by_task[k])) if by_task else None)
     pts = by_task.get(task, []) if task else []
-    if len(pts) < 4:
-        raise FitError(f"needs >= 4 (loss, accuracy) points of family {p.family!r}"
-                       + (f" on {task}" if task else "") + f"; found {len(pts)}"
-                       + (f" ({others} points of other families are not pooled: their losses are on other scales)"
-                          if others else ""))
-    sig, fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts], resamples=p.bootstrap, seed=p.seed,
-                           floor=p.task_chance)
+    others_note = f" ({others} points of other families are not pooled: their losses are on other scales)" \
+        if others else ""
+    try:
+        sig, fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts], resamples=p.bootstrap, seed=p.seed,
+                               floor=p.task_chance, force=p.force_fits)
+    except FitError as e:
+        raise FitError(f"{e}: (loss, accuracy) points of family {p.family!r}" + (f" on {task}" if task else "")
+                       + others_note) from None
     return sig, fit, f"fitted to {len(pts)} {p.family} points of {task}" + \
         (f", floor at chance {p.task_chance}" if p.task_chance is not None else "")
 
@@ -165,13 +163,14 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         for name in ("g_i", "g_h", "g_alg")
     }
     for name, r in p.uncertainty.items():
-        prov[f"{name}.interval"] = sourced([r.low, r.high], "default", f"{r.level:.0%} interval, sampled lognormally; "
-                                                                      f"{r.source}")
+        prov[f"{name}.interval"] = sourced([r.low, r.high], "default", f"{r.level:.0%} interval, sampled as a "
+                                                                      "two-piece lognormal whose median is the point "
+                                                                      f"value; {r.source}")
     prov["budget_usd"] = sourced(p.budget_usd, "default", "meek actor's fixed budget")
     prov["start_ratio"] = sourced(p.start_ratio, "default", p.start_ratio_source)
     family = grid_law = published_draws = None
-    if p.law.standard_errors and p.law.source not in PUBLISHED:
-        raise ValueError(f"projector.law.standard_errors is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
+    if p.law.covariance and p.law.source not in PUBLISHED:
+        raise ValueError(f"projector.law.covariance is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
                          f"law.source={p.law.source!r} (a measured law's band comes from its bootstrap)")
     if p.law.source == "paper":
         law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
@@ -179,18 +178,20 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     elif p.law.source in PUBLISHED:
         base, label = PUBLISHED[p.law.source]
         law = base.compute_optimal()
-        if p.law.standard_errors:
-            published_draws = _published_draws(base, dict(p.law.standard_errors), p.monte_carlo, p.seed)
-            prov["law.standard_errors"] = sourced(dict(p.law.standard_errors), "default",
-                                                 f"{p.law.standard_errors_source}; sampled as independent normals "
-                                                 "(no covariance used), non-positive draws redrawn")
+        if p.law.covariance:
+            published_draws = _published_draws(base, p.law.covariance, p.monte_carlo, p.seed)
+            prov["law.covariance"] = sourced(p.law.covariance, "default",
+                                             f"{p.law.covariance_source}; sampled as one joint normal over "
+                                             f"({', '.join(Chinchilla.COORDINATES)}) around the published point")
         src, note = "default", f"compute-optimal form of {label}"
     elif p.law.source == "measured":
         try:  # the family's loss-vs-size law: for variant multipliers, never as L(C)
             family = fit_family(records, p)
             prov["law_n"] = sourced(asdict(family.law_n), "measured", f"fitted to {len(family.points)} measured "
-                                   f"{p.family} points: the variant multipliers' size law")
+                                   f"{p.family} points: the variant multipliers' size law"
+                                   + (f"; {family.fit.warning}" if family.fit.warning else ""))
         except FitError as e:
+            prov["law_n"] = sourced(None, "unavailable", f"the family's size law (variant multipliers): {e}")
             log.warning("family law unavailable: %s", e)
         try:
             grid_law = load_grid_law(p)
@@ -249,7 +250,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     if grid_law is not None and grid_law.draws:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
     elif published_draws:
-        inputs.law_draws, inputs.law_draws_label = published_draws, "law (published standard errors)"
+        inputs.law_draws, inputs.law_draws_label = published_draws, "law (published fit, joint)"
     same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
     if not same_scale:
         why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else
@@ -260,7 +261,8 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     else:
         try:
             inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
-            prov["sigmoid"] = sourced(inputs.sigmoid_fit.params, "measured", note)
+            prov["sigmoid"] = sourced(inputs.sigmoid_fit.params, "measured", note + (
+                f"; {inputs.sigmoid_fit.warning}" if inputs.sigmoid_fit.warning else ""))
         except FitError as e:
             prov["sigmoid"] = sourced(None, "unavailable", str(e))
     return inputs

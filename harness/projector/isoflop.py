@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Run:
     name: str
-    budget: float  # the budget it was sized for (groups the IsoFLOP curve)
+    budget: float | None  # the budget it was sized for (groups the IsoFLOP curve); None: not known
     flops: float  # exact
     n: float
     d: float
@@ -55,6 +55,34 @@ def load_grid(path: Path) -> tuple[dict, list[Run]]:
     meta = json.loads(path.read_text())
     runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"])
             for r in meta["runs"]]
+    return meta, runs
+
+
+TABLE_COLUMNS = "N, D or C (FLOPs, taken as 6 N D), loss; optional: budget, seed, name"
+
+
+def load_table(path: Path) -> tuple[dict, list[Run]]:
+    """A CSV of published runs (e.g. a paper's grid, read off its figures): the same fits as a grid.
+    Without a budget column the IsoFLOP approaches (1, 2) and the extrapolation test are refused."""
+    import hashlib
+
+    import pandas as pd
+
+    if not path.exists():
+        raise FileNotFoundError(f"table={path} does not exist; it needs the columns {TABLE_COLUMNS}")
+    df = pd.read_csv(path)
+    if "N" not in df or "loss" not in df or not ({"D", "C"} & set(df)):
+        raise FitError(f"table={path} has columns {list(df.columns)}; it needs {TABLE_COLUMNS}")
+    d = df["D"] if "D" in df else df["C"] / (6 * df["N"])
+    c = df["C"] if "C" in df else 6 * df["N"] * d
+    budget = df["budget"] if "budget" in df else [None] * len(df)
+    seed = df["seed"] if "seed" in df else [0] * len(df)
+    name = df["name"] if "name" in df else [f"row{i}" for i in range(len(df))]
+    runs = [Run(str(nm), None if b is None else float(b), float(f), float(n), float(dd), float(loss), int(sd))
+            for nm, b, f, n, dd, loss, sd in zip(name, budget, c, df["N"], d, df["loss"], seed)]
+    meta = {"grid": path.stem, "text": f"published runs from the table {path}", "text_sha256":
+            hashlib.sha256(path.read_bytes()).hexdigest(), "train_tokens": None, "flops_rule":
+            "the table's C" if "C" in df else "6 N D", "runs": []}
     return meta, runs
 
 
@@ -166,7 +194,11 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
     """All three approaches with their bands, the agreement check and the extrapolation test."""
     out: dict = {"runs": len(runs), "level": level,
                  "flops_range": [min(r.flops for r in runs), max(r.flops for r in runs)]}
+    no_budgets = any(r.budget is None for r in runs)
     for key, fn in (("approach1", envelope), ("approach2", parabolas)):
+        if no_budgets:
+            out[key] = {"refused": "the runs carry no IsoFLOP budget (a table without a budget column)"}
+            continue
         try:
             res = fn(runs)
         except FitError as e:
@@ -183,10 +215,22 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
                         "bands": {k: fit.interval(k, level) for k in fit.params},
                         "compute_optimal": co,
                         "compute_optimal_bands": {k: _band([d[k] for d in draws], level) for k in co},
-                        "compute_optimal_draws": [{k: d[k] for k in ("E", "G", "exponent")} for d in draws]}
+                        "compute_optimal_draws": [{k: d[k] for k in ("E", "G", "exponent")} for d in draws],
+                        "covariance": covariance(fit.bootstrap)}
     out["agreement"] = agreement(out)
-    out["extrapolation_test"] = extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
+    out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
+        extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
     return out
+
+
+def covariance(refits: list[dict[str, float]]) -> dict | None:
+    """The refits' covariance in the fit's own coordinates (log E, log A, log B, a, b): what a
+    projection samples a law from jointly (projector.law.covariance), A-a and B-b correlations kept."""
+    if len(refits) < 2 * len(Chinchilla.COORDINATES):
+        return None
+    x = np.array([Chinchilla(**r).coordinates() for r in refits])
+    return {"coordinates": list(Chinchilla.COORDINATES), "matrix": np.cov(x, rowvar=False).tolist(),
+            "refits": len(refits)}
 
 
 def agreement(fits: dict) -> dict:

@@ -16,8 +16,20 @@ class Chinchilla:
     a: float
     b: float
 
+    # The fit's own coordinates (harness/projector/fit.py): every one unconstrained, so a joint
+    # normal on them (a published fit's covariance) keeps E, A, B > 0
+    COORDINATES = ("log_E", "log_A", "log_B", "a", "b")
+
     def loss(self, n, d):
         return self.E + self.A / np.power(n, self.a) + self.B / np.power(d, self.b)
+
+    def coordinates(self) -> np.ndarray:
+        return np.array([np.log(self.E), np.log(self.A), np.log(self.B), self.a, self.b])
+
+    @classmethod
+    def from_coordinates(cls, x) -> "Chinchilla":
+        log_e, log_a, log_b, a, b = (float(v) for v in x)
+        return cls(E=float(np.exp(log_e)), A=float(np.exp(log_a)), B=float(np.exp(log_b)), a=a, b=b)
 
     def _g(self) -> float:
         return (self.a * self.A / (self.b * self.B)) ** (1 / (self.a + self.b))

@@ -61,6 +61,7 @@ def headline(result: dict[str, Any]) -> list[str]:
             lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the "
                          f"compute exponent only to {top['low_value']:.3g}-{top['high_value']:.3g} (90%), and t* "
                          f"scales as 1/alpha; a grid over more decades narrows it.")
+    lines += [f"- Fit warning: {w}." for w in result.get("fit_warnings", [])]
     if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."
                      + (f" The law's {result['inputs']['law.fit']['value']['bootstrap_note']}."

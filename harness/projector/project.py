@@ -68,7 +68,7 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
             log.warning("inference gap: %s; using the assumed FLOP/$", why)
     model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, inf.frontier_spend_growth,
                            inf.tokens_per_param)
-    out = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost,
+    out = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost, "g_cost_source": inf.g_cost_source,
            "effective_params_per_usd": sourced(per_usd, src, note),
            "frontier_spend_growth": sourced(inf.frontier_spend_growth, "default", inf.frontier_spend_source),
            "tokens_per_param": sourced(inf.tokens_per_param, "default", inf.tokens_per_param_source),
@@ -94,6 +94,17 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
                       lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost).gap(t))
     out["sampled"] = sorted(ranges) + ([inputs.law_draws_label] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
+    return out
+
+
+def _fit_warnings(inputs: Inputs) -> list[str]:
+    """What the fits the projection reads say about themselves: forced below the 2x rule, or refused."""
+    out = [f"{what}: {fit.warning}" for what, fit in (("family size law", inputs.family and inputs.family.fit),
+                                                        ("loss-to-score sigmoid", inputs.sigmoid_fit))
+           if fit and fit.warning]
+    refused = inputs.provenance.get("law_n", {})
+    if refused.get("source") == "unavailable":
+        out.append(f"refused: {refused['note']}")
     return out
 
 
@@ -150,6 +161,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "inference": inference | {"loss_gap_band": unc["inference_gap_band"] if unc["sampled"] else None},
         "score": score,
         "inputs": inputs.provenance,
+        "fit_warnings": _fit_warnings(inputs),
         "family_points": inputs.family.points if inputs.family else [],
         "variants": variants,
         "_family": inputs.family,

@@ -1,11 +1,15 @@
 """Monte Carlo over the projection's uncertain inputs: bands for the gap, t*, closing times, lag.
 
-Each uncertain growth rate (and the inference price decline g_cost) is sampled from a lognormal
-whose quantiles match its configured interval (rates are multiplicative, so their logarithms are
-taken as normal); the law is sampled from its draws when it has any (a measured law's bootstrap
-refits, a published fit's standard errors). Samples are joint: one draw
-of every input per sample. A tornado analysis moves one input at a time to the ends of its
-interval, holding the rest at their point values, to name the input that moves t* most.
+Each uncertain growth rate (and the inference price decline g_cost) is drawn so that its median
+is the scenario's point value and its interval's ends are the interval's quantiles: a two-piece
+lognormal, log x = log point + z sigma_low (z < 0) or z sigma_high (z >= 0) with z standard
+normal (rates are multiplicative, so their logarithms are taken as normal; the two halves match
+an asymmetric published interval such as Ho et al.'s 5-14 months around 8). The point value and
+the band thus describe one scenario; a point outside its interval is refused. The law is sampled
+from its draws when it has any (a measured law's bootstrap refits, a published fit's joint
+covariance). Samples are joint: one draw of every input per sample. A tornado analysis moves one
+input at a time to the 5% and 95% quantiles of its draws (the bands' own level), holding the rest
+at their point values, to name the input that moves t* most.
 """
 from __future__ import annotations
 
@@ -31,13 +35,27 @@ class Range:
     level: float
     source: str
 
-    def log_normal(self) -> tuple[float, float]:
-        """(mu, sigma) of the log of the input whose central ``level`` interval is [low, high]."""
+    def log_sigmas(self, name: str, point: float) -> tuple[float, float]:
+        """(sigma_low, sigma_high) of the two-piece lognormal with median ``point`` whose central
+        ``level`` interval is [low, high]; ValueError unless low < point < high (or all three equal:
+        a fixed value), because a median cannot sit at or beyond its interval's end."""
         if not (0 < self.low <= self.high) or not 0 < self.level < 1:
-            raise ValueError(f"range [{self.low}, {self.high}] at level {self.level}: need 0 < low <= high and "
-                             "0 < level < 1")
+            raise ValueError(f"uncertainty.{name}: range [{self.low}, {self.high}] at level {self.level}: need "
+                             "0 < low <= high and 0 < level < 1")
+        if self.low == self.high == point:
+            return 0.0, 0.0
+        if not self.low < point < self.high:
+            raise ValueError(f"uncertainty.{name}=[{self.low:g}, {self.high:g}] ({self.level:.0%}) does not hold its "
+                             f"point value {point:g} strictly inside: the point is the draws' median, so it must lie "
+                             "between the interval's ends; move the point value or the interval")
         z = norm.ppf(0.5 + self.level / 2)
-        return (math.log(self.low) + math.log(self.high)) / 2, (math.log(self.high) - math.log(self.low)) / (2 * z)
+        return math.log(point / self.low) / z, math.log(self.high / point) / z
+
+    def quantile(self, name: str, point: float, q: float) -> float:
+        """The value below which a share ``q`` of the draws lie."""
+        lo, hi = self.log_sigmas(name, point)
+        z = float(norm.ppf(q))
+        return point * math.exp(z * (lo if z < 0 else hi))
 
 
 @dataclass
@@ -60,10 +78,12 @@ def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_d
     if unknown:
         raise ValueError(f"projector.uncertainty has {sorted(unknown)}; valid: {', '.join(INPUTS)}")
     rng = np.random.default_rng(seed)
-    values = {name: np.full(n, getattr(growth, name)) for name in GROWTH_INPUTS} | {"g_cost": np.full(n, g_cost)}
+    points = {name: getattr(growth, name) for name in GROWTH_INPUTS} | {"g_cost": g_cost}
+    values = {name: np.full(n, v) for name, v in points.items()}
     for name, r in ranges.items():
-        mu, sigma = r.log_normal()
-        values[name] = np.exp(rng.normal(mu, sigma, n))
+        lo, hi = r.log_sigmas(name, points[name])
+        z = rng.standard_normal(n)
+        values[name] = points[name] * np.exp(z * np.where(z < 0, lo, hi))
     laws = [law_draws[i] for i in rng.integers(0, len(law_draws), n)] if law_draws else [law] * n
     mc = MonteCarlo(attempted=n)
     for i in range(n):
@@ -113,15 +133,17 @@ def summarise(mc: MonteCarlo, c0: float, t: np.ndarray, start_ratio: float, leve
 
 def tornado(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_alpha_range: tuple[float, float] | None,
             start_ratio: float) -> list[dict[str, Any]]:
-    """t* with one input at each end of its interval (the others at their point values), widest swing
-    first; g_cost is left out (it moves the inference gap, not t*)."""
+    """t* with one input at the 5% and at the 95% quantile of its draws (the others at their point
+    values; ``law_alpha_range``: those quantiles of the law's draws), widest swing first; g_cost is
+    left out (it moves the inference gap, not t*)."""
     def t_star(lw: ComputeLaw = law, g: G.Growth = growth) -> float:
         return G.peak_time_closed_form(lw.alpha, g, start_ratio)
 
     rows = []
     moves: dict[str, Callable[[float], float]] = {
         name: (lambda v, name=name: t_star(g=replace(growth, **{name: v}))) for name in ranges if name in GROWTH_INPUTS}
-    ends = {name: (r.low, r.high) for name, r in ranges.items() if name in GROWTH_INPUTS}
+    ends = {name: (r.quantile(name, getattr(growth, name), BAND[0]), r.quantile(name, getattr(growth, name), BAND[1]))
+            for name, r in ranges.items() if name in GROWTH_INPUTS}
     if law_alpha_range:
         moves["law.alpha"] = lambda v: t_star(lw=replace(law, alpha=v))
         ends["law.alpha"] = law_alpha_range

@@ -133,7 +133,8 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
     model = student.model.eval()
     tokens, steps = trained.tokens, trained.steps
     s_counts = count_params(model)
-    t_params = count_params(teacher.model).total if teacher else 0
+    t_counts = count_params(teacher.model) if teacher else None
+    t_params = t_counts.total if t_counts else 0
     base = student.card
     base_tokens = (base.train_tokens if base else None) or model_cfg.train_tokens or 0
     distil_flops = 2 * t_params * tokens + 6 * s_counts.total * tokens
@@ -146,7 +147,8 @@ def distil(model_cfg: ModelConfig, opts: DistilOptions, method: str, device: tor
         train_flops=(base.train_flops if base else 0) + distil_flops, wall_time_s=round(wall, 2),
         distillation=DistillationInfo(
             method=method, recipe_hash=key, teacher=opts.teacher.name if teacher else None,
-            teacher_params=t_params or None, student_init=init_desc, alpha=alpha, temperature=opts.temperature,
+            teacher_params=t_params or None,
+            teacher_non_embedding_params=t_counts.non_embedding if t_counts else None, student_init=init_desc, alpha=alpha, temperature=opts.temperature,
             distil_tokens=tokens, distil_flops=distil_flops, final_train_loss=trained.final_train_loss,
             text=str(text_path), seed=opts.seed, steps=steps))
     write_card(out_dir, card)
