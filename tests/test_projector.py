@@ -222,7 +222,7 @@ def test_without_a_grid_law_the_measured_scenario_falls_back_and_says_so(tmp_pat
     assert res["inputs"]["law.alpha"]["source"] == "default" and res["inputs"]["law.alpha"]["value"] == 0.17
     assert "no measured compute-optimal law" in res["inputs"]["law.alpha"]["note"]
     assert "fell back to the paper's law" in caplog.text
-    assert res["extrapolation"] is None
+    assert res["extrapolation"]["fitted_compute_flops"] is None and "not known" in res["extrapolation"]["data"]
 
 
 def _project(**changes):
@@ -463,8 +463,9 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
         "run_id": "m5--int8", "variant": big.variant.model_copy(update={"name": "int8", "kind": "quant"}),
         "quality": big.quality.model_copy(update={"heldout_loss_nats": float(truth.loss(0.8 * 3e6))})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
-    p.law.source = "measured"
+    p.law.source, p.inference.cost_source = "measured", "measured"
     res = project(p, base + [int8])
+    assert res["inference"]["rate_extrapolation"]["measured_params"] == int(1.2 * 3e6)
     inf = res["inference"]
     per_token = (1e-6 * 1.2 * 3e6 + 0.01) / 2 / 1e6
     assert inf["effective_params_per_usd"]["source"] == "measured"
@@ -476,10 +477,10 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
     law = ComputeLaw(res["inputs"]["law.L0"]["value"], res["inputs"]["law.A"]["value"], res["inputs"]["law.alpha"]["value"])
     assert inf["meek_loss"][0] == pytest.approx(float(law.loss(6 * n0 * 20 * n0)))  # the training law, D = 20 N
     assert inf["loss_gap"][0] == pytest.approx(0.0, abs=1e-12)  # equal spend at t = 0
-    # costs measured only at another batch size: the assumed FLOP/$ rate, said so on the terminal and in the JSON
+    # costs measured only at another batch size: the assumed rate, said so on the terminal and in the JSON
     other = project(p, [_priced(r, 1.0, batch=4) for r in base])["inference"]["effective_params_per_usd"]
     assert other["source"] == "default" and "no record has a priced decode cost at batch 1" in other["note"]
-    assert "using the assumed FLOP/$" in caplog.text
+    assert "using the assumed rate" in caplog.text
 
 
 def test_the_inference_price_decline_is_sampled_and_moves_the_inference_gap_only():
@@ -569,6 +570,37 @@ def test_a_published_law_is_sampled_jointly_from_its_covariance_and_a_zero_covar
                                                               covariance_source="test")), [])
 
 
+def test_the_paper_scenario_keeps_its_assumed_bandwidth_bound_rate_and_the_frontier_spend_follows_sampled_g_i():
+    """Issue 26 item 6: the assumed rate was the training FLOP/$ at 40% utilisation (3.55e17
+    parameters per $/token) although decode at batch 1 reads every weight once per token (H100:
+    3.35 TB/s / 2 bytes at $2/h = 3.0e15); the paper scenario switched to measured rates as soon as
+    records carried a price; the frontier's spend growth stayed at 3.57 when g_i was sampled."""
+    from omegaconf import OmegaConf
+
+    from harness.config import RangeConfig
+    from harness.projector.project import project
+    from tests.conftest import compose_config, record_template
+
+    p = OmegaConf.to_object(compose_config("project", ["projector=paper"])).projector
+    priced = [_priced(record_template("m0", 1e6, 3.0), 1.0)]  # a record with a priced decode cost
+    inf = project(p, priced)["inference"]
+    assert inf["effective_params_per_usd"]["source"] == "default" and inf["measured_rates"] == []
+    assert inf["effective_params_per_usd"]["value"] == pytest.approx(3.35e12 * 3600 / (2 * 2.0))
+    assert "bandwidth-bound decode" in inf["effective_params_per_usd"]["note"]
+    p.inference.assumed_rate = "flops"
+    assert project(p, [])["inference"]["effective_params_per_usd"]["value"] == pytest.approx(7.1e17 / 2)
+    # sampled g_i moves the frontier's spend per token with it: the inference gap's band widens
+    fixed = _project(inference__frontier_spend_growth=3.57,
+                     uncertainty={"g_i": RangeConfig(2.5, 5.0, 0.9, "a test interval")})
+    follows = _project(uncertainty={"g_i": RangeConfig(2.5, 5.0, 0.9, "a test interval")})
+    assert follows["inference"]["frontier_spend_growth"]["value"] == 3.57
+    width = {name: res["inference"]["loss_gap_band"]["high"][-1] - res["inference"]["loss_gap_band"]["low"][-1]
+             for name, res in (("fixed", fixed), ("follows", follows))}
+    assert width["fixed"] < 1e-12 < width["follows"]  # g_i moves no actor's runnable size when the spend is fixed
+    cm = OmegaConf.to_object(compose_config("project", ["projector=measured"])).projector
+    assert cm.inference.cost_source == "measured"
+
+
 def test_the_measured_inference_rate_reads_the_largest_model_of_any_family_and_names_it():
     """A real model (another family, 30x the tiny family's largest) sets the rate, and the projection
     says which model it read and what its weights are."""
@@ -583,7 +615,7 @@ def test_the_measured_inference_rate_reads_the_largest_model_of_any_family_and_n
     real = real.model_copy(update={"run_id": "real-135m--fp32", "model": real.model.model_copy(update={
         "family": "smollm2", "params": 134_515_008, "weights": "dequantised from GGUF Q4_1"})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
-    p.law.source = "measured"
+    p.law.source, p.inference.cost_source = "measured", "measured"
     inf = project(p, tiny + [real])["inference"]
     assert [(r["model"], r["family"]) for r in inf["measured_rates"]] == [("real-135m", "smollm2")]
     note = inf["effective_params_per_usd"]["note"]

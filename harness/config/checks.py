@@ -21,6 +21,7 @@ VARIANT_KINDS = ("baseline", "quantise", "distil")  # harness.variants.prepare's
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
+ASSUMED_RATES = ("bandwidth", "flops")  # what the assumed decode cost per parameter is bound by
 STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 

@@ -7,8 +7,8 @@ from typing import Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, ConfigValueError, _at_least, _each,
-                                   _fraction, _one_of, _positive, _set, _share)
+from harness.config.checks import (ASSUMED_RATES, COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, ConfigValueError,
+                                   _at_least, _each, _fraction, _one_of, _positive, _set, _share)
 
 
 @dataclass
@@ -63,25 +63,37 @@ class InferenceConfig:
     g_cost: float = 9.0  # yearly fall in the cost of a fixed capability
     g_cost_source: str = ("paper (Gundlach, Lynch & Thompson 2025): the slowest fall Cottier et al. 2025 found "
                           "across capability thresholds (9x to 900x per year)")
-    flops_per_param: float = 2.0  # decode FLOPs per parameter per token (the assumed rate only)
-    # measured: each record's own decode cost at batch_size (median TPOT x the price it ran with),
-    # falling back to the assumed rate (flop_per_dollar / flops_per_param) when no record has one,
-    # and saying so | assumed
-    cost_source: str = "measured"
+    # assumed (the paper's scenarios) | measured (projector=measured): each record's own decode cost
+    # at batch_size (median TPOT x the price it ran with), falling back to the assumed rate when no
+    # record has one, and saying so
+    cost_source: str = "assumed"
+    # The assumed rate. bandwidth: decode at batch 1 reads every weight once per token, so a dollar
+    # runs bandwidth x 3600 / (bytes_per_param x price per hour) parameters for one token (at peak
+    # bandwidth: a lower bound on the cost) | flops: flop_per_dollar / flops_per_param, the
+    # training FLOP/$ (compute-bound: batch sizes large enough to fill the matmul units)
+    assumed_rate: str = "bandwidth"
+    memory_bandwidth_bytes_per_s: float = 3.35e12
+    memory_bandwidth_source: str = "NVIDIA H100 SXM5 datasheet: 3.35 TB/s HBM3 (the GPU of the default FLOP/$)"
+    bytes_per_param: float = 2.0  # bf16 weights
+    gpu_price_per_hour_usd: float = 2.0  # the default FLOP/$'s $2/h
+    flops_per_param: float = 2.0  # decode FLOPs per parameter per token (assumed_rate=flops)
     batch_size: int = 1  # the measured shape whose decode cost per token is read
     # Both actors' runnable models are read on the projection's law as if trained compute-optimally
     tokens_per_param: float = 20.0
     tokens_per_param_source: str = ("Hoffmann et al. 2022 (Chinchilla): compute-optimal training uses about "
                                     "20 tokens per parameter")
     # The frontier's spend per token over the meek actor's grows this much per year. An assumption,
-    # not a measurement: by default the frontier's investment growth g_i (the paper's premise).
-    frontier_spend_growth: float = 3.57
+    # not a measurement: by default (null) the frontier's investment growth g_i, each Monte Carlo
+    # draw's own where g_i is sampled (the paper's premise).
+    frontier_spend_growth: Optional[float] = None
     frontier_spend_source: str = "assumption: grows with frontier investment, g_i (Gundlach, Lynch & Thompson 2025)"
 
     def __post_init__(self) -> None:
         key = "projector.inference"
         _one_of(f"{key}.cost_source", self.cost_source, COST_SOURCES)
-        for name in ("price_per_token_usd", "g_cost", "flops_per_param", "tokens_per_param", "frontier_spend_growth"):
+        _one_of(f"{key}.assumed_rate", self.assumed_rate, ASSUMED_RATES)
+        for name in ("price_per_token_usd", "g_cost", "flops_per_param", "tokens_per_param", "frontier_spend_growth",
+                     "memory_bandwidth_bytes_per_s", "bytes_per_param", "gpu_price_per_hour_usd"):
             _positive(f"{key}.{name}", getattr(self, name))
         _at_least(f"{key}.batch_size", self.batch_size, 1)
 

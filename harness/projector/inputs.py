@@ -30,6 +30,11 @@ PUBLISHED = {
                              "(1.6934, 0.3392, 0.2849; TeX source via Besiroglu et al. 2024)"),
     "epoch": (EPOCH_REFIT, "the Epoch AI refit of L(N, D) (Besiroglu et al. 2024)"),
 }
+# The compute the published fits' runs span: the 240 runs Besiroglu et al. read off Hoffmann et al.'s
+# Figure 4 and refitted (FLOPs as given there); Hoffmann et al.'s own data may reach a little further.
+PUBLISHED_FLOPS_RANGE = (1.4e18, 1.3e22)
+PUBLISHED_FLOPS_SOURCE = ("the runs of Hoffmann et al.'s Figure 4 as extracted by Besiroglu et al. 2024 "
+                          "(github.com/epoch-research/analyzing-chinchilla)")
 
 
 def sourced(value: Any, source: str, note: str = "") -> dict[str, Any]:
@@ -88,6 +93,8 @@ class Inputs:
     grid_law: GridLaw | None = None
     law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or a published fit's joint draws
     law_draws_label: str = ""
+    data_flops: tuple[float, float] | None = None  # the compute the law's own data span (None: not known)
+    data_source: str = ""
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
 
@@ -247,6 +254,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
                                       "paper's")
     inputs = Inputs(law=law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family, grid_law=grid_law)
+    if grid_law is not None:
+        inputs.data_flops, inputs.data_source = tuple(grid_law.flops_range), f"the runs of {grid_law.path}"
+    elif p.law.source in PUBLISHED:
+        inputs.data_flops, inputs.data_source = PUBLISHED_FLOPS_RANGE, PUBLISHED_FLOPS_SOURCE
     if grid_law is not None and grid_law.draws:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
     elif published_draws:

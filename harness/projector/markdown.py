@@ -45,16 +45,27 @@ def headline(result: dict[str, Any]) -> list[str]:
     lines.append(f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
                  f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
                  f"{inf['meek_params'][-1]:.3g} parameters); rate {rate['value']:.3g} effective parameters per "
-                 f"$/token ({rate['source']}: {rate['note']}).")
+                 f"$/token ({rate['source']}: {rate['note']})"
+                 + (f"; that cost, linear in N, is read from {inf['rate_extrapolation']['measured_params']:.3g} "
+                    f"measured parameters to {inf['rate_extrapolation']['read_to_params']:.3g}, "
+                    f"{inf['rate_extrapolation']['decades_beyond']:.1f} decades beyond" if inf.get("rate_extrapolation")
+                    else "") + ".")
     law_src = result["inputs"].get("law.alpha", {})
     lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}): "
                  f"{law_src.get('note', '')}.")
-    if result.get("extrapolation"):
-        e = result["extrapolation"]
-        lines.append(f"- Extrapolation: the measured law spans {e['fitted_compute_flops'][0]:.2g} to "
-                     f"{e['fitted_compute_flops'][1]:.2g} FLOPs and is read from {e['read_from_flops']:.2g} to "
-                     f"{e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data "
-                     f"(transfer: {e['transfer']}).")
+    e = result["extrapolation"]
+    reads = "; ".join(f"{k.replace('_', ' ')} at {v['flops']:.2g}" + (
+        f" ({v['decades_beyond_data']:.1f} decades beyond)" if v["decades_beyond_data"] is not None else "")
+        for k, v in e["reads"].items() if v["flops"] is not None)
+    if e["fitted_compute_flops"]:
+        lines.append(f"- Extrapolation: the law's runs span {e['fitted_compute_flops'][0]:.2g} to "
+                     f"{e['fitted_compute_flops'][1]:.2g} FLOPs ({e['data']}); it is read from {e['read_from_flops']:.2g} "
+                     f"to {e['read_to_flops']:.2g}: {e['decades_beyond_data']:.1f} decades beyond its data"
+                     + (f" (transfer: {e['transfer']})" if e["transfer"] else "") + f". Where: {reads}.")
+    else:
+        lines.append(f"- Extrapolation: the law's data range is {e['data']}; it is read from {e['read_from_flops']:.2g} "
+                     f"to {e['read_to_flops']:.2g} FLOPs. Where: {reads}.")
+    if e["transfer"]:
         top = unc["tornado"][0] if unc["tornado"] else None
         if top and top["input"] == "law.alpha":
             decades = math.log10(e["fitted_compute_flops"][1] / e["fitted_compute_flops"][0])
@@ -96,18 +107,19 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
                       else json.dumps(v["value"], default=str)[:80], "source": v["source"], "note": v["note"]}
                      for k, v in result["inputs"].items()])
     if result["variants"]:
-        lines += ["", "## Variants of the fitted family against its law", "",
+        lines += ["", "## Variants of the fitted family against its laws", "",
                   "multiplier: effective / actual non-embedding parameters; vs baseline: over the same model's "
                   "baseline point's effective size; compute gain: compute the family's "
                   "path needs for that loss / compute the weights cost (distillation included); vs control: "
                   "a KD student's effective size over its continue-ce control's. Optimal: the compute the "
                   "measured compute-optimal law needs for that loss over the compute spent (90% band from its "
-                  "bootstrap), and over what it needs for the baseline's loss.", ""]
+                  "bootstrap), and over what it needs for the baseline's loss. A '-' under multiplier: the "
+                  "family's size law was refused (see the fit warnings).", ""]
         rows = []
         for v in result["variants"]:
             band = v.get("optimal_compute_gain_band")
             rows.append({"model": v["model"], "variant": v["variant"], "hardware": v["hardware"],
-                         "loss": f"{v['heldout_loss_nats']:.4f}", "multiplier": _g(v["multiplier"]),
+                         "loss": f"{v['heldout_loss_nats']:.4f}", "multiplier": _g(v.get("multiplier")),
                          "vs baseline": _g(v.get("multiplier_vs_baseline")),
                          "compute gain": _g(v.get("effective_compute_gain")),
                          "optimal gain [90%]": _g(v.get("optimal_compute_gain"))

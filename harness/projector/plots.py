@@ -62,7 +62,7 @@ def plot_law(result: dict[str, Any], family, path: Path) -> None:
 
 
 def plot_multipliers(result: dict[str, Any], path: Path) -> None:
-    rows = [v for v in result["variants"] if np.isfinite(v["multiplier"])]
+    rows = [v for v in result["variants"] if v.get("multiplier") is not None and np.isfinite(v["multiplier"])]
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(rows) + 1.5))
     labels = [f"{v['model']} {v['variant']}" for v in rows]
     ax.barh(labels, [v["multiplier"] for v in rows])
@@ -84,7 +84,7 @@ def plot_tornado(result: dict[str, Any], path: Path) -> None:
                     textcoords="offset points", fontsize=8)
     ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
     ax.axvline(t_star, c="grey", ls="--")
-    ax.set(xlabel="t* (years) with one input at each end of its interval", title="What moves t* most")
+    ax.set(xlabel="t* (years) with one input at the 5% and 95% quantiles of its draws", title="What moves t* most")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -99,7 +99,7 @@ def plot_all(result: dict[str, Any], family, out: Path) -> list[Path]:
     if family is not None:
         written.append(out / "law.png")
         plot_law(result, family, written[-1])
-    if result["variants"]:
+    if any(v.get("multiplier") is not None for v in result["variants"]):
         written.append(out / "multipliers.png")
         plot_multipliers(result, written[-1])
     return written

@@ -27,15 +27,49 @@ from harness.results.store import load_records
 log = logging.getLogger(__name__)
 
 
-def _extrapolation(inputs: Inputs, c0: float, p: ProjectorConfig, start_ratio: float) -> dict[str, Any] | None:
-    """How far beyond its data a measured law is read: the compute its points span (6 N D) and the
-    largest compute the projection evaluates it at (the frontier at the horizon)."""
-    if inputs.grid_law is None:
-        return None
-    spanned = inputs.grid_law.flops_range
-    read = float(G.frontier_compute(c0, inputs.growth, p.horizon_years, start_ratio))
-    return {"fitted_compute_flops": list(spanned), "read_from_flops": c0, "read_to_flops": read,
-            "decades_beyond_data": math.log10(read / max(spanned)), "transfer": inputs.grid_law.transfer}
+def _extrapolation(inputs: Inputs, c0: float, reads: dict[str, float | None]) -> dict[str, Any]:
+    """How far beyond its data the law is read: for each number read off it (t*, each closing
+    time, the horizon, the inference gap), the largest compute at which it is read (the frontier's),
+    and how many decades that is beyond the compute the law's own runs span (None where the law
+    gives no data range, as the paper's)."""
+    span = inputs.data_flops
+
+    def beyond(flops: float | None) -> float | None:
+        return math.log10(flops / span[1]) if span and flops else None
+
+    out = {"fitted_compute_flops": list(span) if span else None, "data": inputs.data_source or
+           "not known: the scenario's law comes without the runs it was fitted to", "read_from_flops": c0,
+           "reads": {k: {"flops": v, "decades_beyond_data": beyond(v)} for k, v in reads.items()},
+           "transfer": inputs.grid_law.transfer if inputs.grid_law else None}
+    read_to = max(v for v in reads.values() if v is not None)
+    return out | {"read_to_flops": read_to, "decades_beyond_data": beyond(read_to)}
+
+
+def _reads(inputs: Inputs, c0: float, r0: float, t_star: float, closing: dict[str, float | None], horizon: float,
+           inference: dict[str, Any]) -> dict[str, float | None]:
+    """The frontier's compute where each number is read off the law (the meek actor's is less)."""
+    def frontier(t: float | None) -> float | None:  # None: not read, or beyond float range
+        if t is None:
+            return None
+        with np.errstate(over="ignore"):
+            flops = float(G.frontier_compute(c0, inputs.growth, max(t, 0.0), r0))
+        return flops if math.isfinite(flops) else None
+
+    n = inference["frontier_params"][-1]
+    return {"t_star": frontier(t_star), **{f"closing_{k}_nats": frontier(v) for k, v in closing.items()},
+            "horizon": frontier(horizon), "inference_gap_at_horizon": 6 * n * inference["tokens_per_param"]["value"] * n}
+
+
+def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
+    """Effective parameters one dollar runs for one token, assumed: bandwidth-bound decode (every
+    weight read once per token at batch 1) or compute-bound (the training FLOP/$)."""
+    if inf.assumed_rate == "bandwidth":
+        rate = inf.memory_bandwidth_bytes_per_s * 3600 / (inf.bytes_per_param * inf.gpu_price_per_hour_usd)
+        return rate, "default", (f"bandwidth-bound decode: {inf.memory_bandwidth_bytes_per_s:.3g} B/s "
+                                 f"({inf.memory_bandwidth_source}) / {inf.bytes_per_param:g} bytes per parameter at "
+                                 f"${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth (a lower bound on the cost)")
+    return flop_per_dollar / inf.flops_per_param, "default", \
+        f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
 
 
 def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], variants: list[dict[str, Any]],
@@ -59,22 +93,27 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
                                  "measured (small models' per-token overhead makes this conservative)"
                                  + (f"; its weights: {best.weights}" if best.weights else ""))
     else:
-        per_usd = inputs.flop_per_dollar / inf.flops_per_param
         why = "projector.inference.cost_source=assumed" if inf.cost_source == "assumed" else \
             f"no record has a priced decode cost at batch {inf.batch_size} (run points with " \
             "hardware.price_per_hour_usd)"
-        src, note = "default", f"flop_per_dollar / flops_per_param ({inf.flops_per_param}): {why}"
+        per_usd, src, note = _assumed_rate(inf, inputs.flop_per_dollar)
+        note += f": {why}"
         if inf.cost_source == "measured":
-            log.warning("inference gap: %s; using the assumed FLOP/$", why)
-    model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, inf.frontier_spend_growth,
-                           inf.tokens_per_param)
+            log.warning("inference gap: %s; using the assumed rate", why)
+    spend = inf.frontier_spend_growth or inputs.growth.g_i
+    model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, spend, inf.tokens_per_param)
     out = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost, "g_cost_source": inf.g_cost_source,
            "effective_params_per_usd": sourced(per_usd, src, note),
-           "frontier_spend_growth": sourced(inf.frontier_spend_growth, "default", inf.frontier_spend_source),
+           "frontier_spend_growth": sourced(spend, "default", inf.frontier_spend_source + (
+               "" if inf.frontier_spend_growth else "; each draw's g_i where g_i is sampled")),
            "tokens_per_param": sourced(inf.tokens_per_param, "default", inf.tokens_per_param_source),
            "measured_rates": I.rate_rows(rates), **model.summary(t),
            "note": "loss of the largest model each actor can run at its price per token, as if trained "
                    "compute-optimally, on the projection's law (the training gap's own)"}
+    if rates:  # how far the cost, linear in N, is carried beyond the largest model measured
+        read_to = out["frontier_params"][-1]
+        out["rate_extrapolation"] = {"measured_params": rates[0].params, "read_to_params": read_to,
+                                     "decades_beyond": math.log10(read_to / rates[0].params)}
     return out, model
 
 
@@ -91,7 +130,8 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
     n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
     mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed, p.inference.g_cost)
     out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years,
-                      lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost).gap(t))
+                      lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost, frontier_spend_growth=(
+                          p.inference.frontier_spend_growth or d.growth.g_i)).gap(t))
     out["sampled"] = sorted(ranges) + ([inputs.law_draws_label] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
     return out
@@ -124,6 +164,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
     inference, inference_gap = _inference(p, inputs, records, variants, t)
     unc = _uncertainty(p, inputs, c0, t, inference_gap)
     t_star = G.peak_time_closed_form(inputs.law.alpha, inputs.growth, r0)
+    closing = {str(level): G.closing_time(inputs.law, c0, inputs.growth, level, r0) for level in p.closing_levels}
     window = max(50.0, p.horizon_years)
     t_star_numerical = G.peak_time_numerical(inputs.law, c0, inputs.growth, horizon=window, start_ratio=r0)
 
@@ -143,12 +184,12 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "t_star_interval": [unc["t_star_years"].get("low"), unc["t_star_years"].get("high")]
         if unc["t_star_years"].get("low") != unc["t_star_years"].get("high") else None,
         "peak_gap_nats": float(G.loss_gap(inputs.law, c0, inputs.growth, max(t_star, 0.0), r0)),
-        "closing_years": {str(level): G.closing_time(inputs.law, c0, inputs.growth, level, r0)
-                          for level in p.closing_levels},
+        "closing_years": closing,
         "lag_years": G.lag_years(inputs.growth, t, r0).tolist(),
         "reducible_loss_ratio": G.reducible_loss_ratio(inputs.law, inputs.growth, t, r0).tolist(),
         "uncertainty": {k: v for k, v in unc.items() if k not in ("loss_gap_band", "inference_gap_band")},
-        "extrapolation": _extrapolation(inputs, c0, p, r0),
+        "extrapolation": _extrapolation(inputs, c0, _reads(inputs, c0, r0, t_star, closing, p.horizon_years,
+                                                              inference)),
         "meek_compute_flops_at_start": c0,
         "t": t.tolist(),
         "years": (p.start_year + t).tolist(),

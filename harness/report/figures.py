@@ -168,7 +168,7 @@ def law_figures(law: dict, name: str) -> list[go.Figure]:
     optima = {o["budget_flops"]: o for o in law.get("approach2", {}).get("optima", [])}
     for c in sorted({r["budget"] for r in runs}):
         rs = [r for r in runs if r["budget"] == c]
-        group = f"C = {c:.2g}"
+        group = "runs (no budgets)" if c is None else f"C = {c:.2g}"
         fig.add_scatter(x=[r["n"] for r in rs], y=[r["loss"] for r in rs], mode="markers", name=group,
                         legendgroup=group, customdata=[[r["name"], r["seed"], r["d"], r["flops"]] for r in rs],
                         hovertemplate="run %{customdata[0]} (seed %{customdata[1]})<br>N %{x:.4g}, "
@@ -231,6 +231,6 @@ def projection_figures(result: dict, name: str) -> list[go.Figure]:
                                hovertemplate="%{y}: %{customdata[0]:.3g} .. %{customdata[1]:.3g}<br>t* from "
                                              "%{customdata[2]:.3f} to %{customdata[3]:.3f} y<extra></extra>"))
         fig.add_vline(x=result["t_star_years"], line=dict(dash="dash", color="grey"))
-        figs.append(_figure(fig, f"projection {name}: what moves t* most (one input at each end of its interval)",
+        figs.append(_figure(fig, f"projection {name}: what moves t* most (each input at the 5% and 95% quantiles of its draws)",
                             "t* (years)", "", height=max(300, 40 * len(rows) + 120)))
     return figs
