@@ -391,6 +391,10 @@ def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
     assert float(sig.score(100.0)) == pytest.approx(0.25, abs=1e-6)  # never below chance
     with pytest.raises(FitError, match="6 points of other families are not pooled"):
         family_sigmoid(tiny[:3] + other, p)
+    # issue 26 item 9: the same models measured on a second machine are the same 6 design points
+    elsewhere = [r.model_copy(update={"run_id": r.run_id + "-b", "hardware": r.hardware.model_copy(
+        update={"id": "other-machine", "label": "other"})}) for r in tiny]
+    assert family_sigmoid(tiny + elsewhere, p)[1].n_points == 6
 
 
 def test_sigmoid_is_not_applied_to_a_law_on_another_scale():
@@ -621,3 +625,17 @@ def test_the_measured_inference_rate_reads_the_largest_model_of_any_family_and_n
     note = inf["effective_params_per_usd"]["note"]
     assert note.startswith("read from real-135m (smollm2) fp32") and "dequantised from GGUF Q4_1" in note
     assert inf["effective_params_per_usd"]["value"] == pytest.approx(134_515_008 / (1.3e8 / 1e6 * 1e-6), rel=1e-3)
+
+
+def test_draws_that_never_reach_a_loss_count_in_the_band_rather_than_being_dropped():
+    """Issue 26 item 9: a refit whose floor E lies above the loss never reaches it; such draws were
+    dropped before the quantiles, which narrowed the band to the draws that agree."""
+    from harness.projector.gains import _invert
+
+    law = PowerLaw(E=2.0, A=60.0, a=0.3)
+    draws = [PowerLaw(E=2.0 + 0.01 * k, A=60.0, a=0.3) for k in range(20)]  # E from 2.00 to 2.19
+    at, band, unreached = _invert(law, draws, 2.1)
+    assert np.isfinite(at) and unreached == 10  # E >= 2.1 for k = 10..19: never below it
+    assert band[0] is not None and band[1] is None  # over 5% of the draws never get there: unbounded
+    at, band, unreached = _invert(law, draws[:8], 2.1)
+    assert unreached == 0 and None not in band

@@ -115,7 +115,7 @@ def law_markdown(meta: dict, fits: dict) -> str:
               f"alpha beta / (alpha + beta) = {_fmt_band(co['exponent'], cob['exponent'])}.", ""]
     ag = fits["agreement"]
     lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
-                 f"{ag['bands_overlap']}; a + b near 1: {ag['a_plus_b_near_1']} ({ag['note']}).")
+                 f"{ag['bands_overlap']}. (Every approach's C is 6 N D, so a + b = 1 by construction.)")
     ex = fits["extrapolation_test"]
     if "refused" in ex:
         lines.append(f"Extrapolation test: refused ({ex['refused']}).")
@@ -123,7 +123,8 @@ def law_markdown(meta: dict, fits: dict) -> str:
         lines.append(f"Extrapolation test: fitted without the largest budget ({ex['held_out_budget_flops']:.3g} "
                      f"FLOPs, {ex['runs_fitted']} runs), approach 3 predicts its best run at "
                      f"{_fmt_band(ex['predicted_loss'], ex['band'])} nats against {ex['measured_loss']:.4f} measured: "
-                     f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band.")
+                     f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band "
+                     "(a prediction interval: each refit's prediction times a resampled residual).")
     return "\n".join(lines + ["", "![IsoFLOP curves](isoflop.png)", "", "![N*(C)](n_opt.png)", "",
                               "![residuals](residuals.png)", ""])
 

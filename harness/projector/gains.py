@@ -21,21 +21,28 @@ def _field(record: RunRecord, block: str, name: str) -> Any:
     return getattr(getattr(record, block), name, None) if getattr(record, block) is not None else None
 
 
-def _invert(law: PowerLaw, draws: list[PowerLaw], loss: float) -> tuple[float, list[float] | None]:
-    """Where ``law`` reaches ``loss``, with a 90% band over its bootstrap ``draws`` (None without
-    any); inf where the law never gets there."""
+def _invert(law: PowerLaw, draws: list[PowerLaw], loss: float) -> tuple[float, list[float | None] | None, int]:
+    """Where ``law`` reaches ``loss`` (inf where it never gets there), with a 90% band over its
+    bootstrap ``draws`` (None without any) and how many draws never reach it: those count, at
+    infinity, so an end they cover is None (unbounded) rather than dropped from the quantiles."""
     at = float(law.invert(loss))
     values = np.array([float(d.invert(loss)) for d in draws])
-    values = values[np.isfinite(values)]
-    return at, [float(np.quantile(values, U.BAND[0])), float(np.quantile(values, U.BAND[1]))] if values.size else None
+    if not values.size:
+        return at, None, 0
+    ends = np.quantile(values, U.BAND, method="inverted_cdf")  # sample values: inf stays inf
+    return at, [float(x) if np.isfinite(x) else None for x in ends], int((~np.isfinite(values)).sum())
 
 
-def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float] | None]:  # inputs.family set
+def _scaled(band: list[float | None] | None, by: float) -> list[float | None] | None:
+    return [None if x is None else x / by for x in band] if band and by else None
+
+
+def _effective_params(loss: float, inputs: Inputs) -> tuple[float, list[float | None] | None, int]:  # family set
     """The family baseline size that reaches ``loss`` on its law, with a band from its refits."""
     return _invert(inputs.family.law_n, [PowerLaw(**d) for d in inputs.family.fit.bootstrap], loss)
 
 
-def _compute_needed(loss: float, grid_law: GridLaw) -> tuple[float, list[float] | None]:
+def _compute_needed(loss: float, grid_law: GridLaw) -> tuple[float, list[float | None] | None, int]:
     """The compute the grid's compute-optimal law needs to reach ``loss`` (on its own scale), with a
     band from its bootstrap refits."""
     return _invert(grid_law.native, grid_law.native_draws, loss)
@@ -46,11 +53,11 @@ def _compute_optimal_gains(r: RunRecord, b: RunRecord | None, teacher: float, gr
     compute the point's weights cost (6 x total parameters x tokens seen, as the grid counts its
     runs' dominant terms; a KD teacher's forward passes added), with and without the teacher, and
     over the baseline's need (the share of the baseline's effective compute a variant keeps)."""
-    need, band = _compute_needed(r.quality.heldout_loss_nats, grid_law)
+    need, band, unreached = _compute_needed(r.quality.heldout_loss_nats, grid_law)
     spent = 6 * r.model.params * (r.model.train_tokens or 0)
     row: dict[str, Any] = {"optimal_compute_gain": ratio(need, spent + teacher),
-                           "optimal_compute_gain_band": [x / (spent + teacher) for x in band]
-                           if band and spent + teacher else None}
+                           "optimal_compute_gain_band": _scaled(band, spent + teacher),
+                           "optimal_compute_gain_draws_unreached": unreached}
     if teacher:
         row["optimal_compute_gain_without_teacher"] = ratio(need, spent)
     if b is not None:
@@ -128,11 +135,11 @@ def _family_gains(r: RunRecord, b: RunRecord | None, distil: dict[str, Any], con
     multiplier with its band, the effective compute gain, and over the baseline and the control.
     Compute is counted as the law counts parameters, non-embedding, the student's and the teacher's."""
     tokens = inputs.family.tokens
-    n_eff, band = _effective_params(r.quality.heldout_loss_nats, inputs)
+    n_eff, band, unreached = _effective_params(r.quality.heldout_loss_nats, inputs)
     spent = 6 * r.model.non_embedding_params * (r.model.train_tokens or 0)
     teacher = _teacher_non_embedding_flops(distil)
     row = {"effective_params": n_eff, "multiplier": n_eff / r.model.non_embedding_params,
-           "multiplier_band": [x / r.model.non_embedding_params for x in band] if band else None,
+           "multiplier_band": _scaled(band, r.model.non_embedding_params), "multiplier_draws_unreached": unreached,
            "effective_compute_gain": ratio(6 * n_eff * tokens, spent + teacher) if teacher is not None else None,
            "effective_params_per_byte": ratio(n_eff, _field(r, "memory", "weights_bytes")),
            "effective_params_per_tpot_ms": ratio(n_eff, tpot_ms(r))}
@@ -141,6 +148,6 @@ def _family_gains(r: RunRecord, b: RunRecord | None, distil: dict[str, Any], con
     if distil.get("method") == "kd":
         row["effective_compute_gain_without_teacher"] = ratio(6 * n_eff * tokens, spent)
     if control is not None:
-        n_ctrl, _ = _effective_params(control.quality.heldout_loss_nats, inputs)
+        n_ctrl = _effective_params(control.quality.heldout_loss_nats, inputs)[0]
         row |= {"vs_control": ratio(n_eff, n_ctrl), "control_variant": control.variant.name}
     return row

@@ -135,8 +135,10 @@ def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
 
 def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoid, FitResult, str]:
     """Accuracy on one task against held-out loss, for the points of one family only: losses of
-    other families are per token of other tokenizers and texts, not on the same scale."""
-    by_task: dict[str, list[tuple[float, float]]] = {}
+    other families are per token of other tokenizers and texts, not on the same scale. One point
+    per model and variant (the median over the machines it ran on): a model measured on several
+    machines is one design point, not several, in the fit and its bootstrap."""
+    by_task: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = {}
     others = 0
     for r in records:
         if r.status != "ok" or not r.quality or r.quality.heldout_loss_nats is None:
@@ -146,11 +148,13 @@ def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoi
             if acc is None or (p.task is not None and name != p.task):
                 continue
             if r.model.family == p.family:
-                by_task.setdefault(name, []).append((r.quality.heldout_loss_nats, acc))
+                by_task.setdefault(name, {}).setdefault((r.model.name, r.variant.name), []).append(
+                    (r.quality.heldout_loss_nats, acc))
             else:
                 others += 1
     task = p.task or (max(by_task, key=lambda k: len(by_task[k])) if by_task else None)
-    pts = by_task.get(task, []) if task else []
+    pts = [(statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
+           for v in by_task.get(task, {}).values()] if task else []
     others_note = f" ({others} points of other families are not pooled: their losses are on other scales)" \
         if others else ""
     try:

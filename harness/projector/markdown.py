@@ -123,7 +123,8 @@ def markdown_table(result: dict[str, Any], steps_per_year: int) -> str:
                          "vs baseline": _g(v.get("multiplier_vs_baseline")),
                          "compute gain": _g(v.get("effective_compute_gain")),
                          "optimal gain [90%]": _g(v.get("optimal_compute_gain"))
-                         + (f" [{band[0]:.3g}, {band[1]:.3g}]" if band else ""),
+                         + (f" [{_g(band[0])}, {'inf' if band[1] is None else format(band[1], '.3g')}]"
+                            if band else ""),
                          "optimal vs baseline": _g(v.get("optimal_compute_vs_baseline")),
                          "vs control": _g(v.get("vs_control")), "weights ratio": _g(v.get("weights_bytes_ratio")),
                          "TPOT ratio": f"{_g(v.get('decode_time_ratio'))} {(v.get('decode_time_ratio_kind') or '')[:1]}"})
