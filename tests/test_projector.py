@@ -639,3 +639,45 @@ def test_draws_that_never_reach_a_loss_count_in_the_band_rather_than_being_dropp
     assert band[0] is not None and band[1] is None  # over 5% of the draws never get there: unbounded
     at, band, unreached = _invert(law, draws[:8], 2.1)
     assert unreached == 0 and None not in band
+
+
+def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a_systematic_term(tmp_path):
+    """Issue 26 item 1: `transfer: exponent` was the paper's curve with the time axis stretched,
+    its band bootstrap noise only and no word of the law's warning signs. Now the law is reported
+    beside Chinchilla's and Epoch's exponents with its warnings, the headline labels it, and each
+    draw's exponent carries a stated systematic term for the transfer."""
+    import json
+
+    from harness.config import ProjectorConfig
+    from harness.projector.isoflop import regime
+    from harness.projector.markdown import headline
+    from harness.projector.project import project
+
+    exps = [0.10, 0.11, 0.12, 0.13, 0.14] * 4
+    fits = {"flops_range": [1e11, 1e12], "approach1": {"refused": "no interior optimum"},
+            "approach2": {"refused": "fewer than 2 budgets with an interior optimum"},
+            "agreement": {"bands_overlap": False},
+            "extrapolation_test": {"inside_band": False, "error_nats": 0.2},
+            "approach3": {"params": {"E": 0.5}, "bands": {"E": [0.01, 1.2]}, "fit": {},
+                          "compute_optimal": {"E": 0.5, "G": 30.0, "exponent": 0.12, "a": 0.6},
+                          "compute_optimal_bands": {"exponent": [0.10, 0.14], "a": [0.5, 0.7]},
+                          "compute_optimal_draws": [{"E": 0.5, "G": 30.0, "exponent": e} for e in exps]}}
+    reg = regime(fits)
+    assert len(reg["warnings"]) == 5 and not reg["paper_alpha_inside_band"]
+    assert any(w.startswith("E unidentified") for w in reg["warnings"])
+    assert reg["published"]["epoch"]["exponent"] == pytest.approx(0.1783, abs=1e-4)
+    (tmp_path / "law.json").write_text(json.dumps(fits))
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=1000)
+    p.law.source, p.law.measured_path = "measured", str(tmp_path / "law.json")
+    res = project(p, [])
+    sigma = res["inputs"]["law.transfer_systematic"]["value"]
+    assert sigma == pytest.approx(abs(np.log(0.12 / 0.155)))
+    lines = headline(res)
+    assert any("WITH 5 WARNING(S)" in line for line in lines)
+    assert any("keeps from the paper its L0" in line for line in lines)
+    assert any(line.startswith("- The measured law in its own regime: exponent 0.1200") for line in lines)
+    p.law.transfer_systematic = 0.0
+    noise_only = project(p, [])
+    width = {k: r["uncertainty"]["t_star_years"]["high"] - r["uncertainty"]["t_star_years"]["low"]
+             for k, r in (("systematic", res), ("noise only", noise_only))}
+    assert width["systematic"] > 2 * width["noise only"]

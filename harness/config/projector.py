@@ -22,6 +22,10 @@ class LawConfig:
     # tokenizer-specific) | full (every measured parameter)
     measured_path: str = "${results_dir}/scaling/tiny/law.json"
     transfer: str = "exponent"
+    # The transfer's systematic term: each Monte Carlo draw's measured exponent also scaled by
+    # exp(N(0, sigma)); null: sigma = |ln(measured / paper exponent)| (said so in the JSON); 0: none
+    transfer_systematic: Optional[float] = None
+    transfer_systematic_source: str = "set in the config"
     # A published L(N, D) fit's joint uncertainty: the covariance of its parameters in the fit's own
     # coordinates (log E, log A, log B, a, b; 5 x 5), sampled as one joint normal around the published
     # point in the Monte Carlo (never independent marginals: A-a and B-b are strongly correlated);
@@ -36,6 +40,7 @@ class LawConfig:
         _at_least("projector.law.L0", self.L0, 0)
         _positive("projector.law.A", self.A)
         _positive("projector.law.alpha", self.alpha)
+        _at_least("projector.law.transfer_systematic", self.transfer_systematic, 0)
         if self.covariance is not None:
             rows = [len(r) for r in self.covariance]
             if rows != [5] * 5:

@@ -77,6 +77,18 @@ def _fmt_band(x, band, fmt=".4f") -> str:
     return f"{x:{fmt}}" + (f" [{band[0]:{fmt}}, {band[1]:{fmt}}]" if band else " (no band)")
 
 
+def regime_lines(reg: dict) -> list[str]:
+    """The law in its own regime, first: exponents beside the published ones, and its warnings."""
+    pub = reg["published"]
+    out = [f"**In its own regime**: compute exponent {_fmt_band(reg['exponent'], reg['exponent_band'])} (Chinchilla "
+           f"{pub['chinchilla']['exponent']:.4f}, Epoch {pub['epoch']['exponent']:.4f}; the paper's "
+           f"{reg['paper_alpha']} is {'inside' if reg['paper_alpha_inside_band'] else 'outside'} the band); N* ~ C^"
+           f"{_fmt_band(reg['n_opt_exponent'], reg['n_opt_exponent_band'], '.3f')} (Chinchilla "
+           f"{pub['chinchilla']['n_opt_exponent']:.3f}, Epoch {pub['epoch']['n_opt_exponent']:.3f})."]
+    out += [f"- **Warning**: {w}." for w in reg["warnings"]] or ["- No warning signs."]
+    return out
+
+
 def _max_epochs(meta: dict) -> float | None:
     return max((r["epochs"] for r in meta["runs"]), default=None)
 
@@ -96,7 +108,7 @@ def law_markdown(meta: dict, fits: dict) -> str:
                                                               else " (a measured IsoFLOP grid)"), "",
              f"{fits['runs']} runs, FLOPs {fits['flops_range'][0]:.3g} to {fits['flops_range'][1]:.3g} "
              f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); {_provenance(meta)}. "
-             f"Bands: {lv}% bootstrap over runs.", "",
+             f"Bands: {lv}% bootstrap over runs.", "", *regime_lines(fits["regime"]), "",
              "| approach | N* ~ C^a | D* ~ C^b | a + b | note |", "|---|---|---|---|---|"]
     for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
         r = fits[key]

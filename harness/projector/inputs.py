@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from harness.config import LAW_SOURCES, LAW_TRANSFERS, ProjectorConfig
 from harness.projector import gap as G
 from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, fit_sigmoid
+from harness.projector.isoflop import regime
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 from harness.results.comparison import price_of
 from harness.results.schema import RunRecord
@@ -59,6 +61,7 @@ class GridLaw:
     transfer: str
     native: PowerLaw  # E + G C^-exponent on the grid's own loss scale (the tiny family's), whatever the transfer
     native_draws: list[PowerLaw]
+    regime: dict[str, Any] = field(default_factory=dict)  # the law in its own regime, with its warnings
 
 
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
@@ -80,7 +83,27 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
     draws = fits["approach3"]["compute_optimal_draws"]
     return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
                    fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
-                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws])
+                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws], fits.get("regime") or regime(fits))
+
+
+TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far beyond its grid, so each draw's exponent "
+                              "is also scaled by exp(N(0, sigma)), sigma = |ln(measured / paper exponent)|: the "
+                              "disagreement of two estimates of one exponent taken as the scale of the transfer's error")
+
+
+def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], float]:
+    """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by a systematic factor
+    for the transfer, the loss held where the law's data end (the exponent pivots there)."""
+    sigma = abs(math.log(grid_law.law.alpha / p.law.alpha)) if p.law.transfer_systematic is None \
+        else p.law.transfer_systematic
+    rng = np.random.default_rng(p.seed + 1)
+    pivot = max(grid_law.flops_range)
+    out = []
+    for i, z in enumerate(rng.standard_normal(p.monte_carlo)):
+        d = grid_law.draws[i % len(grid_law.draws)]
+        alpha = d.alpha * math.exp(sigma * z)
+        out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
+    return out, sigma
 
 
 @dataclass
@@ -208,8 +231,13 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             grid_law = load_grid_law(p)
             law, src = grid_law.law, "measured"
             note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
-                    + ("the measured exponent on the paper's L0" if grid_law.transfer == "exponent"
-                       else "every measured parameter (corpus- and tokenizer-specific E and G)"))
+                    + ("keeps from the paper its L0, its loss at the meek actor's starting compute and the growth "
+                       "rates, and from the grid only the compute exponent" if grid_law.transfer == "exponent"
+                       else "keeps from the grid E, G and the exponent (on the grid's corpus and tokenizer: its loss "
+                            "scale is not the paper's), and from the paper the growth rates")
+                    + ", read far beyond the grid with a systematic term in its band"
+                    + (f"; the law has {len(grid_law.regime['warnings'])} warning(s)" if grid_law.regime["warnings"]
+                       else ""))
         except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
             grid_law = None
             law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
@@ -242,6 +270,10 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
             fnote = f"default kept ({why}); " + fnote
     prov["flop_per_dollar"] = sourced(flop_per_dollar, fsrc, fnote)
 
+    if grid_law is not None and grid_law.draws:
+        grid_law.draws, sigma = _with_systematic(grid_law, p)
+        prov["law.transfer_systematic"] = sourced(sigma, "default", p.law.transfer_systematic_source
+                                                 if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
     if grid_law is not None and grid_law.transfer == "exponent":
         # the paper's A belongs to the paper's exponent: keep the paper's L0 and its loss at the meek
         # actor's starting compute, and let the measured exponent set the slope from there

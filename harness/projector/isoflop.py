@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.projector.fit import FitError, FitResult, fit_chinchilla
-from harness.projector.laws import Chinchilla, ComputeLaw
+from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, Chinchilla, ComputeLaw
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,46 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
     out["agreement"] = agreement(out)
     out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
         extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
+    out["regime"] = regime(out)
     return out
+
+
+PAPER_ALPHA = 0.155  # Gundlach, Lynch & Thompson 2025's compute exponent (conf/projector/paper.yaml)
+E_UNIDENTIFIED = 0.25  # E's band reaching below this share of its value: the floor is not pinned down
+
+
+def regime(fits: dict) -> dict:
+    """The law in its own regime: its exponents beside Chinchilla's and Epoch's, whether the
+    paper's alpha lies inside its band, and its warning signs (a law with any is labelled so
+    wherever it is used)."""
+    a3 = fits["approach3"]
+    co, bands = a3["compute_optimal"], a3.get("compute_optimal_bands", {})
+    published = {name: compute_optimal(law) for name, law in (("chinchilla", CHINCHILLA), ("epoch", EPOCH_REFIT))}
+    warnings = []
+    for key in ("approach1", "approach2"):
+        if "refused" in fits.get(key, {}):
+            warnings.append(f"{key} refused: {fits[key]['refused']}")
+    e_band = a3.get("bands", {}).get("E")
+    if e_band and e_band[0] < E_UNIDENTIFIED * a3["params"]["E"]:
+        warnings.append(f"E unidentified: its band [{e_band[0]:.3g}, {e_band[1]:.3g}] reaches below "
+                        f"{E_UNIDENTIFIED:.0%} of its value {a3['params']['E']:.3g} (the exponents move with it)")
+    if not fits.get("agreement", {}).get("bands_overlap", True):
+        warnings.append("the approaches disagree: their N* exponents' bands do not overlap")
+    ex = fits.get("extrapolation_test", {"refused": "not recorded in this law.json"})
+    if "refused" in ex:
+        warnings.append(f"extrapolation test refused: {ex['refused']}")
+    elif not ex["inside_band"]:
+        warnings.append(f"extrapolation test missed: the held-out budget's best run is {ex['error_nats']:+.4f} nats "
+                        "off the prediction, outside its interval")
+    if not bands.get("exponent"):
+        warnings.append("no bootstrap band: " + (a3.get("fit", {}).get("bootstrap_note") or "no refit was kept"))
+    exp_band = bands.get("exponent")
+    return {"exponent": co["exponent"], "exponent_band": exp_band, "n_opt_exponent": co.get("a"),
+            "n_opt_exponent_band": bands.get("a"),
+            "published": {k: {"exponent": v["exponent"], "n_opt_exponent": v["a"]} for k, v in published.items()},
+            "paper_alpha": PAPER_ALPHA,
+            "paper_alpha_inside_band": bool(exp_band and exp_band[0] <= PAPER_ALPHA <= exp_band[1]),
+            "warnings": warnings}
 
 
 def covariance(refits: list[dict[str, float]]) -> dict | None:

@@ -51,8 +51,23 @@ def headline(result: dict[str, Any]) -> list[str]:
                     f"{inf['rate_extrapolation']['decades_beyond']:.1f} decades beyond" if inf.get("rate_extrapolation")
                     else "") + ".")
     law_src = result["inputs"].get("law.alpha", {})
-    lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}): "
+    reg = result.get("law_regime")
+    label = f", WITH {len(reg['warnings'])} WARNING(S)" if reg and reg["warnings"] else ""
+    lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}{label}): "
                  f"{law_src.get('note', '')}.")
+    if reg:
+        band = reg["exponent_band"]
+        pub = reg["published"]
+        lines.append(f"- The measured law in its own regime: exponent {reg['exponent']:.4f}"
+                     + (f" [{band[0]:.4f}, {band[1]:.4f}]" if band else " (no band)")
+                     + f" against Chinchilla's {pub['chinchilla']['exponent']:.4f} and Epoch's "
+                     f"{pub['epoch']['exponent']:.4f}; the paper's {reg['paper_alpha']} is "
+                     f"{'inside' if reg['paper_alpha_inside_band'] else 'outside'} its band."
+                     + "".join(f" Warning: {w}." for w in reg["warnings"]))
+        sys_term = result["inputs"].get("law.transfer_systematic")
+        if sys_term:
+            lines.append(f"- Transfer's systematic term in the band: sigma = {sys_term['value']:.3g} on the log "
+                         f"exponent ({sys_term['note']}).")
     e = result["extrapolation"]
     reads = "; ".join(f"{k.replace('_', ' ')} at {v['flops']:.2g}" + (
         f" ({v['decades_beyond_data']:.1f} decades beyond)" if v["decades_beyond_data"] is not None else "")

@@ -203,6 +203,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
         "score": score,
         "inputs": inputs.provenance,
         "fit_warnings": _fit_warnings(inputs),
+        "law_regime": inputs.grid_law.regime if inputs.grid_law else None,
         "family_points": inputs.family.points if inputs.family else [],
         "variants": variants,
         "_family": inputs.family,
