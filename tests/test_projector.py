@@ -664,7 +664,7 @@ def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a
                           "compute_optimal_draws": [{"E": 0.5, "G": 30.0, "exponent": e} for e in exps]}}
     reg = regime(fits)
     assert len(reg["warnings"]) == 5 and not reg["paper_alpha_inside_band"]
-    assert any(w.startswith("E unidentified") for w in reg["warnings"])
+    assert any(w.startswith("E unidentified: 0.5 with a band [0.01, 1.2]") for w in reg["warnings"])
     assert reg["published"]["epoch"]["exponent"] == pytest.approx(0.1783, abs=1e-4)
     (tmp_path / "law.json").write_text(json.dumps(fits))
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=1000)

@@ -50,7 +50,7 @@ def _enough(n_design: int, n_params: int, what: str, force: bool) -> str:
            f"got {n_design}")
     if force and n_design > n_params:
         return f"forced below the 2x rule: {msg}; {n_design - n_params} degrees of freedom, no bootstrap band"
-    raise FitError(msg + ("" if force else "; force=True fits it anyway, labelled"))
+    raise FitError(msg + ("; forcing it would fit it anyway, labelled" if not force and n_design > n_params else ""))
 
 
 @dataclass

@@ -121,6 +121,12 @@ def law_markdown(meta: dict, fits: dict) -> str:
     lines.append(f"| 3: L(N, D) | {_fmt_band(co['a'], cob['a'])} | {_fmt_band(co['b'], cob['b'])} | 1 (C = 6ND) | "
                  f"{fit['n_points']} runs, {fit['dof']} dof, converged {fit['converged']}, bootstrap kept "
                  f"{fit['bootstrap_kept']}/{fit['bootstrap_attempted']} |")
+    ne = fits.get("approach3_non_embedding")
+    if ne:
+        nco = ne["compute_optimal"]
+        lines.append(f"| 3 on non-embedding N | {nco['a']:.4f} (point fit) | {nco['b']:.4f} | 1 | embeddings are "
+                     f"{ne['embedding_share_of_n'][0]:.0%}-{ne['embedding_share_of_n'][1]:.0%} of total N; compute "
+                     f"exponent {nco['exponent']:.4f}; not used by the projector |")
     p, b = a3["params"], a3["bands"]
     lines += ["", "Approach 3 parameters: " + ", ".join(f"{k} = {_fmt_band(v, b[k], '.4g')}" for k, v in p.items()),
               "", f"Compute-optimal law: L(C) = {co['E']:.4g} + {co['G']:.4g} C^-{co['exponent']:.4f}; exponent "

@@ -48,14 +48,15 @@ class Run:
     d: float
     loss: float
     seed: int = 0
+    n_non_embedding: float | None = None  # the grid's runs carry it; a published table may not
 
 
 def load_grid(path: Path) -> tuple[dict, list[Run]]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
     meta = json.loads(path.read_text())
-    runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"])
-            for r in meta["runs"]]
+    runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
+                r.get("non_embedding_params")) for r in meta["runs"]]
     return meta, runs
 
 
@@ -221,6 +222,8 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
                         "compute_optimal_bands": {k: _band([d[k] for d in draws], level) for k in co},
                         "compute_optimal_draws": [{k: d[k] for k in ("E", "G", "exponent")} for d in draws],
                         "covariance": covariance(fit.bootstrap)}
+    if all(r.n_non_embedding for r in runs):
+        out["approach3_non_embedding"] = non_embedding_fit(runs, delta)
     out["agreement"] = agreement(out)
     out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
         extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
@@ -229,7 +232,7 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
 
 
 PAPER_ALPHA = 0.155  # Gundlach, Lynch & Thompson 2025's compute exponent (conf/projector/paper.yaml)
-E_UNIDENTIFIED = 0.25  # E's band reaching below this share of its value: the floor is not pinned down
+E_UNIDENTIFIED = 0.25  # E's band with its low end at most this share of its high end: the floor is not pinned down
 
 
 def regime(fits: dict) -> dict:
@@ -244,9 +247,10 @@ def regime(fits: dict) -> dict:
         if "refused" in fits.get(key, {}):
             warnings.append(f"{key} refused: {fits[key]['refused']}")
     e_band = a3.get("bands", {}).get("E")
-    if e_band and e_band[0] < E_UNIDENTIFIED * a3["params"]["E"]:
-        warnings.append(f"E unidentified: its band [{e_band[0]:.3g}, {e_band[1]:.3g}] reaches below "
-                        f"{E_UNIDENTIFIED:.0%} of its value {a3['params']['E']:.3g} (the exponents move with it)")
+    if e_band and e_band[0] <= E_UNIDENTIFIED * e_band[1]:
+        warnings.append(f"E unidentified: {a3['params']['E']:.3g} with a band [{e_band[0]:.3g}, {e_band[1]:.3g}] whose "
+                        f"low end is at most {E_UNIDENTIFIED:.0%} of its high end (the floor is not pinned down, and the "
+                        "exponents move with it)")
     if not fits.get("agreement", {}).get("bands_overlap", True):
         warnings.append("the approaches disagree: their N* exponents' bands do not overlap")
     ex = fits.get("extrapolation_test", {"refused": "not recorded in this law.json"})
@@ -266,12 +270,25 @@ def regime(fits: dict) -> dict:
             "warnings": warnings}
 
 
+def non_embedding_fit(runs: list[Run], delta: float) -> dict:
+    """Approach 3 again with N the non-embedding parameters (Kaplan et al.'s count; C = 6 N D on
+    it): where embeddings are a large share of N, as on a small tokenizer-bound grid, the exponents
+    move. A point fit, beside the total-N fit and its band; never used by the projector."""
+    law, fit = fit_chinchilla([r.n_non_embedding for r in runs], [r.d for r in runs], [r.loss for r in runs],
+                              delta=delta, resamples=0)
+    share = [1 - r.n_non_embedding / r.n for r in runs]
+    return {"params": fit.params, "fit": fit.summary(), "compute_optimal": compute_optimal(law),
+            "embedding_share_of_n": [min(share), max(share)]}
+
+
 def covariance(refits: list[dict[str, float]]) -> dict | None:
     """The refits' covariance in the fit's own coordinates (log E, log A, log B, a, b): what a
-    projection samples a law from jointly (projector.law.covariance), A-a and B-b correlations kept."""
-    if len(refits) < 2 * len(Chinchilla.COORDINATES):
+    projection samples a law from jointly (projector.law.covariance), A-a and B-b correlations kept.
+    None with too few refits, or when refits put E at 0 (log E unbounded: no normal describes it)."""
+    x = np.array([Chinchilla(**r).coordinates() for r in refits]) if refits else np.empty((0, 5))
+    finite = np.isfinite(x).all(axis=1)
+    if len(refits) < 2 * len(Chinchilla.COORDINATES) or not finite.all():
         return None
-    x = np.array([Chinchilla(**r).coordinates() for r in refits])
     return {"coordinates": list(Chinchilla.COORDINATES), "matrix": np.cov(x, rowvar=False).tolist(),
             "refits": len(refits)}
 

@@ -24,7 +24,8 @@ class Chinchilla:
         return self.E + self.A / np.power(n, self.a) + self.B / np.power(d, self.b)
 
     def coordinates(self) -> np.ndarray:
-        return np.array([np.log(self.E), np.log(self.A), np.log(self.B), self.a, self.b])
+        with np.errstate(divide="ignore"):  # E = 0 (a fit that puts the floor at 0): log E = -inf
+            return np.array([np.log(self.E), np.log(self.A), np.log(self.B), self.a, self.b])
 
     @classmethod
     def from_coordinates(cls, x) -> "Chinchilla":

@@ -144,7 +144,8 @@ def _fit_warnings(inputs: Inputs) -> list[str]:
            if fit and fit.warning]
     refused = inputs.provenance.get("law_n", {})
     if refused.get("source") == "unavailable":
-        out.append(f"refused: {refused['note']}")
+        out.append(f"refused: {refused['note']}" + (" (projector.force_fits=true)" if "forcing it" in refused["note"]
+                                                    else ""))
     return out
 
 
