@@ -681,3 +681,26 @@ def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a
     width = {k: r["uncertainty"]["t_star_years"]["high"] - r["uncertainty"]["t_star_years"]["low"]
              for k, r in (("systematic", res), ("noise only", noise_only))}
     assert width["systematic"] > 2 * width["noise only"]
+
+
+def test_a_law_with_an_n_d_split_reads_the_runnable_models_at_its_own_tokens_per_parameter():
+    """Issue 26 item 6: tokens per parameter was 20 whatever the law; a published L(N, D) fit has its
+    own compute-optimal allocation, so its runnable models are trained at its D/N."""
+    from omegaconf import OmegaConf
+
+    from harness.projector.project import project
+    from tests.conftest import compose_config
+
+    n = np.array([1e8, 1e11])
+    assert EPOCH_REFIT.n_opt(EPOCH_REFIT.optimal_compute_for(n)) == pytest.approx(n, rel=1e-9)
+    p = OmegaConf.to_object(compose_config("project", ["projector=epoch", "projector.monte_carlo=10"])).projector
+    inf = project(p, [])["inference"]
+    meek = inf["meek_params"][0]
+    c = float(EPOCH_REFIT.optimal_compute_for(meek))
+    assert inf["meek_loss"][0] == pytest.approx(float(EPOCH_REFIT.compute_optimal().loss(c)), rel=1e-12)
+    assert inf["tokens_per_param"]["value"] == pytest.approx(c / (6 * meek**2)) != 20.0
+    assert "the law's own compute-optimal allocation" in inf["tokens_per_param"]["note"]
+    p.inference.tokens_per_param_from_law = False
+    assert project(p, [])["inference"]["tokens_per_param"]["value"] == 20.0
+    paper = _project()["inference"]["tokens_per_param"]
+    assert paper["value"] == 20.0 and "Hoffmann" in paper["note"]

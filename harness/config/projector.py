@@ -83,7 +83,10 @@ class InferenceConfig:
     gpu_price_per_hour_usd: float = 2.0  # the default FLOP/$'s $2/h
     flops_per_param: float = 2.0  # decode FLOPs per parameter per token (assumed_rate=flops)
     batch_size: int = 1  # the measured shape whose decode cost per token is read
-    # Both actors' runnable models are read on the projection's law as if trained compute-optimally
+    # Both actors' runnable models are read on the projection's law as if trained compute-optimally:
+    # by the law's own N-D allocation where it has one (a published L(N, D) fit; a grid law under
+    # transfer=full), at its point values; else with this fixed D/N
+    tokens_per_param_from_law: bool = True
     tokens_per_param: float = 20.0
     tokens_per_param_source: str = ("Hoffmann et al. 2022 (Chinchilla): compute-optimal training uses about "
                                     "20 tokens per parameter")

@@ -14,8 +14,10 @@ meek actor runs the cheapest measured option per effective parameter. Without me
 the rate is the assumed hardware FLOP/$ over FLOPs per parameter, and the output says so.
 
 Both actors' models are read through the projection's own compute law: a model of N parameters
-trained compute-optimally (D = tokens_per_param x N) reaches L(6 N D), so the training and the
-inference gap are on one loss scale.
+trained compute-optimally reaches L(C), C the compute at which N is the optimal size (by the law's
+own N-D allocation where it has one, a published L(N, D) fit's or a grid's under transfer=full;
+else C = 6 N D with D = tokens_per_param x N), so the training and the inference gap are on one
+loss scale.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from harness.projector.laws import ComputeLaw
+from harness.projector.laws import Chinchilla, ComputeLaw
 from harness.results.comparison import cost_rows, price_of
 from harness.results.schema import RunRecord
 
@@ -81,6 +83,7 @@ class InferenceGap:
     g_cost: float
     frontier_spend_growth: float
     tokens_per_param: float
+    allocation: Chinchilla | None = None  # the law's own N-D split, where it has one (then D/N is its, not fixed)
 
     def meek_params(self, t):
         return self.price_per_token_usd * self.params_per_usd * np.power(self.g_cost, np.asarray(t, float))
@@ -88,10 +91,15 @@ class InferenceGap:
     def frontier_params(self, t):
         return self.meek_params(t) * np.power(self.frontier_spend_growth, np.asarray(t, float))
 
+    def training_compute(self, n):
+        """What training an n-parameter model compute-optimally costs: by the law's own allocation
+        where it has one, else 6 N D with D = tokens_per_param x N."""
+        n = np.asarray(n, float)
+        return self.allocation.optimal_compute_for(n) if self.allocation else 6 * n * self.tokens_per_param * n
+
     def loss(self, n):
         """The loss of an n-parameter model trained compute-optimally, on the projection's law."""
-        n = np.asarray(n, float)
-        return self.law.loss(6 * n * self.tokens_per_param * n)
+        return self.law.loss(self.training_compute(n))
 
     def gap(self, t):
         return self.loss(self.meek_params(t)) - self.loss(self.frontier_params(t))
@@ -99,6 +107,7 @@ class InferenceGap:
     def summary(self, t) -> dict[str, Any]:
         meek, frontier = self.meek_params(t), self.frontier_params(t)
         return {"meek_params": meek.tolist(), "frontier_params": frontier.tolist(),
+                "frontier_training_flops": self.training_compute(frontier).tolist(),
                 "meek_loss": self.loss(meek).tolist(), "frontier_loss": self.loss(frontier).tolist(),
                 "loss_gap": self.gap(t).tolist()}
 

@@ -116,6 +116,7 @@ class Inputs:
     grid_law: GridLaw | None = None
     law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or a published fit's joint draws
     law_draws_label: str = ""
+    allocation: Chinchilla | None = None  # the law's own N-D split, where it has one
     data_flops: tuple[float, float] | None = None  # the compute the law's own data span (None: not known)
     data_source: str = ""
     sigmoid: Sigmoid | None = None
@@ -292,8 +293,11 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
                     family=family, grid_law=grid_law)
     if grid_law is not None:
         inputs.data_flops, inputs.data_source = tuple(grid_law.flops_range), f"the runs of {grid_law.path}"
+        if grid_law.transfer == "full":
+            inputs.allocation = Chinchilla(**json.loads(Path(grid_law.path).read_text())["approach3"]["params"])
     elif p.law.source in PUBLISHED:
         inputs.data_flops, inputs.data_source = PUBLISHED_FLOPS_RANGE, PUBLISHED_FLOPS_SOURCE
+        inputs.allocation = PUBLISHED[p.law.source][0]
     if grid_law is not None and grid_law.draws:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
     elif published_draws:

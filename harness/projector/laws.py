@@ -39,6 +39,10 @@ class Chinchilla:
         """The compute-optimal N* = G (C/6)^(b/(a+b)) at compute C."""
         return self._g() * np.power(np.asarray(c, float) / 6, self.b / (self.a + self.b))
 
+    def optimal_compute_for(self, n):
+        """The compute C at which n is the compute-optimal size: inverts N* = G (C/6)^(b/(a+b))."""
+        return 6 * np.power(np.asarray(n, float) / self._g(), (self.a + self.b) / self.b)
+
     def compute_optimal(self) -> "ComputeLaw":
         """L(C) = L0 + A_c C^-alpha along the compute-optimal allocation with C = 6 N D.
 

@@ -55,9 +55,8 @@ def _reads(inputs: Inputs, c0: float, r0: float, t_star: float, closing: dict[st
             flops = float(G.frontier_compute(c0, inputs.growth, max(t, 0.0), r0))
         return flops if math.isfinite(flops) else None
 
-    n = inference["frontier_params"][-1]
     return {"t_star": frontier(t_star), **{f"closing_{k}_nats": frontier(v) for k, v in closing.items()},
-            "horizon": frontier(horizon), "inference_gap_at_horizon": 6 * n * inference["tokens_per_param"]["value"] * n}
+            "horizon": frontier(horizon), "inference_gap_at_horizon": inference["frontier_training_flops"][-1]}
 
 
 def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
@@ -70,6 +69,16 @@ def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
                                  f"${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth (a lower bound on the cost)")
     return flop_per_dollar / inf.flops_per_param, "default", \
         f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
+
+
+def _tokens_per_param(model: I.InferenceGap, t: np.ndarray, inf) -> dict[str, Any]:
+    """D/N of the runnable models: the law's own (varying with N) or the fixed one."""
+    if model.allocation is None:
+        return sourced(inf.tokens_per_param, "default", inf.tokens_per_param_source)
+    ratio = [float(model.training_compute(n) / (6 * n * n)) for n in (model.meek_params(t[0]), model.frontier_params(t[-1]))]
+    return sourced(ratio[0], "default", f"the law's own compute-optimal allocation (its point values; not sampled): "
+                                        f"D/N = {ratio[0]:.3g} for the meek actor's model at t = 0, {ratio[1]:.3g} for "
+                                        "the frontier's at the horizon")
 
 
 def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], variants: list[dict[str, Any]],
@@ -101,12 +110,14 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
         if inf.cost_source == "measured":
             log.warning("inference gap: %s; using the assumed rate", why)
     spend = inf.frontier_spend_growth or inputs.growth.g_i
-    model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, spend, inf.tokens_per_param)
+    allocation = inputs.allocation if inf.tokens_per_param_from_law else None
+    model = I.InferenceGap(inputs.law, per_usd, inf.price_per_token_usd, inf.g_cost, spend, inf.tokens_per_param,
+                           allocation)
     out = {"price_per_token_usd": inf.price_per_token_usd, "g_cost": inf.g_cost, "g_cost_source": inf.g_cost_source,
            "effective_params_per_usd": sourced(per_usd, src, note),
            "frontier_spend_growth": sourced(spend, "default", inf.frontier_spend_source + (
                "" if inf.frontier_spend_growth else "; each draw's g_i where g_i is sampled")),
-           "tokens_per_param": sourced(inf.tokens_per_param, "default", inf.tokens_per_param_source),
+           "tokens_per_param": _tokens_per_param(model, t, inf),
            "measured_rates": I.rate_rows(rates), **model.summary(t),
            "note": "loss of the largest model each actor can run at its price per token, as if trained "
                    "compute-optimally, on the projection's law (the training gap's own)"}
