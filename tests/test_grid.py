@@ -68,3 +68,18 @@ def test_fit_law_writes_the_law_and_says_which_grid(grid, models_dir, tmp_path):
     assert "grid `tiny-reduced`" in (out / "law.md").read_text()
     for png in ("isoflop.png", "n_opt.png", "residuals.png"):
         assert (out / png).exists()
+
+
+def test_seed_replicates_differ_in_their_initialisation_too(models_dir):
+    """Issue 26 item 2: every replicate was initialised with seed 0 (only its data order varied),
+    so the seed spread understated run-to-run noise."""
+    import torch
+
+    from harness.tiny.build import make_model
+    from harness.tiny.grid import _family_cfg
+
+    cfg = _grid_cfg(models_dir)
+    spec = cfg.shapes[0]
+    weights = {s: make_model(spec, _family_cfg(cfg, 2048, s)).model.embed_tokens.weight for s in (0, 1)}
+    assert not torch.equal(weights[0], weights[1])
+    assert torch.equal(weights[0], make_model(spec, _family_cfg(cfg, 2048, 0)).model.embed_tokens.weight)

@@ -71,9 +71,10 @@ class GridRun:
     reused: bool
 
 
-def _family_cfg(cfg: GridConfig, vocab: int) -> TinyBuildConfig:
-    """The family's architecture settings, for make_model (same init rule and seed)."""
-    return TinyBuildConfig(vocab_size=vocab, seq_len=cfg.seq_len, seed=0)
+def _family_cfg(cfg: GridConfig, vocab: int, seed: int) -> TinyBuildConfig:
+    """The family's architecture settings, for make_model (its init rule), with the replicate's seed:
+    replicates differ in their initialisation as well as in their data order."""
+    return TinyBuildConfig(vocab_size=vocab, seq_len=cfg.seq_len, seed=seed)
 
 
 def _grid_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
@@ -116,7 +117,7 @@ def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int]]:
 
 def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text_sha: str) -> str:
     blob = {"spec": asdict(spec), "recipe": asdict(recipe), "text": text_sha, "format": FORMAT_VERSION,
-            "eval": [cfg.seq_len, cfg.eval_batch_size]}
+            "eval": [cfg.seq_len, cfg.eval_batch_size], "init_seed": recipe.seed}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
@@ -136,7 +137,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     for _, spec, budget, seed in plan:
         # built once: counted here, trained below if not cached (the init is seeded; training draws
         # from its own generator, so building early changes nothing)
-        model = make_model(spec, _family_cfg(cfg, vocab))
+        model = make_model(spec, _family_cfg(cfg, vocab, seed))
         counts = count_params(model)
         per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
         steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
