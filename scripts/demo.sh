@@ -8,7 +8,7 @@
 #   3. quantised variants of tiny-m (and bnb 4-bit on tiny-s, whose 64-wide layers the CPU 4-bit
 #      kernel accepts),
 #   4. a distilled student (tiny-m -> tiny-xs) and its continue-ce control,
-#   5. the reduced IsoFLOP grid (15 + 5 small runs, cached) and its compute-optimal law,
+#   5. the reduced IsoFLOP grid (15 + 5 small runs, 2 more for its lr check, cached) and its law,
 # then the summary table, a projection from the measured compute-optimal law, and the report
 # (report.html and report.md, with each model's variant scorecard, the law and the projection).
 # The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).

@@ -24,7 +24,10 @@ def grid(models_dir):
 
 def test_the_reduced_grid_trains_every_run_with_exact_flops_and_bounded_epochs(grid):
     cfg, runs = grid
-    assert len(runs) == 3 * 5 + 5  # 3 budgets x 5 sizes, plus a second seed at the smallest budget
+    # 3 budgets x 5 sizes, a second seed at the smallest budget, and the lr check's 2 runs
+    assert len(runs) == 3 * 5 + 5 + 2
+    sweep = sorted((r.lr_multiplier, r.peak_lr) for r in runs if r.shape == "g3" and r.budget_flops == 1.2e11)
+    assert [m for m, _ in sweep] == [0.5, 1.0, 2.0] and sweep[0][1] == pytest.approx(sweep[1][1] / 2)
     shapes = {s.name: s for s in cfg.shapes}
     for r in runs:
         s = shapes[r.shape]
@@ -35,7 +38,7 @@ def test_the_reduced_grid_trains_every_run_with_exact_flops_and_bounded_epochs(g
         assert r.epochs <= cfg.max_epochs and r.heldout_loss_nats > 0 and not r.reused
     with open(f"{cfg.out_dir}/grid.json") as f:
         meta = json.load(f)
-    assert meta["grid"] == "tiny-reduced" and len(meta["runs"]) == 20 and meta["text_sha256"]
+    assert meta["grid"] == "tiny-reduced" and len(meta["runs"]) == 22 and meta["text_sha256"]
     seeds = [r for r in runs if r.budget_flops == min(b.flops for b in cfg.budgets) and r.shape == "g1"]
     assert sorted(r.seed for r in seeds) == [0, 1]  # run-to-run noise measured at the smallest budget
 
@@ -64,8 +67,12 @@ def test_fit_law_writes_the_law_and_says_which_grid(grid, models_dir, tmp_path):
     assert law["grid"] == "tiny-reduced" and law["runs"] == 20 and law["max_epochs_seen"] <= 4
     assert law["approach3"]["fit"]["n_points"] == 20 and law["approach3"]["fit"]["bootstrap_attempted"] == 8
     assert 0 < law["approach3"]["compute_optimal"]["exponent"] < 1
-    assert "extrapolation_test" in law and "agreement" in law
-    assert "grid `tiny-reduced`" in (out / "law.md").read_text()
+    assert "extrapolation_test" in law and "agreement" in law  # the lr sweep's runs are not in the law
+    lr = law["lr_check"]
+    assert [m for m, _ in lr["loss_by_multiplier"]] == [0.5, 1.0, 2.0] and lr["seed_spread_nats"] > 0
+    assert isinstance(lr["rule_near_optimum"], bool)
+    text = (out / "law.md").read_text()
+    assert "`tiny-reduced` (a measured IsoFLOP grid)" in text and "LR check (g3 at 1.2e+11 FLOPs" in text
     for png in ("isoflop.png", "n_opt.png", "residuals.png"):
         assert (out / png).exists()
 

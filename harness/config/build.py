@@ -74,6 +74,20 @@ class LearningRateRule:
 
 
 @dataclass
+class LearningRateSweep:
+    """Extra runs of one shape at one budget with the rule's lr scaled, to check the rule sits near
+    the optimum; kept out of the law (fit-law reports them as the lr check)."""
+    budget: int = 1  # index into budgets
+    shape: str = MISSING  # a name from that budget's shapes
+    multipliers: List[float] = field(default_factory=lambda: [0.5, 2.0])  # 1 is the grid's own run
+
+    def __post_init__(self) -> None:
+        _at_least("lr_sweep.budget", self.budget, 0)
+        for m in self.multipliers:
+            _positive("lr_sweep.multipliers[]", m)
+
+
+@dataclass
 class GridConfig(TrainingSettings):
     name: str = "tiny"
     out_dir: str = "${models_dir}/grid/${name}"
@@ -84,6 +98,7 @@ class GridConfig(TrainingSettings):
     budgets: List[GridBudget] = field(default_factory=list)
     seeds_at_smallest: List[int] = field(default_factory=lambda: [0, 1])  # run-to-run noise, smallest budget
     lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
+    lr_sweep: Optional[LearningRateSweep] = None
     # the training settings are the family's (TrainingSettings); every run has its own warm-up and
     # cosine over its own tokens
     eval_batch_size: int = 16

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawFitConfig
-from harness.projector.isoflop import Run, by_budget, fit_grid, load_grid, load_table, loglog_slope
+from harness.projector.isoflop import Run, by_budget, fit_grid, load_grid, load_table, loglog_slope, lr_check, regime
 from harness.projector.laws import Chinchilla
 
 
@@ -134,6 +134,18 @@ def law_markdown(meta: dict, fits: dict) -> str:
     ag = fits["agreement"]
     lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
                  f"{ag['bands_overlap']}. (Every approach's C is 6 N D, so a + b = 1 by construction.)")
+    lr = fits.get("lr_check")
+    if lr and "refused" not in lr:
+        losses = ", ".join(f"{m:g}x {v:.4f}" for m, v in lr["loss_by_multiplier"])
+        spread = f"{lr['seed_spread_nats']:.4f}" if lr["seed_spread_nats"] is not None else "not measured"
+        lines.append(f"LR check ({lr['shape']} at {lr['budget_flops']:.3g} FLOPs, seed {lr['seed']}; held-out loss by "
+                     f"multiple of the rule's lr): {losses}. The rule's lr is "
+                     + ("the best of the sweep" if lr["best_multiplier"] == 1.0 else
+                        f"{lr['rule_behind_best_nats']:.4f} nats behind {lr['best_multiplier']:g}x, "
+                        + ("within" if lr["rule_near_optimum"] else "beyond") + f" the seed spread ({spread})")
+                     + ".")
+    elif lr:
+        lines.append(f"LR check: refused ({lr['refused']}).")
     ex = fits["extrapolation_test"]
     if "refused" in ex:
         lines.append(f"Extrapolation test: refused ({ex['refused']}).")
@@ -152,6 +164,8 @@ def fit_law(cfg: LawFitConfig) -> str:
     if cfg.table:
         meta["grid"] = cfg.grid_name  # a table is named by the command, as a grid by its config
     fits = fit_grid(runs, cfg.resamples, cfg.seed, cfg.huber_delta, cfg.level)
+    fits["lr_check"] = None if cfg.table else lr_check(meta)
+    fits["regime"] = regime(fits)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"grid": meta["grid"], "grid_dir": None if cfg.table else str(cfg.grid_dir), "table": cfg.table,

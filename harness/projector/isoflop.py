@@ -56,8 +56,33 @@ def load_grid(path: Path) -> tuple[dict, list[Run]]:
         raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
     meta = json.loads(path.read_text())
     runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
-                r.get("non_embedding_params")) for r in meta["runs"]]
-    return meta, runs
+                r.get("non_embedding_params")) for r in meta["runs"] if r.get("lr_multiplier", 1.0) == 1.0]
+    return meta, runs  # the lr sweep's runs stay in meta (lr_check), out of the law
+
+
+def lr_check(meta: dict) -> dict | None:
+    """The grid's lr sweep (one shape at one budget, the rule's lr scaled): whether the rule's lr is
+    the best of the sweep, or within the seed-to-seed spread of the best (the largest gap between
+    two seeds of one run at the smallest budget)."""
+    sweep = [r for r in meta["runs"] if r.get("lr_multiplier", 1.0) != 1.0]
+    if not sweep:
+        return None
+    key = (sweep[0]["shape"], sweep[0]["budget_flops"], sweep[0]["seed"])
+    rows = {r.get("lr_multiplier", 1.0): r["heldout_loss_nats"] for r in meta["runs"]
+            if (r["shape"], r["budget_flops"], r["seed"]) == key}
+    if 1.0 not in rows:
+        return {"refused": f"the rule's own run of {key[0]} at {key[1]:.3g} FLOPs is not in the grid"}
+    pairs: dict[tuple, list[float]] = {}
+    for r in meta["runs"]:
+        if r.get("lr_multiplier", 1.0) == 1.0:
+            pairs.setdefault((r["shape"], r["budget_flops"]), []).append(r["heldout_loss_nats"])
+    spread = max((max(v) - min(v) for v in pairs.values() if len(v) > 1), default=None)
+    best = min(rows, key=rows.get)
+    behind = rows[1.0] - rows[best]
+    near = best == 1.0 or (spread is not None and behind <= spread)
+    return {"shape": key[0], "budget_flops": key[1], "seed": key[2], "loss_by_multiplier": sorted(rows.items()),
+            "best_multiplier": best, "rule_behind_best_nats": behind, "seed_spread_nats": spread,
+            "rule_near_optimum": near}
 
 
 TABLE_COLUMNS = "N, D or C (FLOPs, taken as 6 N D), loss; optional: budget, seed, name"
@@ -253,6 +278,11 @@ def regime(fits: dict) -> dict:
                         "exponents move with it)")
     if not fits.get("agreement", {}).get("bands_overlap", True):
         warnings.append("the approaches disagree: their N* exponents' bands do not overlap")
+    lr = fits.get("lr_check")
+    if lr and "refused" not in lr and not lr["rule_near_optimum"]:
+        warnings.append(f"lr rule off its optimum: at {lr['shape']} and {lr['budget_flops']:.3g} FLOPs, "
+                        f"{lr['best_multiplier']:g}x the rule's lr is {lr['rule_behind_best_nats']:.4f} nats better, "
+                        f"more than the seed spread ({lr['seed_spread_nats']})")
     ex = fits.get("extrapolation_test", {"refused": "not recorded in this law.json"})
     if "refused" in ex:
         warnings.append(f"extrapolation test refused: {ex['refused']}")

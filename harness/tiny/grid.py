@@ -65,6 +65,7 @@ class GridRun:
     epochs: float  # tokens / unique training tokens
     seed: int
     peak_lr: float
+    lr_multiplier: float  # over the lr rule's: 1 for the grid's runs, others for the lr check only
     heldout_loss_nats: float
     heldout_bits_per_byte: float
     wall_time_s: float
@@ -98,8 +99,9 @@ def _grid_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
     return docs, description, digest
 
 
-def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int]]:
-    """(budget index, shape, budget FLOPs, seed) of every run, in build order."""
+def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int, float]]:
+    """(budget index, shape, budget FLOPs, seed, lr multiplier) of every run, in build order: the
+    grid's runs, then the lr sweep's."""
     shapes = {s.name: s for s in cfg.shapes}
     order = sorted(range(len(cfg.budgets)), key=lambda i: cfg.budgets[i].flops)
     runs = []
@@ -111,7 +113,14 @@ def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int]]:
         if unknown:
             raise ValueError(f"budgets[{i}].shapes names {unknown}, not in shapes ({', '.join(shapes)})")
         seeds = list(cfg.seeds_at_smallest) if i == order[0] else [cfg.seeds_at_smallest[0]]
-        runs += [(i, shapes[name], budget.flops, seed) for name in budget.shapes for seed in seeds]
+        runs += [(i, shapes[name], budget.flops, seed, 1.0) for name in budget.shapes for seed in seeds]
+    sweep = cfg.lr_sweep
+    if sweep is not None and (cfg.only_budgets is None or sweep.budget in cfg.only_budgets):
+        if not 0 <= sweep.budget < len(cfg.budgets) or sweep.shape not in cfg.budgets[sweep.budget].shapes:
+            raise ValueError(f"lr_sweep: budget {sweep.budget}, shape {sweep.shape!r}: need a budget index below "
+                             f"{len(cfg.budgets)} and one of that budget's shapes")
+        runs += [(sweep.budget, shapes[sweep.shape], cfg.budgets[sweep.budget].flops, cfg.seeds_at_smallest[0], m)
+                 for m in sweep.multipliers if m != 1.0]
     return runs
 
 
@@ -134,30 +143,30 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
 
     plan, planned = _plan(cfg), []
-    for _, spec, budget, seed in plan:
+    for _, spec, budget, seed, lr_mult in plan:
         # built once: counted here, trained below if not cached (the init is seeded; training draws
         # from its own generator, so building early changes nothing)
         model = make_model(spec, _family_cfg(cfg, vocab, seed))
         counts = count_params(model)
         per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
         steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
-        planned.append((spec, budget, seed, model, counts, per_token, steps))
-    worst = max(p[6] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
+        planned.append((spec, budget, seed, lr_mult, model, counts, per_token, steps))
+    worst = max(p[-1] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
     if worst > cfg.max_epochs:
         raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
                          f"{len(ids)} training tokens; add text (extra_packages, extra_max_chars) or lower the budgets")
 
     runs: list[GridRun] = []
-    for n, (spec, budget, seed, model, counts, per_token, steps) in enumerate(planned, 1):
-        lr = learning_rate(cfg, counts.total)
+    for n, (spec, budget, seed, lr_mult, model, counts, per_token, steps) in enumerate(planned, 1):
+        lr = learning_rate(cfg, counts.total) * lr_mult
         recipe = TrainRecipe.from_settings(cfg, steps, lr, seed)
-        name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "")
+        name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "") + (f"-lr{lr_mult:g}x" if lr_mult != 1.0 else "")
         run_dir = out / name
         build_hash = _recipe_hash(cfg, spec, recipe, text_sha)
         tokens = recipe.tokens
         base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
                     non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(ids), seed=seed,
-                    peak_lr=lr)
+                    peak_lr=lr, lr_multiplier=lr_mult)
         if not cfg.force and (card := _built_card(run_dir, build_hash)):
             runs.append(GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
                                 heldout_bits_per_byte=card.build.heldout_bits_per_byte, wall_time_s=card.wall_time_s,
