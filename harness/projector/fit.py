@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit, minimize
@@ -104,14 +104,14 @@ def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
     return best_x, best_f, best_ok
 
 
-def _bootstrap(n: int, resamples: int, seed: int, n_params: int, refit,
-               design: int | None = None) -> tuple[list[dict[str, float]], int, int]:
+def _bootstrap(n: int, design: int, resamples: int, seed: int, n_params: int,
+               refit) -> tuple[list[dict[str, float]], int, int]:
     """Refits on resamples of the n points; kept: those with more distinct points than parameters
     whose optimiser converged. Returns (kept params, attempted, converged). None with fewer than
-    twice as many distinct ``design`` points (default n) as parameters: almost every resample would
-    then be an exact fit or a copy of the data, and the band would describe the resampling, not
-    the uncertainty."""
-    if (n if design is None else design) < 2 * n_params:
+    twice as many distinct ``design`` points as parameters: almost every resample would then be an
+    exact fit or a copy of the data, and the band would describe the resampling, not the
+    uncertainty."""
+    if design < 2 * n_params:
         return [], 0, 0
     rng = np.random.default_rng(seed)
     out, converged = [], 0
@@ -176,7 +176,7 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
         t, _, converged = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
         return _power_params(t), converged
 
-    boot, attempted, converged = _bootstrap(x.size, resamples, seed, 3, refit, distinct)
+    boot, attempted, converged = _bootstrap(x.size, distinct, resamples, seed, 3, refit)
     result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, distinct, warning, attempted, converged,
                        _refused(distinct, 3))
     p = result.params
@@ -195,8 +195,7 @@ def _chin_obj(theta, logn, logd, logy, delta):
 
 
 def _chin_params(theta) -> dict[str, float]:
-    e, log_a, log_b, a, b = theta
-    return {"E": float(np.exp(e)), "A": float(np.exp(log_a)), "B": float(np.exp(log_b)), "a": float(a), "b": float(b)}
+    return asdict(Chinchilla.from_coordinates(theta))
 
 
 def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0,
@@ -219,7 +218,7 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
                                     (args[0][idx], args[1][idx], args[2][idx], delta))
         return _chin_params(t), converged
 
-    boot, attempted, converged = _bootstrap(n.size, resamples, seed, 5, refit, distinct)
+    boot, attempted, converged = _bootstrap(n.size, distinct, resamples, seed, 5, refit)
     result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, distinct, warning, attempted, converged,
                        _refused(distinct, 5))
     return Chinchilla(**result.params), result
@@ -294,7 +293,7 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
     def refit(idx):
         return one(x[idx], y[idx])[0], True  # curve_fit raises when it fails
 
-    boot, attempted, converged = _bootstrap(x.size, resamples, seed, n_params, refit, distinct)
+    boot, attempted, converged = _bootstrap(x.size, distinct, resamples, seed, n_params, refit)
     result = FitResult(params, int(x.size), err, boot, True, n_params, distinct, warning, attempted, converged,
                        _refused(distinct, n_params))
     return Sigmoid(**params), result

@@ -77,16 +77,21 @@ def _fmt_band(x, band, fmt=".4f") -> str:
     return f"{x:{fmt}}" + (f" [{band[0]:{fmt}}, {band[1]:{fmt}}]" if band else " (no band)")
 
 
+def regime_sentence(reg: dict) -> str:
+    """The law's exponents beside the published ones (law.md and the projection's headline)."""
+    pub = reg["published"]
+    return (f"exponent {_fmt_band(reg['exponent'], reg['exponent_band'])} (Chinchilla "
+            f"{pub['chinchilla']['exponent']:.4f}, Epoch {pub['epoch']['exponent']:.4f}; the paper's "
+            f"{reg['paper_alpha']} is {'inside' if reg['paper_alpha_inside_band'] else 'outside'} the band); N* ~ C^"
+            + (f"{_fmt_band(reg['n_opt_exponent'], reg['n_opt_exponent_band'], '.3f')}"
+               if reg["n_opt_exponent"] is not None else "(not recorded)")
+            + f" (Chinchilla {pub['chinchilla']['n_opt_exponent']:.3f}, Epoch {pub['epoch']['n_opt_exponent']:.3f})")
+
+
 def regime_lines(reg: dict) -> list[str]:
     """The law in its own regime, first: exponents beside the published ones, and its warnings."""
-    pub = reg["published"]
-    out = [f"**In its own regime**: compute exponent {_fmt_band(reg['exponent'], reg['exponent_band'])} (Chinchilla "
-           f"{pub['chinchilla']['exponent']:.4f}, Epoch {pub['epoch']['exponent']:.4f}; the paper's "
-           f"{reg['paper_alpha']} is {'inside' if reg['paper_alpha_inside_band'] else 'outside'} the band); N* ~ C^"
-           f"{_fmt_band(reg['n_opt_exponent'], reg['n_opt_exponent_band'], '.3f')} (Chinchilla "
-           f"{pub['chinchilla']['n_opt_exponent']:.3f}, Epoch {pub['epoch']['n_opt_exponent']:.3f})."]
-    out += [f"- **Warning**: {w}." for w in reg["warnings"]] or ["- No warning signs."]
-    return out
+    return [f"**In its own regime**: {regime_sentence(reg)}."] + \
+        ([f"- **Warning**: {w}." for w in reg["warnings"]] or ["- No warning signs."])
 
 
 def _max_epochs(meta: dict) -> float | None:

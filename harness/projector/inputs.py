@@ -62,6 +62,8 @@ class GridLaw:
     native: PowerLaw  # E + G C^-exponent on the grid's own loss scale (the tiny family's), whatever the transfer
     native_draws: list[PowerLaw]
     regime: dict[str, Any] = field(default_factory=dict)  # the law in its own regime, with its warnings
+    fit_summary: dict[str, Any] = field(default_factory=dict)  # approach 3's dof, convergence, bootstrap counts
+    fitted_params: dict[str, float] = field(default_factory=dict)  # approach 3's L(N, D) itself (E, A, B, a, b)
 
 
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
@@ -80,10 +82,12 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
             return ComputeLaw(e, g, exponent)
         raise ValueError(f"projector.law.transfer={p.law.transfer!r}; valid: {', '.join(LAW_TRANSFERS)}")
 
-    draws = fits["approach3"]["compute_optimal_draws"]
+    a3 = fits["approach3"]
+    draws = a3["compute_optimal_draws"]
     return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
                    fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
-                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws], fits.get("regime") or regime(fits))
+                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws], fits.get("regime") or regime(fits),
+                   a3.get("fit", {}), a3.get("params", {}))
 
 
 TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far beyond its grid, so each draw's exponent "
@@ -249,8 +253,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     for k in ("L0", "A", "alpha"):
         prov[f"law.{k}"] = sourced(getattr(law, k), src, note)
     if grid_law is not None:
-        fits = json.loads(Path(grid_law.path).read_text())["approach3"]
-        prov["law.fit"] = sourced(fits["fit"], "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
+        prov["law.fit"] = sourced(grid_law.fit_summary, "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
                                  "freedom, optimiser convergence and bootstrap resamples")
 
     flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
@@ -294,7 +297,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     if grid_law is not None:
         inputs.data_flops, inputs.data_source = tuple(grid_law.flops_range), f"the runs of {grid_law.path}"
         if grid_law.transfer == "full":
-            inputs.allocation = Chinchilla(**json.loads(Path(grid_law.path).read_text())["approach3"]["params"])
+            inputs.allocation = Chinchilla(**grid_law.fitted_params)
     elif p.law.source in PUBLISHED:
         inputs.data_flops, inputs.data_source = PUBLISHED_FLOPS_RANGE, PUBLISHED_FLOPS_SOURCE
         inputs.allocation = PUBLISHED[p.law.source][0]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.config import LawConfig
 from harness.projector.fit import FitError, FitResult, fit_chinchilla
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, Chinchilla, ComputeLaw
 
@@ -221,7 +222,8 @@ def approach3(runs: list[Run], resamples: int, seed: int, delta: float) -> tuple
 
 
 def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float = 1e-3, level: float = 0.9) -> dict:
-    """All three approaches with their bands, the agreement check and the extrapolation test."""
+    """All three approaches with their bands, the agreement check and the extrapolation test (fit-law
+    adds the lr check and the regime)."""
     out: dict = {"runs": len(runs), "level": level,
                  "flops_range": [min(r.flops for r in runs), max(r.flops for r in runs)]}
     no_budgets = any(r.budget is None for r in runs)
@@ -252,18 +254,17 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
     out["agreement"] = agreement(out)
     out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
         extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
-    out["regime"] = regime(out)
     return out
 
 
-PAPER_ALPHA = 0.155  # Gundlach, Lynch & Thompson 2025's compute exponent (conf/projector/paper.yaml)
+PAPER_ALPHA = LawConfig.alpha  # Gundlach, Lynch & Thompson 2025's compute exponent, the projector's default
 E_UNIDENTIFIED = 0.25  # E's band with its low end at most this share of its high end: the floor is not pinned down
 
 
 def regime(fits: dict) -> dict:
     """The law in its own regime: its exponents beside Chinchilla's and Epoch's, whether the
     paper's alpha lies inside its band, and its warning signs (a law with any is labelled so
-    wherever it is used)."""
+    wherever it is used). Reads the lr check too, where fit-law has added it."""
     a3 = fits["approach3"]
     co, bands = a3["compute_optimal"], a3.get("compute_optimal_bands", {})
     published = {name: compute_optimal(law) for name, law in (("chinchilla", CHINCHILLA), ("epoch", EPOCH_REFIT))}
@@ -289,9 +290,9 @@ def regime(fits: dict) -> dict:
     elif not ex["inside_band"]:
         warnings.append(f"extrapolation test missed: the held-out budget's best run is {ex['error_nats']:+.4f} nats "
                         "off the prediction, outside its interval")
-    if not bands.get("exponent"):
-        warnings.append("no bootstrap band: " + (a3.get("fit", {}).get("bootstrap_note") or "no refit was kept"))
     exp_band = bands.get("exponent")
+    if not exp_band:
+        warnings.append("no bootstrap band: " + (a3.get("fit", {}).get("bootstrap_note") or "no refit was kept"))
     return {"exponent": co["exponent"], "exponent_band": exp_band, "n_opt_exponent": co.get("a"),
             "n_opt_exponent_band": bands.get("a"),
             "published": {k: {"exponent": v["exponent"], "n_opt_exponent": v["a"]} for k, v in published.items()},
@@ -315,9 +316,10 @@ def covariance(refits: list[dict[str, float]]) -> dict | None:
     """The refits' covariance in the fit's own coordinates (log E, log A, log B, a, b): what a
     projection samples a law from jointly (projector.law.covariance), A-a and B-b correlations kept.
     None with too few refits, or when refits put E at 0 (log E unbounded: no normal describes it)."""
-    x = np.array([Chinchilla(**r).coordinates() for r in refits]) if refits else np.empty((0, 5))
-    finite = np.isfinite(x).all(axis=1)
-    if len(refits) < 2 * len(Chinchilla.COORDINATES) or not finite.all():
+    if len(refits) < 2 * len(Chinchilla.COORDINATES):
+        return None
+    x = np.array([Chinchilla(**r).coordinates() for r in refits])
+    if not np.isfinite(x).all():
         return None
     return {"coordinates": list(Chinchilla.COORDINATES), "matrix": np.cov(x, rowvar=False).tolist(),
             "refits": len(refits)}

@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.projector.fit_law import regime_sentence
+
 
 def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
     text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
@@ -56,13 +58,7 @@ def headline(result: dict[str, Any]) -> list[str]:
     lines.append(f"- Law: alpha = {law_src.get('value', float('nan')):.4f} ({law_src.get('source')}{label}): "
                  f"{law_src.get('note', '')}.")
     if reg:
-        band = reg["exponent_band"]
-        pub = reg["published"]
-        lines.append(f"- The measured law in its own regime: exponent {reg['exponent']:.4f}"
-                     + (f" [{band[0]:.4f}, {band[1]:.4f}]" if band else " (no band)")
-                     + f" against Chinchilla's {pub['chinchilla']['exponent']:.4f} and Epoch's "
-                     f"{pub['epoch']['exponent']:.4f}; the paper's {reg['paper_alpha']} is "
-                     f"{'inside' if reg['paper_alpha_inside_band'] else 'outside'} its band."
+        lines.append(f"- The measured law in its own regime: {regime_sentence(reg)}."
                      + "".join(f" Warning: {w}." for w in reg["warnings"]))
         sys_term = result["inputs"].get("law.transfer_systematic")
         if sys_term:
