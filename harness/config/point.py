@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (DTYPE_NAMES, MODEL_SOURCES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
+from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, MODEL_SOURCES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
                                    _DEVICE, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
 
 
@@ -143,6 +143,27 @@ class VariantConfig:
     def __post_init__(self) -> None:
         _one_of("variant.kind", self.kind, VARIANT_KINDS)
         _one_of("variant.dtype", self.dtype, DTYPE_NAMES)
+
+
+@dataclass
+class EngineConfig:
+    """What runs the prepared model (conf/engine/): transformers, or llama.cpp on a GGUF file."""
+    name: str = "transformers"
+    threads: Optional[int] = None  # llamacpp: its threads; None follows torch's (bench.threads or its default)
+    artifact_dir: str = "${models_dir}/gguf"  # llamacpp: GGUF files made from checkpoints, per model
+    quantize_timeout_s: float = 900.0  # llamacpp: the quantiser's child process is stopped after this
+
+    def __post_init__(self) -> None:
+        _one_of("engine.name", self.name, ENGINES)
+        _at_least("engine.threads", self.threads, 1)
+        _positive("engine.quantize_timeout_s", self.quantize_timeout_s)
+
+
+def gguf_file_types() -> list[str]:
+    """llama.cpp's file type names a gguf variant's method may take, and ``shipped``."""
+    from harness.engines.llamacpp import file_types
+
+    return [*file_types(), "shipped"]
 
 
 @dataclass
@@ -296,11 +317,35 @@ class RunConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # lm-eval suite (conf/eval/)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # what runs the model (conf/engine/)
     results_dir: str = "results"
     models_dir: str = "models"
     force: bool = False  # recompute points whose ok record exists
     offline: Optional[bool] = None  # None: follow HF_HUB_OFFLINE / probe the hub quickly
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """The axes' combinations, checked before anything loads."""
+        engine, variant, model = self.engine.name, self.variant, self.model
+        if not all(_set(v) for v in (engine, variant.kind, variant.name, model.source)):
+            return
+        kinds = ENGINE_VARIANT_KINDS[engine]
+        if variant.kind not in kinds:
+            runs = [e for e, k in ENGINE_VARIANT_KINDS.items() if variant.kind in k]
+            raise ConfigValueError(f"variant={variant.name} (kind {variant.kind}) with engine.name={engine}; "
+                                   f"engine {engine} runs variant kinds {', '.join(kinds)}; "
+                                   f"this variant runs on engine.name={' or '.join(runs)}")
+        if variant.kind == "gguf":
+            valid = gguf_file_types()
+            if variant.method not in valid:
+                raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid llama.cpp "
+                                       f"file types: {', '.join(valid)}")
+            if variant.method == "shipped" and model.source != "gguf":
+                raise ConfigValueError(f"variant={variant.name} measures the model's shipped GGUF file, but "
+                                       f"model={model.name} has source={model.source}; valid: a model with source=gguf")
+        if engine != "transformers" and self.eval.tasks:
+            raise ConfigValueError(f"eval.tasks={list(self.eval.tasks)} with engine.name={engine}: lm-eval tasks run "
+                                   "on the transformers engine only here; valid: eval=none")
 
 
 @dataclass

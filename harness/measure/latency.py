@@ -100,6 +100,7 @@ class Request:
     """One timed request: TTFT and the inter-token intervals after it."""
     ttft_ms: float
     itl_ms: list[float]
+    engine_tpot_ms: float | None = None  # the engine's own timing of the same decode steps, where it keeps one
 
     @property
     def e2e_ms(self) -> float:
@@ -132,7 +133,7 @@ class LatencyScenario:
     prompt_tokens: int
     batch_size: int
     new_tokens: int
-    status: str = "ok"  # ok | oom
+    status: str = "ok"  # ok | oom | unsupported (a shape the engine cannot decode)
     error: str | None = None
     requests: int = 0  # generate() requests measured, all rounds
     rounds: int = 0
@@ -148,6 +149,8 @@ class LatencyScenario:
     generate_over_bare: float | None = None  # median TPOT of generate() / of the bare loop
     bare_tokens_match: bool | None = None  # both paths decoded the same tokens
     paired: PairedRatio | None = None
+    engine_tpot_ms: SampleStats | None = None  # the engine's own per-token timing of the same requests
+    tpot_over_engine: float | None = None  # median TPOT as timed here / median TPOT as the engine timed it
     generated_tokens: int = 0  # by the variant's generate() requests (for energy per token)
     measured_s: float = 0.0
     energy_j: float | None = None  # over the variant's generate() requests, where a counter exists
@@ -157,8 +160,7 @@ class LatencyScenario:
 @dataclass
 class LatencyResult:
     scenarios: list[LatencyScenario] = field(default_factory=list)
-    timed_path: str = ("generate() with a timestamping streamer, greedy, KV cache on; "
-                       "bare greedy KV-cache loop of model() calls beside it")
+    timed_path: str = ""  # what one request runs (Decoder.path)
     clock: str = ""
     threads: int = 0
     paired_with: str | None = None  # the baseline interleaved for paired ratios, or why none
@@ -214,6 +216,29 @@ def bare_request(model, ids, mask, new_tokens: int, eos_token_id: int | None,
     return Request(steps[0], steps[1:]), torch.cat(tokens, dim=1)
 
 
+@dataclass
+class Decoder:
+    """How one engine decodes a timed request: exactly ``new_tokens`` greedy tokens per sequence,
+    each stamped when ready, returning the request and the new token ids [batch, new_tokens]."""
+    request: Callable[[torch.Tensor, torch.Tensor, int, TokenTimestamps], tuple[Request, torch.Tensor]]
+    path: str  # what a request runs, in words (recorded)
+    bare: Callable[[torch.Tensor, torch.Tensor, int, TokenTimestamps], tuple[Request, torch.Tensor]] | None = None
+    max_batch: int | None = None  # the most sequences one request may hold; None: any
+    why_max_batch: str = ""
+
+
+def hf_decoder(model, tokenizer) -> Decoder:
+    """transformers: generate() with a timestamping streamer, and the bare model() loop beside it."""
+    def request(ids, mask, n, stamps):
+        return generate_request(model, ids, mask, _generation_config(tokenizer, n), stamps)
+
+    def bare(ids, mask, n, stamps):
+        return bare_request(model, ids, mask, n, tokenizer.eos_token_id, stamps)
+
+    return Decoder(request, "generate() with a timestamping streamer, greedy, KV cache on; "
+                   "bare greedy KV-cache loop of model() calls beside it", bare=bare)
+
+
 def _by_request(rounds: list[list[Request]], field_name: str, resamples: int, level: float,
                 seed: int) -> SampleStats:
     """One value per request. With several rounds the interval resamples rounds and then requests
@@ -246,8 +271,8 @@ class _Arm:
 
 
 @torch.inference_mode()
-def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, batch_size: int,
-                  plan: LatencyPlan, meter: EnergyMeter | None = None, baseline=None,
+def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, prompt_tokens: int, batch_size: int,
+                  plan: LatencyPlan, meter: EnergyMeter | None = None, baseline: Decoder | None = None,
                   baseline_name: str = "baseline", level: float = 0.95) -> LatencyScenario:
     """Time one (prompt, batch) shape; ``baseline``, if given, is interleaved as a paired arm."""
     n = plan.new_tokens
@@ -256,26 +281,28 @@ def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, ba
     if plan.repeats < 1:
         raise ValueError(f"bench.repeats={plan.repeats}: need at least 1 round")
     sc = LatencyScenario(prompt_tokens, batch_size, n)
-    ids = _prompt(len(tokenizer), batch_size, prompt_tokens, plan.seed, device)
+    if decoder.max_batch is not None and batch_size > decoder.max_batch:
+        sc.status, sc.error = "unsupported", f"batch {batch_size}: {decoder.why_max_batch}"
+        return sc
+    ids = _prompt(vocab_size, batch_size, prompt_tokens, plan.seed, device)
     mask = torch.ones_like(ids)
-    gen_cfg = _generation_config(tokenizer, n)
     stamps = TokenTimestamps(device)
     joules = [0.0]
 
     def variant() -> tuple[Request, torch.Tensor]:
         if meter:
             meter.start()
-        out = generate_request(model, ids, mask, gen_cfg, stamps)
+        out = decoder.request(ids, mask, n, stamps)
         if meter:
             reading = meter.stop()
             joules[0] = None if reading.joules is None or joules[0] is None else joules[0] + reading.joules
         return out
 
     arms = [_Arm("generate", variant)]
-    if plan.bare_loop:
-        arms.append(_Arm("bare", lambda: bare_request(model, ids, mask, n, tokenizer.eos_token_id, stamps)))
+    if plan.bare_loop and decoder.bare is not None:
+        arms.append(_Arm("bare", lambda: decoder.bare(ids, mask, n, stamps)))
     if baseline is not None:
-        arms.append(_Arm("baseline", lambda: generate_request(baseline, ids, mask, gen_cfg, stamps)))
+        arms.append(_Arm("baseline", lambda: baseline.request(ids, mask, n, stamps)))
     outputs: dict[str, torch.Tensor] = {}
     try:
         for _ in range(plan.warmup):
@@ -321,6 +348,9 @@ def time_scenario(model, tokenizer, device: torch.device, prompt_tokens: int, ba
     if len(rounds) > 1:
         sc.round_spread = (max(sc.round_tpot_ms) - min(sc.round_tpot_ms)) / float(np.median(sc.round_tpot_ms))
     sc.generated_tokens = len(reqs) * batch_size * n
+    if all(r.engine_tpot_ms is not None for r in reqs):
+        sc.engine_tpot_ms = _by_request(rounds, "engine_tpot_ms", res, level, seed)
+        sc.tpot_over_engine = sc.tpot_ms.median / sc.engine_tpot_ms.median
     if meter and joules[0] is not None:
         sc.energy_j = joules[0]
         sc.energy_j_per_token = joules[0] / sc.generated_tokens
@@ -351,14 +381,15 @@ def _paired(variant: list[Request], base: list[Request], v_rounds, b_rounds, nam
                        round_tpot_ratios=per_round)
 
 
-def measure_latency(model, tokenizer, device: torch.device, bench: LatencyPlan, meter: EnergyMeter | None = None,
-                    baseline=None, baseline_name: str | None = None) -> LatencyResult:
+def measure_latency(decoder: Decoder, vocab_size: int, device: torch.device, bench: LatencyPlan,
+                    meter: EnergyMeter | None = None, baseline: Decoder | None = None,
+                    baseline_name: str | None = None, threads: int | None = None) -> LatencyResult:
     """Every (batch, prompt) scenario; ``baseline_name`` says what ``baseline`` is, or why none is paired."""
-    result = LatencyResult(clock="cuda events" if device.type == "cuda" else "perf_counter",
-                           threads=torch.get_num_threads(), paired_with=baseline_name)
+    result = LatencyResult(timed_path=decoder.path, clock="cuda events" if device.type == "cuda" else "perf_counter",
+                           threads=threads or torch.get_num_threads(), paired_with=baseline_name)
     for batch in bench.batch_sizes:
         for prompt in bench.prompt_tokens:
-            result.scenarios.append(time_scenario(model, tokenizer, device, prompt, batch, bench, meter, baseline,
+            result.scenarios.append(time_scenario(decoder, vocab_size, device, prompt, batch, bench, meter, baseline,
                                                   baseline_name or "baseline"))
             if device.type == "cuda":
                 torch.cuda.empty_cache()

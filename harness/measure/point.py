@@ -7,17 +7,19 @@ the machine's bandwidth is known. Takes plain values and typed plans; knows no c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
 
 from harness.measure.energy import EnergyMeter, EnergyTotal, total_energy
 from harness.measure.fidelity import Fidelity, FidelityMeter, FidelityPlan, ReferenceCapture, TokenReference
-from harness.measure.latency import LatencyPlan, LatencyResult, measure_latency
-from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss, weights_bytes
+from harness.measure.latency import Decoder, LatencyPlan, LatencyResult, measure_latency
+from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss
 from harness.measure.quality import HeldoutQuality, heldout_loss
 from harness.measure.roofline import Roofline, decode_roofline, kv_bytes_per_position
 from harness.measure.tasks import TaskResults, TaskSuite, evaluate_tasks
+
+if TYPE_CHECKING:
+    from harness.engines import EngineModel
 
 PEAK_RSS_SCOPE = "process high-water mark from after loading to the end of measurement"
 PAIRED_SCOPE = "; includes the paired baseline model held alongside for interleaved latency"
@@ -43,32 +45,38 @@ class PointMeasurements:
     fidelity: Fidelity | None = None  # against a given reference
 
 
-def measure_point(model, tokenizer, device: torch.device, heldout_text: str, quality: QualityPlan,
-                  bench: LatencyPlan, suite: TaskSuite | None = None, offline: bool = False,
-                  bandwidth_bytes_per_s: float | None = None, baseline=None,
+def measure_point(target: "EngineModel", heldout_text: str, quality: QualityPlan, bench: LatencyPlan,
+                  suite: TaskSuite | None = None, offline: bool = False,
+                  bandwidth_bytes_per_s: float | None = None, baseline: Decoder | None = None,
                   baseline_name: str | None = None, fidelity_plan: FidelityPlan | None = None,
                   capture_reference: bool = False, reference: TokenReference | None = None) -> PointMeasurements:
-    """``baseline``: the same model's baseline, loaded by the caller, timed interleaved for paired ratios.
-    ``capture_reference`` keeps this model's held-out distributions; ``reference`` compares with
-    another's (both ride the held-out pass and need ``fidelity_plan``)."""
-    w_bytes = weights_bytes(model)
+    """``target``: the loaded model as its engine runs it. ``baseline``: the same model's baseline,
+    loaded by the caller, timed interleaved for paired ratios. ``capture_reference`` keeps this
+    model's held-out distributions; ``reference`` compares with another's (both ride the held-out
+    pass and need ``fidelity_plan``)."""
+    device = target.device
     reset_peak_rss()
     reset_gpu_peaks(device)
     capture = ReferenceCapture(fidelity_plan.top_k, fidelity_plan.full_vocab_max) if capture_reference else None
     meter = FidelityMeter(reference, fidelity_plan.logprob_shift_nats) if reference is not None else None
-    q = heldout_loss(model, tokenizer, heldout_text, quality.context_length, quality.stride, quality.max_bytes,
-                     quality.batch_size, observers=[o for o in (capture, meter) if o is not None])
-    tasks = evaluate_tasks(model, tokenizer, suite, offline=offline) if suite is not None and suite.tasks else None
+    q = heldout_loss(target.logits, target.tokenizer, heldout_text, quality.context_length, quality.stride,
+                     quality.max_bytes, quality.batch_size, observers=[o for o in (capture, meter) if o is not None])
+    tasks = None
+    if suite is not None and suite.tasks:
+        if target.hf_model is None:  # the run config refuses this at compose; a guard for direct callers
+            raise ValueError(f"engine {target.info.name} has no lm-eval backend here; run tasks with eval=none")
+        tasks = evaluate_tasks(target.hf_model, target.tokenizer, suite, offline=offline)
     energy_meter = EnergyMeter(device)
-    lat = measure_latency(model, tokenizer, device, bench, energy_meter, baseline, baseline_name)
+    lat = measure_latency(target.decoder, target.vocab_size, device, bench, energy_meter, baseline, baseline_name,
+                          threads=target.info.threads)
     energy = total_energy(lat.scenarios, energy_meter)
-    memory = memory_result(device, w_bytes, PEAK_RSS_SCOPE + (PAIRED_SCOPE if baseline is not None else ""))
+    memory = memory_result(device, target.weights_bytes,
+                           PEAK_RSS_SCOPE + (PAIRED_SCOPE if baseline is not None else ""))
     head = next((sc for sc in lat.scenarios if sc.status == "ok"), None)
     roofline = None
     if head and bandwidth_bytes_per_s:
-        kv_element = torch.finfo(model.dtype).bits // 8  # the KV cache is held in the compute dtype
-        roofline = decode_roofline(w_bytes, kv_bytes_per_position(model.config, kv_element), head.batch_size,
-                                   head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
+        roofline = decode_roofline(target.weights_bytes, kv_bytes_per_position(target.config, target.kv_element_bytes),
+                                   head.batch_size, head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
                                    bandwidth_bytes_per_s)
     return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline,
                              reference=capture.result() if capture else None,

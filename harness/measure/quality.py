@@ -44,12 +44,21 @@ def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, i
     return out
 
 
+# [batch, length] token ids -> [batch, length, vocab] next-token logits: all an engine must give to be scored.
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def hf_logits(model) -> LogitsFn:
+    """A transformers causal LM's logits, on the model's device."""
+    return lambda ids: model(input_ids=ids.to(model.device)).logits
+
+
 # Sees each window's scored positions, in window order: (log-probabilities [n, vocab], true next ids [n]).
 WindowObserver = Callable[[torch.Tensor, torch.Tensor], None]
 
 
 @torch.inference_mode()
-def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride: int = 128,
+def heldout_loss(logits_fn: LogitsFn, tokenizer, text: str, context_length: int = 256, stride: int = 128,
                  max_bytes: int | None = None, batch_size: int = 8,
                  observers: Sequence[WindowObserver] = ()) -> HeldoutQuality:
     """``observers`` (e.g. fidelity's reference capture or comparison) ride along the same pass."""
@@ -62,7 +71,6 @@ def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride:
     if prefix is None:
         raise ValueError("tokenizer has neither a BOS nor an EOS token to condition the first token on")
     ids = torch.tensor([prefix] + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
-    device = model.device
     total_nats, scored = 0.0, 0
     windows = _windows(len(ids), context_length, stride)
     # Windows of equal length batch together; only the last one can be shorter.
@@ -72,11 +80,12 @@ def heldout_loss(model, tokenizer, text: str, context_length: int = 256, stride:
         for w in group:
             by_len.setdefault(w[1] - w[0], []).append(w)
         for length, ws in by_len.items():
-            inputs = torch.stack([ids[b:e] for b, e, _ in ws]).to(device)
+            inputs = torch.stack([ids[b:e] for b, e, _ in ws])
+            logits = logits_fn(inputs).float()
+            inputs = inputs.to(logits.device)
             labels = inputs.clone()
             for row, (b, _, first) in enumerate(ws):
                 labels[row, : first - b] = -100
-            logits = model(input_ids=inputs).logits.float()
             total_nats += F.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
                 ignore_index=-100, reduction="sum",

@@ -89,7 +89,7 @@ def _oom(latency: S.LatencyBlock) -> Optional[Failure]:
 def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float, model: S.ModelBlock,
                  variant: S.VariantBlock, hardware: Any, probes: Any = None, measured: Any = None,
                  samples_path: Optional[Path] = None, failure: Optional[Failure] = None,
-                 fidelity_missing: Optional[str] = None) -> S.RunRecord:
+                 fidelity_missing: Optional[str] = None, engine: Any = None) -> S.RunRecord:
     """One validated record. ``measured`` is a point's measurements (quality, tasks, latency, energy,
     memory, roofline, fidelity attributes) or None when the point failed before measuring;
     ``fidelity_missing`` says why a point that should have a fidelity block has none."""
@@ -109,5 +109,6 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
         run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
-        config=dict(config), model=model, variant=variant, hardware=hw, software=software(),
+        config=dict(config), model=model, variant=variant, hardware=hw,
+        engine=S.EngineBlock.model_validate(engine) if engine is not None else None, software=software(),
         launch=S.LaunchBlock.model_validate(launch()), **blocks)

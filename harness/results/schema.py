@@ -85,6 +85,25 @@ class VariantBlock(_Block):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class EngineBlock(_Block):
+    """What ran the point; absent in records written before engines were an axis (transformers)."""
+    name: str
+    version: Optional[str] = None
+    build: Optional[str] = None  # the native build's flags
+    artifact: Optional[str] = None  # the file measured
+    artifact_bytes: Optional[int] = None
+    artifact_sha256: Optional[str] = None
+    file_type: Optional[str] = None  # as asked (F32, Q4_K_M, shipped ...)
+    tensor_types: dict[str, int] = Field(default_factory=dict)  # as written -> tensor count
+    threads: Optional[int] = None
+    prepared_s: Optional[float] = None  # conversion and quantisation in this point
+
+
+def engine_name(record: "RunRecord") -> str:
+    """The engine a record was measured on (records without an engine block: transformers)."""
+    return record.engine.name if record.engine else "transformers"
+
+
 class TaskScore(_Block):
     metrics: dict[str, Optional[float]]  # e.g. acc, acc_stderr, bits_per_byte
     n_samples: Optional[int] = None
@@ -124,7 +143,7 @@ class LatencyScenarioBlock(_Block):
     prompt_tokens: int
     batch_size: int
     new_tokens: int
-    status: Literal["ok", "oom"] = "ok"
+    status: Literal["ok", "oom", "unsupported"] = "ok"
     error: Optional[str] = None
     requests: int = 0
     rounds: int = 0
@@ -140,6 +159,8 @@ class LatencyScenarioBlock(_Block):
     generate_over_bare: Optional[float] = None
     bare_tokens_match: Optional[bool] = None
     paired: Optional[PairedRatioBlock] = None
+    engine_tpot_ms: Optional[Stats] = None  # the engine's own per-token timing of the same requests
+    tpot_over_engine: Optional[float] = None  # median TPOT timed here / as the engine timed it
     generated_tokens: int = 0
     measured_s: float = 0.0
     energy_j: Optional[float] = None
@@ -254,6 +275,7 @@ class RunRecord(_Block):
     config: dict[str, Any]
     model: ModelBlock
     variant: VariantBlock
+    engine: Optional[EngineBlock] = None
     quality: Optional[QualityBlock] = None
     latency: Optional[LatencyBlock] = None
     memory: Optional[MemoryBlock] = None

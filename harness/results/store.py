@@ -33,10 +33,11 @@ RECORD = "record.json"
 # A point's identity: the config keys that change what it measures (each with everything under it),
 # less the exceptions below. Prices, report thresholds, display and paths are not in it, so
 # changing them re-measures nothing (point_key docstring).
-IDENTITY = ("model", "variant", "quality", "bench", "eval", "compare", "seed", "hardware.device", "hardware.label",
+IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "seed", "hardware.device", "hardware.label",
             "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
 NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
-                "variant.options.force", "variant.options.out_root")
+                "variant.options.force", "variant.options.out_root", "engine.artifact_dir",
+                "engine.quantize_timeout_s")
 # directories named in the config: a path under one is keyed relative to it, so moving models/ keeps keys
 _ROOTS = ("models_dir", "results_dir")
 

@@ -20,7 +20,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from harness.cards import BuildInfo, CardError, ModelCard, read_card, write_card
 from harness.config import TinyBuildConfig, TinyModelSpec
-from harness.measure.quality import heldout_loss
+from harness.measure.quality import heldout_loss, hf_logits
 from harness.params import count_params
 from harness.tiny.corpus import Corpus, load_corpus
 from harness.train import TrainRecipe, steps_for, train_lm
@@ -154,7 +154,7 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
         t0 = time.perf_counter()
         model = make_model(spec, cfg)
         tokens = train_lm(model, ids, recipe_for(cfg, cfg.train_tokens, spec.lr or cfg.lr), spec.name).tokens
-        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len,
+        q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len,
                          stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
         wall = time.perf_counter() - t0
         counts = count_params(model)

@@ -33,7 +33,7 @@ from transformers import PreTrainedTokenizerFast
 
 from harness.cards import BuildInfo, ModelCard, write_card
 from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
-from harness.measure.quality import heldout_loss
+from harness.measure.quality import heldout_loss, hf_logits
 from harness.params import count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
@@ -177,7 +177,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
         t0 = time.perf_counter()
         run_dir.mkdir(parents=True, exist_ok=True)
         train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every)
-        q = heldout_loss(model, tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
+        q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
                          max_bytes=None, batch_size=cfg.eval_batch_size)
         wall = time.perf_counter() - t0
         model.save_pretrained(run_dir)
