@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cards import read_card
 from harness.config import RunConfig
-from harness.engines import REFERENCE_ENGINE, EngineModel, transformers_model
+from harness.engines import EngineModel, transformers_model
 from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
 from harness.measure.latency import hf_decoder
@@ -28,6 +28,7 @@ from harness.models import ModelNotFoundError, resolve_device
 from harness.params import count_params
 from harness.results import record as R
 from harness.results import schema as S
+from harness.results.schema import REFERENCE_ENGINE
 from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference,
                                    reference_path, run_id_for, write_probes, write_record, write_reference,
                                    write_samples)

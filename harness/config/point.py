@@ -8,7 +8,8 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, MODEL_SOURCES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
+from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, MODEL_SOURCES, STUDENT_INITS,
+                                   VARIANT_KINDS, ConfigValueError,
                                    _DEVICE, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
 
 

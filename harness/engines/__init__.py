@@ -20,7 +20,6 @@ from harness.measure.latency import Decoder, hf_decoder
 from harness.measure.memory import weights_bytes
 from harness.measure.quality import LogitsFn, hf_logits
 
-REFERENCE_ENGINE = "transformers"  # the engine whose baseline every other point is compared with
 
 
 @dataclass

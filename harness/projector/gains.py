@@ -13,7 +13,7 @@ from harness.projector import uncertainty as U
 from harness.projector.inputs import GridLaw, Inputs
 from harness.projector.laws import PowerLaw
 from harness.results.comparison import baseline_of, baselines, ratio, speed_ratio, tpot_ms
-from harness.results.schema import RunRecord
+from harness.results.schema import RunRecord, is_baseline, variant_label
 
 
 def _field(record: RunRecord, block: str, name: str) -> Any:
@@ -90,7 +90,7 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
     controls = {(r.model.name, r.hardware.id): r for r in family if r.variant.method == "continue-ce"}
     out = []
     for r in family:
-        if r.variant.name == p.baseline_variant:
+        if is_baseline(r, p.baseline_variant):
             continue
         b = baseline_of(r, base)
         speed = speed_ratio(r, b)
@@ -98,7 +98,7 @@ def variant_multipliers(records: list[RunRecord], inputs: Inputs, p: ProjectorCo
         # a KD student's teacher forward passes, 2 N_teacher D_distil, in total parameters (the grid's count)
         teacher = distil["distil_flops"] - 6 * r.model.params * distil["distil_tokens"] if distil else 0
         control = controls.get((r.model.name, r.hardware.id)) if distil.get("method") == "kd" else None
-        row = {"model": r.model.name, "variant": r.variant.name, "kind": r.variant.kind,
+        row = {"model": r.model.name, "variant": variant_label(r), "kind": r.variant.kind,
                "hardware": r.hardware.label, "heldout_loss_nats": r.quality.heldout_loss_nats,
                "non_embedding_params": r.model.non_embedding_params,
                "decode_time_ratio": speed.tpot_ratio if speed else None,

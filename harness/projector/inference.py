@@ -29,7 +29,7 @@ import numpy as np
 
 from harness.projector.laws import Chinchilla, ComputeLaw
 from harness.results.comparison import cost_rows, price_of
-from harness.results.schema import RunRecord
+from harness.results.schema import RunRecord, is_baseline, variant_label
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ def decode_rates(records: Iterable[RunRecord], batch_size: int, multipliers: dic
         price = price_of(r, prices)
         costs = [c.usd_per_million_tokens / 1e6 for c in cost_rows(r.latency, None, price)
                  if c.batch_size == batch_size and c.usd_per_million_tokens]
-        m = 1.0 if r.variant.name == baseline_variant else \
-            multipliers.get((r.model.name, r.variant.name, r.hardware.label))
+        m = 1.0 if is_baseline(r, baseline_variant) else \
+            multipliers.get((r.model.name, variant_label(r), r.hardware.label))
         if not costs or m is None:
             continue
-        rate = DecodeRate(r.model.name, r.model.family, r.variant.name, r.hardware.label, r.model.params,
+        rate = DecodeRate(r.model.name, r.model.family, variant_label(r), r.hardware.label, r.model.params,
                           batch_size, statistics.median(costs), m, r.model.weights)
         key = (rate.hardware, rate.variant)
         if key not in best or rate.params > best[key].params:

@@ -21,7 +21,7 @@ from harness.projector.fit import FitError, FitResult, Sigmoid, fit_power_law, f
 from harness.projector.isoflop import regime
 from harness.projector.laws import CHINCHILLA, CHINCHILLA_UNROUNDED, EPOCH_REFIT, Chinchilla, ComputeLaw, PowerLaw
 from harness.results.comparison import price_of
-from harness.results.schema import RunRecord
+from harness.results.schema import RunRecord, is_baseline
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _published_draws(base: Chinchilla, covariance: list[list[float]], n: int, se
 
 def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
     base = [r for r in records if r.status == "ok" and r.model.family == p.family
-            and r.variant.name == p.baseline_variant and r.quality and r.quality.heldout_loss_nats
+            and is_baseline(r, p.baseline_variant) and r.quality and r.quality.heldout_loss_nats
             and r.model.non_embedding_params]
     by_model: dict[str, list[RunRecord]] = {}
     for r in base:

@@ -15,10 +15,9 @@ from plotly.subplots import make_subplots
 
 from harness.report.pareto import pareto_front, retention_front
 from harness.projector.laws import Chinchilla
-from harness.results.schema import RunRecord, Stats
+from harness.results.schema import RunRecord, Stats, engine_name, variant_label
 from harness.report.scorecard import Scorecard
 
-ENGINE = "transformers"  # the only engine measured so far; records gain an engine block with the engines axis
 LATENCIES = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"))
 LAYOUT = dict(template="plotly_white", height=430, margin=dict(l=70, r=20, t=50, b=60),
               legend=dict(font=dict(size=10)), hoverlabel=dict(align="left"))
@@ -27,7 +26,7 @@ LAYOUT = dict(template="plotly_white", height=430, margin=dict(l=70, r=20, t=50,
 
 def _who(r: RunRecord) -> str:
     """The hover header: what the point is."""
-    return (f"<b>{html.escape(r.model.name)} · {html.escape(r.variant.name)}</b><br>engine {ENGINE} · "
+    return (f"<b>{html.escape(r.model.name)} · {html.escape(r.variant.name)}</b><br>engine {engine_name(r)} · "
             f"{html.escape(r.hardware.label)}<br>run {html.escape(r.run_id)}")
 
 
@@ -72,8 +71,8 @@ def pareto_figures(records: list[RunRecord]) -> list[go.Figure]:
         if not have:
             continue
         fig = go.Figure()
-        for variant in sorted({r.variant.name for r in have}):
-            rs = [r for r in have if r.variant.name == variant]
+        for variant in sorted({variant_label(r) for r in have}):
+            rs = [r for r in have if variant_label(r) == variant]
             err = None
             if error is not None:
                 lo, hi = zip(*(error(r) for r in rs))
@@ -147,7 +146,7 @@ def latency_figure(records: list[RunRecord]) -> go.Figure | None:
             s: Stats | None = getattr(r.latency, field)
             if s is None:
                 continue
-            fig.add_box(x=s.samples, name=f"{r.model.name} · {r.variant.name} · {r.hardware.label}",
+            fig.add_box(x=s.samples, name=f"{r.model.name} · {variant_label(r)} · {r.hardware.label}",
                         boxpoints="outliers", showlegend=False, row=1, col=col, orientation="h",
                         marker=dict(size=3), line=dict(width=1), hoverinfo="x",
                         hovertext=f"{_who(r)}<br>{title} {_stat(s)}")

@@ -18,9 +18,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from harness.report.figures import (ENGINE, fmt_value, latency_figure, law_figures, pareto_figures,
+from harness.report.figures import (fmt_value, latency_figure, law_figures, pareto_figures,
                                     projection_figures, scorecard_figures)
-from harness.results.schema import RunRecord
+from harness.results.schema import RunRecord, engine_name
 from harness.report.scorecard import HOW_TO_READ, Scorecard
 
 SORT_JS = """
@@ -58,7 +58,7 @@ def points_table(records: list[RunRecord]) -> pd.DataFrame:
     for r in records:
         q, lat, mem = r.quality, r.latency, r.memory
         tpot = lat.tpot_ms if lat else None
-        rows.append({"model": r.model.name, "variant": r.variant.name, "engine": ENGINE, "hardware": r.hardware.label,
+        rows.append({"model": r.model.name, "variant": r.variant.name, "engine": engine_name(r), "hardware": r.hardware.label,
                      "params": r.model.params, "bits/byte": q.bits_per_byte if q else None,
                      "nats/token": q.heldout_loss_nats if q else None,
                      "TPOT ms": tpot.median if tpot else None,

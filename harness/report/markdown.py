@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, baselines,  # noqa: E402
                                         compare_records, ratio, speed_ratio)
 from harness.results.store import load_records  # noqa: E402
-from harness.results.schema import RunRecord  # noqa: E402
+from harness.results.schema import RunRecord, is_baseline, variant_label  # noqa: E402
 from harness.report.pareto import pareto_front  # noqa: E402
 from harness.report.html import write_html  # noqa: E402
 from harness.report.scorecard import scorecard_markdown, scorecards  # noqa: E402
@@ -51,7 +51,9 @@ def flat_table(records: list[RunRecord]) -> pd.DataFrame:
     raw = cells.map(lambda v: v is _RAW)
     lists_only = (raw | cells.isna()).all() & raw.any()
     df = cells.loc[:, ~lists_only].mask(raw.loc[:, ~lists_only], None)
-    return df.sort_values(["hardware.label", "model.name", "variant.name"], ignore_index=True) if len(df) else df
+    if len(df):
+        df["variant.label"] = [variant_label(r) for r in records]  # the variant with its engine (schema.variant_label)
+    return df.sort_values(["hardware.label", "model.name", "variant.label"], ignore_index=True) if len(df) else df
 
 
 def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) -> bool:
@@ -60,7 +62,7 @@ def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) 
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     lo, hi = x.replace(".median", ".ci_low"), x.replace(".median", ".ci_high")  # TPOT has its interval
-    for variant, grp in d.groupby("variant.name"):
+    for variant, grp in d.groupby("variant.label"):
         err = [grp[x] - grp[lo], grp[hi] - grp[x]] if lo in grp and hi in grp and lo != x else None
         ax.errorbar(grp[x], grp[BPB], xerr=err, fmt="o", ms=4, capsize=2, elinewidth=0.8, label=variant)
     front = pareto_front(d, x, BPB)
@@ -68,7 +70,7 @@ def _pareto_plot(df: pd.DataFrame, x: str, xlabel: str, path: Path, title: str) 
     # Labels on the front's points only, alternating above and below, so they do not overlap;
     # report.html names every point on hover.
     for i, (_, row) in enumerate(front.iterrows()):
-        ax.annotate(f"{row['model.name']} {row['variant.name']}", (row[x], row[BPB]), fontsize=6,
+        ax.annotate(f"{row['model.name']} {row['variant.label']}", (row[x], row[BPB]), fontsize=6,
                     xytext=(4, 6 if i % 2 else -9), textcoords="offset points")
     ax.set(xscale="log", xlabel=xlabel, ylabel="held-out bits per byte", title=title)
     ax.legend(fontsize=7, ncol=2)
@@ -87,7 +89,7 @@ def variant_effects(records: list[RunRecord], comparisons: dict[str, ComparisonB
         b = baseline_of(r, base) if r.status == "ok" else None
         if b is None:
             continue
-        row = {"hardware": r.hardware.label, "model": r.model.name, "variant": r.variant.name,
+        row = {"hardware": r.hardware.label, "model": r.model.name, "variant": variant_label(r),
                "delta_loss_nats": r.quality.heldout_loss_nats - b.quality.heldout_loss_nats,
                "delta_bits_per_byte": _difference(r.quality.bits_per_byte, b.quality.bits_per_byte),
                **_speed(speed_ratio(r, b)),
@@ -116,7 +118,7 @@ def models_table(records: list[RunRecord], baseline_variant: str) -> tuple[pd.Da
     weights are where they are not the publisher's (a dequantised GGUF, say)."""
     rows, notes = {}, {}
     for r in records:
-        if r.status != "ok" or r.variant.name != baseline_variant or not r.quality:
+        if r.status != "ok" or not is_baseline(r, baseline_variant) or not r.quality:
             continue
         rows.setdefault((r.model.name, r.hardware.label), {
             "model": r.model.name, "family": r.model.family, "hardware": r.hardware.label,
@@ -144,7 +146,7 @@ def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
     ok = df[df["status"] == "ok"].dropna(subset=[TPOT])
     if ok.empty:
         return pd.DataFrame()
-    return ok.pivot_table(index=["model.name", "variant.name"], columns="hardware.label", values=TPOT,
+    return ok.pivot_table(index=["model.name", "variant.label"], columns="hardware.label", values=TPOT,
                           aggfunc="median")
 
 
@@ -179,7 +181,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
     else:
         status = df.groupby(["hardware.label", "status"]).size().unstack(fill_value=0)
         lines += ["## Points by status", "", _md(status)]
-        bad = df[df["status"] != "ok"][["hardware.label", "model.name", "variant.name", "status", "error"]]
+        bad = df[df["status"] != "ok"][["hardware.label", "model.name", "variant.label", "status", "error"]]
         if not bad.empty:
             lines += ["### Not ok", "", _md(bad.set_index("model.name"))]
         ok = df[df["status"] == "ok"]
@@ -198,7 +200,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
                     front = pareto_front(grp, x, BPB)
                     lines += [f"![loss vs {name}]({png.name})", "",
                               "Pareto front: " + ", ".join(f"{m} {v}" for m, v in
-                                                           zip(front["model.name"], front["variant.name"])), ""]
+                                                           zip(front["model.name"], front["variant.label"])), ""]
                 elif name == "energy":
                     reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
                         grp["energy.reason"].notna().any() else "not measured"

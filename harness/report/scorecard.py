@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from harness.report.pareto import retention_front  # noqa: E402
 from harness.results.comparison import ComparisonBlock, Judging, baselines, cost_rows, holm, price_of  # noqa: E402
-from harness.results.schema import RunRecord  # noqa: E402
+from harness.results.schema import RunRecord, variant_label  # noqa: E402
 
 SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
 
@@ -109,11 +109,11 @@ def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock]
             groups.setdefault((r.hardware.id, r.model.name), []).append(r)
     cards = []
     for (hw_id, model), compared in sorted(groups.items(), key=lambda kv: (kv[1][0].hardware.label, kv[0][1])):
-        compared.sort(key=lambda r: (r.variant.name, r.run_id))
-        names = [r.variant.name for r in compared]
+        compared.sort(key=lambda r: (variant_label(r), r.run_id))
+        names = [variant_label(r) for r in compared]
         # two points of one variant (different settings) are told apart by their run id's key
-        label = {r.run_id: r.variant.name + (f" ({r.point_key[:6]})" if names.count(r.variant.name) > 1 else "")
-                 for r in compared}
+        label = {r.run_id: name + (f" ({r.point_key[:6]})" if names.count(name) > 1 else "")
+                 for r, name in zip(compared, names)}
         b = base.get((model, hw_id))
         holm_p = _holm_by_task(compared, comparisons)
         fid_rows, task_rows, cost, points = [], [], [], []

@@ -8,9 +8,9 @@ from rich.table import Table
 from harness.config import SummaryConfig
 from harness.results.comparison import SpeedRatio, baseline_of, baselines, ratio, speed_ratio, task_names
 from harness.results.store import load_records
-from harness.results.schema import QualityBlock, RunRecord
+from harness.results.schema import REFERENCE_ENGINE, QualityBlock, RunRecord, engine_name
 
-COLUMNS = ("model", "variant", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
+COLUMNS = ("model", "variant", "engine", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
            "TPOT ms [95% CI]", "spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
 NOTE = ("TPOT: median time per output token over requests, interval by resampling rounds and requests; spread: "
         "(max - min) / median of the rounds' TPOT; gen/bare: generate() over a bare KV-cache loop; speed-up: "
@@ -52,14 +52,17 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
     base = baselines(records, baseline_variant)
     tasks = [t for t in task_names(records) if any(_acc(r.quality, t) != "-" for r in records if r.quality)]
     labels = sorted({r.hardware.label for r in records})
-    columns = [c for c in COLUMNS if c != "hardware" or len(labels) > 1] + tasks
+    engines = {engine_name(r) for r in records}
+    columns = [c for c in COLUMNS if (c != "hardware" or len(labels) > 1) and (c != "engine" or len(engines) > 1)] \
+        + tasks
     table = Table(title="meekbench points" + (f" on {labels[0]}" if len(labels) == 1 else ""),
                   box=box.SIMPLE_HEAD, pad_edge=False)
     order = sorted(records, key=lambda r: (r.hardware.label, r.model.non_embedding_params or 0, r.model.name,
-                                           r.variant.name))
+                                           engine_name(r) != REFERENCE_ENGINE, engine_name(r), r.variant.name))
     rows: list[list[str]] = []
     for r in order:
-        cells = {"model": r.model.name, "variant": r.variant.name, "hardware": r.hardware.label}
+        cells = {"model": r.model.name, "variant": r.variant.name, "engine": engine_name(r),
+                 "hardware": r.hardware.label}
         if r.status != "ok":  # the reason is printed under the table, not squeezed into a cell
             cells["status"] = r.status
         else:
@@ -82,7 +85,7 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
         rows.append([cells.get(c, "-") for c in columns])
     for i, col in enumerate(columns):  # the widest cell sets the width: figures are never cut
         width = max([len(col)] + [len(row[i]) for row in rows])
-        table.add_column(col, justify="left" if col in COLUMNS[:4] else "right", no_wrap=True, min_width=width)
+        table.add_column(col, justify="left" if col in COLUMNS[:5] else "right", no_wrap=True, min_width=width)
     for row in rows:
         table.add_row(*row)
     return table

@@ -38,9 +38,10 @@ ACCURACY_METRICS = ("acc", "exact_match")  # per-item 0/1 metrics lm-eval logs, 
 # -- baseline variant named in config (``fp32`` by default)
 
 def baselines(records: list[RunRecord], baseline_variant: str) -> dict[tuple[str, str], RunRecord]:
-    """The ok ``baseline_variant`` record of each (model, hardware id)."""
+    """The ok ``baseline_variant`` record of each (model, hardware id), as transformers ran it (every
+    engine's points are judged against the same reference)."""
     return {(r.model.name, r.hardware.id): r for r in records
-            if r.status == "ok" and r.variant.name == baseline_variant}
+            if r.status == "ok" and S.is_baseline(r, baseline_variant)}
 
 
 def baseline_of(record: RunRecord, base: dict[tuple[str, str], RunRecord]) -> RunRecord | None:
@@ -321,7 +322,7 @@ def compare_records(records: list[S.RunRecord], judging: Judging) -> dict[str, C
     base = baselines(records, judging.baseline_variant)
     out: dict[str, ComparisonBlock] = {}
     for r in records:
-        if r.status != "ok" or r.variant.name == judging.baseline_variant:
+        if r.status != "ok" or S.is_baseline(r, judging.baseline_variant):
             continue
         b = baseline_of(r, base)
         samples = read_samples(r.quality.samples_path) if r.quality else {}

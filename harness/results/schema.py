@@ -99,9 +99,23 @@ class EngineBlock(_Block):
     prepared_s: Optional[float] = None  # conversion and quantisation in this point
 
 
+REFERENCE_ENGINE = "transformers"  # whose baseline records every point is compared with
+
+
 def engine_name(record: "RunRecord") -> str:
     """The engine a record was measured on (records without an engine block: transformers)."""
-    return record.engine.name if record.engine else "transformers"
+    return record.engine.name if record.engine else REFERENCE_ENGINE
+
+
+def is_baseline(record: "RunRecord", baseline_variant: str) -> bool:
+    """Whether a record is its model's baseline: the baseline variant, on the reference engine."""
+    return record.variant.name == baseline_variant and engine_name(record) == REFERENCE_ENGINE
+
+
+def variant_label(record: "RunRecord") -> str:
+    """The variant as tables and figures name it: with its engine off the reference engine."""
+    engine = engine_name(record)
+    return record.variant.name if engine == REFERENCE_ENGINE else f"{record.variant.name} · {engine}"
 
 
 class TaskScore(_Block):
