@@ -14,7 +14,15 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
-SHIPPED = ([("run", [f"{group}={option}"]) for group in ("model", "variant", "bench", "eval", "hardware")
+def _with_axes(group: str, option: str) -> list[str]:
+    """A shipped option with the other axes it needs (a gguf variant runs on llama.cpp; its shipped
+    file needs a model that ships one)."""
+    extra = {"gguf-shipped": ["engine=llamacpp", "model=smollm2-135m-instruct"]}.get(option) or \
+        (["engine=llamacpp"] if option.startswith("gguf-") else [])
+    return [f"{group}={option}", *extra]
+
+
+SHIPPED = ([("run", _with_axes(group, option)) for group in ("model", "variant", "engine", "bench", "eval", "hardware")
             for option in _options(group)]
            + [("project", [f"projector={option}"]) for option in _options("projector")]
            + [("build_grid", [f"grid={option}"]) for option in _options("grid")]
@@ -42,6 +50,12 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "variant.dtype=float8", "variant.dtype"),
     ("run", "quality.stride=4096", "quality.stride"),
     ("run", "compare.ci_level=95", "compare.ci_level"),
+    ("run", "engine.name=vllm", "engine.name"),
+    ("run", "variant=gguf-q4_k_m", "variant.kind=gguf"),  # a llama.cpp file type on the transformers engine
+    ("run", "variant=bnb-nf4 engine=llamacpp", "variant.kind=quantise"),
+    ("run", "variant=gguf-q4_k_m engine=llamacpp variant.method=Q4_K_X", "variant.method"),
+    ("run", "variant=gguf-shipped engine=llamacpp model=tiny-s", "variant.method=shipped"),
+    ("run", "engine=llamacpp eval=ci", "eval.tasks=meek_ci"),
     ("project", "projector.law.transfer=exponentt", "projector.law.transfer"),
     ("project", "projector.law.source=chinchila", "projector.law.source"),
     ("project", "projector.inference.cost_source=guess", "projector.inference.cost_source"),
@@ -50,10 +64,11 @@ def test_every_shipped_config_option_passes_its_checks():
     ("build_grid", "lr_rule.ref=0", "lr_rule.ref"),
 ])
 def test_a_bad_value_is_refused_naming_the_key_the_value_and_what_is_valid(name, override, key):
+    """``key`` is the key refused, or key=value where the bad value comes from a config group."""
     with pytest.raises(ConfigValueError) as caught:
-        _instantiate(name, [override])
+        _instantiate(name, override.split())
     message = str(caught.value)
-    value = override.split("=", 1)[1]
+    key, value = key.split("=") if "=" in key else (key, override.split()[-1].split("=", 1)[1])
     assert message.startswith(f"{key}=") and value in message and "valid:" in message
 
 
@@ -79,5 +94,7 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     from harness.variants import DTYPES, _registry
 
     assert tuple(DTYPES) == config.DTYPE_NAMES
-    assert tuple(_registry()) == config.VARIANT_KINDS
+    assert tuple(_registry()) == config.ENGINE_VARIANT_KINDS["transformers"]
+    assert set(config.VARIANT_KINDS) == {k for kinds in config.ENGINE_VARIANT_KINDS.values() for k in kinds}
+    assert set(config.ENGINE_VARIANT_KINDS) == set(config.ENGINES)
     assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}

@@ -332,21 +332,21 @@ class RunConfig:
             return
         kinds = ENGINE_VARIANT_KINDS[engine]
         if variant.kind not in kinds:
-            runs = [e for e, k in ENGINE_VARIANT_KINDS.items() if variant.kind in k]
-            raise ConfigValueError(f"variant={variant.name} (kind {variant.kind}) with engine.name={engine}; "
-                                   f"engine {engine} runs variant kinds {', '.join(kinds)}; "
-                                   f"this variant runs on engine.name={' or '.join(runs)}")
+            runs = " or ".join(e for e, k in ENGINE_VARIANT_KINDS.items() if variant.kind in k)
+            raise ConfigValueError(f"variant.kind={variant.kind!r} (variant {variant.name}) with engine.name={engine}; "
+                                   f"valid: {', '.join(kinds)} (this variant runs with engine={runs})")
         if variant.kind == "gguf":
             valid = gguf_file_types()
             if variant.method not in valid:
-                raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid llama.cpp "
-                                       f"file types: {', '.join(valid)}")
+                raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the "
+                                       f"llama.cpp file types {', '.join(valid)}")
             if variant.method == "shipped" and model.source != "gguf":
-                raise ConfigValueError(f"variant={variant.name} measures the model's shipped GGUF file, but "
-                                       f"model={model.name} has source={model.source}; valid: a model with source=gguf")
+                raise ConfigValueError(f"variant.method='shipped' (variant {variant.name}) measures the model's own "
+                                       f"GGUF file, but model={model.name} has source={model.source}; valid: a model "
+                                       "with source=gguf")
         if engine != "transformers" and self.eval.tasks:
-            raise ConfigValueError(f"eval.tasks={list(self.eval.tasks)} with engine.name={engine}: lm-eval tasks run "
-                                   "on the transformers engine only here; valid: eval=none")
+            raise ConfigValueError(f"eval.tasks={list(self.eval.tasks)} with engine.name={engine}; valid: eval=none "
+                                   "(lm-eval tasks run on the transformers engine only here)")
 
 
 @dataclass

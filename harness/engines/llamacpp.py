@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 KV_ELEMENT_BYTES = 2  # llama.cpp's default KV cache type is F16
 WRITER = "meekbench gguf_export 1"  # bumped when the writer's output changes: floats are written again
-DTYPE_FLOAT_TYPE = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16"}
+# a baseline's dtype as a GGUF file type: F32 and F16 written from the checkpoint, BF16 by llama.cpp's quantiser
+DTYPE_FILE_TYPE = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "bfloat16": "BF16", "bf16": "BF16"}
 
 
 class MissingBuildError(UnsupportedVariantError):
@@ -237,20 +238,18 @@ class LlamaCppRunner:
 def _artifact(model_cfg, variant_cfg, checkpoint: Path, engine_cfg, threads: int) -> tuple[Path, str]:
     """The GGUF file this point measures and its llama.cpp file type, made now if missing or stale."""
     out_dir = Path(engine_cfg.artifact_dir) / model_cfg.name
+    file_type = variant_cfg.method
     if variant_cfg.kind == "baseline":
-        float_type = DTYPE_FLOAT_TYPE.get(variant_cfg.dtype)
-        if float_type is None:
-            raise UnsupportedVariantError(f"engine llamacpp: variant.dtype={variant_cfg.dtype} has no float GGUF "
-                                          f"here; the writer makes {', '.join(FLOAT_TYPES)}")
-        return float_artifact(checkpoint, out_dir, float_type), float_type
-    if variant_cfg.method == "shipped":
+        file_type = DTYPE_FILE_TYPE[variant_cfg.dtype]
+        if file_type in FLOAT_TYPES:
+            return float_artifact(checkpoint, out_dir, file_type), file_type
+    elif file_type == "shipped":
         from harness.gguf_checkpoint import locate, read_header
 
         path = locate(model_cfg).path
         return path, "shipped " + ", ".join(read_header(path).tensor_types)
     source = float_artifact(checkpoint, out_dir, "F32")
-    return quantised_artifact(source, out_dir, variant_cfg.method, threads, engine_cfg.quantize_timeout_s), \
-        variant_cfg.method
+    return quantised_artifact(source, out_dir, file_type, threads, engine_cfg.quantize_timeout_s), file_type
 
 
 def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_length: int,
