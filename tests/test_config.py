@@ -97,4 +97,7 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     assert tuple(_registry()) == config.ENGINE_VARIANT_KINDS["transformers"]
     assert set(config.VARIANT_KINDS) == {k for kinds in config.ENGINE_VARIANT_KINDS.values() for k in kinds}
     assert set(config.ENGINE_VARIANT_KINDS) == set(config.ENGINES)
+    from harness.engines.llamacpp import file_types
+
+    assert set(config.GGUF_FILE_TYPES) - {"shipped"} <= set(file_types())
     assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}

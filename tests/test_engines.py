@@ -20,15 +20,20 @@ from harness.engines.gguf_export import export_gguf
 from harness.results.store import read_record, run_dir
 from harness.run import run_point
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is built by scripts/setup.sh")
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: MEEKBENCH_LLAMACPP=1 bash scripts/setup.sh "
+                    "builds it (scripts/test.sh does)")
 
 
 def _windows(ids: list[int], bos: int, length: int, count: int) -> torch.Tensor:
     return torch.tensor([[bos] + ids[i * (length - 1):(i + 1) * (length - 1)] for i in range(count)])
 
 
-def _agreement(checkpoint: Path, gguf: Path, text: str, length: int, count: int) -> tuple[bool, float, float]:
-    """(same token ids for the text, mean KL(transformers || llama.cpp) nats, same-top-token share)."""
+def _agreement(checkpoint: Path, gguf: Path, text: str, length: int,
+               count: int) -> tuple[list[tuple[str, str]], float, float]:
+    """(the spans where llama.cpp tokenises the text otherwise, as (transformers text, llama.cpp text);
+    mean KL(transformers || llama.cpp) nats on the same ids; same-top-token share)."""
+    import difflib
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(checkpoint)
@@ -36,7 +41,9 @@ def _agreement(checkpoint: Path, gguf: Path, text: str, length: int, count: int)
     runner = L.LlamaCppRunner(gguf, threads=torch.get_num_threads(), score_ctx=length, decode_ctx=64)
     try:
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        same_ids = runner.tokenize(text) == ids
+        theirs = runner.tokenize(text)
+        spans = [(tok.decode(ids[i:j]), tok.decode(theirs[k:m])) for op, i, j, k, m in
+                 difflib.SequenceMatcher(None, ids, theirs, autojunk=False).get_opcodes() if op != "equal"]
         windows = _windows(ids, tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id, length, count)
         with torch.no_grad():
             ref = model(input_ids=windows).logits.double().log_softmax(-1)
@@ -44,7 +51,7 @@ def _agreement(checkpoint: Path, gguf: Path, text: str, length: int, count: int)
     finally:
         runner.close()
     kl = (ref.exp() * (ref - got)).sum(-1)
-    return same_ids, float(kl.mean()), float((ref.argmax(-1) == got.argmax(-1)).double().mean())
+    return spans, float(kl.mean()), float((ref.argmax(-1) == got.argmax(-1)).double().mean())
 
 
 def test_tiny_model_as_f32_gguf_gives_transformers_distributions(models_dir, tmp_path):
@@ -52,8 +59,8 @@ def test_tiny_model_as_f32_gguf_gives_transformers_distributions(models_dir, tmp
     checkpoint = models_dir / "tiny" / "tiny-m"
     export_gguf(checkpoint, tmp_path / "F32.gguf")
     text = (models_dir / "tiny" / "data" / "heldout.txt").read_text(encoding="utf-8")[:40_000]
-    same_ids, kl, same_top = _agreement(checkpoint, tmp_path / "F32.gguf", text, 128, 64)
-    assert same_ids, "llama.cpp tokenises the held-out text to other ids than the transformers tokenizer"
+    spans, kl, same_top = _agreement(checkpoint, tmp_path / "F32.gguf", text, 128, 64)
+    assert not spans, f"llama.cpp tokenises the held-out text otherwise: {spans[:5]}"
     assert kl < 1e-4 and same_top > 0.999, (kl, same_top)
 
 
@@ -82,8 +89,8 @@ def gguf_points(models_dir, tmp_path_factory):
     points = {"fp32": run("variant=fp32")}
     for variant in ("fp32", "gguf-q8_0", "gguf-q5_k_m", "gguf-q4_0"):
         points[f"llamacpp-{variant}"] = run("engine=llamacpp", f"variant={variant}")
-    # a type the gguf package names that this llama.cpp does not write
-    points["refused"] = run("engine=llamacpp", "variant=gguf-q4_0", "variant.name=gguf-nvfp4", "variant.method=NVFP4")
+    # a type llama.cpp knows with no fallback for rows that are no multiple of its block (tiny-m's are 96 wide)
+    points["refused"] = run("engine=llamacpp", "variant=gguf-q4_0", "variant.name=gguf-q1_0", "variant.method=Q1_0")
     return points, run
 
 
@@ -115,8 +122,8 @@ def test_llamacpp_points_are_judged_against_the_transformers_reference(gguf_poin
 
 def test_a_file_type_llama_cpp_refuses_is_an_unsupported_record_with_its_reason(gguf_points):
     refused = gguf_points[0]["refused"]
-    assert refused.status == "unsupported" and "NVFP4" in refused.error, refused.error
-    assert "invalid output file type" in refused.error  # llama.cpp's own reason
+    assert refused.status == "unsupported" and "Q1_0" in refused.error, refused.error
+    assert "no tensor type fallback" in refused.error  # llama.cpp's own reason
     assert read_record(run_dir(refused.config["results_dir"], refused.run_id) / "record.json").status == "unsupported"
 
 
@@ -147,9 +154,13 @@ def test_smollm2_as_f32_gguf_gives_transformers_distributions(models_dir, tmp_pa
                                                      "model=smollm2-135m-instruct"]).model)
     checkpoint = ensure_checkpoint(cfg)
     export_gguf(checkpoint, tmp_path / "F32.gguf")
-    text = (models_dir / "tiny" / "data" / "heldout.txt").read_text(encoding="utf-8")[:40_000]
-    same_ids, kl, same_top = _agreement(checkpoint, tmp_path / "F32.gguf", text, 128, 16)
-    assert same_ids and kl < 1e-4, (same_ids, kl)
+    text = (models_dir / "tiny" / "data" / "heldout.txt").read_text(encoding="utf-8")
+    spans, kl, same_top = _agreement(checkpoint, tmp_path / "F32.gguf", text, 128, 16)
+    assert kl < 1e-4, kl
+    # llama.cpp's "smollm" pre-tokenizer splits a run of whitespace before a digit otherwise than
+    # transformers' (once in the 21,469 tokens of the held-out text: "\n " + " " against "\n  "); every
+    # other token is the same, and each differing span is the same whitespace text
+    assert len(spans) <= 3 and all(a == b and not a.strip() for a, b in spans), spans
     # 2032 positions: one flip of a near tie is 0.05%; llama.cpp sums in another order than torch
     assert same_top > 0.995, same_top
     print(f"SmolLM2-135M F32 GGUF vs transformers: KL {kl:.3g} nats, same top {same_top:.4%}")

@@ -19,6 +19,12 @@ DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harn
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
 VARIANT_KINDS = ("baseline", "quantise", "distil", "gguf")  # harness.variants' registry, and gguf (engine llamacpp)
 ENGINES = ("transformers", "llamacpp")  # harness.engines
+# llama.cpp's file types a gguf variant may ask for (gguf.LlamaFileType's names without MOSTLY_/ALL_, less
+# NVFP4, which llama-cpp-python 0.3.36's quantiser rejects as an invalid type), and the model's own file
+GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S",
+                   "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K", "Q2_K_S", "IQ4_NL", "IQ4_XS", "IQ3_M",
+                   "IQ3_S", "IQ3_XS", "IQ3_XXS", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S", "TQ2_0",
+                   "TQ1_0", "MXFP4_MOE", "Q1_0", "shipped")
 # the variant kinds each engine runs (a gguf variant is a llama.cpp file type; bnb, torchao and
 # distillation produce transformers models)
 ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf")}

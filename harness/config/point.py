@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, MODEL_SOURCES, STUDENT_INITS,
+from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, GGUF_FILE_TYPES, MODEL_SOURCES, STUDENT_INITS,
                                    VARIANT_KINDS, ConfigValueError,
                                    _DEVICE, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
 
@@ -158,13 +158,6 @@ class EngineConfig:
         _one_of("engine.name", self.name, ENGINES)
         _at_least("engine.threads", self.threads, 1)
         _positive("engine.quantize_timeout_s", self.quantize_timeout_s)
-
-
-def gguf_file_types() -> list[str]:
-    """llama.cpp's file type names a gguf variant's method may take, and ``shipped``."""
-    from harness.engines.llamacpp import file_types
-
-    return [*file_types(), "shipped"]
 
 
 @dataclass
@@ -336,10 +329,9 @@ class RunConfig:
             raise ConfigValueError(f"variant.kind={variant.kind!r} (variant {variant.name}) with engine.name={engine}; "
                                    f"valid: {', '.join(kinds)} (this variant runs with engine={runs})")
         if variant.kind == "gguf":
-            valid = gguf_file_types()
-            if variant.method not in valid:
+            if variant.method not in GGUF_FILE_TYPES:
                 raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the "
-                                       f"llama.cpp file types {', '.join(valid)}")
+                                       f"llama.cpp file types {', '.join(GGUF_FILE_TYPES)}")
             if variant.method == "shipped" and model.source != "gguf":
                 raise ConfigValueError(f"variant.method='shipped' (variant {variant.name}) measures the model's own "
                                        f"GGUF file, but model={model.name} has source={model.source}; valid: a model "

@@ -49,7 +49,7 @@ class MissingBuildError(UnsupportedVariantError):
 
 
 def file_types() -> dict[str, int]:
-    """llama.cpp's file types by name (F32, F16, Q8_0, Q4_K_M, ...), from the gguf package's enum."""
+    """llama.cpp's file types by name (F32, F16, Q8_0, Q4_K_M, ...) -> llama_ftype, from the gguf package's enum."""
     import gguf
 
     return {t.name.removeprefix("MOSTLY_").removeprefix("ALL_"): int(t) for t in gguf.LlamaFileType

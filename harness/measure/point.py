@@ -7,22 +7,38 @@ the machine's bandwidth is known. Takes plain values and typed plans; knows no c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
+
+import torch
 
 
 from harness.measure.energy import EnergyMeter, EnergyTotal, total_energy
 from harness.measure.fidelity import Fidelity, FidelityMeter, FidelityPlan, ReferenceCapture, TokenReference
 from harness.measure.latency import Decoder, LatencyPlan, LatencyResult, measure_latency
 from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss
-from harness.measure.quality import HeldoutQuality, heldout_loss
+from harness.measure.quality import HeldoutQuality, LogitsFn, heldout_loss
 from harness.measure.roofline import Roofline, decode_roofline, kv_bytes_per_position
 from harness.measure.tasks import TaskResults, TaskSuite, evaluate_tasks
 
-if TYPE_CHECKING:
-    from harness.engines import EngineModel
-
 PEAK_RSS_SCOPE = "process high-water mark from after loading to the end of measurement"
 PAIRED_SCOPE = "; includes the paired baseline model held alongside for interleaved latency"
+
+
+class Measurable(Protocol):
+    """A loaded model reduced to what measurement reads, whatever engine runs it (harness.engines.EngineModel
+    is one): logits for token ids, a timed decoder, and the sizes memory and the roofline need."""
+    logits: LogitsFn
+    decoder: Decoder
+    tokenizer: Any
+    device: torch.device
+    vocab_size: int
+    weights_bytes: int
+    kv_element_bytes: int
+    config: Any  # the transformers config: the shapes of the KV cache
+    hf_model: Any  # the transformers model lm-eval wraps, or None on other engines
+
+    @property
+    def info(self) -> Any: ...  # has .threads and .name
 
 
 class QualityPlan(Protocol):
@@ -45,7 +61,7 @@ class PointMeasurements:
     fidelity: Fidelity | None = None  # against a given reference
 
 
-def measure_point(target: "EngineModel", heldout_text: str, quality: QualityPlan, bench: LatencyPlan,
+def measure_point(target: Measurable, heldout_text: str, quality: QualityPlan, bench: LatencyPlan,
                   suite: TaskSuite | None = None, offline: bool = False,
                   bandwidth_bytes_per_s: float | None = None, baseline: Decoder | None = None,
                   baseline_name: str | None = None, fidelity_plan: FidelityPlan | None = None,
