@@ -77,7 +77,8 @@ def _paired_reference(rc: RunConfig, device: torch.device) -> tuple[PreparedMode
         return None, f"none: {_failure(e).error}"
     if reference is None:
         return None, "none: the point is its own baseline"
-    return reference, f"{rc.model.name} {reference.info.name} ({REFERENCE_ENGINE})"
+    engine = "" if rc.engine.name == REFERENCE_ENGINE else f" ({REFERENCE_ENGINE})"
+    return reference, f"{rc.model.name} {reference.info.name}{engine}"
 
 
 def _heldout_text(rc: RunConfig) -> str:
