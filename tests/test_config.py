@@ -55,7 +55,6 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "variant=bnb-nf4 engine=llamacpp", "variant.kind=quantise"),
     ("run", "variant=gguf-q4_k_m engine=llamacpp variant.method=Q4_K_X", "variant.method"),
     ("run", "variant=gguf-shipped engine=llamacpp model=tiny-s", "variant.method=shipped"),
-    ("run", "engine=llamacpp eval=ci", "eval.tasks=meek_ci"),
     ("project", "projector.law.transfer=exponentt", "projector.law.transfer"),
     ("project", "projector.law.source=chinchila", "projector.law.source"),
     ("project", "projector.inference.cost_source=guess", "projector.inference.cost_source"),

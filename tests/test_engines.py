@@ -188,3 +188,40 @@ def test_smollm2_quantisations_order_by_precision(models_dir, tmp_path):
     assert "Q4_K" in out["gguf-q4_k_m"].engine.tensor_types
     # the shipped file is the checkpoint's own source: its fp32 baseline is these weights dequantised
     assert kl["gguf-shipped"] < kl["gguf-q4_0"] and np.isfinite(kl["gguf-shipped"])
+
+
+def test_engine_lm_scores_tasks_as_lm_evals_own_hflm(models_dir, run_cfg):
+    """EngineLM (any engine's logits) against HFLM on the same transformers model: the same per-item
+    log-likelihoods, so task accuracy means the same thing on every engine."""
+    from omegaconf import OmegaConf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.measure.quality import hf_logits
+    from harness.measure.tasks import evaluate_tasks
+
+    suite = OmegaConf.to_object(run_cfg("eval=ci", "eval.limit=40")).eval
+    checkpoint = models_dir / "tiny" / "tiny-s"
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint).eval()
+    hflm = evaluate_tasks(model, tok, suite)
+    ours = evaluate_tasks(None, tok, suite, logits=hf_logits(model), max_length=model.config.max_position_embeddings)
+    for task, score in hflm.tasks.items():
+        for metric, value in score.metrics.items():
+            if value is not None and not metric.endswith("_stderr"):
+                assert ours.tasks[task].metrics[metric] == pytest.approx(value, rel=1e-4, abs=1e-5), (task, metric)
+        a = [s["resps"] for s in hflm.samples[task]]
+        b = [s["resps"] for s in ours.samples[task]]
+        flat = lambda rs: np.array([float(x[0][0] if isinstance(x[0], (list, tuple)) else x[0]) for r in rs for x in r])
+        assert np.allclose(flat(a), flat(b), atol=1e-3), task
+
+
+def test_llamacpp_points_score_tasks_paired_with_the_reference(gguf_points):
+    r = gguf_points[1]("engine=llamacpp", "variant=fp32", "eval=ci", "eval.limit=40")
+    assert r.status == "ok", r.error
+    base = gguf_points[1]("variant=fp32", "eval=ci", "eval.limit=40")
+    for task, score in base.quality.tasks.items():
+        got = r.quality.tasks[task].metrics
+        for metric in ("acc", "bits_per_byte"):
+            if score.metrics.get(metric) is not None:
+                assert got[metric] == pytest.approx(score.metrics[metric], abs=0.026), (task, metric)  # one item of 40
+    assert r.quality.samples_path  # per-item logs for the report's paired comparison

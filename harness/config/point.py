@@ -336,9 +336,7 @@ class RunConfig:
                 raise ConfigValueError(f"variant.method='shipped' (variant {variant.name}) measures the model's own "
                                        f"GGUF file, but model={model.name} has source={model.source}; valid: a model "
                                        "with source=gguf")
-        if engine != "transformers" and self.eval.tasks:
-            raise ConfigValueError(f"eval.tasks={list(self.eval.tasks)} with engine.name={engine}; valid: eval=none "
-                                   "(lm-eval tasks run on the transformers engine only here)")
+
 
 
 @dataclass

@@ -49,7 +49,8 @@ class EngineModel:
     kv_element_bytes: int  # bytes per KV-cache element
     config: Any  # the transformers config (the shapes the decode roofline needs)
     info: EngineInfo
-    hf_model: torch.nn.Module | None = None  # lm-eval tasks run on transformers models only
+    max_length: int  # the longest sequence ``logits`` takes (lm-eval's rolling windows)
+    hf_model: torch.nn.Module | None = None  # lm-eval wraps it (HFLM); other engines are scored by their logits
     close: Callable[[], None] = lambda: None
 
 
@@ -61,4 +62,4 @@ def transformers_model(model: torch.nn.Module, tokenizer: Any) -> EngineModel:
                        kv_element_bytes=torch.finfo(model.dtype).bits // 8,  # the cache is in the compute dtype
                        config=model.config, info=EngineInfo("transformers", transformers.__version__,
                                                             threads=torch.get_num_threads()),
-                       hf_model=model)
+                       max_length=getattr(model.config, "max_position_embeddings", 2048), hf_model=model)

@@ -283,7 +283,8 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_leng
                       "server scenario's)")
     target = EngineModel(logits=runner.logits, decoder=decoder, tokenizer=tokenizer, device=torch.device("cpu"),
                          vocab_size=vocab, weights_bytes=contents.weights_bytes, kv_element_bytes=KV_ELEMENT_BYTES,
-                         config=AutoConfig.from_pretrained(str(checkpoint)), info=info, close=runner.close)
+                         config=AutoConfig.from_pretrained(str(checkpoint)), info=info, max_length=context_length,
+                         close=runner.close)
     variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype,
                           method=file_type, library="llama.cpp (llama-cpp-python)",
                           library_version=metadata.version("llama-cpp-python"),

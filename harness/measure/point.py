@@ -36,6 +36,7 @@ class Measurable(Protocol):
     kv_element_bytes: int
     config: Any  # the transformers config: the shapes of the KV cache
     hf_model: Any  # the transformers model lm-eval wraps, or None on other engines
+    max_length: int  # the longest sequence ``logits`` takes (lm-eval's rolling windows)
 
     @property
     def info(self) -> Any: ...  # has .threads and .name
@@ -78,10 +79,9 @@ def measure_point(target: Measurable, heldout_text: str, quality: QualityPlan, b
     q = heldout_loss(target.logits, target.tokenizer, heldout_text, quality.context_length, quality.stride,
                      quality.max_bytes, quality.batch_size, observers=[o for o in (capture, meter) if o is not None])
     tasks = None
-    if suite is not None and suite.tasks:
-        if target.hf_model is None:  # the run config refuses this at compose; a guard for direct callers
-            raise ValueError(f"engine {target.info.name} has no lm-eval backend here; run tasks with eval=none")
-        tasks = evaluate_tasks(target.hf_model, target.tokenizer, suite, offline=offline)
+    if suite is not None and suite.tasks:  # lm-eval's own HFLM on transformers, else the engine's logits
+        tasks = evaluate_tasks(target.hf_model, target.tokenizer, suite, offline=offline, logits=target.logits,
+                               max_length=target.max_length)
     energy_meter = EnergyMeter(device)
     lat = measure_latency(target.decoder, target.vocab_size, device, bench, energy_meter, baseline, baseline_name,
                           threads=target.info.threads)

@@ -1,8 +1,10 @@
 """Task accuracy through lm-eval, on the model already loaded for this point (no second load).
 
-The loaded (possibly quantised or distilled) model is wrapped in ``HFLM(pretrained=model, ...)``
-and evaluated with ``simple_evaluate``; the batch size is fixed per suite, because padding can
-change accuracy. The per-sample logs are returned with the scores; the results store writes them.
+A transformers model (possibly quantised or distilled) is wrapped in ``HFLM(pretrained=model, ...)``;
+any other engine is reduced to its logits for token ids (``EngineLM``: lm-eval's ``TemplateLM``
+scoring one sequence at a time, tokenised by the same transformers tokenizer). Either is evaluated
+with ``simple_evaluate``; the batch size is fixed per suite, because padding can change accuracy.
+The per-sample logs are returned with the scores; the results store writes them.
 """
 from __future__ import annotations
 
@@ -121,13 +123,66 @@ def _metrics(raw: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def evaluate_tasks(model, tokenizer, suite: TaskSuite, offline: bool = False) -> TaskResults:
-    """Score ``suite.tasks`` on the loaded model; offline (hub access off) only during the call."""
+def evaluate_tasks(model, tokenizer, suite: TaskSuite, offline: bool = False, logits=None,
+                   max_length: int | None = None) -> TaskResults:
+    """Score ``suite.tasks`` on the loaded model (a transformers model, or ``model=None`` and an engine's
+    ``logits`` function with its ``max_length``); offline (hub access off) only during the call."""
     with hub_offline(suite.offline or offline):
-        return _evaluate(model, tokenizer, suite)
+        return _evaluate(model, tokenizer, suite, logits, max_length)
 
 
-def _evaluate(model, tokenizer, suite: TaskSuite) -> TaskResults:
+def engine_lm(logits, tokenizer, max_length: int):
+    """lm-eval's LM over an engine's logits for token ids: loglikelihood (via TemplateLM's encoding of
+    context and continuation, as HFLM does) and rolling loglikelihood (HFLM's disjoint windows)."""
+    import torch
+    from lm_eval import utils
+    from lm_eval.api.model import TemplateLM
+
+    class EngineLM(TemplateLM):
+        backend = "causal"
+
+        @property
+        def eot_token_id(self) -> int:
+            return tokenizer.eos_token_id
+
+        @property
+        def prefix_token_id(self) -> int:  # as HFLM: BOS where the tokenizer has one
+            return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+        @property
+        def max_length(self) -> int:
+            return max_length
+
+        def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+            return tokenizer.encode(string, add_special_tokens=bool(add_special_tokens))
+
+        @torch.inference_mode()
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs) -> list[tuple[float, bool]]:
+            out = []
+            for _, context, continuation in requests:
+                whole = (context + continuation)[-(max_length + 1):]  # the context's left end drops first
+                logp = logits(torch.tensor([whole[:-1]]))[0].float().log_softmax(-1)[-len(continuation):]
+                target = torch.tensor(continuation, device=logp.device)
+                out.append((float(logp.gather(-1, target[:, None]).sum()), bool((logp.argmax(-1) == target).all())))
+            return out
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+            totals = []
+            for (string,) in (r.args for r in requests):
+                windows = map(utils.make_disjoint_window, utils.get_rolling_token_windows(
+                    token_list=self.tok_encode(string), prefix_token=self.prefix_token_id,
+                    max_seq_len=max_length, context_len=1))
+                totals.append(sum(ll for ll, _ in self._loglikelihood_tokens([(None, c, x) for c, x in windows])))
+            return totals
+
+        def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+            raise NotImplementedError("generation tasks (generate_until) run on the transformers engine only here; "
+                                      "this engine scores loglikelihood tasks")
+
+    return EngineLM()
+
+
+def _evaluate(model, tokenizer, suite: TaskSuite, logits=None, max_length: int | None = None) -> TaskResults:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
@@ -149,7 +204,8 @@ def _evaluate(model, tokenizer, suite: TaskSuite) -> TaskResults:
             # the rolling path calls this with disable_tqdm=False hard-coded (lm-eval 0.4.x)
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm or quiet, **kwargs)
 
-    lm = _HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size)
+    lm = _HFLM(pretrained=model, tokenizer=tokenizer, batch_size=suite.batch_size) if model is not None \
+        else engine_lm(logits, tokenizer, max_length)
     by_shot: dict[int, list[str]] = {}
     for t in suite.tasks:
         by_shot.setdefault(int(suite.num_fewshot.get(t, suite.default_fewshot)), []).append(t)
