@@ -33,6 +33,7 @@ import torch
 
 from harness.engines import EngineInfo, EngineModel
 from harness.engines.gguf_export import FLOAT_TYPES, ExportError, export_gguf
+from harness.gguf_checkpoint import locate, read_header, sha256 as _sha256
 from harness.measure.latency import Decoder, Request, TokenTimestamps
 from harness.variants import UnsupportedVariantError, VariantInfo
 
@@ -63,14 +64,6 @@ def _llama_cpp():
         raise MissingBuildError(f"llama-cpp-python is not usable here ({type(e).__name__}: {e}); "
                                 "`bash scripts/setup.sh` builds it (CMAKE_ARGS=-DGGML_NATIVE=OFF)") from e
     return llama_cpp
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _checkpoint_sha256(checkpoint: Path) -> str:
@@ -244,8 +237,6 @@ def _artifact(model_cfg, variant_cfg, checkpoint: Path, engine_cfg, threads: int
         if file_type in FLOAT_TYPES:
             return float_artifact(checkpoint, out_dir, file_type), file_type
     elif file_type == "shipped":
-        from harness.gguf_checkpoint import locate, read_header
-
         path = locate(model_cfg).path
         return path, "shipped " + ", ".join(read_header(path).tensor_types)
     source = float_artifact(checkpoint, out_dir, "F32")

@@ -1,8 +1,10 @@
 """Generation latency under the serving ecosystem's definitions, by request, in interleaved rounds.
 
-One *request* is one ``generate()`` call that decodes exactly N tokens per sequence
-(``min_new_tokens = max_new_tokens``). A streamer stamps the clock each time a token is ready
-(a plain call per token; a logits processor cost about 3% more on the smallest CPU model):
+One *request* decodes exactly N greedy tokens per sequence through the engine's ``Decoder``: on
+transformers one ``generate()`` call (``min_new_tokens = max_new_tokens``) whose streamer stamps the
+clock each time a token is ready (a plain call per token; a logits processor cost about 3% more on
+the smallest CPU model); on llama.cpp a loop of ``Llama.eval`` calls stamped the same way, with the
+engine's own per-token time read from its perf counters beside it:
 
     TTFT  = first stamp - start                     (time to first token: the prefill)
     ITL   = every interval between consecutive stamps (N - 1 per request)
