@@ -23,7 +23,7 @@ from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
 from harness.measure.latency import hf_decoder
 from harness.measure.point import measure_point
-from harness.measure.quality import heldout_loss
+from harness.measure.quality import heldout_loss, hf_logits
 from harness.models import ModelNotFoundError, resolve_device
 from harness.params import count_params
 from harness.results import record as R
@@ -106,7 +106,7 @@ def _build_reference(rc: RunConfig, device: torch.device, heldout: str, path: Pa
     base = dtype_baseline(rc.model, name, device, rc.offline)
     capture = ReferenceCapture(rc.compare.top_k, rc.compare.full_vocab_max)
     q = rc.quality
-    heldout_loss(base.loaded.model, base.loaded.tokenizer, heldout, q.context_length, q.stride, q.max_bytes,
+    heldout_loss(hf_logits(base.loaded.model), base.loaded.tokenizer, heldout, q.context_length, q.stride, q.max_bytes,
                  q.batch_size, observers=[capture])
     write_reference(path, capture.result().arrays(), {"written_by": run_id, "built_on_request": True})
 
@@ -188,8 +188,8 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
         if device_error:
             raise device_error
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
-        heldout = _heldout_text(rc)
         prepared = _prepare(rc, device)
+        heldout = _heldout_text(rc)
         ref_file = _reference_file(rc, hw.id, heldout)
         token_reference = None
         if not is_baseline:
