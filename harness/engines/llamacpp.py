@@ -15,7 +15,6 @@ counters read per request so its TPOT can be set beside the harness's.
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import logging
@@ -24,7 +23,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +153,9 @@ def read_contents(path: Path) -> GGUFContents:
     import gguf
 
     reader = gguf.GGUFReader(str(path))
-    types = collections.Counter(t.tensor_type.name for t in reader.tensors)
     matrices = [t for t in reader.tensors if len(t.shape) == 2]
     bits = 8 * sum(int(t.n_bytes) for t in matrices) / sum(int(t.n_elements) for t in matrices)
-    return GGUFContents(dict(sorted(types.items(), key=lambda kv: -kv[1])),
-                        sum(int(t.n_bytes) for t in reader.tensors), bits)
+    return GGUFContents(read_header(path).tensor_types, sum(int(t.n_bytes) for t in reader.tensors), bits)
 
 
 class LlamaCppRunner:
@@ -278,7 +274,7 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_leng
                          close=runner.close)
     variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype,
                           method=file_type, library="llama.cpp (llama-cpp-python)",
-                          library_version=metadata.version("llama-cpp-python"),
+                          library_version=llama_cpp.__version__,
                           weight_bits=round(contents.matrix_bits_per_weight, 4))
     return target, variant, checkpoint
 
