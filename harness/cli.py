@@ -60,8 +60,13 @@ def _build_tasks(cfg: DictConfig) -> None:
 
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
+    from harness.serve import TargetUnreachable
 
-    run_point(cfg)
+    try:
+        run_point(cfg)
+    except TargetUnreachable as e:  # a bad URL is a bad invocation, found before any traffic
+        print(f"meekbench: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _summary(cfg: DictConfig) -> None:

@@ -155,9 +155,13 @@ def _run_label(rc: RunConfig) -> str:
     return rc.variant.name if rc.engine.name == REFERENCE_ENGINE else f"{rc.engine.name}-{rc.variant.name}"
 
 
-def run_point(cfg: DictConfig) -> S.RunRecord:
+def run_point(cfg: DictConfig) -> S.RunRecord | list[S.ServingRecord]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rc: RunConfig = OmegaConf.to_object(cfg)
+    if rc.scenario.kind != "single":  # an OpenAI-compatible server under load: one record per level
+        from harness.serve import run_serving
+
+        return run_serving(rc, resolved)
     threads = torch.get_num_threads()
     if rc.bench.threads:
         torch.set_num_threads(rc.bench.threads)

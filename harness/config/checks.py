@@ -27,13 +27,21 @@ GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5
                    "TQ1_0", "MXFP4_MOE", "Q1_0", "shipped")
 # the variant kinds each engine runs (a gguf variant is a llama.cpp file type; bnb, torchao and
 # distillation produce transformers models)
+# the engines whose OpenAI-compatible server meekbench can start itself (other targets are given by URL)
+SERVER_ENGINES = ("llamacpp",)
 ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf")}
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
 ASSUMED_RATES = ("bandwidth", "flops")  # what the assumed decode cost per parameter is bound by
 STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
+# how a point loads its target (harness.run): one request at a time in this process (bench/), or an
+# OpenAI-compatible server under load (harness.serve): open-loop arrivals, N closed-loop clients, or all at once
+SCENARIOS = ("single", "server", "concurrency", "offline")
+LENGTH_DISTRIBUTIONS = ("fixed", "uniform")  # scenario.input_tokens / output_tokens spread (vLLM's random range)
+ON_FAILURE = ("continue", "stop")  # a serving level that fails: go on to the next level, or stop the sweep
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_URL = re.compile(r"https?://(\[[0-9A-Fa-f:]+\]|[^/\s:\[\]]+)(:\d{1,5})?(/\S*)?")
 
 
 def _set(value: Any) -> bool:

@@ -239,11 +239,18 @@ def _artifact(model_cfg, variant_cfg, checkpoint: Path, engine_cfg, threads: int
     return quantised_artifact(source, out_dir, file_type, threads, engine_cfg.quantize_timeout_s), file_type
 
 
-def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_length: int,
-            offline: bool | None = None) -> tuple[EngineModel, VariantInfo, Path]:
-    """The point's model as llama.cpp runs it, its variant's description, and the checkpoint it came from."""
-    from transformers import AutoConfig, AutoTokenizer
+@dataclass
+class Artifact:
+    """The GGUF file a point measures, described: what its record's engine and variant blocks say."""
+    path: Path
+    checkpoint: Path  # the transformers checkpoint it was made from (tokenizer, config)
+    contents: GGUFContents
+    info: EngineInfo
+    variant: VariantInfo
 
+
+def prepare_artifact(model_cfg, variant_cfg, engine_cfg, offline: bool | None = None) -> Artifact:
+    """The point's GGUF file, made now if missing or stale, with its engine and variant descriptions."""
     from harness.models import checkpoint_dir
 
     llama_cpp = _llama_cpp()
@@ -253,30 +260,38 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_leng
     path, file_type = _artifact(model_cfg, variant_cfg, checkpoint, engine_cfg, threads)
     prepared_s = time.perf_counter() - started
     contents = read_contents(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    runner = LlamaCppRunner(path, threads, context_length, decode_length)
-    vocab = runner.n_vocab
     side = path.with_suffix(".json")
     sha = json.loads(side.read_text())["sha256"] if side.exists() else _sha256(path)
     info = EngineInfo("llamacpp", llama_cpp.__version__, build=llama_cpp.llama_print_system_info().decode().strip(),
                       artifact=str(path), artifact_bytes=path.stat().st_size, artifact_sha256=sha,
                       file_type=file_type, tensor_types=contents.tensor_types, threads=threads,
                       prepared_s=round(prepared_s, 3))
+    variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype,
+                          method=file_type, library="llama.cpp (llama-cpp-python)",
+                          library_version=llama_cpp.__version__,
+                          weight_bits=round(contents.matrix_bits_per_weight, 4))
+    return Artifact(path, checkpoint, contents, info, variant)
+
+
+def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_length: int,
+            offline: bool | None = None) -> tuple[EngineModel, VariantInfo, Path]:
+    """The point's model as llama.cpp runs it, its variant's description, and the checkpoint it came from."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    art = prepare_artifact(model_cfg, variant_cfg, engine_cfg, offline)
+    tokenizer = AutoTokenizer.from_pretrained(str(art.checkpoint))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    runner = LlamaCppRunner(art.path, art.info.threads, context_length, decode_length)
     decoder = Decoder(runner.request, "llama-cpp-python Llama.eval greedy loop with the KV cache, one timestamp "
                       "per token; llama.cpp's perf counters read per request", max_batch=1,
                       why_max_batch="llama-cpp-python's Llama decodes one sequence (batched serving is the "
                       "server scenario's)")
     target = EngineModel(logits=runner.logits, decoder=decoder, tokenizer=tokenizer, device=torch.device("cpu"),
-                         vocab_size=vocab, weights_bytes=contents.weights_bytes, kv_element_bytes=KV_ELEMENT_BYTES,
-                         config=AutoConfig.from_pretrained(str(checkpoint)), info=info, max_length=context_length,
-                         close=runner.close)
-    variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype,
-                          method=file_type, library="llama.cpp (llama-cpp-python)",
-                          library_version=llama_cpp.__version__,
-                          weight_bits=round(contents.matrix_bits_per_weight, 4))
-    return target, variant, checkpoint
+                         vocab_size=runner.n_vocab, weights_bytes=art.contents.weights_bytes,
+                         kv_element_bytes=KV_ELEMENT_BYTES, config=AutoConfig.from_pretrained(str(art.checkpoint)),
+                         info=art.info, max_length=context_length, close=runner.close)
+    return target, art.variant, art.checkpoint
 
 
 if __name__ == "__main__":  # the quantiser's child process: python -m harness.engines.llamacpp quantize ...

@@ -101,11 +101,15 @@ class Judging:
     seed: int = 0
     training_utilisation: float = 0.4
     prices: Mapping[str, float] = field(default_factory=dict)  # hardware label -> USD per hour
+    slo_ttft_ms: float = 2000.0  # serving levels (harness/results/serving.py); defaults: conf's judge.slo
+    slo_tpot_ms: float = 200.0
+    slo_percentile: float = 99.0
 
     @classmethod
     def from_config(cls, baseline_variant: str, judge: Any) -> "Judging":
         return cls(baseline_variant, tuple(judge.gates), judge.bootstrap_resamples, judge.ci_level, judge.seed,
-                   judge.training_utilisation, dict(judge.prices))
+                   judge.training_utilisation, dict(judge.prices), judge.slo.ttft_ms, judge.slo.tpot_ms,
+                   judge.slo.percentile)
 
 
 def price_of(record: S.RunRecord, prices: Mapping[str, float]) -> float | None:

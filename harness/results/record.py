@@ -112,3 +112,37 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
         config=dict(config), model=model, variant=variant, hardware=hw,
         engine=S.EngineBlock.model_validate(engine) if engine is not None else None, software=software(),
         launch=S.LaunchBlock.model_validate(launch()), **blocks)
+
+
+def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,
+                         model: S.ModelBlock, variant: S.VariantBlock, hardware: Any, target: Any = None,
+                         level: Any = None, failure: Optional[Failure] = None, engine: Any = None,
+                         energy_reason: Optional[str] = None) -> S.ServingRecord:
+    """One validated serving record. ``level`` is one level's measurements (harness.measure.serving's
+    LevelResult) or None when the point failed before any load. A level whose target stopped answering
+    (connection errors) or that completed no request is ``failed``, with its requests kept."""
+    serving = energy = None
+    if level is not None:
+        serving = S.ServingBlock.model_validate(level).model_copy(
+            update={"requests": [S.ServedRequestBlock.model_validate(r) for r in level.requests]})
+        reading = level.energy
+        tokens = sum(r.output_tokens for r in serving.requests if r.error is None)
+        energy = S.EnergyBlock(joules=getattr(reading, "joules", None), j_per_token=level.energy_j_per_output_token,
+                               source=getattr(reading, "source", None),
+                               reason=getattr(reading, "reason", None) or energy_reason)
+        if failure is None and (serving.target_failed or not serving.completed):
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(serving.errors.items()))
+            why = "the target stopped answering" if serving.target_failed else "no request completed"
+            failure = Failure("failed", f"{why}: {serving.completed} of {len(serving.requests)} requests completed "
+                                        f"({kinds}; {tokens} output tokens)")
+    elif energy_reason:
+        energy = S.EnergyBlock(reason=energy_reason)
+    hw = S.HardwareBlock.model_validate(hardware)
+    return S.ServingRecord(
+        run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
+        error=failure.error if failure else None,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
+        config=dict(config), model=model, variant=variant, hardware=hw,
+        engine=S.EngineBlock.model_validate(engine) if engine is not None else None,
+        target=S.TargetBlock.model_validate(target) if target is not None else None, serving=serving,
+        energy=energy, software=software(), launch=S.LaunchBlock.model_validate(launch()))

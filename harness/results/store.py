@@ -5,6 +5,8 @@
     <probe_cache_dir>/<hardware id>-<device>-t<threads>-<settings>.json   cached hardware probes
     <results_dir>/references/<model>--<baseline variant>--<hardware id>--<settings>.npz
         a baseline's next-token distributions on the held-out windows, read by its variants
+    <results_dir>/serving/<run_id>/record.json   one serving point (a target at one level of load)
+    <results_dir>/serving/<run_id>/server.log    the output of a server meekbench started
 
 A run id is readable and unique per point: ``<model>--<variant>--<hardware label>--<key>``,
 where the key hashes the point's identity (``IDENTITY``: what changes a measurement) with the
@@ -25,7 +27,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from harness.io import atomic_file, write_atomic
-from harness.results.schema import SCHEMA_VERSION, ProbesBlock, RunRecord, upgrade_v1, upgrade_v2
+from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, ProbesBlock, RunRecord, ServingRecord,
+                                    upgrade_v1, upgrade_v2)
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,15 @@ RECORD = "record.json"
 # A point's identity: the config keys that change what it measures (each with everything under it),
 # less the exceptions below. Prices, report thresholds, display and paths are not in it, so
 # changing them re-measures nothing (point_key docstring).
-IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "seed", "hardware.device", "hardware.label",
-            "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
+IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "scenario", "seed", "hardware.device",
+            "hardware.label", "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
 NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
                 "variant.options.force", "variant.options.out_root", "engine.artifact_dir",
-                "engine.quantize_timeout_s")
+                "engine.quantize_timeout_s", "scenario.levels", "scenario.on_failure", "scenario.target.startup_timeout_s")
+# a serving point times a server, not this process: the in-process measurement settings do not touch it
+# (its level joins its identity in point_key)
+NOT_SERVING_IDENTITY = ("bench", "eval", "compare", "hardware.probe_repeats", "hardware.probe_copy_bytes",
+                        "hardware.probe_matmul_n")
 # directories named in the config: a path under one is keyed relative to it, so moving models/ keeps keys
 _ROOTS = ("models_dir", "results_dir")
 
@@ -69,13 +76,28 @@ def _relative(value: Any, roots: dict[str, str]) -> Any:
 def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that is the point's identity (see IDENTITY)."""
     roots = {name: str(resolved_config.get(name) or "") for name in _ROOTS}
-    return _identity(resolved_config, roots)
+    out = _identity(resolved_config, roots)
+    kind = (out.get("scenario") or {}).get("kind", "single")
+    if kind == "single":  # one request at a time: keys as before the scenario axis existed
+        out.pop("scenario", None)
+    else:
+        for dotted in NOT_SERVING_IDENTITY:
+            *parents, leaf = dotted.split(".")
+            node = out
+            for name in parents:
+                node = node.get(name) or {}
+            node.pop(leaf, None)
+    return out
 
 
-def point_key(resolved_config: dict[str, Any], hardware_id: str) -> str:
+def point_key(resolved_config: dict[str, Any], hardware_id: str, level: float | None = None) -> str:
     """Hash of the point's identity and the machine's: a re-run with a different price, report
-    setting, display flag or directory finds the same key and skips the point."""
-    blob = json.dumps({"config": identity(resolved_config), "hardware": hardware_id}, sort_keys=True, default=str)
+    setting, display flag or directory finds the same key and skips the point. ``level``: a serving
+    point's level of load (one of scenario.levels)."""
+    config = identity(resolved_config)
+    if level is not None:
+        config["scenario"]["level"] = float(level)
+    blob = json.dumps({"config": config, "hardware": hardware_id}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -162,14 +184,28 @@ class RecordError(ValueError):
     """A file in a results directory that is not a readable record of this schema."""
 
 
-def read_record(path: str | Path) -> RunRecord:
-    path = Path(path)
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RecordError(f"{path}: not readable JSON ({type(e).__name__}: {e})") from e
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordError(f"{path}: not a meekbench record (no schema_version)")
+    return data
+
+
+def _validated(model: type, data: dict[str, Any], path: Path):
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise RecordError(f"{path}: invalid record at {where}: {first['msg']} ({e.error_count()} errors)") from e
+
+
+def read_record(path: str | Path) -> RunRecord:
+    path = Path(path)
+    data = _read_json(path)
     if data["schema_version"] == 1:
         data = upgrade_v1(data)
     if data["schema_version"] == 2:
@@ -177,12 +213,7 @@ def read_record(path: str | Path) -> RunRecord:
     if data["schema_version"] != SCHEMA_VERSION:
         raise RecordError(f"{path}: schema_version {data['schema_version']!r}; this meekbench reads "
                           f"versions 1 to {SCHEMA_VERSION} (re-run the point, or read it with the meekbench that wrote it)")
-    try:
-        return RunRecord.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(map(str, first["loc"]))
-        raise RecordError(f"{path}: invalid record at {where}: {first['msg']} ({e.error_count()} errors)") from e
+    return _validated(RunRecord, data, path)
 
 
 @dataclass
@@ -236,3 +267,46 @@ def load_records(dirs: list[str | Path]) -> Loaded:
             seen.add(item.run_id)
             loaded.records.append(item)
     return loaded
+
+
+def serving_dir(results_dir: str | Path, run_id: str) -> Path:
+    return Path(results_dir) / "serving" / run_id
+
+
+def write_serving_record(results_dir: str | Path, record: ServingRecord) -> Path:
+    return write_atomic(serving_dir(results_dir, record.run_id) / RECORD, record.model_dump_json(indent=1))
+
+
+def read_serving_record(path: str | Path) -> ServingRecord:
+    path = Path(path)
+    data = _read_json(path)
+    if data["schema_version"] != SERVING_SCHEMA_VERSION:
+        raise RecordError(f"{path}: serving schema_version {data['schema_version']!r}; this meekbench reads "
+                          f"version {SERVING_SCHEMA_VERSION}")
+    return _validated(ServingRecord, data, path)
+
+
+def existing_serving_ok(results_dir: str | Path, run_id: str) -> ServingRecord | None:
+    path = serving_dir(results_dir, run_id) / RECORD
+    try:
+        record = read_serving_record(path) if path.exists() else None
+    except RecordError:
+        return None
+    return record if record is not None and record.status == "ok" else None
+
+
+def load_serving_records(dirs: list[str | Path]) -> tuple[list[ServingRecord], list[Skipped]]:
+    """Every valid serving record under ``dirs`` (once each), and the files that are not."""
+    records, skipped, seen = [], [], set()
+    for d in dirs:
+        for path in sorted(Path(d).glob(f"serving/*/{RECORD}")):
+            try:
+                record = read_serving_record(path)
+            except RecordError as e:
+                log.warning("skipped %s: %s", path, e)
+                skipped.append(Skipped(path, str(e)))
+                continue
+            if record.run_id not in seen:
+                seen.add(record.run_id)
+                records.append(record)
+    return records, skipped

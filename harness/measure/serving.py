@@ -1,0 +1,368 @@
+"""Load on an OpenAI-compatible streaming endpoint (``POST /v1/completions`` with server-sent events),
+measured per token at the client, as vLLM's ``bench serve`` and MLPerf Inference define the figures.
+
+A *level* is one point of a sweep: ``server`` sends requests at gamma-distributed arrival times
+(shape ``burstiness``; 1 is a Poisson process) at ``level`` requests/s, open loop, whether or not
+earlier ones have finished; ``concurrency`` keeps ``level`` clients each with one request in
+flight (closed loop); ``offline`` sends every request at once. For each request the client stamps
+the clock when it is sent and when each streamed chunk with text arrives:
+
+    TTFT  = first chunk - sent
+    ITL   = every interval between consecutive chunks
+    e2e   = last chunk - sent
+    TPOT  = (e2e - TTFT) / (output tokens - 1)      output tokens as the server counts them (usage)
+    request throughput      = completed requests / duration (first send to last completion)
+    output token throughput = output tokens of completed requests / duration
+
+Intervals resample whole requests. A request that fails (refused connection, dropped stream,
+HTTP error, timeout, fewer tokens than asked) is kept with its reason; it counts against
+goodput, never silently. The client's own cost is measured too: how late each request left
+against its schedule (``send_lag_ms``) and the time spent handling chunks per token.
+
+Takes plain values (URL, prompts, a plan) and returns dataclasses; knows no config or record.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from harness.measure.energy import EnergyReading
+from harness.measure.stats import SampleStats, summarize, summarize_groups
+
+BY_REQUEST = "requests"
+LOAD_GENERATOR = "meekbench asyncio + aiohttp streaming client"
+
+
+class LoadPlan(Protocol):
+    """How one level loads the target (harness.config.ScenarioConfig is one, with ``levels``)."""
+    kind: str
+    burstiness: float
+    min_requests: int
+    min_duration_s: float
+    max_duration_s: float
+    warmup_requests: int
+    request_timeout_s: float
+    bootstrap_resamples: int
+    seed: int
+
+
+class Meter(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> EnergyReading: ...
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    input_tokens: int  # as cut from the token stream (the server may count one or two differently)
+    output_tokens: int  # asked for
+
+
+def make_prompts(token_ids: Sequence[int], decode: Any, count: int, input_tokens: int, output_tokens: int,
+                 distribution: str = "fixed", length_range: float = 0.0, seed: int = 0) -> list[Prompt]:
+    """``count`` prompts cut at seeded random offsets from a token stream (the held-out text), with
+    input and output lengths fixed or uniform in [(1 - r) L, (1 + r) L] (vLLM's random range ratio)."""
+    rng = np.random.default_rng(seed)
+
+    def length(mean: int, low_floor: int) -> int:
+        if distribution == "fixed" or length_range == 0:
+            return mean
+        low, high = max(low_floor, math.floor(mean * (1 - length_range))), math.ceil(mean * (1 + length_range))
+        return int(rng.integers(low, high + 1))
+
+    prompts = []
+    for _ in range(count):
+        n_in, n_out = length(input_tokens, 1), length(output_tokens, 2)
+        if n_in >= len(token_ids):
+            raise ValueError(f"a prompt of {n_in} tokens needs a longer text than its {len(token_ids)} tokens")
+        start = int(rng.integers(0, len(token_ids) - n_in))
+        prompts.append(Prompt(decode(list(token_ids[start:start + n_in])), n_in, n_out))
+    return prompts
+
+
+def arrival_times(count: int, rate: float, burstiness: float, seed: int) -> np.ndarray:
+    """Send times (s from the level's start) of an open-loop process at ``rate`` requests/s whose gaps
+    are gamma(shape=burstiness, mean=1/rate): exponential gaps (Poisson) at burstiness 1."""
+    gaps = np.random.default_rng(seed).gamma(burstiness, 1.0 / (rate * burstiness), size=count)
+    return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
+
+
+@dataclass
+class ServedRequest:
+    """One request as the client saw it."""
+    index: int
+    scheduled_s: float  # when the schedule meant it to leave (s from the level's start)
+    sent_s: float  # when it left
+    input_tokens: int  # as asked (prompt cut to this many tokens)
+    output_tokens_asked: int
+    output_tokens: int = 0  # as the server counted them (usage), else chunks with text
+    prompt_tokens: int | None = None  # as the server counted the prompt (usage), when it says
+    token_count_source: str = "chunks"  # usage | chunks
+    ttft_ms: float | None = None
+    itl_ms: list[float] = field(default_factory=list)
+    e2e_ms: float | None = None
+    error: str | None = None  # None: completed with every token asked
+    error_kind: str | None = None  # connection | http | timeout | short | cancelled | protocol
+    client_ms: float = 0.0  # time spent in the client's own chunk handling
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def tpot_ms(self) -> float | None:
+        if self.ttft_ms is None or self.e2e_ms is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
+
+
+@dataclass
+class LevelResult:
+    """One level of load: every request, and the figures over those that completed."""
+    kind: str
+    level: float  # requests/s (server), clients (concurrency), requests sent at once (offline)
+    requests: list[ServedRequest]
+    duration_s: float  # first send to last completion (or the level's end)
+    stop_reason: str
+    completed: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # error kind -> requests
+    target_failed: bool = False  # connection errors: the target stopped answering
+    request_throughput: float | None = None  # completed / duration
+    output_token_throughput: float | None = None
+    input_token_throughput: float | None = None
+    offered_rate: float | None = None  # server: the rate asked; achieved = sent / span of sends
+    achieved_send_rate: float | None = None
+    ttft_ms: SampleStats | None = None
+    tpot_ms: SampleStats | None = None
+    itl_ms: SampleStats | None = None
+    e2e_ms: SampleStats | None = None
+    ttft_p99_ci: tuple[float, float] | None = None  # the p99's bootstrap interval (resampling requests)
+    tpot_p99_ci: tuple[float, float] | None = None
+    send_lag_ms: SampleStats | None = None  # sent - scheduled: the load generator's lateness
+    client_ms_per_token: float | None = None  # the client's chunk handling per streamed token
+    energy: EnergyReading | None = None
+    energy_j_per_output_token: float | None = None
+
+
+def _parse_chunk(line: bytes) -> dict | None:
+    """One SSE line -> its JSON payload; None for keep-alives, comments and ``[DONE]``."""
+    text = line.decode("utf-8", "replace").strip()
+    if not text.startswith("data:"):
+        return None
+    body = text[5:].strip()
+    if not body or body == "[DONE]":
+        return None
+    return json.loads(body)
+
+
+async def _one_request(session, url: str, payload: dict, req: ServedRequest, timeout_s: float) -> ServedRequest:
+    """Send one request and fill ``req`` in place (also when it is cancelled or fails)."""
+    import aiohttp
+
+    chunks: list[float] = []
+    client = [0.0]
+    started = time.perf_counter()
+
+    async def stream() -> None:
+        async with session.post(url, json=payload) as resp:
+            if resp.status != 200:
+                body = (await resp.text())[:200]
+                req.error, req.error_kind = f"HTTP {resp.status}: {' '.join(body.split())}", "http"
+                return
+            async for line in resp.content:
+                now = time.perf_counter()
+                data = _parse_chunk(line)
+                if data is not None:
+                    if data.get("error"):
+                        req.error, req.error_kind = f"server error in stream: {data['error']}", "protocol"
+                        return
+                    choices = data.get("choices") or []
+                    if choices and choices[0].get("text"):
+                        chunks.append(now)
+                    usage = data.get("usage")
+                    if usage and usage.get("completion_tokens") is not None:
+                        req.output_tokens, req.token_count_source = int(usage["completion_tokens"]), "usage"
+                        req.prompt_tokens = usage.get("prompt_tokens")
+                client[0] += time.perf_counter() - now
+
+    try:
+        await asyncio.wait_for(stream(), timeout_s)
+    except asyncio.TimeoutError:
+        req.error, req.error_kind = f"no complete answer within scenario.request_timeout_s={timeout_s:g}", "timeout"
+    except asyncio.CancelledError:
+        req.error, req.error_kind = "still in flight at scenario.max_duration_s", "cancelled"
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as e:
+        req.error, req.error_kind = f"{type(e).__name__}: {e}", "connection"
+    except (aiohttp.ClientError, json.JSONDecodeError, UnicodeError) as e:
+        req.error, req.error_kind = f"{type(e).__name__}: {e}", "protocol"
+    req.client_ms = client[0] * 1e3
+    if chunks:
+        req.ttft_ms = (chunks[0] - started) * 1e3
+        req.itl_ms = [(b - a) * 1e3 for a, b in zip(chunks, chunks[1:])]
+        req.e2e_ms = (chunks[-1] - started) * 1e3
+    if req.token_count_source == "chunks":
+        req.output_tokens = len(chunks)
+    if req.error is None and req.output_tokens != req.output_tokens_asked:
+        req.error, req.error_kind = (f"returned {req.output_tokens} tokens ({req.token_count_source}), asked "
+                                     f"{req.output_tokens_asked}"), "short"
+    return req
+
+
+def completion_payload(model: str, prompt: Prompt, extra: dict | None = None) -> dict:
+    """A greedy streamed completion of exactly ``prompt.output_tokens`` tokens: EOS ignored (``ignore_eos``:
+    vLLM, SGLang and llama.cpp's server; ``min_tokens``: vLLM and llama-cpp-python's server), usage asked
+    for in the stream (servers that do not send it are counted by streamed chunks)."""
+    n = prompt.output_tokens
+    return {"model": model, "prompt": prompt.text, "max_tokens": n, "min_tokens": n, "ignore_eos": True,
+            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}, **(extra or {})}
+
+
+async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: float, plan: LoadPlan,
+                 extra: dict | None, meter: Meter | None) -> LevelResult:
+    import aiohttp
+
+    endpoint = url.rstrip("/") + "/v1/completions"
+    timeout, deadline = plan.request_timeout_s, plan.max_duration_s
+    sent: list[tuple[ServedRequest, asyncio.Task]] = []
+    # no cap on open connections: an open-loop client must never queue a request on its own side
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        def payload(i: int) -> dict:
+            return completion_payload(model, prompts[i % len(prompts)], extra)
+
+        def new_request(i: int, scheduled: float, at: float) -> ServedRequest:
+            p = prompts[i % len(prompts)]
+            return ServedRequest(i, scheduled, at, p.input_tokens, p.output_tokens)
+
+        for i in range(plan.warmup_requests):  # one at a time, not measured: the server's first requests
+            await _one_request(session, endpoint, payload(i), new_request(i, 0.0, 0.0), timeout)
+        if meter:
+            meter.start()
+        t0 = time.perf_counter()
+
+        def send(i: int, scheduled: float) -> asyncio.Task:
+            req = new_request(i, scheduled, time.perf_counter() - t0)
+            task = asyncio.ensure_future(_one_request(session, endpoint, payload(i), req, timeout))
+            sent.append((req, task))
+            return task
+
+        if kind == "concurrency":  # closed loop: each client sends its next request when its last one ends
+            async def client() -> None:
+                while True:
+                    elapsed = time.perf_counter() - t0
+                    if elapsed >= deadline or (len(sent) >= plan.min_requests and elapsed >= plan.min_duration_s):
+                        return
+                    await send(len(sent), elapsed)
+
+            clients = [asyncio.ensure_future(client()) for _ in range(int(level))]
+            _, pending = await asyncio.wait(clients, timeout=deadline)
+            stop_reason = "max_duration_s" if pending else "min_requests and min_duration_s reached"
+            for c in pending:
+                c.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        else:  # open loop: requests leave on schedule whether or not earlier ones have finished
+            if kind == "server":
+                count = max(plan.min_requests, math.ceil(level * plan.min_duration_s))
+                times = arrival_times(count, level, plan.burstiness, plan.seed)
+            else:  # offline: every request at once
+                count, times = plan.min_requests, np.zeros(plan.min_requests)
+            for i, at in enumerate(times):
+                wait = at - (time.perf_counter() - t0)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if time.perf_counter() - t0 >= deadline:
+                    break
+                send(i, float(at))
+            remaining = max(deadline - (time.perf_counter() - t0), 0)
+            _, pending = await asyncio.wait([t for _, t in sent], timeout=remaining)
+            stop_reason = "every request answered" if not pending and len(sent) == count else "max_duration_s"
+            for t in pending:
+                t.cancel()
+        await asyncio.gather(*(t for _, t in sent), return_exceptions=True)
+        duration = time.perf_counter() - t0
+        energy = meter.stop() if meter else None
+    for req, task in sent:  # a task cancelled before it ran never filled its request in
+        if task.cancelled() and req.error is None:
+            req.error, req.error_kind = "still in flight at scenario.max_duration_s", "cancelled"
+    return _summarise(kind, level, [r for r, _ in sent], duration, stop_reason, plan, energy)
+
+
+def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: float, stop_reason: str,
+               plan: LoadPlan, energy: EnergyReading | None) -> LevelResult:
+    res, seed = plan.bootstrap_resamples, plan.seed
+    out = LevelResult(kind, level, reqs, duration, stop_reason, energy=energy)
+    good = [r for r in reqs if r.ok]
+    out.completed, out.failed = len(good), len(reqs) - len(good)
+    for r in reqs:
+        if r.error_kind:
+            out.errors[r.error_kind] = out.errors.get(r.error_kind, 0) + 1
+    out.target_failed = out.errors.get("connection", 0) > 0
+    ends = [r.sent_s + r.e2e_ms / 1e3 for r in good]
+    span = (max(ends) - min(r.sent_s for r in reqs)) if good else duration
+    if good and span > 0:
+        out.request_throughput = len(good) / span
+        out.output_token_throughput = sum(r.output_tokens for r in good) / span
+        out.input_token_throughput = sum(r.prompt_tokens or r.input_tokens for r in good) / span
+        out.duration_s = span
+    if kind == "server":
+        out.offered_rate = level
+        sends = sorted(r.sent_s for r in reqs)
+        if len(sends) > 1 and sends[-1] > sends[0]:
+            out.achieved_send_rate = (len(sends) - 1) / (sends[-1] - sends[0])
+        out.send_lag_ms = summarize([(r.sent_s - r.scheduled_s) * 1e3 for r in reqs], res, seed=seed, unit=BY_REQUEST)
+    if good:
+        out.ttft_ms = summarize([r.ttft_ms for r in good], res, seed=seed, unit=BY_REQUEST)
+        out.e2e_ms = summarize([r.e2e_ms for r in good], res, seed=seed, unit=BY_REQUEST)
+        tpots = [r.tpot_ms for r in good if r.tpot_ms is not None]
+        if tpots:
+            out.tpot_ms = summarize(tpots, res, seed=seed, unit=BY_REQUEST)
+            out.tpot_p99_ci = percentile_interval(tpots, 99, res, seed=seed)
+        out.ttft_p99_ci = percentile_interval([r.ttft_ms for r in good], 99, res, seed=seed)
+        if any(r.itl_ms for r in good):
+            out.itl_ms = summarize_groups([r.itl_ms for r in good], res, seed=seed, unit=BY_REQUEST)
+        tokens = sum(r.output_tokens for r in good)
+        streamed = sum(len(r.itl_ms) + 1 for r in good if r.ttft_ms is not None)
+        out.client_ms_per_token = sum(r.client_ms for r in good) / max(streamed, 1)
+        if energy is not None and energy.joules is not None and tokens:
+            out.energy_j_per_output_token = energy.joules / tokens
+    return out
+
+
+def percentile_interval(samples: Sequence[float], q: float, resamples: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """A percentile's bootstrap interval over independent samples (whole requests)."""
+    x = np.asarray(samples, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    values = np.percentile(x[idx], q, axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def run_level(url: str, model: str, prompts: list[Prompt], kind: str, level: float, plan: LoadPlan,
+              extra: dict | None = None, meter: Meter | None = None) -> LevelResult:
+    """One level of load against ``url`` (the server's base URL, without /v1)."""
+    if not prompts:
+        raise ValueError("no prompts to send")
+    return asyncio.run(_level(url, model, prompts, kind, level, plan, extra, meter))
+
+
+async def _reachable(url: str, timeout_s: float) -> str | None:
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+            async with session.get(url.rstrip("/") + "/v1/models") as resp:
+                return None if resp.status == 200 else f"GET /v1/models answered HTTP {resp.status}"
+    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        return f"{type(e).__name__}: {e}"
+
+
+def unreachable(url: str, timeout_s: float = 5.0) -> str | None:
+    """None when ``url`` answers ``GET /v1/models`` with 200, else why not."""
+    return asyncio.run(_reachable(url, timeout_s))

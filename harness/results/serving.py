@@ -1,0 +1,127 @@
+"""Serving records judged at service-level objectives, from the records alone (the report and the
+projector read them here; changing an SLO or a price re-measures nothing).
+
+For each level, from its raw requests:
+- ``meets_slo``: the SLO percentile (MLPerf: p99) of TTFT and of TPOT over completed requests are
+  within the objectives, and no request failed for the target's sake (a request that errs cannot
+  meet an objective, so it counts against the percentile as an infinitely slow one);
+- goodput: requests per second that completed *and* met every objective (vLLM's definition), and
+  the SLO attainment, their share of all requests sent.
+
+A curve is one target (model x engine x variant on one machine) across the levels of one scenario.
+Its *operating point* is the highest level that meets the SLOs, and what a deployment pays per
+million output tokens there is its price per hour over the output tokens per hour it served. The
+*knee* is where the target saturates: the first level whose achieved request throughput falls
+below 90% of the rate offered (server), or, for closed loops, whose throughput grows less than
+10% over the level before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from harness.results import schema as S
+from harness.results.comparison import Judging, price_of
+
+SATURATED = 0.9  # achieved / offered request rate below this: the server no longer keeps up
+FLAT = 1.1  # closed loop: throughput grows less than this factor over the level before
+
+
+@dataclass
+class LevelVerdict:
+    record: S.ServingRecord
+    level: float
+    sent: int
+    completed: int
+    ttft_at_percentile_ms: float | None
+    tpot_at_percentile_ms: float | None
+    meets_slo: bool
+    goodput_rps: float | None  # completed requests that met every objective, per second
+    slo_attainment: float  # their share of the requests sent
+    output_token_throughput: float | None
+    request_throughput: float | None
+    cost_per_m_output_tokens: float | None  # at this level's throughput, when the record is priced
+
+
+@dataclass
+class Curve:
+    key: tuple[str, ...]  # hardware label, model, engine, variant, scenario kind
+    label: str
+    kind: str
+    levels: list[LevelVerdict] = field(default_factory=list)
+    operating: LevelVerdict | None = None  # the highest level meeting the SLOs
+    knee: LevelVerdict | None = None  # the first saturated level
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """The sample at or above the q-th percentile's rank (no interpolation: failed requests are infinite)."""
+    return float(np.percentile(values, q, method="higher")) if values else None
+
+
+def _tpot(r: S.ServedRequestBlock) -> float:
+    return (r.e2e_ms - r.ttft_ms) / (r.output_tokens - 1)
+
+
+def judge_level(record: S.ServingRecord, judging: Judging) -> LevelVerdict:
+    s = record.serving
+    q = judging.slo_percentile
+    requests = s.requests if s else []
+    done = [r for r in requests if r.error is None]
+    inf = float("inf")
+    # failed requests sit at infinity: a level that drops requests cannot meet a percentile by dropping them
+    ttfts = [r.ttft_ms for r in done] + [inf] * (len(requests) - len(done))
+    tpots = [_tpot(r) for r in done] + [inf] * (len(requests) - len(done))
+    good = [r for r in done if r.ttft_ms <= judging.slo_ttft_ms and _tpot(r) <= judging.slo_tpot_ms]
+    p_ttft, p_tpot = _percentile(ttfts, q), _percentile(tpots, q)
+    meets = bool(requests) and record.status == "ok" and p_ttft <= judging.slo_ttft_ms and p_tpot <= judging.slo_tpot_ms
+    price = price_of(record, judging.prices)
+    tput = s.output_token_throughput if s else None
+    return LevelVerdict(record, s.level if s else float("nan"), len(requests), len(done),
+                        p_ttft if p_ttft != inf else None, p_tpot if p_tpot != inf else None, meets,
+                        len(good) / s.duration_s if s and s.duration_s else None,
+                        len(good) / len(requests) if requests else 0.0, tput, s.request_throughput if s else None,
+                        price / (tput * 3600) * 1e6 if price and tput else None)
+
+
+def _engine(record: S.ServingRecord) -> str:
+    return record.engine.name if record.engine else (record.target.engine if record.target else "") or ""
+
+
+def curves(records: list[S.ServingRecord], judging: Judging) -> list[Curve]:
+    """One curve per target and scenario, levels in increasing order, with its operating point and knee."""
+    grouped: dict[tuple[str, ...], list[S.ServingRecord]] = {}
+    for r in records:
+        if r.serving is None:
+            continue
+        key = (r.hardware.label, r.model.name, _engine(r), r.variant.name, r.serving.kind)
+        grouped.setdefault(key, []).append(r)
+    out = []
+    for key, recs in sorted(grouped.items()):
+        label = f"{key[1]} · {key[3]} · {key[2]} ({key[4]}, {key[0]})"
+        curve = Curve(key, label, key[4], sorted((judge_level(r, judging) for r in recs), key=lambda v: v.level))
+        meeting = [v for v in curve.levels if v.meets_slo]
+        curve.operating = meeting[-1] if meeting else None
+        curve.knee = _knee(curve)
+        out.append(curve)
+    return out
+
+
+def _knee(curve: Curve) -> LevelVerdict | None:
+    previous = None
+    for v in curve.levels:
+        if v.request_throughput is None:
+            return v
+        if curve.kind == "server" and v.request_throughput < SATURATED * v.level:
+            return v
+        if curve.kind == "concurrency" and previous and previous.request_throughput \
+                and v.request_throughput < FLAT * previous.request_throughput:
+            return v
+        previous = v
+    return None
+
+
+def operating_points(records: list[S.ServingRecord], judging: Judging) -> Mapping[tuple[str, ...], LevelVerdict]:
+    """Each curve's operating point (curves with none left out)."""
+    return {c.key: c.operating for c in curves(records, judging) if c.operating is not None}

@@ -1,0 +1,204 @@
+"""A serving sweep: one target (a server at a URL, or one meekbench starts for the point's model,
+engine and variant) loaded at each level of ``scenario.levels``; one record per level. Orchestration
+only: the load generator is harness/measure/serving.py, the server harness/engines/server.py.
+
+A failure is data: a level whose target stops answering is a ``failed`` record with its completed
+and failed requests, and the sweep goes on (a started server is started again) or stops, as
+``scenario.on_failure`` says. A target given by URL that does not answer before any traffic is a
+bad invocation: ``TargetUnreachable``, and the command exits non-zero with nothing written.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from harness.config import RunConfig
+from harness.engines.server import ServerProcess, free_port, llamacpp_command
+from harness.measure.energy import EnergyMeter
+from harness.measure.hardware import fingerprint
+from harness.measure.serving import Prompt, make_prompts, run_level, unreachable
+from harness.models import hub_is_offline, resolve_device
+from harness.results import record as R
+from harness.results import schema as S
+from harness.results.schema import REFERENCE_ENGINE
+from harness.results.store import existing_serving_ok, point_key, run_id_for, serving_dir, write_serving_record
+
+log = logging.getLogger(__name__)
+
+
+class TargetUnreachable(RuntimeError):
+    """scenario.target.url does not answer GET /v1/models."""
+
+
+@dataclass
+class _Target:
+    """What serves the levels, and what the records say of it."""
+    model: S.ModelBlock
+    variant: Any
+    engine: Any
+    tokenizer: Any
+    api_model: str
+    engine_name: str
+    command: Callable[[int], list[str]] | None = None  # the server's command line for a port; None: given by URL
+    url: str | None = None
+
+
+def _label(rc: RunConfig) -> str:
+    return rc.variant.name if rc.engine.name == REFERENCE_ENGINE else f"{rc.engine.name}-{rc.variant.name}"
+
+
+def levels_of(rc: RunConfig) -> list[float]:
+    """The levels of load this sweep measures: offline sends scenario.min_requests at once."""
+    return [float(rc.scenario.min_requests)] if rc.scenario.kind == "offline" else [float(x) for x in rc.scenario.levels]
+
+
+def _tokenizer(rc: RunConfig, checkpoint: Path | None):
+    from transformers import AutoTokenizer
+
+    m = rc.model
+    if checkpoint is not None:
+        return AutoTokenizer.from_pretrained(str(checkpoint))
+    if m.source == "hub":  # a server given by URL: only the tokenizer is needed here, not the weights
+        return AutoTokenizer.from_pretrained(m.hub_id, revision=m.revision, local_files_only=hub_is_offline(rc.offline))
+    from harness.models import checkpoint_dir
+
+    return AutoTokenizer.from_pretrained(str(checkpoint_dir(m, rc.offline)))
+
+
+def _target(rc: RunConfig) -> _Target:
+    api_model = rc.scenario.target.api_model or rc.model.hub_id or rc.model.name
+    if rc.scenario.target.url:
+        return _Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": rc.engine.name},
+                       _tokenizer(rc, None), api_model, rc.engine.name, url=rc.scenario.target.url)
+    from harness.cards import read_card
+    from harness.engines import llamacpp
+
+    art = llamacpp.prepare_artifact(rc.model, rc.variant, rc.engine, rc.offline)
+    card = read_card(art.checkpoint) if (art.checkpoint / "card.json").exists() else None
+    tokenizer = _tokenizer(rc, art.checkpoint)
+    n_ctx = 2 ** math.ceil(math.log2(_longest(rc) + 8))
+    return _Target(R.model_block(rc.model, str(art.checkpoint.resolve()), card), R.variant_block(art.variant),
+                   art.info, tokenizer, api_model, rc.engine.name,
+                   command=lambda port: llamacpp_command(art.path, port, art.info.threads, n_ctx, api_model))
+
+
+def _longest(rc: RunConfig) -> int:
+    sc = rc.scenario
+    spread = 1 + (sc.length_range if sc.length_distribution == "uniform" else 0)
+    return math.ceil(sc.input_tokens * spread) + math.ceil(sc.output_tokens * spread) + 2
+
+
+def _prompts(rc: RunConfig, tokenizer: Any) -> list[Prompt]:
+    sc = rc.scenario
+    heldout = Path(rc.quality.heldout_path)
+    if not heldout.exists():
+        raise FileNotFoundError(f"quality.heldout_path={heldout} does not exist (the prompts are cut from it); "
+                                "`meekbench build-tiny` writes it")
+    ids = tokenizer(heldout.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+    most = max(levels_of(rc)) if sc.kind == "server" else 0
+    count = max(sc.min_requests, math.ceil(most * sc.min_duration_s)) + sc.warmup_requests
+    return make_prompts(ids, tokenizer.decode, count, sc.input_tokens, sc.output_tokens, sc.length_distribution,
+                        sc.length_range, sc.seed)
+
+
+def run_serving(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
+    """Every level of the sweep not yet recorded ok (all of them with force=true)."""
+    sc = rc.scenario
+    try:
+        device = resolve_device(rc.hardware.device)
+    except ValueError:
+        device = torch.device("cpu")
+    hw = fingerprint(device, rc.hardware.label)
+    points = []
+    for level in levels_of(rc):
+        key = point_key(resolved, hw.id, level)
+        run_id = run_id_for(rc.model.name, f"{_label(rc)}--{sc.kind}-{level:g}", hw.label, key)
+        done = None if rc.force else existing_serving_ok(rc.results_dir, run_id)
+        if done:
+            log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
+        points.append((level, key, run_id, done))
+    todo = [p for p in points if p[3] is None]
+    if not todo:
+        return [p[3] for p in points]
+    if sc.target.url and (why := unreachable(sc.target.url)):
+        raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
+                                "nothing was measured")
+
+    records, server, target, failure = [], None, None, None
+    try:
+        try:
+            target = _target(rc)
+            prompts = _prompts(rc, target.tokenizer)
+        except Exception as e:  # the target could not be prepared: every level says why
+            failure = _failure(e)
+        for level, key, run_id, _ in todo:
+            started = time.perf_counter()
+            result, level_failure, url = None, failure, target.url if target else None
+            if level_failure is None and target.command is not None and (server is None or not server.alive()):
+                if server is not None:
+                    server.stop()
+                port = free_port()
+                server = ServerProcess(target.command(port), port, serving_dir(rc.results_dir, run_id) / "server.log",
+                                       sc.target.startup_timeout_s)
+                try:
+                    server.start()
+                except Exception as e:
+                    level_failure, server = _failure(e), None
+            if level_failure is None:
+                url = server.url if server else target.url
+                meter = EnergyMeter(device) if server else None
+                log.info("%s: %s level %g against %s", run_id, sc.kind, level, url)
+                result = run_level(url, target.api_model, prompts, sc.kind, level, sc, meter=meter)
+            record = R.build_serving_record(
+                run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started,
+                model=target.model if target else R.model_block(rc.model),
+                variant=target.variant if target else R.variant_block(rc.variant),
+                hardware=hw, level=result, failure=level_failure, engine=target.engine if target else None,
+                target=_target_block(target, url, server, sc.target.url is None),
+                energy_reason=None if server else "the target is given by URL: its machine's counters are not "
+                                                  "readable from the client")
+            write_serving_record(rc.results_dir, record)
+            records.append(record)
+            log.info("%s: %s", run_id, _line(record))
+            if record.status != "ok" and sc.on_failure == "stop":
+                log.warning("scenario.on_failure=stop: the sweep ends at level %g", level)
+                break
+            if record.status != "ok" and server is not None:
+                server.stop()  # started again for the next level
+                server = None
+    finally:
+        if server is not None:
+            server.stop()
+    return records
+
+
+def _target_block(target: _Target | None, url: str | None, server: ServerProcess | None,
+                  launched: bool) -> dict | None:
+    if target is None:
+        return None
+    return {"url": url or "", "launched": launched, "api_model": target.api_model,
+            "engine": target.engine_name, "launch_command": server.command if server else None,
+            "server_log": str(server.log_path) if server else None}
+
+
+def _failure(e: BaseException) -> R.Failure:
+    from harness.variants import UnsupportedVariantError
+
+    status = "unsupported" if isinstance(e, UnsupportedVariantError) else "failed"
+    return R.Failure(status, f"{type(e).__name__}: {' '.join(str(e).split())[:500]}")
+
+
+def _line(record: S.ServingRecord) -> str:
+    s = record.serving
+    if s is None:
+        return f"{record.status}: {record.error}"
+    p99 = lambda stats: f"{stats.p99:.1f}" if stats else "-"  # noqa: E731
+    tput = f"{s.output_token_throughput:.1f}" if s.output_token_throughput else "-"
+    return (f"{record.status}: {s.completed}/{len(s.requests)} requests, {tput} output tok/s, "
+            f"p99 TTFT {p99(s.ttft_ms)} ms, p99 TPOT {p99(s.tpot_ms)} ms" + (f"; {record.error}" if record.error else ""))

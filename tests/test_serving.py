@@ -1,0 +1,253 @@
+"""Serving scenarios: the load generator against a stand-in server on 127.0.0.1 (definitions, schedules,
+failures counted), the sweep's records and their judging at SLOs, and llama-cpp-python's server for real.
+Every request goes to 127.0.0.1, bounded in count and time."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from tests.fake_openai_server import Behaviour, InThread
+from harness.engines.server import ServerProcess, free_port
+from harness.measure.serving import Prompt, arrival_times, make_prompts, run_level, unreachable
+from harness.results.comparison import Judging
+from harness.results.serving import curves, judge_level
+from harness.results.store import load_serving_records
+
+FAKE = Path(__file__).with_name("fake_openai_server.py")
+PROMPTS = [Prompt("some prompt", 3, 6)] * 64
+
+
+def plan(**kw):
+    base = dict(kind="server", burstiness=1.0, min_requests=12, min_duration_s=0.0, max_duration_s=30.0,
+                warmup_requests=1, request_timeout_s=10.0, bootstrap_resamples=200, seed=0)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_each_request_is_timed_per_token_as_the_definitions_say():
+    with InThread(Behaviour(ttft_ms=40, itl_ms=12)) as url:
+        r = run_level(url, "fake", PROMPTS, "server", 20.0, plan())
+    assert r.completed == 12 and r.failed == 0 and r.stop_reason == "every request answered"
+    for q in r.requests:
+        assert q.output_tokens == 6 and q.token_count_source == "usage" and len(q.itl_ms) == 5
+        assert q.ttft_ms >= 40 and min(q.itl_ms) >= 12 * 0.9  # the server's own sleeps bound them below
+        assert q.e2e_ms == pytest.approx(q.ttft_ms + sum(q.itl_ms))
+        assert q.tpot_ms == pytest.approx((q.e2e_ms - q.ttft_ms) / 5)
+    assert r.ttft_ms.ci_resamples == "requests" and r.ttft_ms.n == 12
+    assert r.ttft_p99_ci[0] <= r.ttft_ms.p99 <= r.ttft_p99_ci[1] + 1e-9
+    assert r.output_token_throughput == pytest.approx(r.request_throughput * 6)
+    assert r.send_lag_ms.n == 12 and r.client_ms_per_token >= 0
+
+
+def test_tokens_are_counted_by_chunks_when_the_server_sends_no_usage():
+    with InThread(Behaviour(no_usage=True)) as url:
+        r = run_level(url, "fake", PROMPTS, "offline", 4.0, plan(min_requests=4))
+    assert all(q.token_count_source == "chunks" and q.output_tokens == 6 and q.ok for q in r.requests)
+
+
+def test_closed_loop_keeps_exactly_its_clients_in_flight_and_offline_sends_all_at_once():
+    b = Behaviour(ttft_ms=20, itl_ms=5)
+    with InThread(b) as url:
+        r = run_level(url, "fake", PROMPTS, "concurrency", 3.0, plan(kind="concurrency", min_requests=12))
+        assert b.max_in_flight == 3 and r.completed >= 12
+        b.max_in_flight = 0
+        r = run_level(url, "fake", PROMPTS, "offline", 10.0, plan(kind="offline", min_requests=10))
+    assert b.max_in_flight == 10 and r.completed == 10
+    assert max(q.sent_s for q in r.requests) < min(q.ttft_ms for q in r.requests) / 1e3  # all left before any answer
+
+
+def test_open_loop_arrivals_follow_the_rate_and_burstiness():
+    gaps = np.diff(arrival_times(20001, 5.0, 1.0, seed=1))
+    assert gaps.mean() == pytest.approx(0.2, rel=0.03) and gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.05)
+    bursty = np.diff(arrival_times(20001, 5.0, 0.25, seed=1))  # gamma shape 1/4: CV 2
+    assert bursty.mean() == pytest.approx(0.2, rel=0.05) and bursty.std() / bursty.mean() == pytest.approx(2.0, rel=0.1)
+    with InThread(Behaviour()) as url:  # rate x min_duration requests when that is more than min_requests
+        r = run_level(url, "fake", PROMPTS, "server", 40.0, plan(min_requests=4, min_duration_s=0.5))
+    assert len(r.requests) == 20
+    assert [q.scheduled_s for q in r.requests] == pytest.approx(list(arrival_times(20, 40.0, 1.0, 0)))
+
+
+def test_prompts_are_cut_from_the_text_at_the_asked_lengths():
+    ids = list(range(1000))
+    fixed = make_prompts(ids, lambda t: " ".join(map(str, t)), 5, 20, 8, seed=3)
+    assert all(p.input_tokens == 20 and p.output_tokens == 8 and len(p.text.split()) == 20 for p in fixed)
+    assert fixed == make_prompts(ids, lambda t: " ".join(map(str, t)), 5, 20, 8, seed=3)  # seeded
+    spread = make_prompts(ids, str, 200, 20, 8, "uniform", 0.5, seed=3)
+    assert {p.input_tokens for p in spread} <= set(range(10, 31)) and len({p.input_tokens for p in spread}) > 10
+    with pytest.raises(ValueError, match="longer text"):
+        make_prompts(ids[:10], str, 1, 20, 8)
+
+
+def test_failures_are_counted_with_their_reason_never_hidden():
+    with InThread(Behaviour(short=2)) as url:
+        r = run_level(url, "fake", PROMPTS, "offline", 3.0, plan(min_requests=3))
+    assert r.completed == 0 and r.errors == {"short": 3} and "returned 4 tokens (usage), asked 6" in r.requests[0].error
+    with InThread(Behaviour(hang=True)) as url:
+        t0 = time.perf_counter()
+        r = run_level(url, "fake", PROMPTS, "offline", 2.0, plan(min_requests=2, warmup_requests=0, request_timeout_s=0.5))
+        assert time.perf_counter() - t0 < 5  # a timeout is an error, not a hang
+    assert r.errors == {"timeout": 2} and "request_timeout_s=0.5" in r.requests[0].error
+    assert "ClientConnectorError" in unreachable(f"http://127.0.0.1:{free_port()}")
+
+
+def test_an_unreachable_url_exits_nonzero_before_any_traffic(tmp_path):
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "scenario=server", f"results_dir={tmp_path}",
+                           f"scenario.target.url=http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and f"scenario.target.url=http://127.0.0.1:{port} does not answer" in done.stderr
+    assert not list(tmp_path.glob("serving/*/record.json"))
+    bad = subprocess.run([sys.executable, "-m", "harness", "run", "scenario=server", f"results_dir={tmp_path}",
+                          "scenario.target.url=localhost:8000"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "scenario.target.url='localhost:8000'; valid: http(s)://" in bad.stderr
+
+
+def _serve_cfg(run_cfg, *overrides):
+    return run_cfg("scenario=server", "scenario.levels=[20,40]", "scenario.min_requests=10", "scenario.min_duration_s=0",
+                   "scenario.input_tokens=8", "scenario.output_tokens=4", "scenario.warmup_requests=1",
+                   "scenario.bootstrap_resamples=200", *overrides)
+
+
+def test_a_sweep_writes_one_record_per_level_and_a_rerun_skips_them(run_cfg):
+    from harness.run import run_point
+
+    with InThread(Behaviour(ttft_ms=30, itl_ms=5)) as url:
+        cfg = _serve_cfg(run_cfg, f"scenario.target.url={url}", "hardware.price_per_hour_usd=2.0")
+        records = run_point(cfg)
+        assert [r.status for r in records] == ["ok", "ok"] and [r.serving.level for r in records] == [20, 40]
+        assert records[0].point_key != records[1].point_key and not records[0].target.launched
+        assert records[0].energy.joules is None and "given by URL" in records[0].energy.reason
+        again = run_point(_serve_cfg(run_cfg, f"scenario.target.url={url}", "hardware.price_per_hour_usd=9.0",
+                                     "scenario.on_failure=stop"))
+    assert [r.created_at for r in again] == [r.created_at for r in records]  # a price is no part of a point
+    loaded, skipped = load_serving_records([OmegaConf.select(cfg, "results_dir")])
+    assert len(loaded) == 2 and not skipped
+
+
+def test_levels_are_judged_at_the_slo_from_the_records(run_cfg, tmp_path):
+    from harness.report.markdown import write_report
+    from harness.run import run_point
+
+    with InThread(Behaviour(ttft_ms=30, itl_ms=5)) as url:
+        cfg = _serve_cfg(run_cfg, f"scenario.target.url={url}", "hardware.price_per_hour_usd=2.0")
+        records = run_point(cfg)
+    lax, strict = Judging(slo_ttft_ms=1000, slo_tpot_ms=100), Judging(slo_ttft_ms=10, slo_tpot_ms=100)
+    v = judge_level(records[0], lax)
+    assert v.meets_slo and v.slo_attainment == 1.0 and v.goodput_rps == pytest.approx(records[0].serving.request_throughput)
+    assert v.cost_per_m_output_tokens == pytest.approx(2.0 / (records[0].serving.output_token_throughput * 3600) * 1e6)
+    w = judge_level(records[0], strict)  # every TTFT is at least the server's 30 ms
+    assert not w.meets_slo and w.goodput_rps == 0 and w.slo_attainment == 0
+    curve = curves(records, lax)[0]
+    assert curve.operating.level == 40 and curves(records, strict)[0].operating is None
+    md = write_report([OmegaConf.select(cfg, "results_dir")], tmp_path / "report", lax).read_text()
+    assert "## Serving under load" in md and "Operating point: level 40" in md
+    assert (tmp_path / "report" / "serving-0.png").stat().st_size > 1000
+
+
+def test_a_failed_request_counts_against_the_percentile():
+    from harness.results import schema as S
+
+    req = dict(scheduled_s=0, sent_s=0, input_tokens=3, output_tokens_asked=6, output_tokens=6, ttft_ms=5.0,
+               itl_ms=[1.0] * 5, e2e_ms=10.0)
+    reqs = [S.ServedRequestBlock(index=i, **req) for i in range(98)]
+    reqs += [S.ServedRequestBlock(index=98 + i, **{**req, "error": "timeout", "error_kind": "timeout"}) for i in range(2)]
+    serving = S.ServingBlock(kind="server", level=1, duration_s=10, stop_reason="", completed=98, failed=2,
+                             output_token_throughput=58.8, request_throughput=9.8, requests=reqs)
+    rec = SimpleNamespace(serving=serving, status="ok", hardware=SimpleNamespace(label="x"), config={})
+    assert not judge_level(rec, Judging(slo_ttft_ms=100, slo_tpot_ms=100)).meets_slo  # 2% failed > 1% allowed
+    assert judge_level(rec, Judging(slo_ttft_ms=100, slo_tpot_ms=100, slo_percentile=95)).meets_slo
+
+
+def _fake_target(monkeypatch, ttft_ms: float = 0.0):
+    """serve._target for a stand-in server that the sweep starts and stops itself, like llama.cpp's."""
+    from transformers import AutoTokenizer
+
+    import harness.serve as serve
+    from harness.results import record as R
+
+    def fake(rc):
+        tok = AutoTokenizer.from_pretrained(rc.model.path)
+        return serve._Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": "fake"}, tok, "fake",
+                             "fake", command=lambda port: [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms)])
+
+    monkeypatch.setattr(serve, "_target", fake)
+
+
+def _killer(pattern: str, after_s: float) -> threading.Thread:
+    def kill():
+        time.sleep(after_s)
+        subprocess.run(["pkill", "-9", "-f", pattern], check=False)
+    t = threading.Thread(target=kill, daemon=True)
+    t.start()
+    return t
+
+
+def _alive(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, monkeypatch):
+    from harness.run import run_point
+
+    _fake_target(monkeypatch, ttft_ms=100)
+    cfg = run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12", "scenario.min_duration_s=0",
+                  "scenario.input_tokens=8", "scenario.output_tokens=4", "scenario.warmup_requests=0",
+                  "scenario.bootstrap_resamples=100", "engine=llamacpp")
+    _killer(str(FAKE), 1.0)  # about a third into the first level (12 requests at 4/s)
+    records = run_point(cfg)
+    first, second = records
+    assert first.status == "failed" and "the target stopped answering" in first.error
+    assert first.serving.completed > 0 and first.serving.errors.get("connection", 0) > 0
+    assert first.serving.completed + first.serving.failed == len(first.serving.requests) == 12
+    assert second.status == "ok" and second.serving.completed == 12  # started again for the next level
+    assert first.target.launched and first.target.launch_command[1] == str(FAKE)
+    assert not _alive(str(FAKE))  # and stopped at the end
+    _killer(str(FAKE), 1.0)
+    stopped = run_point(run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12",
+                                "scenario.min_duration_s=0", "scenario.input_tokens=8", "scenario.output_tokens=4",
+                                "scenario.warmup_requests=0", "scenario.bootstrap_resamples=100", "engine=llamacpp",
+                                "scenario.on_failure=stop", "scenario.seed=1"))
+    assert [r.status for r in stopped] == ["failed"] and not _alive(str(FAKE))
+
+
+def test_a_started_server_is_stopped_on_an_interrupt(tmp_path):
+    port = free_port()
+    server = ServerProcess([sys.executable, str(FAKE), str(port)], port, tmp_path / "server.log", 30)
+    with pytest.raises(KeyboardInterrupt):
+        with server as url:
+            assert unreachable(url) is None
+            raise KeyboardInterrupt
+    assert server.proc.poll() is not None and unreachable(server.url) is not None
+
+
+@pytest.mark.slow
+def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path):
+    """tiny-m as an F32 GGUF behind llama-cpp-python's server: a rate sweep and a closed loop, every
+    request answered with exactly the tokens asked, the server gone afterwards, the report's curve."""
+    pytest.importorskip("llama_cpp.server.app")
+    from harness.report.markdown import write_report
+    from harness.run import run_point
+
+    common = ["engine=llamacpp", "variant=fp32", "scenario.min_duration_s=0", "scenario.min_requests=6",
+              "scenario.input_tokens=16", "scenario.output_tokens=8", "scenario.bootstrap_resamples=200",
+              "hardware.price_per_hour_usd=0.1"]
+    rate = run_point(run_cfg("scenario=server", "scenario.levels=[2,50]", *common))
+    closed = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1,2]", *common))
+    for r in rate + closed:
+        assert r.status == "ok", r.error
+        assert all(q.error is None and q.output_tokens == 8 for q in r.serving.requests)
+        assert r.target.launched and "llama_cpp.server" in r.target.launch_command
+        assert r.engine.name == "llamacpp" and r.engine.file_type == "F32"
+    assert not _alive("llama_cpp.server")
+    # one request at a time (llama-cpp-python's server has no batching): 50/s offered is far past what it serves
+    assert rate[1].serving.request_throughput < 50 * 0.9
+    md = write_report([OmegaConf.select(run_cfg(), "results_dir")], tmp_path / "rep", Judging()).read_text()
+    assert "## Serving under load" in md and "tiny-m · fp32 · llamacpp (server" in md
+    print("\n".join(line for line in md.splitlines() if line.startswith(("|", "Operating", "Knee"))))
