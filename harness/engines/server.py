@@ -42,10 +42,13 @@ def _die_with_parent() -> None:  # runs in the child before exec
 
 
 def llamacpp_command(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
-    """llama-cpp-python's OpenAI-compatible server for one GGUF file (it serves one request at a time)."""
+    """llama-cpp-python's OpenAI-compatible server for one GGUF file. It serves one request at a time;
+    by default a new request *interrupts* the one streaming (its stream ends early), so that is turned
+    off: requests queue, as on a serving engine."""
     return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", api_model,
             "--host", HOST, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-            "--n_ctx", str(n_ctx), "--n_batch", str(min(n_ctx, 512)), "--verbose", "False"]
+            "--n_ctx", str(n_ctx), "--n_batch", str(min(n_ctx, 512)), "--interrupt_requests", "False",
+            "--verbose", "False"]
 
 
 class ServerProcess:
