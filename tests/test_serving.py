@@ -251,3 +251,42 @@ def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path):
     md = write_report([OmegaConf.select(run_cfg(), "results_dir")], tmp_path / "rep", Judging()).read_text()
     assert "## Serving under load" in md and "tiny-m · fp32 · llamacpp (server" in md
     print("\n".join(line for line in md.splitlines() if line.startswith(("|", "Operating", "Knee"))))
+
+
+def _serving_record(base, level: float, tokens_per_s: float, ttft_ms: float, price: float):
+    """A serving record of ``base``'s model and variant at one level: 10 requests of 8 tokens, all
+    with ``ttft_ms`` and TPOT 10 ms, served at ``tokens_per_s``."""
+    from harness.results import schema as S
+
+    reqs = [S.ServedRequestBlock(index=i, scheduled_s=0, sent_s=0, input_tokens=8, output_tokens_asked=8,
+                                 output_tokens=8, ttft_ms=ttft_ms, itl_ms=[10.0] * 7, e2e_ms=ttft_ms + 70)
+            for i in range(10)]
+    serving = S.ServingBlock(kind="server", level=level, duration_s=80 / tokens_per_s, stop_reason="", completed=10,
+                             failed=0, output_token_throughput=tokens_per_s, request_throughput=tokens_per_s / 8,
+                             requests=reqs)
+    return S.ServingRecord(run_id=f"{base.model.name}--server-{level:g}", point_key=str(level), status="ok",
+                           created_at=base.created_at, duration_s=1.0, config={"hardware": {"price_per_hour_usd": price}},
+                           model=base.model, variant=base.variant, hardware=base.hardware, software={},
+                           serving=serving)
+
+
+def test_the_projection_can_read_its_rate_at_a_serving_operating_point():
+    from harness.config import ProjectorConfig
+    from harness.projector.project import project
+    from tests.conftest import record_template
+
+    base = [record_template(f"m{i}", n, 3.0 - 0.1 * i) for i, n in enumerate([1e4, 3e4, 1e5, 4e5, 1e6, 3e6])]
+    big = base[-1]
+    serving = [_serving_record(big, 1, 100.0, 50.0, 0.5), _serving_record(big, 2, 180.0, 80.0, 0.5),
+               _serving_record(big, 4, 200.0, 5000.0, 0.5)]  # the last misses p99 TTFT <= 2 s
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
+    p.law.source, p.inference.cost_source, p.inference.measured_point = "measured", "measured", "serving"
+    inf = project(p, base, serving)["inference"]
+    usd_per_token = 0.5 / (180.0 * 3600)
+    assert inf["effective_params_per_usd"]["source"] == "measured"
+    assert inf["effective_params_per_usd"]["value"] == pytest.approx(big.model.params / usd_per_token, rel=1e-9)
+    assert "server level 2 " in inf["measured_rates"][0]["measured_at"] and "the server level 2" in \
+        inf["effective_params_per_usd"]["note"]
+    p.inference.slo.ttft_ms = 10.0  # no level meets it: the assumed rate, and why
+    fallback = project(p, base, serving)["inference"]["effective_params_per_usd"]
+    assert fallback["source"] == "default" and "no priced serving curve has a level meeting" in fallback["note"]

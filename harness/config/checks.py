@@ -33,7 +33,8 @@ ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "lla
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
-ASSUMED_RATES = ("bandwidth", "flops")  # what the assumed decode cost per parameter is bound by
+ASSUMED_RATES = ("bandwidth", "flops")
+MEASURED_POINTS = ("single", "serving")  # which measured decode cost the inference gap reads  # what the assumed decode cost per parameter is bound by
 STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
 # how a point loads its target (harness.run): one request at a time in this process (bench/), or an
 # OpenAI-compatible server under load (harness.serve): open-loop arrivals, N closed-loop clients, or all at once

@@ -353,11 +353,13 @@ class SloConfig:
     tpot_ms: float = 200.0
     percentile: float = 99.0  # a level meets the SLOs when this percentile of each is within them (MLPerf)
 
+    _key: ClassVar[str] = "judge.slo."  # where these keys sit in the composed config, for error messages
+
     def __post_init__(self) -> None:
-        _positive("judge.slo.ttft_ms", self.ttft_ms)
-        _positive("judge.slo.tpot_ms", self.tpot_ms)
+        _positive(f"{self._key}ttft_ms", self.ttft_ms)
+        _positive(f"{self._key}tpot_ms", self.tpot_ms)
         if _set(self.percentile) and not 0 < self.percentile <= 100:
-            raise ConfigValueError(f"judge.slo.percentile={self.percentile!r}; valid: above 0, at most 100")
+            raise ConfigValueError(f"{self._key}percentile={self.percentile!r}; valid: above 0, at most 100")
 
 
 @dataclass

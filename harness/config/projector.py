@@ -3,12 +3,18 @@ ranges."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (ASSUMED_RATES, COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, ConfigValueError,
-                                   _at_least, _each, _fraction, _one_of, _positive, _set, _share)
+from harness.config.checks import (ASSUMED_RATES, COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, MEASURED_POINTS,
+                                   ConfigValueError, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
+from harness.config.point import SloConfig
+
+
+@dataclass
+class ProjectorSloConfig(SloConfig):
+    _key: ClassVar[str] = "projector.inference.slo."
 
 
 @dataclass
@@ -83,6 +89,10 @@ class InferenceConfig:
     gpu_price_per_hour_usd: float = 2.0  # the default FLOP/$'s $2/h
     flops_per_param: float = 2.0  # decode FLOPs per parameter per token (assumed_rate=flops)
     batch_size: int = 1  # the measured shape whose decode cost per token is read
+    # cost_source=measured reads: single (each record's single-request decode cost at batch_size) |
+    # serving (each serving curve's operating point: the highest level meeting ``slo``, docs/serving.md)
+    measured_point: str = "single"
+    slo: ProjectorSloConfig = field(default_factory=ProjectorSloConfig)
     # Both actors' runnable models are read on the projection's law as if trained compute-optimally:
     # by the law's own N-D allocation where it has one (a published L(N, D) fit; a grid law under
     # transfer=full), at its point values; else with this fixed D/N
@@ -100,6 +110,7 @@ class InferenceConfig:
         key = "projector.inference"
         _one_of(f"{key}.cost_source", self.cost_source, COST_SOURCES)
         _one_of(f"{key}.assumed_rate", self.assumed_rate, ASSUMED_RATES)
+        _one_of(f"{key}.measured_point", self.measured_point, MEASURED_POINTS)
         for name in ("price_per_token_usd", "g_cost", "flops_per_param", "tokens_per_param", "frontier_spend_growth",
                      "memory_bandwidth_bytes_per_s", "bytes_per_param", "gpu_price_per_hour_usd"):
             _positive(f"{key}.{name}", getattr(self, name))

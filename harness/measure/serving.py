@@ -149,6 +149,7 @@ class LevelResult:
     client_ms_per_token: float | None = None  # the client's chunk handling per streamed token
     energy: EnergyReading | None = None
     energy_j_per_output_token: float | None = None
+    load_generator: str = LOAD_GENERATOR
 
 
 def _parse_chunk(line: bytes) -> dict | None:

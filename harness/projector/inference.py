@@ -28,8 +28,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from harness.projector.laws import Chinchilla, ComputeLaw
-from harness.results.comparison import cost_rows, price_of
-from harness.results.schema import RunRecord, is_baseline, variant_label
+from harness.results.comparison import Judging, cost_rows, price_of
+from harness.results.schema import RunRecord, ServingRecord, is_baseline, variant_label
+from harness.results.serving import curves
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DecodeRate:
     usd_per_token: float  # median over the point's measured shapes at this batch size
     multiplier: float  # the parameters it acts like, over its own (1 for a baseline)
     weights: str | None = None  # what the model's weights are, where not the publisher's (its card)
+    measured_at: str = "single requests"  # the load it was measured at (a serving curve's operating point)
 
     @property
     def effective_params_per_usd(self) -> float:
@@ -62,14 +64,44 @@ def decode_rates(records: Iterable[RunRecord], batch_size: int, multipliers: dic
         price = price_of(r, prices)
         costs = [c.usd_per_million_tokens / 1e6 for c in cost_rows(r.latency, None, price)
                  if c.batch_size == batch_size and c.usd_per_million_tokens]
-        m = 1.0 if is_baseline(r, baseline_variant) else \
-            multipliers.get((r.model.name, variant_label(r), r.hardware.label))
+        m = _multiplier(r, multipliers, baseline_variant)
         if not costs or m is None:
             continue
         rate = DecodeRate(r.model.name, r.model.family, variant_label(r), r.hardware.label, r.model.params,
                           batch_size, statistics.median(costs), m, r.model.weights)
         key = (rate.hardware, rate.variant)
         if key not in best or rate.params > best[key].params:
+            best[key] = rate
+    return sorted(best.values(), key=lambda x: -x.effective_params_per_usd)
+
+
+def _multiplier(r, multipliers, baseline_variant: str) -> float | None:
+    return 1.0 if is_baseline(r, baseline_variant) else multipliers.get((r.model.name, variant_label(r), r.hardware.label))
+
+
+def serving_rates(records: Iterable[ServingRecord], multipliers: dict[tuple[str, str, str], float],
+                  baseline_variant: str, judging: Judging) -> list[DecodeRate]:
+    """One rate per (hardware, variant) from serving curves: each curve's operating point (its highest
+    level meeting the SLOs, harness/results/serving.py) costed at its price over the output tokens it
+    served per hour; the largest model per (hardware, variant) as for single requests."""
+    best: dict[tuple[str, str], DecodeRate] = {}
+    for curve in curves(list(records), judging):
+        op = curve.operating
+        r = op.record if op else None
+        if op is None or op.cost_per_m_output_tokens is None or not r.model.params:
+            continue
+        m = _multiplier(r, multipliers, baseline_variant)
+        if m is None:
+            continue
+        q = f"p{judging.slo_percentile:g}"
+        rate = DecodeRate(r.model.name, r.model.family, variant_label(r), r.hardware.label, r.model.params, 0,
+                          op.cost_per_m_output_tokens / 1e6, m, r.model.weights,
+                          f"{curve.kind} level {op.level:g} ({op.output_token_throughput:.3g} output tok/s), the "
+                          f"highest meeting {q} TTFT <= {judging.slo_ttft_ms:g} ms and {q} TPOT <= "
+                          f"{judging.slo_tpot_ms:g} ms")
+        key = (rate.hardware, rate.variant)
+        if key not in best or rate.params > best[key].params or (
+                rate.params == best[key].params and rate.usd_per_token < best[key].usd_per_token):
             best[key] = rate
     return sorted(best.values(), key=lambda x: -x.effective_params_per_usd)
 

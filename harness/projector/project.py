@@ -21,8 +21,9 @@ from harness.projector import uncertainty as U
 from harness.projector.gains import variant_multipliers
 from harness.projector.inputs import Inputs, resolve_inputs, sourced
 from harness.projector.markdown import markdown_table
-from harness.results.schema import RunRecord
-from harness.results.store import load_records
+from harness.results.schema import RunRecord, ServingRecord
+from harness.results.comparison import Judging
+from harness.results.store import load_records, load_serving_records
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _tokens_per_param(model: I.InferenceGap, t: np.ndarray, inf) -> dict[str, An
 
 
 def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], variants: list[dict[str, Any]],
-               t: np.ndarray) -> tuple[dict[str, Any], I.InferenceGap]:
+               t: np.ndarray, serving: list[ServingRecord]) -> tuple[dict[str, Any], I.InferenceGap]:
     """The inference gap (harness/projector/inference.py): the rate from measured decode costs where
     the records have them, else the assumed FLOP/$; read on the projection's own law."""
     inf = p.inference
@@ -90,13 +91,19 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
         raise ValueError(f"projector.inference.cost_source={inf.cost_source!r}; valid: {', '.join(COST_SOURCES)}")
     multipliers = {(v["model"], v["variant"], v["hardware"]): v.get("multiplier_vs_baseline") for v in variants
                    if v.get("multiplier_vs_baseline")}
-    rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant, p.prices) \
-        if inf.cost_source == "measured" else []
+    rates = []
+    if inf.cost_source == "measured" and inf.measured_point == "serving":
+        judging = Judging(p.baseline_variant, prices=p.prices, slo_ttft_ms=inf.slo.ttft_ms,
+                          slo_tpot_ms=inf.slo.tpot_ms, slo_percentile=inf.slo.percentile)
+        rates = I.serving_rates(serving, multipliers, p.baseline_variant, judging)
+    elif inf.cost_source == "measured":
+        rates = I.decode_rates(records, inf.batch_size, multipliers, p.baseline_variant, p.prices)
     if rates:
         best = rates[0]
         per_usd = best.effective_params_per_usd
-        src, note = "measured", (f"read from {best.model} ({best.family}) {best.variant} on {best.hardware} at batch "
-                                 f"{best.batch_size}: ${best.usd_per_token:.3g}/token for {best.params:,} parameters "
+        at = f"batch {best.batch_size}" if inf.measured_point == "single" else f"the {best.measured_at}"
+        src, note = "measured", (f"read from {best.model} ({best.family}) {best.variant} on {best.hardware} at "
+                                 f"{at}: ${best.usd_per_token:.3g}/token for {best.params:,} parameters "
                                  f"x multiplier {best.multiplier:.3g}, the cheapest of {len(rates)} measured options "
                                  "per effective parameter; cost taken as linear in N from the largest model "
                                  "measured (small models' per-token overhead makes this conservative)"
@@ -104,7 +111,8 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
     else:
         why = "projector.inference.cost_source=assumed" if inf.cost_source == "assumed" else \
             f"no record has a priced decode cost at batch {inf.batch_size} (run points with " \
-            "hardware.price_per_hour_usd)"
+            "hardware.price_per_hour_usd)" if inf.measured_point == "single" else \
+            "no priced serving curve has a level meeting projector.inference.slo (with a variant multiplier)"
         per_usd, src, note = _assumed_rate(inf, inputs.flop_per_dollar)
         note += f": {why}"
         if inf.cost_source == "measured":
@@ -160,7 +168,7 @@ def _fit_warnings(inputs: Inputs) -> list[str]:
     return out
 
 
-def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
+def project(p: ProjectorConfig, records: list[RunRecord], serving: list[ServingRecord] | None = None) -> dict[str, Any]:
     if p.horizon_years <= 0 or p.steps_per_year < 1:
         raise ValueError(f"horizon_years={p.horizon_years}, steps_per_year={p.steps_per_year}: both must be positive")
     if p.budget_usd <= 0:
@@ -173,7 +181,7 @@ def project(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
     meek = inputs.law.loss(G.meek_compute(c0, inputs.growth, t))
     gap = meek - frontier
     variants = variant_multipliers(records, inputs, p)
-    inference, inference_gap = _inference(p, inputs, records, variants, t)
+    inference, inference_gap = _inference(p, inputs, records, variants, t, serving or [])
     unc = _uncertainty(p, inputs, c0, t, inference_gap)
     t_star = G.peak_time_closed_form(inputs.law.alpha, inputs.growth, r0)
     closing = {str(level): G.closing_time(inputs.law, c0, inputs.growth, level, r0) for level in p.closing_levels}
@@ -226,7 +234,9 @@ def write_projection(cfg: ProjectConfig) -> Path:
     from harness.projector.plots import plot_all
 
     records = load_records(list(cfg.results_dirs)).records
-    result = project(cfg.projector, records)
+    serving = load_serving_records(list(cfg.results_dirs))[0] if cfg.projector.inference.measured_point == "serving" \
+        else []
+    result = project(cfg.projector, records, serving)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     family = result.pop("_family")

@@ -94,6 +94,6 @@ def serving_markdown(dirs: list, out: Path, judging: Judging) -> list[str]:
             lines.append(f"Operating point: level {op.level:g}, {_fmt(op.output_token_throughput)} output tok/s, "
                          f"goodput {_fmt(op.goodput_rps)} req/s: {cost}.")
         lines += ["", f"Knee: {'level ' + format(knee.level, 'g') if knee else 'not reached in these levels'}"
-                  " (server: achieved request rate below 90% of the offered one; closed loop: throughput up "
+                  " (server: achieved request rate below 90% of the rate requests were sent at; closed loop: throughput up "
                   "less than 10% over the level before).", ""]
     return lines

@@ -12,7 +12,8 @@ A curve is one target (model x engine x variant on one machine) across the level
 Its *operating point* is the highest level that meets the SLOs, and what a deployment pays per
 million output tokens there is its price per hour over the output tokens per hour it served. The
 *knee* is where the target saturates: the first level whose achieved request throughput falls
-below 90% of the rate offered (server), or, for closed loops, whose throughput grows less than
+below 90% of the rate its requests were actually sent at (server; the sent rate of a finite Poisson
+sample differs from the nominal one), or, for closed loops, whose throughput grows less than
 10% over the level before.
 """
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _knee(curve: Curve) -> LevelVerdict | None:
     for v in curve.levels:
         if v.request_throughput is None:
             return v
-        if curve.kind == "server" and v.request_throughput < SATURATED * v.level:
+        sent = v.record.serving.achieved_send_rate or v.level
+        if curve.kind == "server" and v.request_throughput < SATURATED * sent:
             return v
         if curve.kind == "concurrency" and previous and previous.request_throughput \
                 and v.request_throughput < FLAT * previous.request_throughput:
