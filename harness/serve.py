@@ -101,7 +101,7 @@ def _prompts(rc: RunConfig, tokenizer: Any) -> list[Prompt]:
         raise FileNotFoundError(f"quality.heldout_path={heldout} does not exist (the prompts are cut from it); "
                                 "`meekbench build-tiny` writes it")
     ids = tokenizer(heldout.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
-    most = max(levels_of(rc)) if sc.kind == "server" else 0
+    most = max(levels_of(rc)) if sc.kind == "server" else 0  # a closed loop that runs longer reuses them in turn
     count = max(sc.min_requests, math.ceil(most * sc.min_duration_s)) + sc.warmup_requests
     return make_prompts(ids, tokenizer.decode, count, sc.input_tokens, sc.output_tokens, sc.length_distribution,
                         sc.length_range, sc.seed)
@@ -124,13 +124,19 @@ def run_serving(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
             log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
         points.append((level, key, run_id, done))
     todo = [p for p in points if p[3] is None]
-    if not todo:
-        return [p[3] for p in points]
+    measured = _measure(rc, resolved, device, hw, todo) if todo else {}
+    return [r for _, _, run_id, done in points if (r := measured.get(run_id) or done)]
+
+
+def _measure(rc: RunConfig, resolved: dict, device: torch.device, hw: Any,
+             todo: list[tuple[float, str, str, Any]]) -> dict[str, S.ServingRecord]:
+    """Load the target at each level of ``todo`` and write its record (run id -> record)."""
+    sc = rc.scenario
     if sc.target.url and (why := unreachable(sc.target.url)):
         raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
                                 "nothing was measured")
 
-    records, server, target, failure = [], None, None, None
+    records, server, target, failure = {}, None, None, None
     try:
         try:
             target = _target(rc)
@@ -161,10 +167,10 @@ def run_serving(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
                 variant=target.variant if target else R.variant_block(rc.variant),
                 hardware=hw, level=result, failure=level_failure, engine=target.engine if target else None,
                 target=_target_block(target, url, server, sc.target.url is None),
-                energy_reason=None if server else "the target is given by URL: its machine's counters are not "
-                                                  "readable from the client")
+                energy_reason="the target is given by URL: its machine's counters are not readable from the "
+                              "client" if sc.target.url else None)
             write_serving_record(rc.results_dir, record)
-            records.append(record)
+            records[run_id] = record
             log.info("%s: %s", run_id, _line(record))
             if record.status != "ok" and sc.on_failure == "stop":
                 log.warning("scenario.on_failure=stop: the sweep ends at level %g", level)

@@ -107,3 +107,20 @@ def _pairs():
 def test_measurement_types_and_record_blocks_agree(index):
     measured, block, builder_only = _pairs()[index]
     assert _fields(measured) == _fields(block) - builder_only, (measured.__name__, block.__name__)
+
+
+def test_a_serving_sweep_is_orchestration_like_a_point():
+    """harness/serve.py runs the load generator (measure), a server (engines) and writes records
+    (results); it reads no report or projection, and builds no record field itself."""
+    assert _violations("harness.serve", ("harness.report", "harness.projector")) == []
+    source = (ROOT / "serve.py").read_text()
+    assert "ServingRecord(" not in source and "Block(" not in source
+    assert _violations("harness.results.serving", ("harness.measure", "harness.report", "torch")) == []
+
+
+def test_serving_measurements_and_their_record_blocks_agree():
+    from harness.measure.serving import LevelResult, ServedRequest
+    from harness.results import schema as S
+
+    assert _fields(ServedRequest) == _fields(S.ServedRequestBlock)
+    assert _fields(LevelResult) - {"energy"} == _fields(S.ServingBlock)  # energy goes to the record's EnergyBlock

@@ -18,11 +18,12 @@ def _with_axes(group: str, option: str) -> list[str]:
     """A shipped option with the other axes it needs (a gguf variant runs on llama.cpp; its shipped
     file needs a model that ships one)."""
     extra = {"gguf-shipped": ["engine=llamacpp", "model=smollm2-135m-instruct"]}.get(option) or \
-        (["engine=llamacpp"] if option.startswith("gguf-") else [])
+        (["engine=llamacpp"] if option.startswith("gguf-") or (group == "scenario" and option != "single") else [])
     return [f"{group}={option}", *extra]
 
 
-SHIPPED = ([("run", _with_axes(group, option)) for group in ("model", "variant", "engine", "bench", "eval", "hardware")
+SHIPPED = ([("run", _with_axes(group, option)) for group in ("model", "variant", "engine", "bench", "eval", "hardware",
+                                                                              "scenario")
             for option in _options(group)]
            + [("project", [f"projector={option}"]) for option in _options("projector")]
            + [("build_grid", [f"grid={option}"]) for option in _options("grid")]
@@ -55,6 +56,14 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "variant=bnb-nf4 engine=llamacpp", "variant.kind=quantise"),
     ("run", "variant=gguf-q4_k_m engine=llamacpp variant.method=Q4_K_X", "variant.method"),
     ("run", "variant=gguf-shipped engine=llamacpp model=tiny-s", "variant.method=shipped"),
+    ("run", "scenario=server", "scenario.kind=server"),  # no URL, and transformers has no server meekbench starts
+    ("run", "scenario=server engine=llamacpp scenario.levels=[1,-2]", "scenario.levels.1=-2"),
+    ("run", "scenario=concurrency engine=llamacpp scenario.levels=[1.5]", "scenario.levels.0=1.5"),
+    ("run", "scenario=server scenario.target.url=gpu-node:8000", "scenario.target.url"),
+    ("run", "scenario=server engine=llamacpp scenario.kind=closed", "scenario.kind"),
+    ("report", "judge.slo.percentile=100.5", "judge.slo.percentile"),
+    ("project", "projector.inference.measured_point=batch", "projector.inference.measured_point"),
+    ("project", "projector.inference.slo.ttft_ms=0", "projector.inference.slo.ttft_ms"),
     ("project", "projector.law.transfer=exponentt", "projector.law.transfer"),
     ("project", "projector.law.source=chinchila", "projector.law.source"),
     ("project", "projector.inference.cost_source=guess", "projector.inference.cost_source"),
@@ -100,3 +109,13 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
 
     assert set(config.GGUF_FILE_TYPES) - {"shipped"} <= set(file_types())
     assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}
+
+
+def test_the_serving_scenarios_are_the_ones_a_serving_record_holds():
+    from typing import get_args
+
+    from harness import config
+    from harness.results.schema import ServingBlock
+
+    assert set(config.SCENARIOS) - {"single"} == set(get_args(ServingBlock.model_fields["kind"].annotation))
+    assert config.SERVER_ENGINES == ("llamacpp",)  # harness.serve starts llama-cpp-python's server only

@@ -137,8 +137,9 @@ class LevelResult:
     request_throughput: float | None = None  # completed / duration
     output_token_throughput: float | None = None
     input_token_throughput: float | None = None
-    offered_rate: float | None = None  # server: the rate asked; achieved = sent / span of sends
-    achieved_send_rate: float | None = None
+    offered_rate: float | None = None  # server: the rate asked
+    scheduled_rate: float | None = None  # server: the rate of this seeded sample of arrivals (a finite Poisson
+    achieved_send_rate: float | None = None  # sample is not the nominal rate), and the rate requests left at
     ttft_ms: SampleStats | None = None
     tpot_ms: SampleStats | None = None
     itl_ms: SampleStats | None = None
@@ -313,9 +314,11 @@ def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: flo
         out.duration_s = span
     if kind == "server":
         out.offered_rate = level
-        sends = sorted(r.sent_s for r in reqs)
+        sends, planned = sorted(r.sent_s for r in reqs), sorted(r.scheduled_s for r in reqs)
         if len(sends) > 1 and sends[-1] > sends[0]:
             out.achieved_send_rate = (len(sends) - 1) / (sends[-1] - sends[0])
+        if len(planned) > 1 and planned[-1] > planned[0]:
+            out.scheduled_rate = (len(planned) - 1) / (planned[-1] - planned[0])
         out.send_lag_ms = summarize([(r.sent_s - r.scheduled_s) * 1e3 for r in reqs], res, seed=seed, unit=BY_REQUEST)
     if good:
         out.ttft_ms = summarize([r.ttft_ms for r in good], res, seed=seed, unit=BY_REQUEST)

@@ -233,3 +233,25 @@ def projection_figures(result: dict, name: str) -> list[go.Figure]:
         figs.append(_figure(fig, f"projection {name}: what moves t* most (each input at the 5% and 95% quantiles of its draws)",
                             "t* (years)", "", height=max(300, 40 * len(rows) + 120)))
     return figs
+
+
+def serving_figure(curve, judging) -> go.Figure:
+    """One serving curve (harness/results/serving.py): p99 TTFT and p99 TPOT against achieved output
+    tokens/s, level by level, with the SLO lines, the operating point and the knee."""
+    q = f"p{judging.slo_percentile:g}"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{q} TTFT ms", f"{q} TPOT ms"], horizontal_spacing=0.12)
+    for col, (attr, slo) in enumerate((("ttft_at_percentile_ms", judging.slo_ttft_ms),
+                                       ("tpot_at_percentile_ms", judging.slo_tpot_ms)), start=1):
+        pts = [v for v in curve.levels if getattr(v, attr) is not None and v.output_token_throughput]
+        marks = ["star" if v is curve.operating else "x" if v is curve.knee else "circle" for v in pts]
+        fig.add_scatter(x=[v.output_token_throughput for v in pts], y=[getattr(v, attr) for v in pts],
+                        mode="lines+markers", marker=dict(symbol=marks, size=10), showlegend=False, row=1, col=col,
+                        hovertext=[f"level {v.level:g}: {v.completed}/{v.sent} completed, goodput "
+                                   f"{fmt_value(v.goodput_rps)} req/s, SLO attainment {v.slo_attainment:.0%}"
+                                   + (" (operating point)" if v is curve.operating else "")
+                                   + (" (knee)" if v is curve.knee else "") for v in pts], hoverinfo="text+y")
+        fig.add_hline(y=slo, line_dash="dash", line_color="red", row=1, col=col)
+        fig.update_xaxes(title_text="achieved output tokens/s", row=1, col=col)
+        fig.update_yaxes(type="log", row=1, col=col)
+    fig.update_layout(**{**LAYOUT, "height": 380}, title=f"{curve.label}: star = operating point, x = knee")
+    return fig

@@ -19,7 +19,10 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from harness.report.figures import (fmt_value, latency_figure, law_figures, pareto_figures,
-                                    projection_figures, scorecard_figures)
+                                    projection_figures, scorecard_figures, serving_figure)
+from harness.report.serving import level_table
+from harness.results.comparison import Judging
+from harness.results.serving import Curve
 from harness.results.schema import RunRecord, engine_name
 from harness.report.scorecard import HOW_TO_READ, Scorecard
 
@@ -95,7 +98,8 @@ def _artifacts(dirs: list[str | Path], pattern: str) -> list[tuple[Path, dict | 
 
 
 def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df: pd.DataFrame,
-               cards: list[Scorecard], cross_hw: pd.DataFrame) -> Path:
+               cards: list[Scorecard], cross_hw: pd.DataFrame, serving: list[Curve] = (),
+               judging: Judging = Judging()) -> Path:
     """The page, beside report.md; ``df`` is the report's flat table, ``cards`` its scorecards."""
     body: list[str] = [f"<h1>meekbench report</h1><p class=note>Sources: {html.escape(', '.join(map(str, dirs)))}. "
                        f"{len(records)} records. Hover a point for what it is and its intervals; click a table "
@@ -135,8 +139,17 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
             add(fig)
     body.append("<h2>Latency distributions</h2>")
     add(latency_figure(ok))
-    body.append("<p class=note>No record here ran a serving scenario (requests arriving at a rate), so there "
-                "is no latency-throughput curve.</p>")
+    body.append("<h2>Serving under load</h2>")
+    if not serving:
+        body.append("<p class=note>No serving record here (meekbench run scenario=server|concurrency|offline), so "
+                    "there is no latency-throughput curve.</p>")
+    for curve in serving:
+        op = curve.operating
+        body.append(f"<h3>{html.escape(curve.label)}</h3><p class=note>Operating point: "
+                    + (f"level {op.level:g}, {fmt_value(op.cost_per_m_output_tokens)} $/M output tokens"
+                       if op else "none (no level meets the SLOs)") + ".</p>")
+        add(serving_figure(curve, judging))
+        body.append(_table(level_table(curve, judging), index=True))
     body.append("<h2>Same model and variant across hardware (TPOT ms, median over requests)</h2>")
     body.append(_table(cross_hw, index=True) if not cross_hw.empty else "<p class=note><i>none</i></p>")
     laws, projections = _artifacts(dirs, "scaling/*/law.json"), _artifacts(dirs, "projections/*/projection.json")

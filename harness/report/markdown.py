@@ -23,7 +23,7 @@ from harness.results.schema import RunRecord, is_baseline, variant_label  # noqa
 from harness.report.pareto import pareto_front  # noqa: E402
 from harness.report.html import write_html  # noqa: E402
 from harness.report.scorecard import scorecard_markdown, scorecards  # noqa: E402
-from harness.report.serving import serving_markdown  # noqa: E402
+from harness.report.serving import serving_curves, serving_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,8 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
         cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(df)
         lines += scorecard_markdown(cards, out, baseline_variant)
         lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "", _md(cross)]
-    lines += serving_markdown(dirs, out, judging)
-    write_html(out / "report.html", dirs, g.records, df, cards, cross)
+    serving = serving_curves(dirs, judging)
+    lines += serving_markdown(serving, out, judging)
+    write_html(out / "report.html", dirs, g.records, df, cards, cross, serving.curves, judging)
     (out / "report.md").write_text("\n".join(lines) + "\n")
     return out / "report.md"

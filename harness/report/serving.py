@@ -3,6 +3,7 @@ against achieved output throughput, with the SLO lines, the operating point and 
 of every level, and what a million output tokens cost at the operating point."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -65,18 +66,29 @@ def curve_figure(curve: Curve, judging: Judging, path: Path) -> None:
     plt.close(fig)
 
 
-def serving_markdown(dirs: list, out: Path, judging: Judging) -> list[str]:
-    """The section's lines (empty when the directories hold no serving records)."""
+@dataclass
+class ServingView:
+    curves: list[Curve]
+    skipped: list
+
+
+def serving_curves(dirs: list, judging: Judging) -> ServingView:
+    """The serving records under ``dirs`` as judged curves, and the files that were not records."""
     records, skipped = load_serving_records(dirs)
-    if not records and not skipped:
+    return ServingView(curves(records, judging), skipped)
+
+
+def serving_markdown(view: ServingView, out: Path, judging: Judging) -> list[str]:
+    """The section's lines (empty when the directories hold no serving records)."""
+    if not view.curves and not view.skipped:
         return []
     q = f"p{judging.slo_percentile:g}"
     lines = ["## Serving under load", "",
              f"SLOs: {q} TTFT <= {judging.slo_ttft_ms:g} ms and {q} TPOT <= {judging.slo_tpot_ms:g} ms (judge.slo; "
              "a failed request counts as infinitely slow). Goodput: completed requests per second that met both. "
              "Definitions: docs/serving.md.", ""]
-    lines += [f"- skipped `{s.path}`: {s.reason}" for s in skipped]
-    for i, curve in enumerate(curves(records, judging)):
+    lines += [f"- skipped `{s.path}`: {s.reason}" for s in view.skipped]
+    for i, curve in enumerate(view.curves):
         png = out / f"serving-{i}.png"
         curve_figure(curve, judging, png)
         first = curve.levels[0].record

@@ -348,6 +348,7 @@ class ServingBlock(_Block):
     output_token_throughput: Optional[float] = None
     input_token_throughput: Optional[float] = None
     offered_rate: Optional[float] = None
+    scheduled_rate: Optional[float] = None  # the seeded arrival sample's own rate
     achieved_send_rate: Optional[float] = None
     ttft_ms: Optional[Stats] = None
     tpot_ms: Optional[Stats] = None
