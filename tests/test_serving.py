@@ -193,6 +193,7 @@ def _alive(pattern: str) -> bool:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, monkeypatch):
     from harness.run import run_point
 
