@@ -141,11 +141,17 @@ def _prepare(rc: RunConfig, device: torch.device) -> _Prepared:
         loaded = p.loaded
         return _Prepared(transformers_model(loaded.model, loaded.tokenizer), p.info, loaded.source, loaded.card,
                          count_params(loaded.model) if p.counts_readable else None, loaded.config.distilled_from)
-    from harness.engines import llamacpp
+    if rc.engine.name == "onnxruntime":
+        from harness.engines import onnxrt
 
-    decode_length = max(rc.bench.prompt_tokens) + rc.bench.new_tokens
-    target, info, checkpoint = llamacpp.prepare(rc.model, rc.variant, rc.engine, rc.quality.context_length,
-                                                decode_length, rc.offline)
+        target, info, checkpoint = onnxrt.prepare(rc.model, rc.variant, rc.engine, rc.quality.context_length,
+                                                  rc.offline)
+    else:
+        from harness.engines import llamacpp
+
+        decode_length = max(rc.bench.prompt_tokens) + rc.bench.new_tokens
+        target, info, checkpoint = llamacpp.prepare(rc.model, rc.variant, rc.engine, rc.quality.context_length,
+                                                    decode_length, rc.offline)
     card = read_card(checkpoint) if (checkpoint / "card.json").exists() else None
     return _Prepared(target, info, str(checkpoint.resolve()), card)
 

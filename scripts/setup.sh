@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${MEEKBENCH_TORCH:-torch==2.13.0}
 EXTRAS=${MEEKBENCH_EXTRAS:-all}
-CHECK="harness, aiohttp, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, plotly, playwright, pytest"
+CHECK="harness, aiohttp, onnxruntime, onnxruntime_genai, onnx_ir, hydra, transformers, lm_eval, bitsandbytes, torchao, gguf, plotly, playwright, pytest"
 # engine=llamacpp's llama-cpp-python builds from source (about 6 min on 2 cores, once: pip's wheel cache
 # keeps it): asked for by MEEKBENCH_LLAMACPP=1 (scripts/test.sh sets it), so the demo's set-up stays short.
 if [ "${MEEKBENCH_LLAMACPP:-}" = 1 ]; then

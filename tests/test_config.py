@@ -18,7 +18,8 @@ def _with_axes(group: str, option: str) -> list[str]:
     """A shipped option with the other axes it needs (a gguf variant runs on llama.cpp; its shipped
     file needs a model that ships one)."""
     extra = {"gguf-shipped": ["engine=llamacpp", "model=smollm2-135m-instruct"]}.get(option) or \
-        (["engine=llamacpp"] if option.startswith("gguf-") or (group == "scenario" and option != "single") else [])
+        (["engine=llamacpp"] if option.startswith("gguf-") or (group == "scenario" and option != "single") else
+         ["engine=onnxruntime"] if option.startswith("ort-") else [])
     return [f"{group}={option}", *extra]
 
 
@@ -56,6 +57,10 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "variant=bnb-nf4 engine=llamacpp", "variant.kind=quantise"),
     ("run", "variant=gguf-q4_k_m engine=llamacpp variant.method=Q4_K_X", "variant.method"),
     ("run", "variant=gguf-shipped engine=llamacpp model=tiny-s", "variant.method=shipped"),
+    ("run", "engine=onnxruntime variant=bf16", "variant.dtype"),
+    ("run", "engine=onnxruntime variant=ort-int4 variant.method=int3", "variant.method"),
+    ("run", "variant=ort-int4", "variant.kind=onnx"),  # an ONNX Runtime variant on the transformers engine
+    ("run", "engine=onnxruntime engine.int4_block_size=48", "engine.int4_block_size"),
     ("run", "scenario=server", "scenario.kind=server"),  # no URL, and transformers has no server meekbench starts
     ("run", "scenario=server engine=llamacpp scenario.levels=[1,-2]", "scenario.levels.1=-2"),
     ("run", "scenario=concurrency engine=llamacpp scenario.levels=[1.5]", "scenario.levels.0=1.5"),
@@ -108,6 +113,9 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     from harness.engines.llamacpp import file_types
 
     assert set(config.GGUF_FILE_TYPES) - {"shipped"} <= set(file_types())
+    from harness.engines.onnxrt import METHOD_LABELS
+
+    assert set(config.ONNX_METHODS) == set(METHOD_LABELS) - {"fp32"}
     assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}
 
 

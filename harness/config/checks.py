@@ -17,8 +17,11 @@ class ConfigValueError(ValueError):
 # that each matches its implementation)
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
-VARIANT_KINDS = ("baseline", "quantise", "distil", "gguf")  # harness.variants' registry, and gguf (engine llamacpp)
-ENGINES = ("transformers", "llamacpp")  # harness.engines
+# harness.variants' registry, gguf (engine llamacpp) and onnx (engine onnxruntime)
+VARIANT_KINDS = ("baseline", "quantise", "distil", "gguf", "onnx")
+ENGINES = ("transformers", "llamacpp", "onnxruntime")  # harness.engines
+ONNX_METHODS = ("int8-dynamic", "int4")  # harness.engines.onnxrt (beside its fp32 baseline)
+INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' block sizes
 # llama.cpp's file types a gguf variant may ask for (gguf.LlamaFileType's names without MOSTLY_/ALL_, less
 # NVFP4, which llama-cpp-python 0.3.36's quantiser rejects as an invalid type), and the model's own file
 GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S",
@@ -29,7 +32,8 @@ GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5
 # distillation produce transformers models)
 # the engines whose OpenAI-compatible server meekbench can start itself (other targets are given by URL)
 SERVER_ENGINES = ("llamacpp",)
-ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf")}
+ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf"),
+                        "onnxruntime": ("baseline", "onnx")}
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
@@ -50,9 +54,9 @@ def _set(value: Any) -> bool:
     return value is not None and value != MISSING
 
 
-def _one_of(key: str, value: Any, valid: Sequence[str]) -> None:
+def _one_of(key: str, value: Any, valid: Sequence[Any]) -> None:
     if _set(value) and value not in valid:
-        raise ConfigValueError(f"{key}={value!r}; valid: {', '.join(valid)}")
+        raise ConfigValueError(f"{key}={value!r}; valid: {', '.join(map(str, valid))}")
 
 
 def _at_least(key: str, value: Any, low: float, why: str = "") -> None:

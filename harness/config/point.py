@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 from omegaconf import MISSING
 
 from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, GGUF_FILE_TYPES, LENGTH_DISTRIBUTIONS,
-                                   MODEL_SOURCES, ON_FAILURE, SCENARIOS, SERVER_ENGINES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
+                                   MODEL_SOURCES, ON_FAILURE, ONNX_METHODS, INT4_BLOCK_SIZES, SCENARIOS, SERVER_ENGINES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
                                    _DEVICE, _URL, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
 
 
@@ -148,16 +148,21 @@ class VariantConfig:
 
 @dataclass
 class EngineConfig:
-    """What runs the prepared model (conf/engine/): transformers, or llama.cpp on a GGUF file."""
+    """What runs the prepared model (conf/engine/): transformers, llama.cpp on a GGUF file, or ONNX
+    Runtime on an ONNX export."""
     name: str = "transformers"
-    threads: Optional[int] = None  # llamacpp: its threads; None follows torch's (bench.threads or its default)
-    artifact_dir: str = "${models_dir}/gguf"  # llamacpp: GGUF files made from checkpoints, per model
+    threads: Optional[int] = None  # llamacpp, onnxruntime: their threads; None follows torch's (bench.threads or its default)
+    artifact_dir: str = "${models_dir}/gguf"  # files made from checkpoints, per model (onnxruntime: ${models_dir}/onnx)
     quantize_timeout_s: float = 900.0  # llamacpp: the quantiser's child process is stopped after this
+    build_timeout_s: float = 900.0  # onnxruntime: the model builder's child process is stopped after this
+    int4_block_size: int = 32  # onnxruntime int4: weights per scale (MatMulNBits block)
 
     def __post_init__(self) -> None:
         _one_of("engine.name", self.name, ENGINES)
         _at_least("engine.threads", self.threads, 1)
         _positive("engine.quantize_timeout_s", self.quantize_timeout_s)
+        _positive("engine.build_timeout_s", self.build_timeout_s)
+        _one_of("engine.int4_block_size", self.int4_block_size, INT4_BLOCK_SIZES)
 
 
 @dataclass
@@ -417,6 +422,12 @@ class RunConfig:
             raise ConfigValueError(f"scenario.kind={scenario.kind!r} with engine.name={engine} and no "
                                    f"scenario.target.url; valid: engine={' or '.join(SERVER_ENGINES)} (meekbench starts "
                                    "its server), or scenario.target.url=http://host:port of a running server")
+        if variant.kind == "onnx" and variant.method not in ONNX_METHODS:
+            raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the ONNX "
+                                   f"Runtime variants {', '.join(ONNX_METHODS)}")
+        if engine == "onnxruntime" and variant.kind == "baseline" and variant.dtype not in ("float32", "fp32"):
+            raise ConfigValueError(f"variant.dtype={variant.dtype!r} (variant {variant.name}) with engine.name=onnxruntime; "
+                                   "valid: float32 (onnxruntime-genai builds fp16 and bf16 graphs for GPUs only)")
         if variant.kind == "gguf":
             if variant.method not in GGUF_FILE_TYPES:
                 raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the "
