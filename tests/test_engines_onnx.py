@@ -82,7 +82,7 @@ def test_onnx_points_are_judged_against_the_transformers_reference(onnx_points):
     assert f32.quality.heldout_loss_nats == pytest.approx(base.quality.heldout_loss_nats, abs=1e-4)
     i8, i4 = points["onnxruntime-ort-int8-dynamic"], points["onnxruntime-ort-int4"]
     assert f32.fidelity.kl_mean_nats < i8.fidelity.kl_mean_nats < i4.fidelity.kl_mean_nats  # KL orders as precision
-    assert f32.variant.weight_bits == 32 and 8 <= i8.variant.weight_bits < 8.1 and 4 < i4.variant.weight_bits <= 5
+    assert f32.variant.weight_bits == 32 and 8 < i8.variant.weight_bits < 8.5 and 4 < i4.variant.weight_bits <= 5
     assert set(f32.engine.tensor_types) == {"MatMul", "GroupQueryAttention"}
     assert "MatMulInteger" in i8.engine.tensor_types and "MatMulNBits" in i4.engine.tensor_types
     assert i4.memory.weights_bytes < i8.memory.weights_bytes < f32.memory.weights_bytes

@@ -277,11 +277,10 @@ class LaunchBlock(_Block):
     cluster: Optional[str] = None
 
 
-class RunRecord(_Block):
-    schema_version: Literal[3] = SCHEMA_VERSION
-    upgraded_from: Optional[int] = None  # the schema version it was written with, when older
+class _PointRecord(_Block):
+    """What every record of a point holds: what it is, what ran it, on what, and how it ended."""
     run_id: str
-    point_key: str  # hash of the resolved config (less output paths) and hardware id
+    point_key: str  # hash of the point's identity (store.IDENTITY) and hardware id
     status: Status
     error: Optional[str] = None
     created_at: str
@@ -290,14 +289,19 @@ class RunRecord(_Block):
     model: ModelBlock
     variant: VariantBlock
     engine: Optional[EngineBlock] = None
-    quality: Optional[QualityBlock] = None
-    latency: Optional[LatencyBlock] = None
-    memory: Optional[MemoryBlock] = None
     energy: Optional[EnergyBlock] = None
-    roofline: Optional[RooflineBlock] = None
     hardware: HardwareBlock
     software: dict[str, Optional[str]]
     launch: LaunchBlock = Field(default_factory=LaunchBlock)
+
+
+class RunRecord(_PointRecord):
+    schema_version: Literal[3] = SCHEMA_VERSION
+    upgraded_from: Optional[int] = None  # the schema version it was written with, when older
+    quality: Optional[QualityBlock] = None
+    latency: Optional[LatencyBlock] = None
+    memory: Optional[MemoryBlock] = None
+    roofline: Optional[RooflineBlock] = None
     # measured in the point against its baseline's held-out reference; None for the baseline itself
     fidelity: Optional[FidelityBlock] = None
     fidelity_missing: Optional[str] = None  # why a non-baseline point has no fidelity block
@@ -363,27 +367,13 @@ class ServingBlock(_Block):
     requests: list[ServedRequestBlock] = Field(default_factory=list)
 
 
-class ServingRecord(_Block):
+class ServingRecord(_PointRecord):
     """One serving point: a target (model x engine x variant behind an endpoint) at one level of one
     scenario. Stored apart from RunRecords (store.py); a point's identity includes its level."""
     schema_version: Literal[1] = SERVING_SCHEMA_VERSION
     record_kind: Literal["serving"] = "serving"
-    run_id: str
-    point_key: str
-    status: Status
-    error: Optional[str] = None
-    created_at: str
-    duration_s: float
-    config: dict[str, Any]
-    model: ModelBlock
-    variant: VariantBlock
-    engine: Optional[EngineBlock] = None
     target: Optional[TargetBlock] = None
     serving: Optional[ServingBlock] = None
-    energy: Optional[EnergyBlock] = None
-    hardware: HardwareBlock
-    software: dict[str, Optional[str]]
-    launch: LaunchBlock = Field(default_factory=LaunchBlock)
 
 
 _V1_RENAMES = {"prefill_ms": "ttft_ms", "decode_ms_per_token": "itl_ms", "iterations": "requests"}
