@@ -247,8 +247,6 @@ def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path):
         assert r.target.launched and "llama_cpp.server" in r.target.launch_command
         assert r.engine.name == "llamacpp" and r.engine.file_type == "F32"
     assert not _alive("llama_cpp.server")
-    # one request at a time (llama-cpp-python's server has no batching): 50/s offered is far past what it serves
-    assert rate[1].serving.request_throughput < 50 * 0.9
     md = write_report([OmegaConf.select(run_cfg(), "results_dir")], tmp_path / "rep", Judging()).read_text()
     assert "## Serving under load" in md and "tiny-m · fp32 · llamacpp (server" in md
     print("\n".join(line for line in md.splitlines() if line.startswith(("|", "Operating", "Knee"))))

@@ -242,8 +242,9 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
             p = prompts[i % len(prompts)]
             return ServedRequest(i, scheduled, at, p.input_tokens, p.output_tokens)
 
-        for i in range(plan.warmup_requests):  # one at a time, not measured: the server's first requests
-            await _one_request(session, endpoint, payload(i), new_request(i, 0.0, 0.0), timeout)
+        for i in range(plan.warmup_requests):  # one at a time, not measured, on the last prompts (a server
+            j = len(prompts) - 1 - i % len(prompts)  # with a prefix cache must not have seen the measured ones)
+            await _one_request(session, endpoint, payload(j), new_request(j, 0.0, 0.0), timeout)
         if meter:
             meter.start()
         t0 = time.perf_counter()
