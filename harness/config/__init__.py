@@ -15,6 +15,7 @@ from harness.config.build import *  # noqa: F401,F403
 from harness.config.checks import *  # noqa: F401,F403
 from harness.config.point import *  # noqa: F401,F403
 from harness.config.projector import *  # noqa: F401,F403
+from harness.config.serving import *  # noqa: F401,F403
 from harness.config.build import BuildTasksConfig, GridConfig, LawFitConfig, TinyBuildConfig
 from harness.config.point import (Bnb4bitOptions, BnbInt8Options, DistilOptions, GroupedInt4Options, NoOptions,
                                   ReportConfig, RunConfig, SummaryConfig, TorchDynamicOptions)

@@ -8,9 +8,11 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, GGUF_FILE_TYPES, LENGTH_DISTRIBUTIONS,
-                                   MODEL_SOURCES, ON_FAILURE, ONNX_METHODS, INT4_BLOCK_SIZES, SCENARIOS, SERVER_ENGINES, STUDENT_INITS, VARIANT_KINDS, ConfigValueError,
-                                   _DEVICE, _URL, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
+from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, GGUF_FILE_TYPES, INT4_BLOCK_SIZES,
+                                   MODEL_SOURCES, ONNX_METHODS, SERVER_ENGINES, STUDENT_INITS, VARIANT_KINDS,
+                                   ConfigValueError, _DEVICE, _at_least, _each, _fraction, _one_of, _positive, _set,
+                                   _share)
+from harness.config.serving import ScenarioConfig, SloConfig
 
 
 @dataclass
@@ -245,70 +247,6 @@ class BenchConfig:
 
 
 @dataclass
-class TargetConfig:
-    """The OpenAI-compatible server a serving scenario loads: given by URL, or started by meekbench."""
-    url: Optional[str] = None  # e.g. http://gpu-node-3:8000 (vLLM, SGLang, TGI, llama.cpp, Ollama); None: start one
-    api_model: Optional[str] = None  # the name the server serves the model under; None: its hub id, else its name
-    startup_timeout_s: float = 180.0  # a started server must answer its health check within this
-
-    def __post_init__(self) -> None:
-        if _set(self.url) and not _URL.fullmatch(str(self.url)):
-            raise ConfigValueError(f"scenario.target.url={self.url!r}; valid: http(s)://host[:port][/prefix], "
-                                   "the server's base URL without /v1")
-        _positive("scenario.target.startup_timeout_s", self.startup_timeout_s)
-
-
-@dataclass
-class ScenarioConfig:
-    """How a point loads its target (conf/scenario/). ``single``: one request at a time in this process,
-    timed as bench/ says. The others load an OpenAI-compatible streaming server (docs/serving.md):
-    ``server`` sends requests at Poisson (or gamma-bursty) arrivals at each rate of ``levels``,
-    ``concurrency`` keeps ``levels`` clients each with one request in flight, ``offline`` sends every
-    request at once. Each level is its own point and record."""
-    kind: str = "single"
-    levels: List[float] = field(default_factory=lambda: [1.0])  # server: requests/s; concurrency: clients
-    burstiness: float = 1.0  # server: gamma shape of the gaps between arrivals (1: Poisson; < 1: burstier)
-    input_tokens: int = 128  # prompt tokens per request (cut from the held-out text, seeded)
-    output_tokens: int = 32  # tokens each request asks for (max_tokens, EOS ignored)
-    length_distribution: str = "fixed"  # fixed | uniform: lengths in [(1 - length_range) L, (1 + length_range) L]
-    length_range: float = 0.0
-    min_requests: int = 32  # measured requests per level (after warm-up), at least...
-    min_duration_s: float = 10.0  # ...and for at least this long (server: rate x duration requests)
-    max_duration_s: float = 600.0  # a level stops here, whatever is still in flight (counted as errors)
-    warmup_requests: int = 2  # one at a time before each level, not measured
-    request_timeout_s: float = 120.0  # a request not finished by then is an error, not a hang
-    on_failure: str = "continue"  # a level that fails: go on to the next level, or stop the sweep
-    target: TargetConfig = field(default_factory=TargetConfig)
-    bootstrap_resamples: int = 2000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _one_of("scenario.kind", self.kind, SCENARIOS)
-        _each(_positive, "scenario.levels", self.levels)
-        if self.kind == "concurrency":
-            for i, level in enumerate(self.levels or []):
-                if _set(level) and float(level) != int(level):
-                    raise ConfigValueError(f"scenario.levels.{i}={level!r}; valid: whole numbers of clients")
-        _positive("scenario.burstiness", self.burstiness)
-        _at_least("scenario.input_tokens", self.input_tokens, 1)
-        _at_least("scenario.output_tokens", self.output_tokens, 2, "time per output token needs a second token")
-        _one_of("scenario.length_distribution", self.length_distribution, LENGTH_DISTRIBUTIONS)
-        _fraction("scenario.length_range", self.length_range, closed=True)
-        if _set(self.length_range) and self.length_range >= 1:
-            raise ConfigValueError(f"scenario.length_range={self.length_range!r}; valid: 0 to below 1")
-        _at_least("scenario.min_requests", self.min_requests, 1)
-        _at_least("scenario.min_duration_s", self.min_duration_s, 0)
-        _positive("scenario.max_duration_s", self.max_duration_s)
-        if _set(self.max_duration_s) and _set(self.min_duration_s) and self.max_duration_s < self.min_duration_s:
-            raise ConfigValueError(f"scenario.max_duration_s={self.max_duration_s!r}; valid: at least "
-                                   f"scenario.min_duration_s ({self.min_duration_s})")
-        _at_least("scenario.warmup_requests", self.warmup_requests, 0)
-        _positive("scenario.request_timeout_s", self.request_timeout_s)
-        _one_of("scenario.on_failure", self.on_failure, ON_FAILURE)
-        _at_least("scenario.bootstrap_resamples", self.bootstrap_resamples, 1)
-
-
-@dataclass
 class HardwareConfig:
     label: Optional[str] = None  # human name of the target ("a100-lab"); None derives one
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -347,24 +285,6 @@ class CompareConfig:
         _positive("compare.logprob_shift_nats", self.logprob_shift_nats)
         _at_least("compare.bootstrap_resamples", self.bootstrap_resamples, 1)
         _fraction("compare.ci_level", self.ci_level)
-
-
-@dataclass
-class SloConfig:
-    """Service-level objectives a serving level is judged by (analysis settings: changing them
-    re-measures nothing). Defaults: MLPerf Inference's Llama-2-70B Server constraints, p99 TTFT
-    2 s and p99 TPOT 200 ms."""
-    ttft_ms: float = 2000.0
-    tpot_ms: float = 200.0
-    percentile: float = 99.0  # a level meets the SLOs when this percentile of each is within them (MLPerf)
-
-    _key: ClassVar[str] = "judge.slo."  # where these keys sit in the composed config, for error messages
-
-    def __post_init__(self) -> None:
-        _positive(f"{self._key}ttft_ms", self.ttft_ms)
-        _positive(f"{self._key}tpot_ms", self.tpot_ms)
-        if _set(self.percentile) and not 0 < self.percentile <= 100:
-            raise ConfigValueError(f"{self._key}percentile={self.percentile!r}; valid: above 0, at most 100")
 
 
 @dataclass

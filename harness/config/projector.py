@@ -9,7 +9,7 @@ from omegaconf import MISSING
 
 from harness.config.checks import (ASSUMED_RATES, COST_SOURCES, LAW_SOURCES, LAW_TRANSFERS, MEASURED_POINTS,
                                    ConfigValueError, _at_least, _each, _fraction, _one_of, _positive, _set, _share)
-from harness.config.point import SloConfig
+from harness.config.serving import SloConfig
 
 
 @dataclass
