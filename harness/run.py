@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.cards import read_card
 from harness.config import RunConfig
 from harness.engines import EngineModel, transformers_model
+from harness.isolate import ChildCrashed, ChildRaised, run_in_child
 from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
 from harness.measure.latency import hf_decoder
@@ -29,9 +30,9 @@ from harness.params import count_params
 from harness.results import record as R
 from harness.results import schema as S
 from harness.results.schema import REFERENCE_ENGINE
-from harness.results.store import (existing_ok, point_key, probes_path, read_probes, read_reference,
-                                   reference_path, run_id_for, write_probes, write_record, write_reference,
-                                   write_samples)
+from harness.results.store import (CRASH_TRACEBACK, existing_ok, point_key, probes_path, read_probes,
+                                   read_reference, reference_path, run_dir, run_id_for, write_probes, write_record,
+                                   write_reference, write_samples)
 from harness.variants import DTYPES, PreparedModel, UnsupportedVariantError, VariantInfo, prepare
 from harness.variants.baseline import dtype_baseline, reference_for
 
@@ -168,6 +169,12 @@ def run_point(cfg: DictConfig) -> S.RunRecord | list[S.ServingRecord]:
         from harness.serve import run_serving
 
         return run_serving(rc, resolved)
+    if rc.engine.isolate:
+        return _run_isolated(rc, resolved)
+    return _run_here(rc, resolved)
+
+
+def _run_here(rc: RunConfig, resolved: dict) -> S.RunRecord:
     threads = torch.get_num_threads()
     if rc.bench.threads:
         torch.set_num_threads(rc.bench.threads)
@@ -177,16 +184,51 @@ def run_point(cfg: DictConfig) -> S.RunRecord | list[S.ServingRecord]:
         torch.set_num_threads(threads)
 
 
-def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
-    started = time.perf_counter()
+@dataclass
+class _Identity:
+    device: torch.device
+    device_error: ValueError | None
+    hardware: Any  # the machine's fingerprint
+    key: str
+    run_id: str
+
+
+def _identify(rc: RunConfig, resolved: dict) -> _Identity:
     try:
-        device = resolve_device(rc.hardware.device)
-        device_error = None
-    except ValueError as e:
+        device, device_error = resolve_device(rc.hardware.device), None
+    except ValueError as e:  # recorded as the point's failure
         device, device_error = torch.device("cpu"), e
     hw = fingerprint(device, rc.hardware.label)
     key = point_key(resolved, hw.id)
-    run_id = run_id_for(rc.model.name, _run_label(rc), hw.label, key)
+    return _Identity(device, device_error, hw, key, run_id_for(rc.model.name, _run_label(rc), hw.label, key))
+
+
+def _run_isolated(rc: RunConfig, resolved: dict) -> S.RunRecord:
+    """engine.isolate: the point runs in a child process; if the engine's native code kills it, the
+    point is a ``failed`` record naming the signal and where it struck, and the sweep goes on."""
+    started = time.perf_counter()
+    ident = _identify(rc, resolved)
+    if not rc.force and (done := existing_ok(rc.results_dir, ident.run_id)):
+        log.info("%s: ok record exists, skipped (force=true recomputes)", ident.run_id)
+        return done
+    try:
+        return run_in_child(_run_here, rc, resolved,
+                            traceback_path=run_dir(rc.results_dir, ident.run_id) / CRASH_TRACEBACK)
+    except (ChildCrashed, ChildRaised) as e:
+        failure = R.Failure("failed", f"{type(e).__name__}: {' '.join(str(e).split())[:500]}")
+        log.error("%s: %s: %s", ident.run_id, failure.status, failure.error)
+        record = R.build_record(run_id=ident.run_id, point_key=ident.key, config=resolved,
+                                duration_s=time.perf_counter() - started, model=R.model_block(rc.model),
+                                variant=R.variant_block(rc.variant), hardware=ident.hardware, failure=failure,
+                                engine={"name": rc.engine.name})
+        log.info("%s: %s -> %s", ident.run_id, record.status, write_record(rc.results_dir, record))
+        return record
+
+
+def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
+    started = time.perf_counter()
+    ident = _identify(rc, resolved)
+    device, hw, key, run_id = ident.device, ident.hardware, ident.key, ident.run_id
     if not rc.force and (done := existing_ok(rc.results_dir, run_id)):
         log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
         return done
@@ -195,8 +237,8 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
     probes = measured = samples_path = failure = prepared = fidelity_missing = None
     is_baseline = rc.variant.name == rc.compare.baseline_variant and rc.engine.name == REFERENCE_ENGINE
     try:
-        if device_error:
-            raise device_error
+        if ident.device_error:
+            raise ident.device_error
         probes = _probes(rc, hw.id, device) if rc.hardware.probe else None
         prepared = _prepare(rc, device)
         heldout = _heldout_text(rc)

@@ -84,7 +84,10 @@ def gguf_points(models_dir, tmp_path_factory):
 
     def run(*overrides: str):
         return run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={results}", "bench=quick",
-                                                "quality.max_bytes=20000", "model=tiny-m", *overrides]))
+                                                "quality.max_bytes=20000", "model=tiny-m",
+                                                # in this process, so tests can stand in for its child processes
+                                                # (tests/test_isolation.py runs the isolated path)
+                                                "engine.isolate=false", *overrides]))
 
     points = {"fp32": run("variant=fp32")}
     for variant in ("fp32", "gguf-q8_0", "gguf-q5_k_m", "gguf-q4_0"):
@@ -94,6 +97,7 @@ def gguf_points(models_dir, tmp_path_factory):
     return points, run
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_llamacpp_points_are_judged_against_the_transformers_reference(gguf_points):
     points, _ = gguf_points
     for name, r in points.items():
@@ -120,6 +124,7 @@ def test_llamacpp_points_are_judged_against_the_transformers_reference(gguf_poin
     assert any(flag in q8.engine.build for flag in ("AVX", "NEON")), q8.engine.build  # the build's own flags
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_a_file_type_llama_cpp_refuses_is_an_unsupported_record_with_its_reason(gguf_points):
     refused = gguf_points[0]["refused"]
     assert refused.status == "unsupported" and "Q1_0" in refused.error, refused.error
@@ -127,6 +132,7 @@ def test_a_file_type_llama_cpp_refuses_is_an_unsupported_record_with_its_reason(
     assert read_record(run_dir(refused.config["results_dir"], refused.run_id) / "record.json").status == "unsupported"
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_a_native_crash_of_the_quantiser_is_a_failed_record(gguf_points, monkeypatch):
     """The quantiser runs in a child process: a signal there (simulated) is data, not the sweep's end."""
     real = subprocess.run
@@ -136,6 +142,7 @@ def test_a_native_crash_of_the_quantiser_is_a_failed_record(gguf_points, monkeyp
     assert crashed.status == "failed" and "signal 11" in crashed.error, crashed.error
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_batched_requests_are_unsupported_scenarios_not_failures(gguf_points):
     r = gguf_points[1]("engine=llamacpp", "variant=gguf-q8_0", "bench.batch_sizes=[1,2]")
     assert r.status == "ok"
@@ -190,6 +197,7 @@ def test_smollm2_quantisations_order_by_precision(models_dir, tmp_path):
     assert kl["gguf-shipped"] < kl["gguf-q4_0"] and np.isfinite(kl["gguf-shipped"])
 
 
+@pytest.mark.slow  # two lm-eval runs (5 s): the fast tier keeps under 3 min
 def test_engine_lm_scores_tasks_as_lm_evals_own_hflm(models_dir, run_cfg):
     """EngineLM (any engine's logits) against HFLM on the same transformers model: the same per-item
     log-likelihoods, so task accuracy means the same thing on every engine."""
@@ -215,6 +223,7 @@ def test_engine_lm_scores_tasks_as_lm_evals_own_hflm(models_dir, run_cfg):
         assert np.allclose(flat(a), flat(b), atol=1e-3), task
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_llamacpp_points_score_tasks_paired_with_the_reference(gguf_points):
     r = gguf_points[1]("engine=llamacpp", "variant=fp32", "eval=ci", "eval.limit=40")
     assert r.status == "ok", r.error

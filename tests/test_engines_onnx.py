@@ -17,6 +17,7 @@ pytest.importorskip("onnxruntime_genai", reason="onnxruntime-genai is not instal
 MODEL = "tiny-s"  # heads of 16: ORT's GroupQueryAttention CPU kernel takes multiples of 16 (tiny-m's are 24)
 
 
+@pytest.mark.slow  # an export by the model builder (8 s): the fast tier keeps under 3 min
 def test_tiny_model_as_onnx_gives_transformers_distributions_and_tokens(models_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -64,7 +65,10 @@ def onnx_points(models_dir, tmp_path_factory):
 
     def run(*overrides: str):
         return run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={results}", "bench=quick",
-                                                "quality.max_bytes=20000", f"model={MODEL}", *overrides]))
+                                                "quality.max_bytes=20000", f"model={MODEL}",
+                                                # in this process, so tests can stand in for its child processes
+                                                # (tests/test_isolation.py runs the isolated path)
+                                                "engine.isolate=false", *overrides]))
 
     points = {"fp32": run("variant=fp32")}
     for variant in ("fp32", "ort-int8-dynamic", "ort-int4"):
@@ -72,6 +76,7 @@ def onnx_points(models_dir, tmp_path_factory):
     return points, run
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_onnx_points_are_judged_against_the_transformers_reference(onnx_points):
     points, _ = onnx_points
     for name, r in points.items():
@@ -89,12 +94,14 @@ def test_onnx_points_are_judged_against_the_transformers_reference(onnx_points):
     assert all(r.latency.tpot_ms.n > 0 for r in (f32, i8, i4))
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 def test_a_model_whose_heads_the_kernel_refuses_is_an_unsupported_record(onnx_points):
     _, run = onnx_points
     r = run("engine=onnxruntime", "variant=fp32", "model=tiny-m")
     assert r.status == "unsupported" and "attention heads of 24" in r.error and "multiples of 16" in r.error
 
 
+@pytest.mark.slow  # points through the engine: the fast tier keeps its conversion tests
 @pytest.mark.parametrize("code, status", [(1, "unsupported"), (-11, "failed")])
 def test_a_builder_refusal_is_unsupported_and_its_crash_failed(onnx_points, monkeypatch, code, status):
     _, run = onnx_points

@@ -158,6 +158,9 @@ class EngineConfig:
     quantize_timeout_s: float = 900.0  # llamacpp: the quantiser's child process is stopped after this
     build_timeout_s: float = 900.0  # onnxruntime: the model builder's child process is stopped after this
     int4_block_size: int = 32  # onnxruntime int4: weights per scale (MatMulNBits block)
+    # the point runs in a child process, so a crash of the engine's native code is a failed record and
+    # the sweep goes on (harness/isolate.py); on by default for the engines whose native code runs in-process
+    isolate: bool = False
 
     def __post_init__(self) -> None:
         _one_of("engine.name", self.name, ENGINES)

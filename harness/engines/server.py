@@ -8,7 +8,6 @@ serves ``/v1/completions`` runs through the same ``ServerProcess`` (tests use a 
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -19,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Sequence
+
+from harness.isolate import die_with_parent
 
 HOST = "127.0.0.1"
 
@@ -33,12 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child before exec
+def _own_group_dying_with_parent() -> None:  # runs in the child before exec
     os.setsid()
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: the finally blocks and the SIGTERM handler still stop it
+    die_with_parent()  # not Linux: the finally blocks and the SIGTERM handler still stop it
 
 
 def llamacpp_command(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
@@ -72,7 +70,7 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent if os.name == "posix" else None)
+                                     preexec_fn=_own_group_dying_with_parent if os.name == "posix" else None)
         log.close()
         if threading_main():  # SIGTERM to meekbench stops the server too (finally blocks run)
             self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_system_exit)

@@ -33,6 +33,7 @@ from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, Prob
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
+CRASH_TRACEBACK = "crash-traceback.txt"  # faulthandler's traceback of an isolated point whose child crashed
 # A point's identity: the config keys that change what it measures (each with everything under it),
 # less the exceptions below. Prices, report thresholds, display and paths are not in it, so
 # changing them re-measures nothing (point_key docstring).
@@ -40,7 +41,8 @@ IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare",
             "hardware.label", "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
 NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
                 "variant.options.force", "variant.options.out_root", "engine.artifact_dir",
-                "engine.quantize_timeout_s", "engine.build_timeout_s", "scenario.levels", "scenario.on_failure", "scenario.target.startup_timeout_s")
+                "engine.quantize_timeout_s", "engine.build_timeout_s", "engine.isolate", "scenario.levels",
+                "scenario.on_failure", "scenario.target.startup_timeout_s")
 # a serving point times a server, not this process: the in-process measurement settings do not touch it
 # (its level joins its identity in point_key)
 NOT_SERVING_IDENTITY = ("bench", "eval", "compare", "hardware.probe_repeats", "hardware.probe_copy_bytes",
