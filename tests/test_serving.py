@@ -98,6 +98,7 @@ def test_failures_are_counted_with_their_reason_never_hidden():
     assert "ClientConnectorError" in unreachable(f"http://127.0.0.1:{free_port()}")
 
 
+@pytest.mark.slow  # two CLI processes (6 s): the fast tier keeps under 3 min
 def test_an_unreachable_url_exits_nonzero_before_any_traffic(tmp_path):
     port = free_port()
     done = subprocess.run([sys.executable, "-m", "harness", "run", "scenario=server", f"results_dir={tmp_path}",
@@ -269,6 +270,7 @@ def _serving_record(base, level: float, tokens_per_s: float, ttft_ms: float, pri
                            serving=serving)
 
 
+@pytest.mark.slow  # a sweep and a projection (6 s): the fast tier keeps under 3 min
 def test_the_projection_can_read_its_rate_at_a_serving_operating_point():
     from harness.config import ProjectorConfig
     from harness.projector.project import project
