@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cards import read_card
 from harness.config import RunConfig
-from harness.engines import EngineModel, transformers_model
+from harness.engines import EngineInfo, EngineModel, transformers_model
 from harness.isolate import ChildCrashed, ChildRaised, run_in_child
 from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
@@ -50,7 +50,7 @@ def _failure(e: BaseException) -> R.Failure:
     return R.Failure(status, f"{type(e).__name__}: {text[:500]}")
 
 
-def _probes(rc: RunConfig, hardware_id: str, device: torch.device) -> S.ProbesBlock:
+def _probes(rc: RunConfig, hardware_id: str, device: torch.device) -> S.Probes:
     """The machine's probes, measured once per machine and probe settings, then read from the cache."""
     settings = {"repeats": rc.hardware.probe_repeats, "copy_bytes": rc.hardware.probe_copy_bytes,
                 "matmul_n": rc.hardware.probe_matmul_n}
@@ -220,7 +220,7 @@ def _run_isolated(rc: RunConfig, resolved: dict) -> S.RunRecord:
         record = R.build_record(run_id=ident.run_id, point_key=ident.key, config=resolved,
                                 duration_s=time.perf_counter() - started, model=R.model_block(rc.model),
                                 variant=R.variant_block(rc.variant), hardware=ident.hardware, failure=failure,
-                                engine={"name": rc.engine.name})
+                                engine=EngineInfo(name=rc.engine.name))
         log.info("%s: %s -> %s", ident.run_id, record.status, write_record(rc.results_dir, record))
         return record
 
@@ -273,7 +273,7 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
         run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started, model=model,
         variant=R.variant_block(prepared.variant if prepared else rc.variant), hardware=hw, probes=probes,
         measured=measured, samples_path=samples_path, failure=failure, fidelity_missing=fidelity_missing,
-        engine=prepared.target.info if prepared else {"name": rc.engine.name})
+        engine=prepared.target.info if prepared else EngineInfo(name=rc.engine.name))
     path = write_record(rc.results_dir, record)
     log.info("%s: %s -> %s", run_id, record.status, path)
     if prepared is not None:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from harness.blocks import EngineInfo
 from harness.config import RunConfig
 from harness.engines.server import ServerProcess, free_port, llamacpp_command
 from harness.measure.energy import EnergyMeter
@@ -74,7 +75,7 @@ def _tokenizer(rc: RunConfig, checkpoint: Path | None):
 def _target(rc: RunConfig) -> _Target:
     api_model = rc.scenario.target.api_model or rc.model.hub_id or rc.model.name
     if rc.scenario.target.url:
-        return _Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": rc.engine.name},
+        return _Target(R.model_block(rc.model), R.variant_block(rc.variant), EngineInfo(name=rc.engine.name),
                        _tokenizer(rc, None), api_model, rc.engine.name, url=rc.scenario.target.url)
     from harness.cards import read_card
     from harness.engines import llamacpp

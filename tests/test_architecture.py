@@ -80,33 +80,49 @@ def _fields(cls) -> set[str]:
     return set(cls.model_fields) if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
 
 
-def _pairs():
-    from harness.measure.energy import EnergyTotal
-    from harness.measure.fidelity import Fidelity
-    from harness.measure.hardware import Hardware, Probes
-    from harness.measure.latency import LatencyResult, LatencyScenario, PairedRatio
-    from harness.measure.memory import MemoryResult
-    from harness.measure.quality import HeldoutQuality
-    from harness.measure.roofline import Roofline
-    from harness.measure.stats import SampleStats
-    from harness.measure.tasks import TaskScore
-    from harness.results import schema as S
-    from harness.results.record import HEADLINE
+def test_blocks_and_isolate_are_leaves():
+    for module in ("harness.blocks", "harness.isolate"):
+        assert {t for t in graph()[module] if t.startswith("harness")} == set(), module
+
+
+def _defined_dataclasses(package: str) -> list[type]:
+    import importlib
+    import inspect
+
+    found = []
+    for module in sorted(m for m in graph() if m.startswith(package)):
+        for _, obj in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            if obj.__module__ == module and dataclasses.is_dataclass(obj):
+                found.append(obj)
+    return found
+
+
+def test_a_record_stores_the_blocks_measurement_returns_with_no_mirror():
+    """One definition per measured thing (harness/blocks.py): the record's fields are typed by the very
+    classes measurement, engines and variants return, and none of those packages defines a look-alike."""
+    import typing
+
+    from harness import blocks
+    from harness.engines import EngineInfo
+    from harness.measure.latency import Latency
+    from harness.measure.memory import Memory
+    from harness.measure.quality import Quality
+    from harness.results.schema import RunRecord
     from harness.variants import VariantInfo
 
-    # (measurement type, record block, fields only the block has: filled by the record builder)
-    return [(SampleStats, S.Stats, set()), (Probes, S.ProbesBlock, set()), (Roofline, S.RooflineBlock, set()),
-            (Fidelity, S.FidelityBlock, set()), (EnergyTotal, S.EnergyBlock, set()), (MemoryResult, S.MemoryBlock, set()),
-            (LatencyScenario, S.LatencyScenarioBlock, set()), (TaskScore, S.TaskScore, set()),
-            (VariantInfo, S.VariantBlock, set()), (Hardware, S.HardwareBlock, {"probes"}),
-            (PairedRatio, S.PairedRatioBlock, set()), (LatencyResult, S.LatencyBlock, set(HEADLINE)),
-            (HeldoutQuality, S.QualityBlock, {"tasks", "lm_eval_version", "samples_path"})]
-
-
-@pytest.mark.parametrize("index", range(13))
-def test_measurement_types_and_record_blocks_agree(index):
-    measured, block, builder_only = _pairs()[index]
-    assert _fields(measured) == _fields(block) - builder_only, (measured.__name__, block.__name__)
+    assert (Latency, Memory, Quality, EngineInfo, VariantInfo) == (blocks.Latency, blocks.Memory, blocks.Quality,
+                                                                   blocks.EngineInfo, blocks.VariantInfo)
+    for name in ("quality", "latency", "memory", "roofline", "fidelity", "energy", "hardware", "variant", "engine"):
+        annotation = RunRecord.model_fields[name].annotation
+        types = typing.get_args(annotation) or (annotation,)
+        assert any(getattr(t, "__module__", "") == "harness.blocks" for t in types), (name, annotation)
+    shapes = {frozenset(_fields(b)): b.__name__ for b in vars(blocks).values()
+              if isinstance(b, type) and dataclasses.is_dataclass(b)}
+    assert len(shapes) >= 14
+    for package in ("harness.measure", "harness.engines", "harness.variants"):
+        for cls in _defined_dataclasses(package):
+            twin = shapes.get(frozenset(_fields(cls)))
+            assert twin is None, f"{cls.__module__}.{cls.__name__} mirrors harness.blocks.{twin}"
 
 
 def test_a_serving_sweep_is_orchestration_like_a_point():
@@ -123,4 +139,4 @@ def test_serving_measurements_and_their_record_blocks_agree():
     from harness.results import schema as S
 
     assert _fields(ServedRequest) == _fields(S.ServedRequestBlock)
-    assert _fields(LevelResult) - {"energy"} == _fields(S.ServingBlock)  # energy goes to the record's EnergyBlock
+    assert _fields(LevelResult) - {"energy"} == _fields(S.ServingBlock)  # energy goes to the record's Energy

@@ -1,3 +1,4 @@
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -369,13 +370,13 @@ def test_project_command_prints_peak_closing_lag_and_what_moves_t_star(tmp_path)
 
 
 def _scored(name, family, loss, acc):
-    from harness.results.schema import QualityBlock, TaskScore
+    from harness.results.schema import Quality, TaskScore
     from tests.conftest import record_template
 
     r = record_template(name, 1e5, loss)
     return r.model_copy(update={
         "run_id": f"{name}-{family}", "model": r.model.model_copy(update={"family": family}),
-        "quality": QualityBlock(heldout_loss_nats=loss, tasks={"mc": TaskScore(metrics={"acc": acc})})})
+        "quality": Quality(heldout_loss_nats=loss, tasks={"mc": TaskScore(metrics={"acc": acc})})})
 
 
 def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
@@ -392,8 +393,9 @@ def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
     with pytest.raises(FitError, match="6 points of other families are not pooled"):
         family_sigmoid(tiny[:3] + other, p)
     # issue 26 item 9: the same models measured on a second machine are the same 6 design points
-    elsewhere = [r.model_copy(update={"run_id": r.run_id + "-b", "hardware": r.hardware.model_copy(
-        update={"id": "other-machine", "label": "other"})}) for r in tiny]
+    elsewhere = [r.model_copy(update={"run_id": r.run_id + "-b",
+                                      "hardware": replace(r.hardware, id="other-machine", label="other")})
+                 for r in tiny]
     assert family_sigmoid(tiny + elsewhere, p)[1].n_points == 6
 
 
@@ -416,12 +418,12 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
         distil = {"method": method, "distil_tokens": 1000, "distil_flops": 6 * r.model.params * 1000 + 2 * 5e6 * 1000
                   if method == "kd" else 6 * r.model.params * 1000} | (
             {"teacher_params": 5e6, "teacher_non_embedding_params": 3e6} if method == "kd" else {})
-        return r.model_copy(update={"run_id": f"m0-{method}", "variant": r.variant.model_copy(update={
+        return r.model_copy(update={"run_id": f"m0-{method}", "variant": replace(r.variant, **{
             "name": method, "kind": "distil", "method": method, "extra": {"distillation": distil}})})
 
     outsider = record_template("x0", 1e4, 1.0)
     outsider = outsider.model_copy(update={"run_id": "x0-q", "model": outsider.model.model_copy(update={"family": "other"}),
-                                           "variant": outsider.variant.model_copy(update={"name": "int8"})})
+                                           "variant": replace(outsider.variant, **{"name": "int8"})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
     p.law.source = "measured"
     rows = {r["variant"]: r for r in project(p, base + [student("kd", 2e4), student("continue-ce", 1.5e4), outsider])
@@ -438,13 +440,13 @@ def test_variant_multipliers_compare_a_student_with_its_control_and_stay_in_the_
 def _priced(record, usd_per_million: float, batch: int = 1, price_per_hour: float = 3.6):
     """``record`` with a decode time per token (one measured shape) that costs ``usd_per_million``
     per million tokens at ``price_per_hour``."""
-    from harness.results.schema import LatencyBlock, LatencyScenarioBlock, Stats
+    from harness.results.schema import Latency, LatencyScenario, Stats
 
     tokens_per_s = price_per_hour / 3600 / usd_per_million * 1e6
     tpot = batch * 1000 / tokens_per_s
     stats = Stats(n=1, median=tpot, p90=tpot, p99=tpot, mean=tpot, stdev=0.0, cv=0.0, ci_low=tpot, ci_high=tpot,
                   ci_level=0.95, samples=[tpot])
-    latency = LatencyBlock(scenarios=[LatencyScenarioBlock(prompt_tokens=8, batch_size=batch, new_tokens=8,
+    latency = Latency(scenarios=[LatencyScenario(prompt_tokens=8, batch_size=batch, new_tokens=8,
                                                            tpot_ms=stats)])
     return record.model_copy(update={"latency": latency, "config": {"hardware": {"price_per_hour_usd": price_per_hour}}})
 
@@ -464,8 +466,8 @@ def test_inference_gap_runs_the_cheapest_measured_effective_parameters_on_the_pr
     # int8 of the largest model: acts like 0.8 of its size and decodes at half the cost
     big = base[-1]
     int8 = _priced(big, (1e-6 * 1.2 * 3e6 + 0.01) / 2).model_copy(update={
-        "run_id": "m5--int8", "variant": big.variant.model_copy(update={"name": "int8", "kind": "quant"}),
-        "quality": big.quality.model_copy(update={"heldout_loss_nats": float(truth.loss(0.8 * 3e6))})})
+        "run_id": "m5--int8", "variant": replace(big.variant, **{"name": "int8", "kind": "quant"}),
+        "quality": replace(big.quality, **{"heldout_loss_nats": float(truth.loss(0.8 * 3e6))})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
     p.law.source, p.inference.cost_source = "measured", "measured"
     res = project(p, base + [int8])
@@ -515,12 +517,12 @@ def test_variant_gains_against_the_measured_compute_optimal_law(tmp_path):
     base = [record_template(f"m{i}", n, float(truth.loss(n))) for i, n in enumerate([1e4, 3e4, 1e5, 4e5, 1e6, 3e6])]
     r0 = base[0]
     distil = {"method": "kd", "distil_tokens": 1000, "distil_flops": 6 * r0.model.params * 1000 + 2 * 5e6 * 1000}
-    kd = r0.model_copy(update={"run_id": "m0-kd", "quality": r0.quality.model_copy(update={"heldout_loss_nats": 2.9}),
-                               "variant": r0.variant.model_copy(update={"name": "kd", "kind": "distil", "method": "kd",
+    kd = r0.model_copy(update={"run_id": "m0-kd", "quality": replace(r0.quality, **{"heldout_loss_nats": 2.9}),
+                               "variant": replace(r0.variant, **{"name": "kd", "kind": "distil", "method": "kd",
                                                                         "extra": {"distillation": distil}})})
     ctrl_distil = {"method": "continue-ce", "distil_tokens": 1000, "distil_flops": 6 * r0.model.params * 1000}
-    ctrl = kd.model_copy(update={"run_id": "m0-ce", "quality": r0.quality.model_copy(update={"heldout_loss_nats": 2.95}),
-                                 "variant": kd.variant.model_copy(update={"name": "continue-ce", "method": "continue-ce",
+    ctrl = kd.model_copy(update={"run_id": "m0-ce", "quality": replace(r0.quality, **{"heldout_loss_nats": 2.95}),
+                                 "variant": replace(kd.variant, **{"name": "continue-ce", "method": "continue-ce",
                                                                           "extra": {"distillation": ctrl_distil}})})
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=10)
     p.law.source, p.law.measured_path = "measured", str(tmp_path / "law.json")

@@ -11,30 +11,15 @@ through llama-cpp-python (harness/engines/llamacpp.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
+from harness.blocks import EngineInfo
 from harness.measure.latency import Decoder, hf_decoder
 from harness.measure.memory import weights_bytes
 from harness.measure.quality import LogitsFn, hf_logits
-
-
-
-@dataclass
-class EngineInfo:
-    """What ran the point (the record's engine block)."""
-    name: str
-    version: str | None = None
-    build: str | None = None  # the native build's flags, where it has any
-    artifact: str | None = None  # the file measured, when the engine runs one
-    artifact_bytes: int | None = None
-    artifact_sha256: str | None = None
-    file_type: str | None = None  # e.g. F32, Q4_K_M, as asked
-    tensor_types: dict[str, int] = field(default_factory=dict)  # the types actually written -> tensor count
-    threads: int | None = None
-    prepared_s: float | None = None  # conversion and quantisation time, when this point did them
 
 
 @dataclass
@@ -60,6 +45,6 @@ def transformers_model(model: torch.nn.Module, tokenizer: Any) -> EngineModel:
     return EngineModel(logits=hf_logits(model), decoder=hf_decoder(model, tokenizer), tokenizer=tokenizer,
                        device=model.device, vocab_size=len(tokenizer), weights_bytes=weights_bytes(model),
                        kv_element_bytes=torch.finfo(model.dtype).bits // 8,  # the cache is in the compute dtype
-                       config=model.config, info=EngineInfo("transformers", transformers.__version__,
+                       config=model.config, info=EngineInfo(name="transformers", version=transformers.__version__,
                                                             threads=torch.get_num_threads()),
                        max_length=getattr(model.config, "max_position_embeddings", 2048), hf_model=model)

@@ -262,8 +262,9 @@ def prepare_artifact(model_cfg, variant_cfg, engine_cfg, offline: bool | None = 
     contents = read_contents(path)
     side = path.with_suffix(".json")
     sha = json.loads(side.read_text())["sha256"] if side.exists() else _sha256(path)
-    info = EngineInfo("llamacpp", llama_cpp.__version__, build=llama_cpp.llama_print_system_info().decode().strip(),
-                      artifact=str(path), artifact_bytes=path.stat().st_size, artifact_sha256=sha,
+    info = EngineInfo(name="llamacpp", version=llama_cpp.__version__,
+                      build=llama_cpp.llama_print_system_info().decode().strip(), artifact=str(path),
+                      artifact_bytes=path.stat().st_size, artifact_sha256=sha,
                       file_type=file_type, tensor_types=contents.tensor_types, threads=threads,
                       prepared_s=round(prepared_s, 3))
     variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype,

@@ -248,8 +248,9 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int,
         tokenizer.pad_token = tokenizer.eos_token
     data = path.with_name("model.onnx.data")
     label = METHOD_LABELS[method].format(block=engine_cfg.int4_block_size)
-    info = EngineInfo("onnxruntime", ort.__version__, build=f"CPUExecutionProvider; onnxruntime-genai {genai.__version__}",
-                      artifact=str(path), artifact_bytes=path.stat().st_size + (data.stat().st_size if data.exists() else 0),
+    info = EngineInfo(name="onnxruntime", version=ort.__version__,
+                      build=f"CPUExecutionProvider; onnxruntime-genai {genai.__version__}", artifact=str(path),
+                      artifact_bytes=path.stat().st_size + (data.stat().st_size if data.exists() else 0),
                       artifact_sha256=_sha256(data if data.exists() else path), file_type=label,
                       tensor_types=contents.op_types, threads=threads, prepared_s=round(prepared_s, 3))
     decoder = Decoder(runner.request, "onnxruntime InferenceSession greedy loop with the KV cache fed back, one "

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from harness.blocks import Energy
+
 RAPL_ROOT = Path("/sys/class/powercap")
 
 
@@ -16,22 +18,13 @@ class EnergyReading:
     reason: str | None  # why joules is None
 
 
-@dataclass
-class EnergyTotal:
-    """Energy over every measured latency scenario of a point."""
-    joules: float | None = None
-    j_per_token: float | None = None
-    source: str | None = None
-    reason: str | None = None  # why joules is None
-
-
-def total_energy(scenarios, meter: "EnergyMeter") -> EnergyTotal:
+def total_energy(scenarios, meter: "EnergyMeter") -> Energy:
     """Sum over the scenarios that have a reading (objects with ``energy_j`` and ``generated_tokens``)."""
     measured = [sc for sc in scenarios if sc.energy_j is not None]
     if not measured:
-        return EnergyTotal(reason=meter.reason or "no scenario completed")
+        return Energy(reason=meter.reason or "no scenario completed")
     joules = sum(sc.energy_j for sc in measured)
-    return EnergyTotal(joules=joules, j_per_token=joules / sum(sc.generated_tokens for sc in measured),
+    return Energy(joules=joules, j_per_token=joules / sum(sc.generated_tokens for sc in measured),
                        source=meter.source)
 
 

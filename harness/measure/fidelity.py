@@ -21,6 +21,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from harness.blocks import Fidelity
+
 # Floor for the rest-of-vocabulary mass, so log(rest) stays finite when top-k holds ~all of it.
 _MIN_REST = 1e-12
 
@@ -88,30 +90,6 @@ class FidelityPlan(Protocol):
     bootstrap_resamples: int
     ci_level: float
     seed: int
-
-
-@dataclass(frozen=True)
-class Fidelity:
-    tokens: int
-    windows: int
-    top_k: int  # the reference kept this many tokens per position (plus the rest's mass)
-    exact: bool  # top_k covers the whole vocabulary: the KL is exact, else a lower bound
-    kl_mean_nats: float  # mean over tokens of KL(base || variant)
-    kl_ci_low: float
-    kl_ci_high: float
-    kl_p99_nats: float  # per-token tail
-    same_top_rate: float  # share of tokens whose most probable next token is unchanged
-    same_top_ci_low: float
-    same_top_ci_high: float
-    logprob_shift_nats: float  # threshold for the share below
-    shifted_share: float  # share of tokens whose log p(true token) moved by more than the threshold
-    shifted_ci_low: float
-    shifted_ci_high: float
-    loss_retention: float  # baseline loss / variant loss on the same tokens (1: unchanged; < 1: worse)
-    loss_retention_ci_low: float
-    loss_retention_ci_high: float
-    ci_level: float
-    ci_resamples: str = "windows"
 
 
 class FidelityMeter:

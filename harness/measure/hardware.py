@@ -14,46 +14,15 @@ import re
 import statistics
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import torch
 
+from harness.blocks import Hardware, Probes
 from harness.measure.clock import DeviceClock
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Hardware:
-    id: str  # stable hash of what identifies the machine's compute
-    label: str  # human name of the target
-    device: str
-    hostname: str
-    cpu_model: str
-    cpu_cores_logical: int
-    cpu_cores_physical: int | None
-    ram_bytes: int
-    torch_threads: int
-    gpu_name: str | None = None
-    gpu_count: int = 0
-    gpu_memory_bytes: int | None = None
-    gpu_driver: str | None = None
-    cuda: str | None = None
-
-
-@dataclass
-class Probes:
-    device: str
-    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
-    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
-    matmul_dtype: str
-    matmul_n: int
-    copy_bytes: int
-    samples_bandwidth: list[float] = field(default_factory=list)
-    samples_matmul: list[float] = field(default_factory=list)
-    measured_at: float = 0.0
 
 
 def _cpu_model() -> str:

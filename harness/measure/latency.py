@@ -36,8 +36,9 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation.streamers import BaseStreamer
 
+from harness.blocks import Latency, LatencyScenario, PairedRatio, Stats
 from harness.measure.energy import EnergyMeter
-from harness.measure.stats import SampleStats, summarize, summarize_groups
+from harness.measure.stats import summarize, summarize_groups
 
 log = logging.getLogger(__name__)
 
@@ -111,61 +112,6 @@ class Request:
     @property
     def tpot_ms(self) -> float:
         return sum(self.itl_ms) / len(self.itl_ms)
-
-
-@dataclass
-class PairedRatio:
-    """Variant / baseline, from requests interleaved slot by slot in the same rounds."""
-    baseline: str
-    pairs: int
-    tpot_ratio: float  # median variant TPOT / median baseline TPOT
-    tpot_ci_low: float  # bootstrap over pairs (the same slots for both)
-    tpot_ci_high: float
-    ttft_ratio: float
-    ttft_ci_low: float
-    ttft_ci_high: float
-    ci_level: float
-    baseline_tpot_ms: SampleStats
-    baseline_ttft_ms: SampleStats
-    round_tpot_ratios: list[float] = field(default_factory=list)
-
-
-@dataclass
-class LatencyScenario:
-    prompt_tokens: int
-    batch_size: int
-    new_tokens: int
-    status: str = "ok"  # ok | oom | unsupported (a shape the engine cannot decode)
-    error: str | None = None
-    requests: int = 0  # generate() requests measured, all rounds
-    rounds: int = 0
-    stop_reasons: list[str] = field(default_factory=list)  # one per round
-    ttft_ms: SampleStats | None = None  # per request
-    tpot_ms: SampleStats | None = None  # per request
-    e2e_ms: SampleStats | None = None  # per request
-    itl_ms: SampleStats | None = None  # every interval; interval by resampling requests
-    output_tokens_per_s: float | None = None  # batch * N / median e2e
-    round_tpot_ms: list[float] = field(default_factory=list)  # median TPOT of each round
-    round_spread: float | None = None  # (max - min) / median of the round medians, when rounds > 1
-    bare_tpot_ms: SampleStats | None = None  # the bare KV-cache loop, per request
-    generate_over_bare: float | None = None  # median TPOT of generate() / of the bare loop
-    bare_tokens_match: bool | None = None  # both paths decoded the same tokens
-    paired: PairedRatio | None = None
-    engine_tpot_ms: SampleStats | None = None  # the engine's own per-token timing of the same requests
-    tpot_over_engine: float | None = None  # median TPOT as timed here / median TPOT as the engine timed it
-    generated_tokens: int = 0  # by the variant's generate() requests (for energy per token)
-    measured_s: float = 0.0
-    energy_j: float | None = None  # over the variant's generate() requests, where a counter exists
-    energy_j_per_token: float | None = None
-
-
-@dataclass
-class LatencyResult:
-    scenarios: list[LatencyScenario] = field(default_factory=list)
-    timed_path: str = ""  # what one request runs (Decoder.path)
-    clock: str = ""
-    threads: int = 0
-    paired_with: str | None = None  # the baseline interleaved for paired ratios, or why none
 
 
 def _generation_config(tokenizer, new_tokens: int) -> GenerationConfig:
@@ -242,7 +188,7 @@ def hf_decoder(model, tokenizer) -> Decoder:
 
 
 def _by_request(rounds: list[list[Request]], field_name: str, resamples: int, level: float,
-                seed: int) -> SampleStats:
+                seed: int) -> Stats:
     """One value per request. With several rounds the interval resamples rounds and then requests
     inside each (rounds differ by more than requests inside one round do, as re-runs do)."""
     values = [[getattr(r, field_name) for r in rnd] for rnd in rounds]
@@ -282,7 +228,7 @@ def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, promp
         raise ValueError(f"bench.new_tokens={n}: need at least 2 to time a decode step")
     if plan.repeats < 1:
         raise ValueError(f"bench.repeats={plan.repeats}: need at least 1 round")
-    sc = LatencyScenario(prompt_tokens, batch_size, n)
+    sc = LatencyScenario(prompt_tokens=prompt_tokens, batch_size=batch_size, new_tokens=n)
     if decoder.max_batch is not None and batch_size > decoder.max_batch:
         sc.status, sc.error = "unsupported", f"batch {batch_size}: {decoder.why_max_batch}"
         return sc
@@ -385,9 +331,9 @@ def _paired(variant: list[Request], base: list[Request], v_rounds, b_rounds, nam
 
 def measure_latency(decoder: Decoder, vocab_size: int, device: torch.device, bench: LatencyPlan,
                     meter: EnergyMeter | None = None, baseline: Decoder | None = None,
-                    baseline_name: str | None = None, threads: int | None = None) -> LatencyResult:
+                    baseline_name: str | None = None, threads: int | None = None) -> Latency:
     """Every (batch, prompt) scenario; ``baseline_name`` says what ``baseline`` is, or why none is paired."""
-    result = LatencyResult(timed_path=decoder.path, clock="cuda events" if device.type == "cuda" else "perf_counter",
+    result = Latency(timed_path=decoder.path, clock="cuda events" if device.type == "cuda" else "perf_counter",
                            threads=threads or torch.get_num_threads(), paired_with=baseline_name)
     for batch in bench.batch_sizes:
         for prompt in bench.prompt_tokens:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from harness.blocks import Memory
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -65,16 +67,6 @@ def peak_rss_bytes() -> int:
 
 
 @dataclass
-class MemoryResult:
-    weights_bytes: int
-    peak_rss_bytes: int
-    peak_rss_scope: str
-    gpu_peak_allocated_bytes: int | None = None
-    gpu_peak_reserved_bytes: int | None = None
-    gpu_nvml_process_bytes: int | None = None
-
-
-@dataclass
 class GpuMemory:
     peak_allocated_bytes: int
     peak_reserved_bytes: int
@@ -111,10 +103,10 @@ def _nvml_process_bytes(device: torch.device) -> int | None:
     return None
 
 
-def memory_result(device: torch.device, weights: int, scope: str) -> MemoryResult:
+def memory_result(device: torch.device, weights: int, scope: str) -> Memory:
     """Peaks since the last ``reset_peak_rss`` / ``reset_gpu_peaks``, with the weights' bytes."""
     gpu = gpu_memory(device)
-    return MemoryResult(weights_bytes=weights, peak_rss_bytes=peak_rss_bytes(), peak_rss_scope=scope,
+    return Memory(weights_bytes=weights, peak_rss_bytes=peak_rss_bytes(), peak_rss_scope=scope,
                         gpu_peak_allocated_bytes=gpu.peak_allocated_bytes if gpu else None,
                         gpu_peak_reserved_bytes=gpu.peak_reserved_bytes if gpu else None,
                         gpu_nvml_process_bytes=gpu.nvml_process_bytes if gpu else None)

@@ -12,11 +12,11 @@ from typing import Any, Protocol
 import torch
 
 
-from harness.measure.energy import EnergyMeter, EnergyTotal, total_energy
+from harness.measure.energy import EnergyMeter, Energy, total_energy
 from harness.measure.fidelity import Fidelity, FidelityMeter, FidelityPlan, ReferenceCapture, TokenReference
-from harness.measure.latency import Decoder, LatencyPlan, LatencyResult, measure_latency
-from harness.measure.memory import MemoryResult, memory_result, reset_gpu_peaks, reset_peak_rss
-from harness.measure.quality import HeldoutQuality, LogitsFn, heldout_loss
+from harness.measure.latency import Decoder, LatencyPlan, Latency, measure_latency
+from harness.measure.memory import Memory, memory_result, reset_gpu_peaks, reset_peak_rss
+from harness.measure.quality import Quality, LogitsFn, heldout_loss
 from harness.measure.roofline import Roofline, decode_roofline, kv_bytes_per_position
 from harness.measure.tasks import TaskResults, TaskSuite, evaluate_tasks
 
@@ -52,11 +52,11 @@ class QualityPlan(Protocol):
 
 @dataclass
 class PointMeasurements:
-    quality: HeldoutQuality
+    quality: Quality
     tasks: TaskResults | None
-    latency: LatencyResult
-    energy: EnergyTotal
-    memory: MemoryResult
+    latency: Latency
+    energy: Energy
+    memory: Memory
     roofline: Roofline | None
     reference: TokenReference | None = None  # captured when asked (the baseline's held-out distributions)
     fidelity: Fidelity | None = None  # against a given reference

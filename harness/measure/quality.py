@@ -8,21 +8,12 @@ cover exactly the text's UTF-8 bytes and bits per byte compares models across to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class HeldoutQuality:
-    heldout_loss_nats: float  # mean negative log-likelihood per scored token
-    bits_per_byte: float
-    heldout_tokens: int  # tokens scored
-    heldout_bytes: int  # UTF-8 bytes those tokens cover
-    context_length: int
-    stride: int
+from harness.blocks import Quality
 
 
 def truncate_utf8(text: str, max_bytes: int | None) -> str:
@@ -60,7 +51,7 @@ WindowObserver = Callable[[torch.Tensor, torch.Tensor], None]
 @torch.inference_mode()
 def heldout_loss(logits_fn: LogitsFn, tokenizer, text: str, context_length: int = 256, stride: int = 128,
                  max_bytes: int | None = None, batch_size: int = 8,
-                 observers: Sequence[WindowObserver] = ()) -> HeldoutQuality:
+                 observers: Sequence[WindowObserver] = ()) -> Quality:
     """``observers`` (e.g. fidelity's reference capture or comparison) ride along the same pass."""
     if not 0 < stride <= context_length:
         raise ValueError(f"stride={stride} must be in (0, context_length={context_length}]")
@@ -98,5 +89,5 @@ def heldout_loss(logits_fn: LogitsFn, tokenizer, text: str, context_length: int 
                         observe(logp[row, first - b - 1 : e - b - 1], inputs[row, first - b : e - b])
     n_bytes = len(text.encode("utf-8"))
     loss = total_nats / scored
-    return HeldoutQuality(heldout_loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,
+    return Quality(heldout_loss_nats=loss, bits_per_byte=total_nats / math.log(2) / n_bytes,
                           heldout_tokens=scored, heldout_bytes=n_bytes, context_length=context_length, stride=stride)

@@ -7,16 +7,8 @@ memory roof the decode runs (1.0 = at the roof; tiny CPU models are overhead-bou
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Roofline:
-    bytes_per_token: float
-    seconds_per_token: float
-    achieved_bytes_per_s: float
-    peak_bytes_per_s: float
-    fraction_of_bandwidth: float
+from harness.blocks import Roofline
 
 
 def kv_bytes_per_position(model_config, element_bytes: int) -> int:

@@ -32,8 +32,9 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from harness.blocks import Stats
 from harness.measure.energy import EnergyReading
-from harness.measure.stats import SampleStats, summarize, summarize_groups
+from harness.measure.stats import summarize, summarize_groups
 
 BY_REQUEST = "requests"
 LOAD_GENERATOR = "meekbench asyncio + aiohttp streaming client"
@@ -140,13 +141,13 @@ class LevelResult:
     offered_rate: float | None = None  # server: the rate asked
     scheduled_rate: float | None = None  # server: the rate of this seeded sample of arrivals (a finite Poisson
     achieved_send_rate: float | None = None  # sample is not the nominal rate), and the rate requests left at
-    ttft_ms: SampleStats | None = None
-    tpot_ms: SampleStats | None = None
-    itl_ms: SampleStats | None = None
-    e2e_ms: SampleStats | None = None
+    ttft_ms: Stats | None = None
+    tpot_ms: Stats | None = None
+    itl_ms: Stats | None = None
+    e2e_ms: Stats | None = None
     ttft_p99_ci: tuple[float, float] | None = None  # the p99's bootstrap interval (resampling requests)
     tpot_p99_ci: tuple[float, float] | None = None
-    send_lag_ms: SampleStats | None = None  # sent - scheduled: the load generator's lateness
+    send_lag_ms: Stats | None = None  # sent - scheduled: the load generator's lateness
     client_ms_per_token: float | None = None  # the client's chunk handling per streamed token
     energy: EnergyReading | None = None
     energy_j_per_output_token: float | None = None

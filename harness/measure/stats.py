@@ -6,35 +6,17 @@ inter-token intervals of one request), never the correlated values one by one.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import bootstrap
 
-
-@dataclass(frozen=True)
-class SampleStats:
-    n: int
-    median: float
-    p90: float
-    p99: float
-    mean: float
-    stdev: float
-    cv: float  # stdev / mean
-    ci_low: float  # bootstrap confidence interval of the median
-    ci_high: float
-    ci_level: float
-    ci_resamples: str  # what the bootstrap resampled (the independent unit)
-    samples: list[float]  # raw, in measurement order, so a report can recompute everything
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from harness.blocks import Stats
 
 
-def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> SampleStats:
+def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> Stats:
     mean = float(x.mean())
     stdev = float(x.std(ddof=1)) if x.size > 1 else 0.0
-    return SampleStats(
+    return Stats(
         n=int(x.size), median=float(np.median(x)), p90=float(np.percentile(x, 90)),
         p99=float(np.percentile(x, 99)), mean=mean, stdev=stdev, cv=stdev / mean if mean else float("nan"),
         ci_low=float(ci[0]), ci_high=float(ci[1]), ci_level=level, ci_resamples=unit, samples=[float(v) for v in x],
@@ -42,7 +24,7 @@ def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> S
 
 
 def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, seed: int = 0,
-              unit: str = "samples") -> SampleStats:
+              unit: str = "samples") -> Stats:
     """Samples that are independent units (e.g. one value per request): the median's percentile
     interval from scipy's bootstrap."""
     x = np.asarray(samples, dtype=float)
@@ -56,7 +38,7 @@ def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, 
 
 
 def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95, seed: int = 0,
-                     unit: str = "groups", within: bool = False) -> SampleStats:
+                     unit: str = "groups", within: bool = False) -> Stats:
     """Pooled values of correlated groups: percentiles over all values, the median's interval
     from a cluster bootstrap that resamples whole groups. ``within=True`` also resamples the
     values inside each drawn group (a two-level bootstrap: rounds, then requests in a round),

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Protocol, Sequence
 
+from harness.blocks import TaskScore
+
 log = logging.getLogger(__name__)
 
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -40,14 +42,6 @@ class TaskSuite(Protocol):
     numpy_random_seed: int
     torch_random_seed: int
     fewshot_random_seed: int
-
-
-@dataclass
-class TaskScore:
-    metrics: dict[str, float | None]  # e.g. acc, acc_stderr, bits_per_byte
-    n_samples: int | None = None
-    n_shot: int | None = None
-    version: str | None = None
 
 
 @dataclass

@@ -8,7 +8,7 @@ from rich.table import Table
 from harness.config import SummaryConfig
 from harness.results.comparison import SpeedRatio, baseline_of, baselines, ratio, speed_ratio, task_names
 from harness.results.store import load_records
-from harness.results.schema import REFERENCE_ENGINE, QualityBlock, RunRecord, engine_name
+from harness.results.schema import REFERENCE_ENGINE, Quality, RunRecord, engine_name
 
 COLUMNS = ("model", "variant", "engine", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
            "TPOT ms [95% CI]", "spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
@@ -38,7 +38,7 @@ def _speedup(s: SpeedRatio | None) -> str:
     return f"{s.speedup:.2f}x u"
 
 
-def _acc(q: QualityBlock, task: str) -> str:
+def _acc(q: Quality, task: str) -> str:
     score = q.tasks.get(task)
     if not score or score.metrics.get("acc") is None:
         return "-"

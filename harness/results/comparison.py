@@ -160,7 +160,7 @@ class ComparisonBlock(S._Block):
     missing: list[str] = Field(default_factory=list)  # what could not be compared, and why
     ci_level: float = 0.95
     gates: list[float] = Field(default_factory=list)
-    fidelity: Optional[S.FidelityBlock] = None
+    fidelity: Optional[S.Fidelity] = None
     loss_gates: dict[str, Gate] = Field(default_factory=dict)
     tasks: dict[str, PairedTaskBlock] = Field(default_factory=dict)
     cost: list[CostBlock] = Field(default_factory=list)
@@ -240,11 +240,11 @@ def paired_task(base_rows: list[dict], variant_rows: list[dict], thresholds: lis
         retention_ci_low=ret_lo, retention_ci_high=ret_hi, gates=gates(ret_lo, ret_hi, thresholds))
 
 
-def _shape(sc: S.LatencyScenarioBlock) -> tuple[int, int, int]:
+def _shape(sc: S.LatencyScenario) -> tuple[int, int, int]:
     return sc.prompt_tokens, sc.batch_size, sc.new_tokens
 
 
-def cost_rows(latency: S.LatencyBlock | None, base_latency: S.LatencyBlock | None,
+def cost_rows(latency: S.Latency | None, base_latency: S.Latency | None,
               price_per_hour_usd: float | None) -> list[CostBlock]:
     """One row per measured shape; the TPOT ratio is the paired one measured in the point where
     there is one, else the ratio of the two points' medians at the same shape (drift included)."""
@@ -269,7 +269,7 @@ def cost_rows(latency: S.LatencyBlock | None, base_latency: S.LatencyBlock | Non
     return rows
 
 
-def _distillation(variant: S.VariantBlock) -> Mapping[str, Any] | None:
+def _distillation(variant: S.VariantInfo) -> Mapping[str, Any] | None:
     return (variant.extra or {}).get("distillation")
 
 

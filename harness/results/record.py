@@ -4,8 +4,8 @@
 measurements or the failure) and this module decides every field: the model's counts (from
 the loaded model where the variant says they are readable, else its card, else the config),
 the headline latency, and the status (a point whose every latency scenario ran out of memory
-is ``oom``). Inputs are measurement dataclasses, read by attribute name: nothing here imports
-``harness.measure`` or torch.
+is ``oom``). The measurements arrive as the blocks a record stores (harness/blocks.py) and are
+stored as they are: nothing here imports ``harness.measure`` or torch.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from harness.blocks import HEADLINE
 from harness.results import schema as S
 from harness.results.provenance import launch, software
 
@@ -50,36 +51,28 @@ def model_block(model_cfg: Any, source: Optional[str] = None, card: Any = None, 
                         weights=getattr(card, "weights", None))
 
 
-def variant_block(variant: Any) -> S.VariantBlock:
+def variant_block(variant: Any) -> S.VariantInfo:
     """From the variant's own description once prepared, or from its config when it never got there."""
-    fields = {name: getattr(variant, name) for name in S.VariantBlock.model_fields if hasattr(variant, name)}
-    return S.VariantBlock.model_validate(fields | {"options": _plain(getattr(variant, "options", None))})
+    fields = {f.name: getattr(variant, f.name) for f in dataclasses.fields(S.VariantInfo) if hasattr(variant, f.name)}
+    return S.VariantInfo(**fields | {"options": _plain(getattr(variant, "options", None))})
 
 
-def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] = None) -> S.QualityBlock:
-    block = S.QualityBlock.model_validate(heldout)
-    if tasks is not None:
-        block = block.model_copy(update={
-            "tasks": {name: S.TaskScore.model_validate(score) for name, score in tasks.tasks.items()},
-            "lm_eval_version": tasks.lm_eval_version,
-            "samples_path": str(samples_path) if samples_path else None})
-    return block
+def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] = None) -> S.Quality:
+    if tasks is None:
+        return heldout
+    return dataclasses.replace(heldout, tasks=dict(tasks.tasks), lm_eval_version=tasks.lm_eval_version,
+                               samples_path=str(samples_path) if samples_path else None)
 
 
-HEADLINE = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "generate_over_bare", "round_spread",
-            "paired")
-
-
-def latency_block(latency: Any) -> S.LatencyBlock:
+def latency_block(latency: Any) -> S.Latency:
     """The scenarios as measured, with the first scenario that ran as the headline."""
-    block = S.LatencyBlock.model_validate(latency)
-    head = next((sc for sc in block.scenarios if sc.status == "ok"), None)
+    head = next((sc for sc in latency.scenarios if sc.status == "ok"), None)
     if head is None:
-        return block
-    return block.model_copy(update={key: getattr(head, key) for key in HEADLINE})
+        return latency
+    return dataclasses.replace(latency, **{key: getattr(head, key) for key in HEADLINE})
 
 
-def _oom(latency: S.LatencyBlock) -> Optional[Failure]:
+def _oom(latency: S.Latency) -> Optional[Failure]:
     scenarios = latency.scenarios
     if scenarios and all(sc.status == "oom" for sc in scenarios):
         return Failure("oom", "; ".join(sc.error for sc in scenarios if sc.error))
@@ -87,9 +80,9 @@ def _oom(latency: S.LatencyBlock) -> Optional[Failure]:
 
 
 def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float, model: S.ModelBlock,
-                 variant: S.VariantBlock, hardware: Any, probes: Any = None, measured: Any = None,
+                 variant: S.VariantInfo, hardware: S.Hardware, probes: Optional[S.Probes] = None, measured: Any = None,
                  samples_path: Optional[Path] = None, failure: Optional[Failure] = None,
-                 fidelity_missing: Optional[str] = None, engine: Any = None) -> S.RunRecord:
+                 fidelity_missing: Optional[str] = None, engine: Optional[S.EngineInfo] = None) -> S.RunRecord:
     """One validated record. ``measured`` is a point's measurements (quality, tasks, latency, energy,
     memory, roofline, fidelity attributes) or None when the point failed before measuring;
     ``fidelity_missing`` says why a point that should have a fidelity block has none."""
@@ -97,26 +90,23 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
     if measured is not None:
         latency = latency_block(measured.latency)
         blocks = {"quality": quality_block(measured.quality, measured.tasks, samples_path), "latency": latency,
-                  "energy": S.EnergyBlock.model_validate(measured.energy),
-                  "memory": S.MemoryBlock.model_validate(measured.memory),
-                  "roofline": S.RooflineBlock.model_validate(measured.roofline) if measured.roofline else None,
-                  "fidelity": S.FidelityBlock.model_validate(measured.fidelity) if measured.fidelity else None,
+                  "energy": measured.energy, "memory": measured.memory, "roofline": measured.roofline,
+                  "fidelity": measured.fidelity,
                   "fidelity_missing": fidelity_missing}
         failure = failure or _oom(latency)
-    hw = S.HardwareBlock.model_validate(hardware).model_copy(
-        update={"probes": S.ProbesBlock.model_validate(probes) if probes is not None else None})
+    hw = dataclasses.replace(hardware, probes=probes)
     return S.RunRecord(
         run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
         config=dict(config), model=model, variant=variant, hardware=hw,
-        engine=S.EngineBlock.model_validate(engine) if engine is not None else None, software=software(),
+        engine=engine, software=software(),
         launch=S.LaunchBlock.model_validate(launch()), **blocks)
 
 
 def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,
-                         model: S.ModelBlock, variant: S.VariantBlock, hardware: Any, target: Any = None,
-                         level: Any = None, failure: Optional[Failure] = None, engine: Any = None,
+                         model: S.ModelBlock, variant: S.VariantInfo, hardware: S.Hardware, target: Any = None,
+                         level: Any = None, failure: Optional[Failure] = None, engine: Optional[S.EngineInfo] = None,
                          energy_reason: Optional[str] = None) -> S.ServingRecord:
     """One validated serving record. ``level`` is one level's measurements (harness.measure.serving's
     LevelResult) or None when the point failed before any load. A level whose target stopped answering
@@ -127,7 +117,7 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
             update={"requests": [S.ServedRequestBlock.model_validate(r) for r in level.requests]})
         reading = level.energy
         tokens = sum(r.output_tokens for r in serving.requests if r.error is None)
-        energy = S.EnergyBlock(joules=getattr(reading, "joules", None), j_per_token=level.energy_j_per_output_token,
+        energy = S.Energy(joules=getattr(reading, "joules", None), j_per_token=level.energy_j_per_output_token,
                                source=getattr(reading, "source", None),
                                reason=getattr(reading, "reason", None) or energy_reason)
         if failure is None and (serving.target_failed or not serving.completed):
@@ -136,13 +126,11 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
             failure = Failure("failed", f"{why}: {serving.completed} of {len(serving.requests)} requests completed "
                                         f"({kinds}; {tokens} output tokens)")
     elif energy_reason:
-        energy = S.EnergyBlock(reason=energy_reason)
-    hw = S.HardwareBlock.model_validate(hardware)
+        energy = S.Energy(reason=energy_reason)
     return S.ServingRecord(
         run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
-        config=dict(config), model=model, variant=variant, hardware=hw,
-        engine=S.EngineBlock.model_validate(engine) if engine is not None else None,
+        config=dict(config), model=model, variant=variant, hardware=hardware, engine=engine,
         target=S.TargetBlock.model_validate(target) if target is not None else None, serving=serving,
         energy=energy, software=software(), launch=S.LaunchBlock.model_validate(launch()))

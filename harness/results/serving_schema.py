@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field
 
-from harness.results.schema import EnergyBlock, Stats, Status, _Block, _PointRecord  # noqa: F401
+from harness.results.schema import Energy, Stats, Status, _Block, _PointRecord  # noqa: F401
 
 __all__ = ["SERVING_SCHEMA_VERSION", "ServedRequestBlock", "TargetBlock", "ServingBlock", "ServingRecord"]
 

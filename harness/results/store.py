@@ -24,15 +24,16 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from harness.io import atomic_file, write_atomic
-from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, ProbesBlock, RunRecord, ServingRecord,
+from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, Probes, RunRecord, ServingRecord,
                                     upgrade_v1, upgrade_v2)
 
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
+_PROBES = TypeAdapter(Probes)  # a cached probe result's JSON
 CRASH_TRACEBACK = "crash-traceback.txt"  # faulthandler's traceback of an isolated point whose child crashed
 # A point's identity: the config keys that change what it measures (each with everything under it),
 # less the exceptions below. Prices, report thresholds, display and paths are not in it, so
@@ -134,19 +135,18 @@ def probes_path(cache_dir: str | Path, hardware_id: str, device_type: str, threa
     return Path(cache_dir) / f"{hardware_id}-{device_type}-t{threads}-{tag}.json"
 
 
-def read_probes(path: Path) -> ProbesBlock | None:
+def read_probes(path: Path) -> Probes | None:
     """The cached probe result, or None when absent or unreadable (then it is measured again)."""
     try:
-        return ProbesBlock.model_validate_json(path.read_text())
+        return _PROBES.validate_json(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def write_probes(path: Path, probes: Any) -> ProbesBlock:
-    """Validate a probe result (any object with the block's attributes) and cache it."""
-    block = ProbesBlock.model_validate(probes)
-    write_atomic(path, block.model_dump_json())
-    return block
+def write_probes(path: Path, probes: Probes) -> Probes:
+    """Cache a probe result."""
+    write_atomic(path, _PROBES.dump_json(probes).decode())
+    return probes
 
 
 def read_samples(samples_dir: str | Path | None) -> dict[str, list[dict]]:

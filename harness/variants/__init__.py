@@ -5,30 +5,18 @@ PreparedModel`` registered here; measurement code never needs to know which one 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from harness.blocks import VariantInfo
 from harness.config import ModelConfig, VariantConfig
 from harness.models import LoadedModel
 
 
 class UnsupportedVariantError(RuntimeError):
     """The variant cannot run on this device or software stack (a record with status unsupported)."""
-
-
-@dataclass
-class VariantInfo:
-    name: str
-    kind: str
-    dtype: str
-    method: str | None = None
-    library: str | None = None
-    library_version: str | None = None
-    weight_bits: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # the variant's options as plain values
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a distilled student's card
 
 
 @dataclass

@@ -1,0 +1,249 @@
+"""What a point measures, defined once: measurement returns these, and a record stores them as they are.
+
+Each is a plain dataclass that pydantic validates inside a record (``RunRecord.latency`` is a
+``Latency``), so a field measured is a field recorded, with no mirrored class to keep in step. A
+leaf: it imports nothing of harness, so measure, engines, variants and results can all use it.
+
+Units are in field names (_ms, _s, _bytes, _j, _nats). Fields a record may lack (written by an
+older meekbench, or filled only by the record builder) have defaults; ``extra="forbid"`` refuses
+a field nobody defined. Changing a field's meaning bumps ``schema.SCHEMA_VERSION``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from pydantic import ConfigDict
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+def _block(frozen: bool = False):
+    """A keyword-only dataclass that pydantic validates strictly (unknown fields refused)."""
+    def wrap(cls):
+        cls.__pydantic_config__ = _FORBID
+        return dataclass(kw_only=True, frozen=frozen)(cls)
+    return wrap
+
+
+@_block(frozen=True)
+class Stats:
+    """Raw samples with their summary: median with a bootstrap interval, tails, spread."""
+    n: int
+    median: float
+    p90: float
+    p99: float
+    mean: float
+    stdev: float
+    cv: float  # stdev / mean
+    ci_low: float  # bootstrap confidence interval of the median
+    ci_high: float
+    ci_level: float
+    ci_resamples: str = "samples"  # what the bootstrap resampled (the independent unit)
+    samples: list[float]  # raw, in measurement order, so a report can recompute everything
+
+
+@_block()
+class Probes:
+    """Short measured probes of the machine, cached per hardware id in the results store."""
+    device: str
+    bandwidth_bytes_per_s: float  # median of tensor copies (read + write bytes / time)
+    matmul_flops_per_s: float  # median of square matmuls (2 n^3 / time)
+    matmul_dtype: str
+    matmul_n: int
+    copy_bytes: int
+    samples_bandwidth: list[float] = field(default_factory=list)
+    samples_matmul: list[float] = field(default_factory=list)
+    measured_at: float = 0.0
+
+
+@_block()
+class Hardware:
+    id: str  # stable hash of what identifies the machine's compute
+    label: str  # human name of the target
+    device: str
+    hostname: str
+    cpu_model: str
+    cpu_cores_logical: int
+    cpu_cores_physical: Optional[int] = None
+    ram_bytes: int
+    torch_threads: int
+    gpu_name: Optional[str] = None
+    gpu_count: int = 0
+    gpu_memory_bytes: Optional[int] = None
+    gpu_driver: Optional[str] = None
+    cuda: Optional[str] = None
+    probes: Optional[Probes] = None  # set by the record builder from the machine's cached probes
+
+
+@_block()
+class VariantInfo:
+    """What a variant is once prepared (or, for a point that never got there, its config's view)."""
+    name: str
+    kind: str
+    dtype: str
+    method: Optional[str] = None
+    library: Optional[str] = None
+    library_version: Optional[str] = None
+    weight_bits: Optional[float] = None
+    options: dict[str, Any] = field(default_factory=dict)  # the variant's options as plain values
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a distilled student's card
+
+
+@_block()
+class EngineInfo:
+    """What ran the point; absent in records written before engines were an axis (transformers)."""
+    name: str
+    version: Optional[str] = None
+    build: Optional[str] = None  # the native build's flags, where it has any
+    artifact: Optional[str] = None  # the file measured, when the engine runs one
+    artifact_bytes: Optional[int] = None
+    artifact_sha256: Optional[str] = None
+    file_type: Optional[str] = None  # as asked (F32, Q4_K_M, shipped ...)
+    tensor_types: dict[str, int] = field(default_factory=dict)  # the types actually written -> tensor count
+    threads: Optional[int] = None
+    prepared_s: Optional[float] = None  # conversion and quantisation time, when this point did them
+
+
+@_block()
+class TaskScore:
+    metrics: dict[str, Optional[float]]  # e.g. acc, acc_stderr, bits_per_byte
+    n_samples: Optional[int] = None
+    n_shot: Optional[int] = None
+    version: Optional[str] = None
+
+
+@_block()
+class Quality:
+    """Held-out loss as measured; the record builder adds the point's lm-eval tasks."""
+    heldout_loss_nats: Optional[float] = None  # mean negative log-likelihood per scored token
+    bits_per_byte: Optional[float] = None
+    heldout_tokens: Optional[int] = None  # tokens scored
+    heldout_bytes: Optional[int] = None  # UTF-8 bytes those tokens cover
+    context_length: Optional[int] = None
+    stride: Optional[int] = None
+    tasks: dict[str, TaskScore] = field(default_factory=dict)
+    lm_eval_version: Optional[str] = None
+    samples_path: Optional[str] = None  # per-sample log next to the record
+
+
+@_block()
+class PairedRatio:
+    """Variant / baseline, from requests interleaved slot by slot in the same rounds of the point."""
+    baseline: str
+    pairs: int
+    tpot_ratio: float  # median variant TPOT / median baseline TPOT
+    tpot_ci_low: float  # bootstrap over pairs (the same slots for both)
+    tpot_ci_high: float
+    ttft_ratio: float
+    ttft_ci_low: float
+    ttft_ci_high: float
+    ci_level: float
+    baseline_tpot_ms: Stats
+    baseline_ttft_ms: Stats
+    round_tpot_ratios: list[float] = field(default_factory=list)
+
+
+@_block()
+class LatencyScenario:
+    prompt_tokens: int
+    batch_size: int
+    new_tokens: int
+    status: Literal["ok", "oom", "unsupported"] = "ok"  # unsupported: a shape the engine cannot decode
+    error: Optional[str] = None
+    requests: int = 0  # requests measured, all rounds
+    rounds: int = 0
+    stop_reasons: list[str] = field(default_factory=list)  # one per round
+    ttft_ms: Optional[Stats] = None  # per request: time to first token
+    tpot_ms: Optional[Stats] = None  # per request: (e2e - TTFT) / (N - 1)
+    e2e_ms: Optional[Stats] = None  # per request
+    itl_ms: Optional[Stats] = None  # every inter-token interval; interval by resampling requests
+    output_tokens_per_s: Optional[float] = None  # batch * N / median e2e
+    round_tpot_ms: list[float] = field(default_factory=list)  # median TPOT of each round
+    round_spread: Optional[float] = None  # (max - min) / median of the round medians, when rounds > 1
+    bare_tpot_ms: Optional[Stats] = None  # the bare KV-cache loop, per request
+    generate_over_bare: Optional[float] = None  # median TPOT of generate() / of the bare loop
+    bare_tokens_match: Optional[bool] = None  # both paths decoded the same tokens
+    paired: Optional[PairedRatio] = None
+    engine_tpot_ms: Optional[Stats] = None  # the engine's own per-token timing of the same requests
+    tpot_over_engine: Optional[float] = None  # median TPOT timed here / as the engine timed it
+    generated_tokens: int = 0  # by the variant's requests (for energy per token)
+    measured_s: float = 0.0
+    energy_j: Optional[float] = None  # over the variant's requests, where a counter exists
+    energy_j_per_token: Optional[float] = None
+
+
+@_block()
+class Latency:
+    """The scenarios as measured; the headline (the first scenario that ran) is set by the record builder."""
+    ttft_ms: Optional[Stats] = None
+    tpot_ms: Optional[Stats] = None
+    itl_ms: Optional[Stats] = None
+    e2e_ms: Optional[Stats] = None
+    output_tokens_per_s: Optional[float] = None
+    generate_over_bare: Optional[float] = None
+    round_spread: Optional[float] = None
+    paired: Optional[PairedRatio] = None
+    scenarios: list[LatencyScenario] = field(default_factory=list)
+    timed_path: str = ""  # what one request runs (Decoder.path)
+    clock: str = ""
+    threads: int = 0
+    paired_with: Optional[str] = None  # the baseline interleaved for paired ratios, or why none
+
+
+HEADLINE = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tokens_per_s", "generate_over_bare", "round_spread",
+            "paired")  # Latency's fields copied from its first scenario that ran
+
+
+@_block()
+class Memory:
+    weights_bytes: Optional[int] = None
+    peak_rss_bytes: Optional[int] = None
+    peak_rss_scope: str = ""
+    gpu_peak_allocated_bytes: Optional[int] = None
+    gpu_peak_reserved_bytes: Optional[int] = None
+    gpu_nvml_process_bytes: Optional[int] = None
+
+
+@_block()
+class Energy:
+    """Energy over every measured latency scenario of a point (or a serving level)."""
+    joules: Optional[float] = None
+    j_per_token: Optional[float] = None
+    source: Optional[str] = None  # "nvml" | "rapl"
+    reason: Optional[str] = None  # why joules is null
+
+
+@_block(frozen=True)
+class Roofline:
+    bytes_per_token: float  # weights + KV cache read per decoded token
+    seconds_per_token: float
+    achieved_bytes_per_s: float
+    peak_bytes_per_s: float
+    fraction_of_bandwidth: float
+
+
+@_block(frozen=True)
+class Fidelity:
+    """Next-token distributions of the variant against its baseline's, token by token on the
+    held-out windows (harness/measure/fidelity.py); intervals resample windows."""
+    tokens: int
+    windows: int
+    top_k: int  # the reference kept this many tokens per position (plus the rest's mass)
+    exact: bool  # top_k covers the whole vocabulary: the KL is exact, else a lower bound
+    kl_mean_nats: float  # mean over tokens of KL(base || variant)
+    kl_ci_low: float
+    kl_ci_high: float
+    kl_p99_nats: float  # per-token tail
+    same_top_rate: float  # share of tokens whose most probable next token is unchanged
+    same_top_ci_low: float
+    same_top_ci_high: float
+    logprob_shift_nats: float  # threshold for the share below
+    shifted_share: float  # share of tokens whose log p(true token) moved by more than the threshold
+    shifted_ci_low: float
+    shifted_ci_high: float
+    loss_retention: float  # baseline loss / variant loss on the same tokens (1: unchanged; < 1: worse)
+    loss_retention_ci_low: float
+    loss_retention_ci_high: float
+    ci_level: float
+    ci_resamples: str = "windows"
