@@ -160,7 +160,19 @@ def test_the_measured_page_is_generated_from_the_records_and_step_times(tmp_path
     spec = importlib.util.spec_from_file_location("measured_page", ROOT / "scripts" / "measured_page.py")
     measured_page = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(measured_page)
-    write_record(tmp_path, record_template("tiny-xs", 1e5, 4.0))
+    from dataclasses import replace
+
+    from harness.blocks import Memory
+
+    base = record_template("tiny-xs", 1e5, 4.0).model_copy(update={"memory": Memory(weights_bytes=400)})
+    write_record(tmp_path, base)
+    write_record(tmp_path, base.model_copy(update={  # a llama.cpp variant that ran, and one that was refused
+        "run_id": "tiny-xs--llamacpp-gguf-q8_0--synthetic--1", "memory": Memory(weights_bytes=100),
+        "engine": {"name": "llamacpp", "version": "0.3.36"},
+        "variant": replace(base.variant, name="gguf-q8_0", kind="gguf", method="Q8_0")}))
+    write_record(tmp_path, base.model_copy(update={
+        "run_id": "tiny-xs--bnb-nf4--synthetic--2", "status": "unsupported", "error": "no 4-bit kernel here",
+        "variant": replace(base.variant, name="bnb-nf4", kind="quantise", library="bitsandbytes")}))
     steps = tmp_path / "demo-steps.tsv"
     steps.write_text("set-up\tset-up\t1000.0\n1/9\tthe family\t1090.5\n9/9\treport\t1190.0\n")
     with pytest.raises(SystemExit, match="no end mark"):
@@ -169,3 +181,8 @@ def test_the_measured_page_is_generated_from_the_records_and_step_times(tmp_path
     text = measured_page.page(tmp_path)
     assert "It took 3 min 20 s" in text and "1 min 30 s" in text and "1 min 40 s" in text
     assert "| tiny-xs " in text and "2026-01-01" in text and "x, 2 logical cores" in text
+    matrix = text.split("## Support matrix")[1].split("## Variant scorecards")[0]
+    assert "| `gguf-q8_0 · llamacpp` | runs on tiny-xs (weights 0.25x fp32) |" in matrix
+    assert "| `bnb-nf4` | `unsupported` on tiny-xs: no 4-bit kernel here |" in matrix
+    assert "llamacpp 0.3.36" in matrix and "| `fp32` |" not in matrix  # the reference baseline is no row
+    assert "### tiny-xs on synthetic" in text and "gguf-q8_0" in text.split("## Variant scorecards")[1]

@@ -213,8 +213,8 @@ def _table(df: pd.DataFrame) -> str:
     return (df.to_markdown(index=False) if not df.empty else "_none_") + "\n"
 
 
-def scorecard_markdown(cards: list[Scorecard], out: Path, baseline_variant: str) -> list[str]:
-    """The report's scorecard section, with its plots written beside it."""
+def scorecard_markdown(cards: list[Scorecard], out: Path | None, baseline_variant: str) -> list[str]:
+    """The report's scorecard section, with its plots written into ``out`` (None: tables only)."""
     lines = [f"## Variant scorecards against `{baseline_variant}`", "", HOW_TO_READ, ""]
     if not cards:
         return lines + ["No variant point to compare (only baselines, or no ok records).", ""]
@@ -224,7 +224,7 @@ def scorecard_markdown(cards: list[Scorecard], out: Path, baseline_variant: str)
                   "Compared with: " + ", ".join(f"`{b}`" for b in card.baseline_run_ids) + ".", "",
                   "Fidelity and loss retention (held-out windows):", "", _table(card.fidelity),
                   "Tasks (paired on items):", "", _table(card.tasks), "Cost:", "", _table(card.cost)]
-        for name, plot in (("retention-cost", retention_cost_plot), ("kl-bytes", kl_bytes_plot)):
+        for name, plot in (("retention-cost", retention_cost_plot), ("kl-bytes", kl_bytes_plot)) if out else ():
             png = out / f"scorecard-{name}-{slug}.png"
             if plot(card, png):
                 lines += [f"![{name}]({png.name})", ""]
