@@ -247,3 +247,65 @@ class Fidelity:
     loss_retention_ci_high: float
     ci_level: float
     ci_resamples: str = "windows"
+
+
+@_block()
+class ServedRequest:
+    """One request of a serving level, as the client saw it (raw: a report can recompute everything)."""
+    index: int
+    scheduled_s: float  # when the schedule meant it to leave (s from the level's start)
+    sent_s: float  # when it left
+    input_tokens: int  # as asked (prompt cut to this many tokens)
+    output_tokens_asked: int
+    output_tokens: int = 0  # as the server counted them (usage), else streamed chunks with text
+    prompt_tokens: Optional[int] = None  # as the server counted the prompt (usage), when it says
+    token_count_source: str = "chunks"  # usage | chunks
+    ttft_ms: Optional[float] = None
+    itl_ms: list[float] = field(default_factory=list)
+    e2e_ms: Optional[float] = None
+    error: Optional[str] = None  # None: completed with every token asked
+    error_kind: Optional[str] = None  # connection | http | timeout | short | cancelled | protocol
+    client_ms: float = 0.0  # time spent in the client's own chunk handling
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def tpot_ms(self) -> Optional[float]:
+        if self.ttft_ms is None or self.e2e_ms is None or self.output_tokens < 2:
+            return None
+        return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
+
+
+@_block()
+class ServingLevel:
+    """One level of load: every request, and the figures over those that completed
+    (harness/measure/serving.py defines each); intervals resample requests."""
+    kind: Literal["server", "concurrency", "offline"]
+    level: float  # requests/s (server), clients (concurrency), requests sent at once (offline)
+    duration_s: float  # first send to last completion (or the level's end)
+    stop_reason: str
+    completed: int = 0
+    failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # error kind -> requests
+    target_failed: bool = False  # connection errors: the target stopped answering
+    request_throughput: Optional[float] = None  # completed / duration
+    output_token_throughput: Optional[float] = None
+    input_token_throughput: Optional[float] = None
+    offered_rate: Optional[float] = None  # server: the rate asked
+    # server: the rate of this seeded sample of arrivals (a finite Poisson sample is not the nominal
+    # rate), and the rate requests actually left at
+    scheduled_rate: Optional[float] = None
+    achieved_send_rate: Optional[float] = None
+    ttft_ms: Optional[Stats] = None
+    tpot_ms: Optional[Stats] = None
+    itl_ms: Optional[Stats] = None
+    e2e_ms: Optional[Stats] = None
+    ttft_p99_ci: Optional[tuple[float, float]] = None  # the p99's bootstrap interval (resampling requests)
+    tpot_p99_ci: Optional[tuple[float, float]] = None
+    send_lag_ms: Optional[Stats] = None  # sent - scheduled: the load generator's lateness
+    client_ms_per_token: Optional[float] = None  # the client's chunk handling per streamed token
+    energy_j_per_output_token: Optional[float] = None
+    load_generator: str = ""
+    requests: list[ServedRequest] = field(default_factory=list)

@@ -188,7 +188,7 @@ def _run_here(rc: RunConfig, resolved: dict) -> S.RunRecord:
 class _Identity:
     device: torch.device
     device_error: ValueError | None
-    hardware: Any  # the machine's fingerprint
+    hardware: S.Hardware  # the machine's fingerprint
     key: str
     run_id: str
 
@@ -203,13 +203,20 @@ def _identify(rc: RunConfig, resolved: dict) -> _Identity:
     return _Identity(device, device_error, hw, key, run_id_for(rc.model.name, _run_label(rc), hw.label, key))
 
 
+def _already_done(rc: RunConfig, run_id: str) -> S.RunRecord | None:
+    """The point's ok record, which a re-run skips (unless force=true)."""
+    if not rc.force and (done := existing_ok(rc.results_dir, run_id)):
+        log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
+        return done
+    return None
+
+
 def _run_isolated(rc: RunConfig, resolved: dict) -> S.RunRecord:
     """engine.isolate: the point runs in a child process; if the engine's native code kills it, the
     point is a ``failed`` record naming the signal and where it struck, and the sweep goes on."""
     started = time.perf_counter()
     ident = _identify(rc, resolved)
-    if not rc.force and (done := existing_ok(rc.results_dir, ident.run_id)):
-        log.info("%s: ok record exists, skipped (force=true recomputes)", ident.run_id)
+    if done := _already_done(rc, ident.run_id):
         return done
     try:
         return run_in_child(_run_here, rc, resolved,
@@ -229,8 +236,7 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
     started = time.perf_counter()
     ident = _identify(rc, resolved)
     device, hw, key, run_id = ident.device, ident.hardware, ident.key, ident.run_id
-    if not rc.force and (done := existing_ok(rc.results_dir, run_id)):
-        log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
+    if done := _already_done(rc, run_id):
         return done
 
     log.info("point %s on %s (%s)", run_id, hw.label, device)

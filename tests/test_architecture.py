@@ -107,18 +107,21 @@ def test_a_record_stores_the_blocks_measurement_returns_with_no_mirror():
     from harness.measure.latency import Latency
     from harness.measure.memory import Memory
     from harness.measure.quality import Quality
-    from harness.results.schema import RunRecord
+    from harness.measure.serving import ServedRequest
+    from harness.results.schema import RunRecord, ServingRecord
     from harness.variants import VariantInfo
 
-    assert (Latency, Memory, Quality, EngineInfo, VariantInfo) == (blocks.Latency, blocks.Memory, blocks.Quality,
-                                                                   blocks.EngineInfo, blocks.VariantInfo)
-    for name in ("quality", "latency", "memory", "roofline", "fidelity", "energy", "hardware", "variant", "engine"):
-        annotation = RunRecord.model_fields[name].annotation
+    assert (Latency, Memory, Quality, EngineInfo, VariantInfo, ServedRequest) == (
+        blocks.Latency, blocks.Memory, blocks.Quality, blocks.EngineInfo, blocks.VariantInfo, blocks.ServedRequest)
+    fields = {**{name: RunRecord for name in ("quality", "latency", "memory", "roofline", "fidelity", "energy",
+                                              "hardware", "variant", "engine")}, "serving": ServingRecord}
+    for name, record in fields.items():
+        annotation = record.model_fields[name].annotation
         types = typing.get_args(annotation) or (annotation,)
         assert any(getattr(t, "__module__", "") == "harness.blocks" for t in types), (name, annotation)
     shapes = {frozenset(_fields(b)): b.__name__ for b in vars(blocks).values()
               if isinstance(b, type) and dataclasses.is_dataclass(b)}
-    assert len(shapes) >= 14
+    assert len(shapes) >= 16
     for package in ("harness.measure", "harness.engines", "harness.variants"):
         for cls in _defined_dataclasses(package):
             twin = shapes.get(frozenset(_fields(cls)))
@@ -132,11 +135,3 @@ def test_a_serving_sweep_is_orchestration_like_a_point():
     source = (ROOT / "serve.py").read_text()
     assert "ServingRecord(" not in source and "Block(" not in source
     assert _violations("harness.results.serving", ("harness.measure", "harness.report", "torch")) == []
-
-
-def test_serving_measurements_and_their_record_blocks_agree():
-    from harness.measure.serving import LevelResult, ServedRequest
-    from harness.results import schema as S
-
-    assert _fields(ServedRequest) == _fields(S.ServedRequestBlock)
-    assert _fields(LevelResult) - {"energy"} == _fields(S.ServingBlock)  # energy goes to the record's Energy

@@ -120,10 +120,10 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
 
 
 def test_the_serving_scenarios_are_the_ones_a_serving_record_holds():
-    from typing import get_args
+    from typing import get_args, get_type_hints
 
     from harness import config
-    from harness.results.schema import ServingBlock
+    from harness.results.schema import ServingLevel
 
-    assert set(config.SCENARIOS) - {"single"} == set(get_args(ServingBlock.model_fields["kind"].annotation))
+    assert set(config.SCENARIOS) - {"single"} == set(get_args(get_type_hints(ServingLevel)["kind"]))
     assert config.SERVER_ENGINES == ("llamacpp",)  # harness.serve starts llama-cpp-python's server only

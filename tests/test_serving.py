@@ -157,9 +157,9 @@ def test_a_failed_request_counts_against_the_percentile():
 
     req = dict(scheduled_s=0, sent_s=0, input_tokens=3, output_tokens_asked=6, output_tokens=6, ttft_ms=5.0,
                itl_ms=[1.0] * 5, e2e_ms=10.0)
-    reqs = [S.ServedRequestBlock(index=i, **req) for i in range(98)]
-    reqs += [S.ServedRequestBlock(index=98 + i, **{**req, "error": "timeout", "error_kind": "timeout"}) for i in range(2)]
-    serving = S.ServingBlock(kind="server", level=1, duration_s=10, stop_reason="", completed=98, failed=2,
+    reqs = [S.ServedRequest(index=i, **req) for i in range(98)]
+    reqs += [S.ServedRequest(index=98 + i, **{**req, "error": "timeout", "error_kind": "timeout"}) for i in range(2)]
+    serving = S.ServingLevel(kind="server", level=1, duration_s=10, stop_reason="", completed=98, failed=2,
                              output_token_throughput=58.8, request_throughput=9.8, requests=reqs)
     rec = SimpleNamespace(serving=serving, status="ok", hardware=SimpleNamespace(label="x"), config={})
     assert not judge_level(rec, Judging(slo_ttft_ms=100, slo_tpot_ms=100)).meets_slo  # 2% failed > 1% allowed
@@ -258,10 +258,10 @@ def _serving_record(base, level: float, tokens_per_s: float, ttft_ms: float, pri
     with ``ttft_ms`` and TPOT 10 ms, served at ``tokens_per_s``."""
     from harness.results import schema as S
 
-    reqs = [S.ServedRequestBlock(index=i, scheduled_s=0, sent_s=0, input_tokens=8, output_tokens_asked=8,
+    reqs = [S.ServedRequest(index=i, scheduled_s=0, sent_s=0, input_tokens=8, output_tokens_asked=8,
                                  output_tokens=8, ttft_ms=ttft_ms, itl_ms=[10.0] * 7, e2e_ms=ttft_ms + 70)
             for i in range(10)]
-    serving = S.ServingBlock(kind="server", level=level, duration_s=80 / tokens_per_s, stop_reason="", completed=10,
+    serving = S.ServingLevel(kind="server", level=level, duration_s=80 / tokens_per_s, stop_reason="", completed=10,
                              failed=0, output_token_throughput=tokens_per_s, request_throughput=tokens_per_s / 8,
                              requests=reqs)
     return S.ServingRecord(run_id=f"{base.model.name}--server-{level:g}", point_key=str(level), status="ok",

@@ -27,12 +27,12 @@ import asyncio
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from harness.blocks import Stats
+from harness.blocks import ServedRequest, ServingLevel
 from harness.measure.energy import EnergyReading
 from harness.measure.stats import summarize, summarize_groups
 
@@ -94,64 +94,11 @@ def arrival_times(count: int, rate: float, burstiness: float, seed: int) -> np.n
     return np.concatenate([[0.0], np.cumsum(gaps[:-1])])
 
 
-@dataclass
-class ServedRequest:
-    """One request as the client saw it."""
-    index: int
-    scheduled_s: float  # when the schedule meant it to leave (s from the level's start)
-    sent_s: float  # when it left
-    input_tokens: int  # as asked (prompt cut to this many tokens)
-    output_tokens_asked: int
-    output_tokens: int = 0  # as the server counted them (usage), else chunks with text
-    prompt_tokens: int | None = None  # as the server counted the prompt (usage), when it says
-    token_count_source: str = "chunks"  # usage | chunks
-    ttft_ms: float | None = None
-    itl_ms: list[float] = field(default_factory=list)
-    e2e_ms: float | None = None
-    error: str | None = None  # None: completed with every token asked
-    error_kind: str | None = None  # connection | http | timeout | short | cancelled | protocol
-    client_ms: float = 0.0  # time spent in the client's own chunk handling
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def tpot_ms(self) -> float | None:
-        if self.ttft_ms is None or self.e2e_ms is None or self.output_tokens < 2:
-            return None
-        return (self.e2e_ms - self.ttft_ms) / (self.output_tokens - 1)
-
-
-@dataclass
-class LevelResult:
-    """One level of load: every request, and the figures over those that completed."""
-    kind: str
-    level: float  # requests/s (server), clients (concurrency), requests sent at once (offline)
-    requests: list[ServedRequest]
-    duration_s: float  # first send to last completion (or the level's end)
-    stop_reason: str
-    completed: int = 0
-    failed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # error kind -> requests
-    target_failed: bool = False  # connection errors: the target stopped answering
-    request_throughput: float | None = None  # completed / duration
-    output_token_throughput: float | None = None
-    input_token_throughput: float | None = None
-    offered_rate: float | None = None  # server: the rate asked
-    scheduled_rate: float | None = None  # server: the rate of this seeded sample of arrivals (a finite Poisson
-    achieved_send_rate: float | None = None  # sample is not the nominal rate), and the rate requests left at
-    ttft_ms: Stats | None = None
-    tpot_ms: Stats | None = None
-    itl_ms: Stats | None = None
-    e2e_ms: Stats | None = None
-    ttft_p99_ci: tuple[float, float] | None = None  # the p99's bootstrap interval (resampling requests)
-    tpot_p99_ci: tuple[float, float] | None = None
-    send_lag_ms: Stats | None = None  # sent - scheduled: the load generator's lateness
-    client_ms_per_token: float | None = None  # the client's chunk handling per streamed token
+@dataclass(kw_only=True)
+class LevelResult(ServingLevel):
+    """One level as measured: the block its record stores, and the energy counter's reading over it
+    (which goes to the record's Energy block)."""
     energy: EnergyReading | None = None
-    energy_j_per_output_token: float | None = None
-    load_generator: str = LOAD_GENERATOR
 
 
 def _parse_chunk(line: bytes) -> dict | None:
@@ -241,7 +188,8 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
 
         def new_request(i: int, scheduled: float, at: float) -> ServedRequest:
             p = prompts[i % len(prompts)]
-            return ServedRequest(i, scheduled, at, p.input_tokens, p.output_tokens)
+            return ServedRequest(index=i, scheduled_s=scheduled, sent_s=at, input_tokens=p.input_tokens,
+                                 output_tokens_asked=p.output_tokens)
 
         for i in range(plan.warmup_requests):  # one at a time, not measured, on the last prompts (a server
             j = len(prompts) - 1 - i % len(prompts)  # with a prefix cache must not have seen the measured ones)
@@ -300,7 +248,8 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
 def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: float, stop_reason: str,
                plan: LoadPlan, energy: EnergyReading | None) -> LevelResult:
     res, seed = plan.bootstrap_resamples, plan.seed
-    out = LevelResult(kind, level, reqs, duration, stop_reason, energy=energy)
+    out = LevelResult(kind=kind, level=level, requests=reqs, duration_s=duration, stop_reason=stop_reason,
+                      load_generator=LOAD_GENERATOR, energy=energy)
     good = [r for r in reqs if r.ok]
     out.completed, out.failed = len(good), len(reqs) - len(good)
     for r in reqs:

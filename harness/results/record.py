@@ -113,8 +113,7 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
     (connection errors) or that completed no request is ``failed``, with its requests kept."""
     serving = energy = None
     if level is not None:
-        serving = S.ServingBlock.model_validate(level).model_copy(
-            update={"requests": [S.ServedRequestBlock.model_validate(r) for r in level.requests]})
+        serving = S.ServingLevel(**{f.name: getattr(level, f.name) for f in dataclasses.fields(S.ServingLevel)})
         reading = level.energy
         tokens = sum(r.output_tokens for r in serving.requests if r.error is None)
         energy = S.Energy(joules=getattr(reading, "joules", None), j_per_token=level.energy_j_per_output_token,

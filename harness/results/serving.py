@@ -61,7 +61,7 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q, method="higher")) if values else None
 
 
-def _tpot(r: S.ServedRequestBlock) -> float:
+def _tpot(r: S.ServedRequest) -> float:
     return (r.e2e_ms - r.ttft_ms) / (r.output_tokens - 1)
 
 
