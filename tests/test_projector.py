@@ -556,7 +556,7 @@ def test_a_published_law_is_sampled_jointly_from_its_covariance_and_a_zero_covar
     published = {"A": 124.58, "E": 0.03, "a": 0.02, "b": 0.02}
     for name, se in published.items():
         assert 0.6 * se < np.std([getattr(d, name) for d in draws]) < 1.4 * se, name
-    laws = _published_draws(EPOCH_REFIT, p.law.covariance, 4000, 0)
+    laws = [d.compute_optimal() for d in _published_draws(EPOCH_REFIT, p.law.covariance, 4000, 0)]
     at = np.array([float(law.loss(1e21)) for law in laws])
     lo, hi = np.quantile(at, [0.05, 0.95])
     assert lo < float(EPOCH_REFIT.compute_optimal().loss(1e21)) < hi and hi - lo < 0.05
@@ -706,3 +706,27 @@ def test_a_law_with_an_n_d_split_reads_the_runnable_models_at_its_own_tokens_per
     assert project(p, [])["inference"]["tokens_per_param"]["value"] == 20.0
     paper = _project()["inference"]["tokens_per_param"]
     assert paper["value"] == 20.0 and "Hoffmann" in paper["note"]
+
+
+def test_each_law_draw_trains_its_runnable_models_at_its_own_allocation():
+    """Issue 26 item 6: the Monte Carlo drew the law but kept the point's N-D allocation, so a draw's
+    runnable models were trained on another law's split than the one their loss was read on. Now a
+    draw carries its own L(N, D): its compute-optimal law is the draw's law, and its D/N spreads."""
+    from omegaconf import OmegaConf
+
+    from harness.projector import uncertainty as U
+    from harness.projector.inputs import resolve_inputs
+    from harness.projector.project import project
+    from tests.conftest import compose_config
+
+    p = OmegaConf.to_object(compose_config("project", ["projector=epoch", "projector.monte_carlo=200"])).projector
+    inputs = resolve_inputs(p, [])
+    mc = U.sample(inputs.law, inputs.growth, {}, inputs.law_draws, 200, 0, 9.0, inputs.allocation_draws)
+    assert len({d.allocation for d in mc.draws}) > 100  # drawn, not the point's
+    for d in mc.draws:  # paired: the allocation is the very law the draw's loss is read on
+        co = d.allocation.compute_optimal()
+        assert (co.L0, co.A, co.alpha) == pytest.approx((d.law.L0, d.law.A, d.law.alpha), rel=1e-12)
+    note = project(p, [])["inference"]["tokens_per_param"]["note"]
+    assert "sampled with the law's draws" in note
+    with pytest.raises(ValueError, match="they pair"):
+        U.sample(inputs.law, inputs.growth, {}, inputs.law_draws[:5], 10, 0, 9.0, inputs.allocation_draws)

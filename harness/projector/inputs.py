@@ -61,6 +61,7 @@ class GridLaw:
     transfer: str
     native: PowerLaw  # E + G C^-exponent on the grid's own loss scale (the tiny family's), whatever the transfer
     native_draws: list[PowerLaw]
+    allocation_draws: list[Chinchilla] = field(default_factory=list)  # each refit's L(N, D), paired with draws
     regime: dict[str, Any] = field(default_factory=dict)  # the law in its own regime, with its warnings
     fit_summary: dict[str, Any] = field(default_factory=dict)  # approach 3's dof, convergence, bootstrap counts
     fitted_params: dict[str, float] = field(default_factory=dict)  # approach 3's L(N, D) itself (E, A, B, a, b)
@@ -84,9 +85,12 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
 
     a3 = fits["approach3"]
     draws = a3["compute_optimal_draws"]
+    # each refit's own L(N, D) (its N-D allocation); a law.json written before they were kept has none
+    allocations = [Chinchilla(**d) for d in a3.get("param_draws", [])]
     return GridLaw(carried(co["E"], co["G"], co["exponent"]), [carried(d["E"], d["G"], d["exponent"]) for d in draws],
                    fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
-                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws], fits.get("regime") or regime(fits),
+                   [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws],
+                   allocations if len(allocations) == len(draws) else [], fits.get("regime") or regime(fits),
                    a3.get("fit", {}), a3.get("params", {}))
 
 
@@ -95,19 +99,21 @@ TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far 
                               "disagreement of two estimates of one exponent taken as the scale of the transfer's error")
 
 
-def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], float]:
+def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], list[Chinchilla], float]:
     """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by a systematic factor
     for the transfer, the loss held where the law's data end (the exponent pivots there)."""
     sigma = abs(math.log(grid_law.law.alpha / p.law.alpha)) if p.law.transfer_systematic is None \
         else p.law.transfer_systematic
     rng = np.random.default_rng(p.seed + 1)
     pivot = max(grid_law.flops_range)
-    out = []
+    out, allocations = [], []
     for i, z in enumerate(rng.standard_normal(p.monte_carlo)):
         d = grid_law.draws[i % len(grid_law.draws)]
         alpha = d.alpha * math.exp(sigma * z)
         out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
-    return out, sigma
+        if grid_law.allocation_draws:  # the refit's own N-D split (the systematic term moves L(C) only)
+            allocations.append(grid_law.allocation_draws[i % len(grid_law.draws)])
+    return out, allocations, sigma
 
 
 @dataclass
@@ -121,22 +127,23 @@ class Inputs:
     law_draws: list[ComputeLaw] | None = None  # the law's own uncertainty: bootstrap refits or a published fit's joint draws
     law_draws_label: str = ""
     allocation: Chinchilla | None = None  # the law's own N-D split, where it has one
+    allocation_draws: list[Chinchilla] | None = None  # each law draw's own N-D split, paired with law_draws
     data_flops: tuple[float, float] | None = None  # the compute the law's own data span (None: not known)
     data_source: str = ""
     sigmoid: Sigmoid | None = None
     sigmoid_fit: FitResult | None = None
 
 
-def _published_draws(base: Chinchilla, covariance: list[list[float]], n: int, seed: int) -> list[ComputeLaw]:
-    """Compute-optimal laws from a published L(N, D) fit drawn jointly: one normal over its
-    coordinates (log E, log A, log B, a, b) centred on the published point, with the fit's covariance
-    (so E, A, B stay positive and the A-a, B-b correlations are kept)."""
+def _published_draws(base: Chinchilla, covariance: list[list[float]], n: int, seed: int) -> list[Chinchilla]:
+    """L(N, D) laws drawn jointly from a published fit: one normal over its coordinates (log E,
+    log A, log B, a, b) centred on the published point, with the fit's covariance (so E, A, B stay
+    positive and the A-a, B-b correlations are kept)."""
     cov = np.asarray(covariance, float)
     if cov.shape != (5, 5) or not np.allclose(cov, cov.T) or np.linalg.eigvalsh(cov).min() < -1e-12:
         raise ValueError(f"projector.law.covariance: need a symmetric positive semi-definite 5 x 5 matrix over "
                          f"{', '.join(Chinchilla.COORDINATES)}, got shape {cov.shape}")
     x = np.random.default_rng(seed).multivariate_normal(base.coordinates(), cov, size=n, method="eigh")
-    return [Chinchilla.from_coordinates(row).compute_optimal() for row in x]
+    return [Chinchilla.from_coordinates(row) for row in x]
 
 
 def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
@@ -275,7 +282,7 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     prov["flop_per_dollar"] = sourced(flop_per_dollar, fsrc, fnote)
 
     if grid_law is not None and grid_law.draws:
-        grid_law.draws, sigma = _with_systematic(grid_law, p)
+        grid_law.draws, grid_law.allocation_draws, sigma = _with_systematic(grid_law, p)
         prov["law.transfer_systematic"] = sourced(sigma, "default", p.law.transfer_systematic_source
                                                  if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
     if grid_law is not None and grid_law.transfer == "exponent":
@@ -303,8 +310,12 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         inputs.allocation = PUBLISHED[p.law.source][0]
     if grid_law is not None and grid_law.draws:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
+        if inputs.allocation is not None and grid_law.allocation_draws:
+            inputs.allocation_draws = grid_law.allocation_draws
     elif published_draws:
-        inputs.law_draws, inputs.law_draws_label = published_draws, "law (published fit, joint)"
+        inputs.law_draws, inputs.law_draws_label = [d.compute_optimal() for d in published_draws], \
+            "law (published fit, joint)"
+        inputs.allocation_draws = published_draws
     same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
     if not same_scale:
         why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else

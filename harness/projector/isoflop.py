@@ -248,6 +248,7 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
                         "compute_optimal": co,
                         "compute_optimal_bands": {k: _band([d[k] for d in draws], level) for k in co},
                         "compute_optimal_draws": [{k: d[k] for k in ("E", "G", "exponent")} for d in draws],
+                        "param_draws": fit.bootstrap,  # each refit's L(N, D): its own N-D allocation
                         "covariance": covariance(fit.bootstrap)}
     if all(r.n_non_embedding for r in runs):
         out["approach3_non_embedding"] = non_embedding_fit(runs, delta)

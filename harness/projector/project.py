@@ -72,14 +72,24 @@ def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
         f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
 
 
-def _tokens_per_param(model: I.InferenceGap, t: np.ndarray, inf) -> dict[str, Any]:
-    """D/N of the runnable models: the law's own (varying with N) or the fixed one."""
+def _tokens_per_param(model: I.InferenceGap, t: np.ndarray, inf, allocation_draws: list | None) -> dict[str, Any]:
+    """D/N of the runnable models: the law's own (varying with N; sampled with the law's draws
+    where they carry their allocation) or the fixed one."""
     if model.allocation is None:
         return sourced(inf.tokens_per_param, "default", inf.tokens_per_param_source)
-    ratio = [float(model.training_compute(n) / (6 * n * n)) for n in (model.meek_params(t[0]), model.frontier_params(t[-1]))]
-    return sourced(ratio[0], "default", f"the law's own compute-optimal allocation (its point values; not sampled): "
-                                        f"D/N = {ratio[0]:.3g} for the meek actor's model at t = 0, {ratio[1]:.3g} for "
-                                        "the frontier's at the horizon")
+    sizes = (model.meek_params(t[0]), model.frontier_params(t[-1]))
+    ratio = [float(model.training_compute(n) / (6 * n * n)) for n in sizes]
+    note = (f"the law's own compute-optimal allocation: D/N = {ratio[0]:.3g} for the meek actor's model at t = 0, "
+            f"{ratio[1]:.3g} for the frontier's at the horizon (point values)")
+    if allocation_draws:
+        at_start = [float(replace(model, allocation=a).training_compute(sizes[0]) / (6 * sizes[0] ** 2))
+                    for a in allocation_draws]
+        lo, hi = np.quantile(at_start, U.BAND)
+        note += (f"; sampled with the law's draws, each draw its own allocation (at t = 0, D/N {lo:.3g} to {hi:.3g}, "
+                 f"5-95% of {len(at_start)} draws)")
+    else:
+        note += "; not sampled: the law's draws carry no allocation of their own"
+    return sourced(ratio[0], "default", note)
 
 
 def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], variants: list[dict[str, Any]],
@@ -125,7 +135,7 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
            "effective_params_per_usd": sourced(per_usd, src, note),
            "frontier_spend_growth": sourced(spend, "default", inf.frontier_spend_source + (
                "" if inf.frontier_spend_growth else "; each draw's g_i where g_i is sampled")),
-           "tokens_per_param": _tokens_per_param(model, t, inf),
+           "tokens_per_param": _tokens_per_param(model, t, inf, inputs.allocation_draws),
            "measured_rates": I.rate_rows(rates), **model.summary(t),
            "note": "loss of the largest model each actor can run at its price per token, as if trained "
                    "compute-optimally, on the projection's law (the training gap's own)"}
@@ -147,10 +157,12 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
         alphas = [d.alpha for d in law_draws]
         alpha_range = (float(np.quantile(alphas, U.BAND[0])), float(np.quantile(alphas, U.BAND[1])))
     n = p.monte_carlo if ranges or law_draws else 1  # nothing uncertain: one draw is every draw
-    mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed, p.inference.g_cost)
+    mc = U.sample(inputs.law, inputs.growth, ranges, law_draws, n, p.seed, p.inference.g_cost,
+                  inputs.allocation_draws if inference_gap.allocation is not None else None)
     out = U.summarise(mc, c0, t, p.start_ratio, list(p.closing_levels), p.horizon_years,
                       lambda d: replace(inference_gap, law=d.law, g_cost=d.g_cost, frontier_spend_growth=(
-                          p.inference.frontier_spend_growth or d.growth.g_i)).gap(t))
+                          p.inference.frontier_spend_growth or d.growth.g_i),
+                          allocation=d.allocation or inference_gap.allocation).gap(t))
     out["sampled"] = sorted(ranges) + ([inputs.law_draws_label] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
     return out

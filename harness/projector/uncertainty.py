@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import norm
 
 from harness.projector import gap as G
-from harness.projector.laws import ComputeLaw
+from harness.projector.laws import Chinchilla, ComputeLaw
 
 GROWTH_INPUTS = ("g_i", "g_h", "g_alg")
 INPUTS = (*GROWTH_INPUTS, "g_cost")  # g_cost moves the inference gap only
@@ -63,6 +63,7 @@ class Draw:
     law: ComputeLaw
     growth: G.Growth
     g_cost: float
+    allocation: Chinchilla | None = None  # the law draw's own N-D split, where the law has one
 
 
 @dataclass
@@ -73,7 +74,9 @@ class MonteCarlo:
 
 
 def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_draws: list[ComputeLaw] | None,
-           n: int, seed: int, g_cost: float) -> MonteCarlo:
+           n: int, seed: int, g_cost: float, allocation_draws: list[Chinchilla] | None = None) -> MonteCarlo:
+    """``allocation_draws``, where given, pairs with ``law_draws``: a sample takes a law draw and
+    its own N-D allocation together."""
     unknown = set(ranges) - set(INPUTS)
     if unknown:
         raise ValueError(f"projector.uncertainty has {sorted(unknown)}; valid: {', '.join(INPUTS)}")
@@ -84,7 +87,11 @@ def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_d
         lo, hi = r.log_sigmas(name, points[name])
         z = rng.standard_normal(n)
         values[name] = points[name] * np.exp(z * np.where(z < 0, lo, hi))
-    laws = [law_draws[i] for i in rng.integers(0, len(law_draws), n)] if law_draws else [law] * n
+    if allocation_draws and len(allocation_draws) != len(law_draws or []):
+        raise ValueError(f"{len(allocation_draws)} allocation draws for {len(law_draws or [])} law draws: they pair")
+    picks = rng.integers(0, len(law_draws), n) if law_draws else None
+    laws = [law_draws[i] for i in picks] if law_draws else [law] * n
+    allocations = [allocation_draws[i] for i in picks] if allocation_draws else [None] * n
     mc = MonteCarlo(attempted=n)
     for i in range(n):
         try:
@@ -92,7 +99,7 @@ def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_d
         except ValueError:
             mc.rejected += 1
             continue
-        mc.draws.append(Draw(laws[i], g, float(values["g_cost"][i])))
+        mc.draws.append(Draw(laws[i], g, float(values["g_cost"][i]), allocations[i]))
     return mc
 
 
