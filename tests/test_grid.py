@@ -71,8 +71,13 @@ def test_fit_law_writes_the_law_and_says_which_grid(grid, models_dir, tmp_path):
     lr = law["lr_check"]
     assert [m for m, _ in lr["loss_by_multiplier"]] == [0.5, 1.0, 2.0] and lr["seed_spread_nats"] > 0
     assert isinstance(lr["rule_near_optimum"], bool)
+    rules = law["rules_check"]  # the reduced grid is built past its rules, and its law says so
+    assert rules["runs"] == 22 and len(rules["broken"]) == 17 and law["depth_check"]["runs_by_layers"] == {"1": 8, "2": 12}
+    assert any(w.startswith("17 of 22 runs break the grid's stated rules") for w in law["regime"]["warnings"])
+    assert len(law["approach3"]["param_draws"]) == law["approach3"]["fit"]["bootstrap_kept"]
     text = (out / "law.md").read_text()
     assert "`tiny-reduced` (a measured IsoFLOP grid)" in text and "LR check (g3 at 1.2e+11 FLOPs" in text
+    assert "Rules (build-grid's `rules`)" in text and "Depth check (approach 3's mean log residual by depth)" in text
     for png in ("isoflop.png", "n_opt.png", "residuals.png"):
         assert (out / png).exists()
 

@@ -72,6 +72,30 @@ def test_chinchilla_fit_recovers_parameters():
     assert lo <= 0.34 <= hi
 
 
+def test_the_law_fit_searches_hoffmanns_whole_start_grid():
+    """Issue 26 item 9: the fit started only from a 108-point grid with log A, log B <= 10 and
+    exponents <= 0.4, narrower than Hoffmann et al.'s 4500 starts (log A, log B to 25, exponents to
+    2). Their grid is now screened by objective and the fit also starts from its best: on a law far
+    outside the narrow grid the best starts come from the wide one, and the fit recovers the law."""
+    from harness.projector import fit as F
+    from harness.projector.laws import Chinchilla
+
+    truth = Chinchilla(E=1.2, A=np.exp(20.0), B=np.exp(12.0), a=1.5, b=0.6)
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.logspace(5, 8, 5), 4)
+    d = np.tile(np.logspace(8, 11, 4), 5)
+    loss = truth.loss(n, d) * np.exp(rng.normal(0, 0.002, n.size))
+    args = (np.log(n), np.log(d), np.log(loss), 1e-3)
+    narrow = np.array(F.DEFAULT_STARTS)
+    assert F.HOFFMANN_STARTS.shape == (4500, 5) and F.HOFFMANN_STARTS[:, 1].max() == 25 == F.HOFFMANN_STARTS[:, 2].max()
+    best = np.array(F._screened(args, keep=8))
+    assert (best[:, 1] > narrow[:, 1].max()).all() and (best[:, 3] > narrow[:, 3].max()).all()
+    assert F._chin_values(best[:1], *args)[0] < F._chin_values(narrow, *args).min()
+    law, fit = fit_chinchilla(n, d, loss, resamples=0)
+    assert "4500" in fit.summary()["starts"]
+    assert law.a == pytest.approx(1.5, abs=0.05) and law.b == pytest.approx(0.6, abs=0.05)
+
+
 def test_sigmoid_fit_recovers_parameters():
     rng = np.random.default_rng(2)
     loss = np.linspace(1.5, 5.0, 30)

@@ -88,6 +88,30 @@ class LearningRateSweep:
 
 
 @dataclass
+class GridRules:
+    """The grid's design rules, checked against every planned run before any training
+    (harness/tiny/grid.py). Batch: every run uses the same batch of batch_size x seq_len tokens, so
+    a small budget on a large shape buys few steps; min_steps keeps each run a schedule (warm-up,
+    then a cosine) rather than a handful of updates. Depth: the shapes' aspect ratio
+    hidden_size / num_layers stays in a band, so that depth grows with width instead of jumping
+    (Kaplan et al. 2020, section 3.1: at fixed N the loss moves a few percent over a wide band of
+    shapes, and more outside it); heads keep at least min_head_dim dimensions. fit-law checks the
+    depth rule against the data as well: approach 3's residuals by depth."""
+    min_steps: int = 100
+    aspect_ratio: List[float] = field(default_factory=lambda: [16.0, 64.0])  # hidden_size / num_layers
+    min_head_dim: int = 8
+    # True: a run that breaks a rule stops the build before training, naming it. False: the grid is
+    # built anyway, grid.json lists every break and the law carries a warning (a smoke grid)
+    enforce: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least("rules.min_steps", self.min_steps, 1)
+        _at_least("rules.min_head_dim", self.min_head_dim, 1)
+        if len(self.aspect_ratio) != 2 or not 0 < self.aspect_ratio[0] <= self.aspect_ratio[1]:
+            raise ValueError(f"rules.aspect_ratio={list(self.aspect_ratio)}: need [low, high] with 0 < low <= high")
+
+
+@dataclass
 class GridConfig(TrainingSettings):
     name: str = "tiny"
     out_dir: str = "${models_dir}/grid/${name}"
@@ -99,6 +123,7 @@ class GridConfig(TrainingSettings):
     seeds_at_smallest: List[int] = field(default_factory=lambda: [0, 1])  # run-to-run noise, smallest budget
     lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
     lr_sweep: Optional[LearningRateSweep] = None
+    rules: GridRules = field(default_factory=GridRules)
     # the training settings are the family's (TrainingSettings); every run has its own warm-up and
     # cosine over its own tokens
     eval_batch_size: int = 16

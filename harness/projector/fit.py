@@ -66,6 +66,7 @@ class FitResult:
     bootstrap_attempted: int = 0
     bootstrap_converged: int = 0  # refits whose optimiser converged (only these are kept)
     bootstrap_note: str = ""  # why no bootstrap was run, when none was
+    starts: str = ""  # where the optimiser started
 
     @property
     def dof(self) -> int:
@@ -78,7 +79,7 @@ class FitResult:
                 "dof": self.dof, "warning": self.warning, "converged": self.converged,
                 "objective": self.objective, "bootstrap_attempted": self.bootstrap_attempted,
                 "bootstrap_converged": self.bootstrap_converged, "bootstrap_kept": len(self.bootstrap),
-                "bootstrap_note": self.bootstrap_note}
+                "bootstrap_note": self.bootstrap_note, "starts": self.starts}
 
     def interval(self, name: str, level: float = 0.9) -> tuple[float, float] | None:
         if not self.bootstrap:
@@ -198,29 +199,56 @@ def _chin_params(theta) -> dict[str, float]:
     return asdict(Chinchilla.from_coordinates(theta))
 
 
+def _chin_values(thetas: np.ndarray, logn, logd, logy, delta) -> np.ndarray:
+    """The Huber objective at many starts at once (no gradient): the screen of the wide grid."""
+    e, log_a, log_b, a, b = (thetas[:, [i]] for i in range(5))
+    pred = np.logaddexp(np.logaddexp(e, log_a - a * logn), log_b - b * logd)
+    return huber(delta, pred - logy).sum(axis=1)
+
+
+# Hoffmann et al. 2022 (Appendix D.2) start L-BFGS from a grid over (log E, log A, log B, alpha, beta):
+# e in {-1, -0.5, ..., 1}, log A and log B in {0, 5, ..., 25}, alpha and beta in {0, 0.5, ..., 2}
+# (4500 starts). A tight L-BFGS-B run takes ~30 ms here, so all 4500 would take over 2 minutes per
+# fit; their grid is screened instead: the objective is evaluated at every start and the fit runs
+# from the SCREEN_KEEP best, beside the 108-start grid that lies inside it.
+HOFFMANN_STARTS = np.array(list(itertools.product(np.arange(-1.0, 1.01, 0.5), np.arange(0.0, 25.1, 5.0),
+                                                  np.arange(0.0, 25.1, 5.0), np.arange(0.0, 2.01, 0.5),
+                                                  np.arange(0.0, 2.01, 0.5))))
+SCREEN_KEEP = 64
+DEFAULT_STARTS = list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4], [0.1, 0.4]))
+
+
+def _screened(args, keep: int = SCREEN_KEEP) -> list[np.ndarray]:
+    values = _chin_values(HOFFMANN_STARTS, *args)
+    return list(HOFFMANN_STARTS[np.argsort(values, kind="stable")[:keep]])
+
+
 def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: int = 0,
                    refit_starts: list | None = None, starts: list | None = None,
                    force: bool = False) -> tuple[Chinchilla, FitResult]:
-    """The fit starts from ``starts`` (default: a 108-point grid). Each bootstrap refit starts from the
-    full-data optimum plus ``refit_starts`` (a grid of its own), or a ninth of the full grid when None."""
+    """The fit starts from ``starts`` (default: a 108-point grid plus the best SCREEN_KEEP of Hoffmann
+    et al.'s 4500 starts, screened by their objective). Each bootstrap refit starts from the full-data
+    optimum plus ``refit_starts`` (a grid of its own), or a ninth of the 108-point grid when None."""
     n, d, y = _check("N", n), _check("D", d), _check("loss", loss)
     if not n.shape == d.shape == y.shape:
         raise FitError(f"N, D and loss differ in length: {n.size}, {d.size}, {y.size}")
     distinct = design_points(n, d)
     warning = _enough(distinct, 5, "the Chinchilla law L(N, D)", force)
     args = (np.log(n), np.log(d), np.log(y))
-    grid = starts or list(itertools.product([-1.0, 0.5, 1.0], [0.0, 5.0, 10.0], [0.0, 5.0, 10.0], [0.1, 0.4],
-                                            [0.1, 0.4]))
+    grid = starts or [*DEFAULT_STARTS, *_screened((*args, delta))]
     theta, f, ok = _minimise(_chin_obj, grid, (*args, delta))
 
     def refit(idx):
-        t, _, converged = _minimise(_chin_obj, [theta, *(grid[::9] if refit_starts is None else refit_starts)],
+        t, _, converged = _minimise(_chin_obj, [theta, *(DEFAULT_STARTS[::9] if refit_starts is None else refit_starts)],
                                     (args[0][idx], args[1][idx], args[2][idx], delta))
         return _chin_params(t), converged
 
     boot, attempted, converged = _bootstrap(n.size, distinct, resamples, seed, 5, refit)
     result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, distinct, warning, attempted, converged,
-                       _refused(distinct, 5))
+                       _refused(distinct, 5),
+                       f"{len(grid)} given starts" if starts else
+                       f"{len(DEFAULT_STARTS)}-point grid + the {SCREEN_KEEP} best of Hoffmann et al.'s "
+                       f"{len(HOFFMANN_STARTS)} starts by objective")
     return Chinchilla(**result.params), result
 
 

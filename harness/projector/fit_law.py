@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawFitConfig
-from harness.projector.isoflop import Run, by_budget, fit_grid, load_grid, load_table, loglog_slope, lr_check, regime
+from harness.projector.isoflop import (DEPTH_Z, Run, by_budget, fit_grid, load_grid, load_table, loglog_slope, lr_check,
+                                       regime, rules_check)
 from harness.projector.laws import Chinchilla
 
 
@@ -151,6 +152,23 @@ def law_markdown(meta: dict, fits: dict) -> str:
                      + ".")
     elif lr:
         lines.append(f"LR check: refused ({lr['refused']}).")
+    rules = fits.get("rules_check")
+    if rules:
+        r = rules["rules"]
+        lines.append(f"Rules (build-grid's `rules`): at least {r['min_steps']} steps of a fixed batch, aspect ratio "
+                     f"hidden/layers in [{r['aspect_ratio'][0]:g}, {r['aspect_ratio'][1]:g}], heads of at least "
+                     f"{r['min_head_dim']} dimensions: "
+                     + (f"{len(rules['broken'])} of {rules['runs']} runs break them ("
+                        + "; ".join(f"{k}: {', '.join(v)}" for k, v in list(rules["broken"].items())[:3])
+                        + ("; ..." if len(rules["broken"]) > 3 else "") + ")." if rules["broken"] else
+                        f"every run keeps them."))
+    depth = fits.get("depth_check")
+    if depth:
+        means = ", ".join(f"{k} layer(s) {v:+.4f} ({depth['runs_by_layers'][k]} runs)"
+                          for k, v in depth["mean_log_residual_by_layers"].items())
+        lines.append(f"Depth check (approach 3's mean log residual by depth): {means}; the widest pair is "
+                     f"{depth['z']:.1f} standard errors apart, " + ("more" if depth["depth_shows"] else "not more")
+                     + f" than {DEPTH_Z:g}: depth {'shows' if depth['depth_shows'] else 'does not show'} beyond N.")
     ex = fits["extrapolation_test"]
     if "refused" in ex:
         lines.append(f"Extrapolation test: refused ({ex['refused']}).")
@@ -170,6 +188,7 @@ def fit_law(cfg: LawFitConfig) -> str:
         meta["grid"] = cfg.grid_name  # a table is named by the command, as a grid by its config
     fits = fit_grid(runs, cfg.resamples, cfg.seed, cfg.huber_delta, cfg.level)
     fits["lr_check"] = None if cfg.table else lr_check(meta)
+    fits["rules_check"] = None if cfg.table else rules_check(meta)
     fits["regime"] = regime(fits)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Run:
     loss: float
     seed: int = 0
     n_non_embedding: float | None = None  # the grid's runs carry it; a published table may not
+    n_layers: int | None = None  # likewise (the depth check groups by it)
 
 
 def load_grid(path: Path) -> tuple[dict, list[Run]]:
@@ -57,7 +59,8 @@ def load_grid(path: Path) -> tuple[dict, list[Run]]:
         raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
     meta = json.loads(path.read_text())
     runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
-                r.get("non_embedding_params")) for r in meta["runs"] if r.get("lr_multiplier", 1.0) == 1.0]
+                r.get("non_embedding_params"), r.get("num_layers"))
+            for r in meta["runs"] if r.get("lr_multiplier", 1.0) == 1.0]
     return meta, runs  # the lr sweep's runs stay in meta (lr_check), out of the law
 
 
@@ -84,6 +87,45 @@ def lr_check(meta: dict) -> dict | None:
     return {"shape": key[0], "budget_flops": key[1], "seed": key[2], "loss_by_multiplier": sorted(rows.items()),
             "best_multiplier": best, "rule_behind_best_nats": behind, "seed_spread_nats": spread,
             "rule_near_optimum": near}
+
+
+def rules_check(meta: dict) -> dict | None:
+    """The grid's stated rules (build-grid's rules: min steps, aspect ratio, head size) and the runs
+    that break them, as build-grid recorded; None for a grid.json written before rules were kept."""
+    if "rules" not in meta:
+        return None
+    broken = {r["name"]: r["rule_breaks"] for r in meta["runs"] if r.get("rule_breaks")}
+    return {"rules": meta["rules"], "runs": len(meta["runs"]), "broken": broken}
+
+
+DEPTH_Z = 3.0  # two depths' mean residuals this many standard errors apart: the depth rule shows in the fit
+
+
+def depth_check(runs: list[Run], law: Chinchilla) -> dict | None:
+    """The depth rule against the data: approach 3's residuals (log measured - log predicted) by
+    number of layers. If depth mattered beyond N, runs of one depth would sit above the law and of
+    another below it. Flagged when two depths' means lie more than DEPTH_Z standard errors apart
+    (the residuals' spread within depths, pooled, over each group's run count: a one-way analysis of
+    variance's standard error). None without depths, with one depth, or with no spread left."""
+    if any(r.n_layers is None for r in runs):
+        return None
+    resid = np.log([r.loss for r in runs]) - np.log([float(law.loss(r.n, r.d)) for r in runs])
+    groups: dict[int, list[float]] = {}
+    for r, e in zip(runs, resid):
+        groups.setdefault(int(r.n_layers), []).append(float(e))
+    if len(groups) < 2 or len(runs) <= len(groups):
+        return None
+    means = {k: float(np.mean(v)) for k, v in sorted(groups.items())}
+    within = sum((e - means[k]) ** 2 for k, v in groups.items() for e in v)
+    sd = math.sqrt(within / (len(runs) - len(groups)))
+    if sd == 0:
+        return None
+    worst = max(((a, b) for a in groups for b in groups if a < b),
+                key=lambda ab: abs(means[ab[0]] - means[ab[1]]) / math.sqrt(1 / len(groups[ab[0]]) + 1 / len(groups[ab[1]])))
+    z = abs(means[worst[0]] - means[worst[1]]) / (sd * math.sqrt(1 / len(groups[worst[0]]) + 1 / len(groups[worst[1]])))
+    return {"mean_log_residual_by_layers": {str(k): v for k, v in means.items()},
+            "runs_by_layers": {str(k): len(v) for k, v in sorted(groups.items())}, "residual_sd_within_depths": sd,
+            "widest_pair": list(worst), "z": z, "depth_shows": bool(z > DEPTH_Z)}
 
 
 TABLE_COLUMNS = "N, D or C (FLOPs, taken as 6 N D), loss; optional: budget, seed, name"
@@ -252,6 +294,7 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
                         "covariance": covariance(fit.bootstrap)}
     if all(r.n_non_embedding for r in runs):
         out["approach3_non_embedding"] = non_embedding_fit(runs, delta)
+    out["depth_check"] = depth_check(runs, law)
     out["agreement"] = agreement(out)
     out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
         extrapolation_test(runs, max(resamples // 2, 0), seed, delta, level)
@@ -285,6 +328,17 @@ def regime(fits: dict) -> dict:
         warnings.append(f"lr rule off its optimum: at {lr['shape']} and {lr['budget_flops']:.3g} FLOPs, "
                         f"{lr['best_multiplier']:g}x the rule's lr is {lr['rule_behind_best_nats']:.4f} nats better, "
                         f"more than the seed spread ({lr['seed_spread_nats']})")
+    rules = fits.get("rules_check")
+    if rules and rules["broken"]:
+        warnings.append(f"{len(rules['broken'])} of {rules['runs']} runs break the grid's stated rules (built with "
+                        f"rules.enforce=false), e.g. {next(iter(rules['broken']))}: "
+                        f"{next(iter(rules['broken'].values()))[0]}")
+    depth = fits.get("depth_check")
+    if depth and depth["depth_shows"]:
+        a, b = depth["widest_pair"]
+        means = depth["mean_log_residual_by_layers"]
+        warnings.append(f"depth shows in the fit: runs of {a} and {b} layers sit {means[str(a)]:+.4f} and "
+                        f"{means[str(b)]:+.4f} off the law in log loss, {depth['z']:.1f} standard errors apart")
     ex = fits.get("extrapolation_test", {"refused": "not recorded in this law.json"})
     if "refused" in ex:
         warnings.append(f"extrapolation test refused: {ex['refused']}")

@@ -34,7 +34,7 @@ from transformers import PreTrainedTokenizerFast
 from harness.cards import BuildInfo, ModelCard, write_card
 from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss, hf_logits
-from harness.params import count_params
+from harness.params import ParamCounts, count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
 from harness.tiny.corpus import package_docstrings
@@ -66,6 +66,10 @@ class GridRun:
     seed: int
     peak_lr: float
     lr_multiplier: float  # over the lr rule's: 1 for the grid's runs, others for the lr check only
+    steps: int
+    num_layers: int
+    hidden_size: int
+    rule_breaks: list[str]  # the grid's rules (GridConfig.rules) this run breaks; empty when none
     heldout_loss_nats: float
     heldout_bits_per_byte: float
     wall_time_s: float
@@ -124,6 +128,63 @@ def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int, float]]
     return runs
 
 
+@dataclass
+class PlannedRun:
+    spec: TinyModelSpec
+    budget: float
+    seed: int
+    lr_multiplier: float
+    model: torch.nn.Module
+    counts: ParamCounts
+    per_token: float  # training FLOPs per token
+    steps: int
+    rule_breaks: list[str]
+
+
+def plan_runs(cfg: GridConfig, vocab: int) -> list[PlannedRun]:
+    """Every run's model (built once: counted here, trained later if not cached; the init is seeded
+    and training draws from its own generator, so building early changes nothing), its steps of
+    the fixed batch, and the rules it breaks."""
+    out = []
+    for _, spec, budget, seed, lr_mult in _plan(cfg):
+        model = make_model(spec, _family_cfg(cfg, vocab, seed))
+        counts = count_params(model)
+        per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
+        steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
+        out.append(PlannedRun(spec, budget, seed, lr_mult, model, counts, per_token, steps,
+                              rule_breaks(cfg, spec, steps)))
+    return out
+
+
+def check_rules(cfg: GridConfig, planned: list[PlannedRun]) -> None:
+    """Refuse a plan that breaks the grid's rules, naming every break, before anything trains (or,
+    with rules.enforce=false, log them: grid.json keeps them and the law warns)."""
+    broken = sorted({f"{p.spec.name} at {p.budget:.3g} FLOPs: {'; '.join(p.rule_breaks)}" for p in planned
+                     if p.rule_breaks})
+    if broken and cfg.rules.enforce:
+        raise ValueError(f"grid {cfg.name!r}: {len(broken)} planned run(s) break the grid's rules, nothing trained:\n  "
+                         + "\n  ".join(broken) + "\nchange the shapes or budgets, or set rules.enforce=false to build "
+                         "anyway (the law will carry a warning)")
+    for line in broken:
+        log.warning("rule broken (rules.enforce=false): %s", line)
+
+
+def rule_breaks(cfg: GridConfig, spec: TinyModelSpec, steps: int) -> list[str]:
+    """The grid's stated rules (GridConfig.rules) that one planned run breaks, in words."""
+    rules, out = cfg.rules, []
+    if steps < rules.min_steps:
+        out.append(f"{steps} steps < rules.min_steps={rules.min_steps} (batch rule: a fixed batch of "
+                   f"{cfg.batch_size} x {cfg.seq_len} tokens)")
+    aspect = spec.hidden_size / spec.num_layers
+    low, high = rules.aspect_ratio
+    if not low <= aspect <= high:
+        out.append(f"aspect ratio hidden_size / num_layers = {aspect:.3g} outside rules.aspect_ratio=[{low:g}, {high:g}] "
+                   "(depth rule)")
+    if spec.hidden_size // spec.num_heads < rules.min_head_dim:
+        out.append(f"head dimension {spec.hidden_size // spec.num_heads} < rules.min_head_dim={rules.min_head_dim}")
+    return out
+
+
 def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text_sha: str) -> str:
     blob = {"spec": asdict(spec), "recipe": asdict(recipe), "text": text_sha, "format": FORMAT_VERSION,
             "eval": [cfg.seq_len, cfg.eval_batch_size], "init_seed": recipe.seed}
@@ -142,22 +203,17 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     vocab = len(tokenizer)
     log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
 
-    plan, planned = _plan(cfg), []
-    for _, spec, budget, seed, lr_mult in plan:
-        # built once: counted here, trained below if not cached (the init is seeded; training draws
-        # from its own generator, so building early changes nothing)
-        model = make_model(spec, _family_cfg(cfg, vocab, seed))
-        counts = count_params(model)
-        per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
-        steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
-        planned.append((spec, budget, seed, lr_mult, model, counts, per_token, steps))
-    worst = max(p[-1] * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
+    planned = plan_runs(cfg, vocab)
+    check_rules(cfg, planned)
+    worst = max(p.steps * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
     if worst > cfg.max_epochs:
         raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
                          f"{len(ids)} training tokens; add text (extra_packages, extra_max_chars) or lower the budgets")
 
     runs: list[GridRun] = []
-    for n, (spec, budget, seed, lr_mult, model, counts, per_token, steps) in enumerate(planned, 1):
+    for n, p in enumerate(planned, 1):
+        spec, budget, seed, lr_mult, model, counts, per_token, steps = (p.spec, p.budget, p.seed, p.lr_multiplier,
+                                                                        p.model, p.counts, p.per_token, p.steps)
         lr = learning_rate(cfg, counts.total) * lr_mult
         recipe = TrainRecipe.from_settings(cfg, steps, lr, seed)
         name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "") + (f"-lr{lr_mult:g}x" if lr_mult != 1.0 else "")
@@ -166,7 +222,8 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
         tokens = recipe.tokens
         base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
                     non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(ids), seed=seed,
-                    peak_lr=lr, lr_multiplier=lr_mult)
+                    peak_lr=lr, lr_multiplier=lr_mult, steps=steps, num_layers=spec.num_layers,
+                    hidden_size=spec.hidden_size, rule_breaks=p.rule_breaks)
         if not cfg.force and (card := _built_card(run_dir, build_hash)):
             runs.append(GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
                                 heldout_bits_per_byte=card.build.heldout_bits_per_byte, wall_time_s=card.wall_time_s,
@@ -197,6 +254,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
 
     summary = {"grid": cfg.name, "text": text_description, "text_sha256": text_sha, "train_tokens": len(ids),
                "flops_rule": "D * (6 * (non-embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model)",
+               "rules": asdict(cfg.rules),
                "built_in_s": round(time.perf_counter() - t_all, 1), "runs": [asdict(r) for r in runs]}
     write_atomic(out / "grid.json", json.dumps(summary, indent=1))
     log.info("grid %s: %d runs in %.1f s -> %s", cfg.name, len(runs), summary["built_in_s"], out / "grid.json")

@@ -1,0 +1,56 @@
+"""The grid's stated design rules (issue 26 item 2): checked against every planned run before any
+training, and the depth rule checked against the data by approach 3's residuals."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from harness.config import TinyModelSpec
+from harness.projector.isoflop import depth_check, regime
+from harness.tiny.grid import check_rules, plan_runs, rule_breaks
+from tests.conftest import compose_config
+from tests.test_isoflop import TRUE, grid_runs
+
+VOCAB = 2048  # the tiny family's tokenizer
+
+
+def _grid(name):
+    return OmegaConf.to_object(compose_config("build_grid", [f"grid={name}"]))
+
+
+def test_the_full_grid_keeps_its_rules_and_a_plan_that_breaks_them_is_refused_naming_each_run():
+    full = _grid("tiny")
+    planned = plan_runs(full, VOCAB)
+    assert [p.rule_breaks for p in planned] == [[]] * len(planned)
+    assert min(p.steps for p in planned) == 167  # g3 at the smallest budget: the fewest steps, above 100
+    reduced = _grid("tiny-reduced")
+    planned = plan_runs(reduced, VOCAB)
+    assert not reduced.rules.enforce and sum(bool(p.rule_breaks) for p in planned) == 17
+    check_rules(reduced, planned)  # built anyway: logged, kept in grid.json, warned in the law
+    reduced.rules.enforce = True
+    with pytest.raises(ValueError, match=r"(?s)break the grid's rules, nothing trained.*g5 at 4e\+10 FLOPs: 9 steps "
+                                         r"< rules.min_steps=100"):
+        check_rules(reduced, planned)
+    deep = TinyModelSpec(name="deep", hidden_size=16, num_layers=4, num_heads=4, intermediate_size=48)
+    assert rule_breaks(full, deep, 1000) == [
+        "aspect ratio hidden_size / num_layers = 4 outside rules.aspect_ratio=[16, 64] (depth rule)",
+        "head dimension 4 < rules.min_head_dim=8"]
+
+
+def test_the_depth_check_flags_runs_of_one_depth_sitting_off_the_law():
+    layers = {"g00": 1, "g0": 1, "g1": 1, "g2": 1, "g3": 2, "g4": 2, "g5": 2, "g6": 2, "g7": 3, "g8": 3, "g9": 3}
+    runs = [replace(r, n_layers=layers[r.name.split("-")[0]]) for r in grid_runs(np.random.default_rng(5))]
+    clean = depth_check(runs, TRUE)
+    assert not clean["depth_shows"] and clean["runs_by_layers"] == {"1": 11, "2": 7, "3": 2}
+    shallow_worse = [replace(r, loss=r.loss * 1.03) if r.n_layers == 1 else r for r in runs]
+    found = depth_check(shallow_worse, TRUE)
+    assert found["depth_shows"] and 1 in found["widest_pair"]
+    assert found["mean_log_residual_by_layers"]["1"] == pytest.approx(
+        clean["mean_log_residual_by_layers"]["1"] + np.log(1.03), rel=1e-9)
+    assert depth_check([replace(r, n_layers=None) for r in runs], TRUE) is None  # a table without depths
+    fits = {"approach3": {"params": {"E": 1.0}, "compute_optimal": {"exponent": 0.1}}, "depth_check": found,
+            "rules_check": {"rules": {}, "runs": 22, "broken": {"g5-c4.0e10-s0": ["9 steps < rules.min_steps=100"]}}}
+    warnings = regime(fits)["warnings"]
+    assert any(w.startswith("depth shows in the fit: runs of 1 and") for w in warnings)
+    assert any(w.startswith("1 of 22 runs break the grid's stated rules") for w in warnings)
