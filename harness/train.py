@@ -88,8 +88,10 @@ def _save(path: Path, state: dict) -> None:
 
 
 def train_lm(model: torch.nn.Module, ids: torch.Tensor, recipe: TrainRecipe, name: str,
-             loss_fn: LossFn = lm_loss, checkpoint: Optional[Path] = None, checkpoint_every: int = 100) -> Trained:
-    """Train ``model`` on random windows of ``ids`` following ``recipe``."""
+             loss_fn: LossFn = lm_loss, checkpoint: Optional[Path] = None, checkpoint_every: int = 100,
+             bf16_autocast: bool = False) -> Trained:
+    """Train ``model`` on random windows of ``ids`` following ``recipe`` (with ``bf16_autocast``, the
+    forward pass under bf16 autocast on the model's device; weights and optimiser stay fp32)."""
     if len(ids) <= recipe.seq_len + 1:
         raise ValueError(f"training text has {len(ids)} tokens; need more than seq_len={recipe.seq_len}")
     device = next(model.parameters()).device
@@ -111,7 +113,8 @@ def train_lm(model: torch.nn.Module, ids: torch.Tensor, recipe: TrainRecipe, nam
             group["lr"] = lr_at(step, recipe.steps, recipe.peak_lr, recipe.warmup_fraction, recipe.min_lr_fraction)
         starts = torch.randint(0, len(ids) - recipe.seq_len - 1, (recipe.batch_size,), generator=gen)
         batch = torch.stack([ids[s : s + recipe.seq_len] for s in starts.tolist()]).to(device)
-        loss = loss_fn(model, batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16_autocast):
+            loss = loss_fn(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
         opt.step()

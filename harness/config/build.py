@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import _at_least, _fraction, _positive
+from harness.config.checks import _at_least, _fraction, _one_of, _positive
 from harness.config.point import TrainingSettings
 
 
@@ -87,6 +87,29 @@ class LearningRateSweep:
             _positive("lr_sweep.multipliers[]", m)
 
 
+GRID_PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class GridText:
+    """A grid's own text, from a `datasets` data set (a hub id, or a local builder such as "text"
+    with data_files), streamed: the first max_docs documents, 1 in heldout_every held out by the
+    SHA-1 of the document, so the held-out loss is read on the training distribution."""
+    path: str = MISSING  # e.g. HuggingFaceFW/fineweb-edu, or "text" with data_files
+    name: Optional[str] = None  # the data set's configuration, e.g. sample-10BT
+    split: str = "train"
+    data_files: Optional[List[str]] = None
+    text_field: str = "text"
+    max_docs: int = 1_000_000
+    heldout_every: int = 100
+    heldout_max_chars: int = 4_000_000  # the held-out text evaluated per run (the first documents held out)
+
+    def __post_init__(self) -> None:
+        _at_least("text.max_docs", self.max_docs, 1)
+        _at_least("text.heldout_every", self.heldout_every, 2)
+        _at_least("text.heldout_max_chars", self.heldout_max_chars, 1)
+
+
 @dataclass
 class GridRules:
     """The grid's design rules, checked against every planned run before any training
@@ -124,6 +147,11 @@ class GridConfig(TrainingSettings):
     lr_rule: LearningRateRule = field(default_factory=LearningRateRule)
     lr_sweep: Optional[LearningRateSweep] = None
     rules: GridRules = field(default_factory=GridRules)
+    # Where the grid trains and on what (the defaults: the CPU, the tiny family's tokenizer and text)
+    device: str = "cpu"  # e.g. cuda on a lab GPU
+    precision: str = "fp32"  # bf16: training under bf16 autocast (weights and optimiser in fp32)
+    tokenizer: Optional[str] = None  # a path or hub id (None: the family's, in family_dir)
+    text: Optional[GridText] = None  # the grid's own text and held-out split (None: the family's text + extra_packages)
     # the training settings are the family's (TrainingSettings); every run has its own warm-up and
     # cosine over its own tokens
     eval_batch_size: int = 16
@@ -139,6 +167,7 @@ class GridConfig(TrainingSettings):
         super().__post_init__()
         _positive("max_epochs", self.max_epochs)
         _at_least("checkpoint_every", self.checkpoint_every, 1)
+        _one_of("precision", self.precision, GRID_PRECISIONS)
 
 
 @dataclass

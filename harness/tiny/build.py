@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -50,12 +51,14 @@ def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:
     )
 
 
-def encode_documents(tokenizer: PreTrainedTokenizerFast, docs: list[str]) -> torch.Tensor:
-    ids: list[int] = []
-    for enc in tokenizer(docs, add_special_tokens=False)["input_ids"]:
-        ids.extend(enc)
-        ids.append(tokenizer.eos_token_id)
-    return torch.tensor(ids, dtype=torch.long)
+def encode_documents(tokenizer: PreTrainedTokenizerFast, docs: list[str], chunk: int = 1000) -> torch.Tensor:
+    """Every document's ids followed by EOS, as one tensor; built in chunks of numpy arrays, so a
+    lab grid's billion tokens never sit in a Python list."""
+    parts = []
+    for i in range(0, len(docs), chunk):
+        for enc in tokenizer(docs[i : i + chunk], add_special_tokens=False, verbose=False)["input_ids"]:
+            parts.append(np.asarray(enc + [tokenizer.eos_token_id], dtype=np.int64))
+    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0, dtype=torch.long)
 
 
 def make_model(spec: TinyModelSpec, cfg: TinyBuildConfig) -> LlamaForCausalLM:

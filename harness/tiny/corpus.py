@@ -119,3 +119,34 @@ def load_corpus(heldout_every: int = 20, max_chars: int | None = None) -> Corpus
         f"1 in {heldout_every} held out by SHA-1 of the document"
     )
     return Corpus(train=train, heldout=heldout, description=description, sha256=digest)
+
+
+def dataset_corpus(path: str, name: str | None, split: str, data_files: list[str] | None, text_field: str,
+                   max_docs: int, heldout_every: int) -> Corpus:
+    """A grid's own text from a `datasets` data set, streamed (so a hub data set is read only as far
+    as max_docs): unique non-empty documents, 1 in heldout_every held out by SHA-1 of the document,
+    as the family's corpus is split."""
+    import itertools
+
+    from datasets import load_dataset
+
+    stream = load_dataset(path, name, split=split, data_files=data_files, streaming=True)
+    seen: set[str] = set()
+    unique = []
+    for row in itertools.islice(stream, max_docs):
+        if text_field not in row:
+            raise ValueError(f"text.text_field={text_field!r}: the data set {path} has fields {sorted(row)}")
+        doc = row[text_field].strip()
+        if doc and doc not in seen:
+            seen.add(doc)
+            unique.append(doc)
+    if not unique:
+        raise ValueError(f"the data set {path} ({name}, {split}) gave no non-empty {text_field!r} documents")
+    digest = hashlib.sha256("\x00".join(unique).encode("utf-8")).hexdigest()
+    heldout = [d for d in unique if _is_heldout(d, heldout_every)]
+    train = [d for d in unique if not _is_heldout(d, heldout_every)]
+    source = f"{path}" + (f" ({name})" if name else "") + (f" {data_files}" if data_files else "")
+    description = (f"{source}, split {split}: the first {len(unique)} unique documents (max_docs={max_docs}), "
+                   f"1 in {heldout_every} held out by SHA-1 of the document (held-out text from the training "
+                   "distribution)")
+    return Corpus(train=train, heldout=heldout, description=description, sha256=digest)

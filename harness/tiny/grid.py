@@ -3,7 +3,12 @@
 Every run trains one shape (from the config's size ladder) for exactly the tokens its compute
 budget buys, with the family's tokenizer, window order rule (seeded random windows), recipe and
 the one training loop (``harness.train``), each with its own warm-up + cosine ending at its own
-last step. Peak learning rate per size from ``lr_rule`` (written in the config).
+last step. Peak learning rate per size from ``lr_rule`` (written in the config). The plan is
+checked against the grid's stated rules (``rules``: steps of the fixed batch, aspect ratio, head
+size) before anything trains.
+
+A lab grid (conf/grid/lab-gpu.yaml) sets its own tokenizer, its own text from a data set (held
+out from the same distribution), the device and bf16 autocast; the CPU grids use the family's.
 
 FLOPs per run, counted exactly for these models (Kaplan et al. 2020, eq. 2.1, times 3 for
 forward + backward): ``C = D * (6 * N_matmul + 6 * n_layers * seq_len * d_model)``, where
@@ -33,11 +38,11 @@ from transformers import PreTrainedTokenizerFast
 
 from harness.cards import BuildInfo, ModelCard, write_card
 from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
-from harness.measure.quality import heldout_loss, hf_logits
+from harness.measure.quality import heldout_loss, hf_logits, truncate_utf8
 from harness.params import ParamCounts, count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
-from harness.tiny.corpus import package_docstrings
+from harness.tiny.corpus import dataset_corpus, package_docstrings
 from harness.train import TrainRecipe, train_lm
 
 log = logging.getLogger(__name__)
@@ -82,15 +87,25 @@ def _family_cfg(cfg: GridConfig, vocab: int, seed: int) -> TinyBuildConfig:
     return TinyBuildConfig(vocab_size=vocab, seq_len=cfg.seq_len, seed=seed)
 
 
-def _grid_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
-    """Training documents (family train + extra packages, minus the family's held-out documents),
-    their description and hash."""
+@dataclass(frozen=True)
+class GridText:
+    train: list[str]
+    heldout: str  # the text every run's held-out loss is read on
+    description: str
+    sha256: str  # of the training documents and the held-out text
+
+
+def _family_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
+    """Training documents (family train + extra packages, minus the family's held-out documents)
+    and their description; the held-out text is the family's (so the grid's losses are on the
+    family's scale: the variants are read on the grid's law)."""
     train_path, heldout_path = family_dir / "data" / "train.txt", family_dir / "data" / "heldout.txt"
     if not train_path.exists():
         raise FileNotFoundError(f"{train_path} does not exist: run `meekbench build-tiny` first (the grid uses "
-                                "the family's tokenizer and text split)")
+                                "the family's tokenizer and text split unless grid text and tokenizer are given)")
     family = train_path.read_text(encoding="utf-8").split(DOC_SEPARATOR)
-    heldout = set(heldout_path.read_text(encoding="utf-8").split(DOC_SEPARATOR))
+    heldout_text = heldout_path.read_text(encoding="utf-8")
+    heldout = set(heldout_text.split(DOC_SEPARATOR))
     extra, described = package_docstrings(list(cfg.extra_packages), cfg.extra_max_chars) if cfg.extra_packages \
         else ([], "")
     seen, docs = set(heldout), []
@@ -98,9 +113,35 @@ def _grid_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
         if d not in seen:
             seen.add(d)
             docs.append(d)
-    description = "the tiny family's training split" + (f" + {described}" if described else "")
-    digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
-    return docs, description, digest
+    return docs, heldout_text, "the tiny family's training split" + (f" + {described}" if described else "")
+
+
+def _grid_text(cfg: GridConfig, family_dir: Path) -> GridText:
+    """The grid's text: its own data set's (``text``: held out from the same distribution), or the
+    family's. The hash keeps the family's old form, so grids built before stay cached."""
+    if cfg.text is None:
+        docs, heldout, description = _family_text(cfg, family_dir)
+        return GridText(docs, heldout, description, hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest())
+    t = cfg.text
+    corpus = dataset_corpus(t.path, t.name, t.split, t.data_files, t.text_field, t.max_docs, t.heldout_every)
+    heldout = truncate_utf8(DOC_SEPARATOR.join(corpus.heldout), t.heldout_max_chars)
+    if not heldout:
+        raise ValueError(f"text: no document of {len(corpus.train)} was held out (1 in text.heldout_every="
+                         f"{t.heldout_every}); raise text.max_docs or lower text.heldout_every")
+    return GridText(corpus.train, heldout, corpus.description + f"; held-out text capped at {t.heldout_max_chars} "
+                    "chars", hashlib.sha256(f"{corpus.sha256}:{t.heldout_max_chars}".encode()).hexdigest())
+
+
+def _tokenizer(cfg: GridConfig, family_dir: Path):
+    """The grid's tokenizer (a path or hub id) or the family's; and the name its runs' hash records."""
+    if cfg.tokenizer is None:
+        return PreTrainedTokenizerFast.from_pretrained(family_dir / "tokenizer"), None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+    if tok.eos_token_id is None:
+        raise ValueError(f"tokenizer={cfg.tokenizer!r} has no EOS token to separate documents with")
+    return tok, f"{cfg.tokenizer} ({len(tok)} tokens)"
 
 
 def _plan(cfg: GridConfig) -> list[tuple[int, TinyModelSpec, float, int, float]]:
@@ -134,7 +175,6 @@ class PlannedRun:
     budget: float
     seed: int
     lr_multiplier: float
-    model: torch.nn.Module
     counts: ParamCounts
     per_token: float  # training FLOPs per token
     steps: int
@@ -142,16 +182,15 @@ class PlannedRun:
 
 
 def plan_runs(cfg: GridConfig, vocab: int) -> list[PlannedRun]:
-    """Every run's model (built once: counted here, trained later if not cached; the init is seeded
-    and training draws from its own generator, so building early changes nothing), its steps of
-    the fixed batch, and the rules it breaks."""
+    """Every run's parameters (counted on the meta device: no memory, so a lab grid plans on any
+    machine), its steps of the fixed batch, and the rules it breaks."""
     out = []
     for _, spec, budget, seed, lr_mult in _plan(cfg):
-        model = make_model(spec, _family_cfg(cfg, vocab, seed))
-        counts = count_params(model)
+        with torch.device("meta"):
+            counts = count_params(make_model(spec, _family_cfg(cfg, vocab, seed)))
         per_token = flops_per_token(counts.non_embedding, vocab, spec.hidden_size, spec.num_layers, cfg.seq_len)
         steps = max(1, round(budget / per_token / (cfg.batch_size * cfg.seq_len)))
-        out.append(PlannedRun(spec, budget, seed, lr_mult, model, counts, per_token, steps,
+        out.append(PlannedRun(spec, budget, seed, lr_mult, counts, per_token, steps,
                               rule_breaks(cfg, spec, steps)))
     return out
 
@@ -185,9 +224,12 @@ def rule_breaks(cfg: GridConfig, spec: TinyModelSpec, steps: int) -> list[str]:
     return out
 
 
-def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text_sha: str) -> str:
+def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text_sha: str,
+                 tokenizer: str | None) -> str:
     blob = {"spec": asdict(spec), "recipe": asdict(recipe), "text": text_sha, "format": FORMAT_VERSION,
             "eval": [cfg.seq_len, cfg.eval_batch_size], "init_seed": recipe.seed}
+    # what the CPU grids never set joins the hash only when set, so their cached runs stay valid
+    blob |= {k: v for k, v in (("tokenizer", tokenizer), ("precision", cfg.precision)) if v not in (None, "fp32")}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
@@ -196,10 +238,10 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
         torch.set_num_threads(cfg.threads)
     t_all = time.perf_counter()
     family_dir, out = Path(cfg.family_dir), Path(cfg.out_dir)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(family_dir / "tokenizer")
-    docs, text_description, text_sha = _grid_text(cfg, family_dir)
+    tokenizer, tokenizer_name = _tokenizer(cfg, family_dir)
+    text = _grid_text(cfg, family_dir)
+    docs, heldout_text, text_description, text_sha = text.train, text.heldout, text.description, text.sha256
     ids = encode_documents(tokenizer, docs)
-    heldout_text = (family_dir / "data" / "heldout.txt").read_text(encoding="utf-8")
     vocab = len(tokenizer)
     log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
 
@@ -208,17 +250,18 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     worst = max(p.steps * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
     if worst > cfg.max_epochs:
         raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
-                         f"{len(ids)} training tokens; add text (extra_packages, extra_max_chars) or lower the budgets")
+                         f"{len(ids)} training tokens; add text ("
+                         + ("text.max_docs" if cfg.text else "extra_packages, extra_max_chars") + ") or lower the budgets")
 
     runs: list[GridRun] = []
     for n, p in enumerate(planned, 1):
-        spec, budget, seed, lr_mult, model, counts, per_token, steps = (p.spec, p.budget, p.seed, p.lr_multiplier,
-                                                                        p.model, p.counts, p.per_token, p.steps)
+        spec, budget, seed, lr_mult, counts, per_token, steps = (p.spec, p.budget, p.seed, p.lr_multiplier, p.counts,
+                                                                 p.per_token, p.steps)
         lr = learning_rate(cfg, counts.total) * lr_mult
         recipe = TrainRecipe.from_settings(cfg, steps, lr, seed)
         name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "") + (f"-lr{lr_mult:g}x" if lr_mult != 1.0 else "")
         run_dir = out / name
-        build_hash = _recipe_hash(cfg, spec, recipe, text_sha)
+        build_hash = _recipe_hash(cfg, spec, recipe, text_sha, tokenizer_name)
         tokens = recipe.tokens
         base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
                     non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(ids), seed=seed,
@@ -233,7 +276,9 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
         log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, len(planned), name, steps, per_token * tokens, lr)
         t0 = time.perf_counter()
         run_dir.mkdir(parents=True, exist_ok=True)
-        train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every)
+        model = make_model(spec, _family_cfg(cfg, vocab, seed)).to(cfg.device)  # the seeded init, as counted
+        train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every,
+                 bf16_autocast=cfg.precision == "bf16")
         q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
                          max_bytes=None, batch_size=cfg.eval_batch_size)
         wall = time.perf_counter() - t0
@@ -254,7 +299,10 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
 
     summary = {"grid": cfg.name, "text": text_description, "text_sha256": text_sha, "train_tokens": len(ids),
                "flops_rule": "D * (6 * (non-embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model)",
-               "rules": asdict(cfg.rules),
+               "rules": asdict(cfg.rules), "device": cfg.device, "precision": cfg.precision,
+               "tokenizer": tokenizer_name or "the tiny family's", "vocab_size": vocab,
+               "heldout": "the tiny family's held-out split (the family's loss scale)" if cfg.text is None else
+               "held out from the grid's own data set (the training distribution)",
                "built_in_s": round(time.perf_counter() - t_all, 1), "runs": [asdict(r) for r in runs]}
     write_atomic(out / "grid.json", json.dumps(summary, indent=1))
     log.info("grid %s: %d runs in %.1f s -> %s", cfg.name, len(runs), summary["built_in_s"], out / "grid.json")
