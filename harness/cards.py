@@ -34,6 +34,8 @@ class BuildInfo(_Strict):
     seed: int
     torch_threads: int
     build_hash: str
+    # a grid run on mixed text: the loss on documents held out from its own training mixture
+    heldout_in_distribution_loss_nats: Optional[float] = None
 
 
 class DistillationInfo(_Strict):

@@ -158,6 +158,7 @@ class GridConfig(TrainingSettings):
     max_epochs: float = 4.0  # no token seen more often (Muennighoff et al. 2023: ~4 epochs ~ fresh data)
     extra_packages: List[str] = field(default_factory=lambda: ["numpy", "scipy"])  # docstrings added to train text
     extra_max_chars: Optional[int] = 4_000_000
+    extra_heldout_every: int = 20  # 1 in N extra documents held out by hash (the family's rule), for the in-distribution loss
     checkpoint_every: int = 100  # steps between resume points
     threads: Optional[int] = None
     only_budgets: Optional[List[int]] = None  # indices into budgets (None: all)
@@ -168,6 +169,7 @@ class GridConfig(TrainingSettings):
         _positive("max_epochs", self.max_epochs)
         _at_least("checkpoint_every", self.checkpoint_every, 1)
         _one_of("precision", self.precision, GRID_PRECISIONS)
+        _at_least("extra_heldout_every", self.extra_heldout_every, 2)
 
 
 @dataclass

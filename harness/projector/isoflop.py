@@ -52,6 +52,7 @@ class Run:
     seed: int = 0
     n_non_embedding: float | None = None  # the grid's runs carry it; a published table may not
     n_layers: int | None = None  # likewise (the depth check groups by it)
+    loss_in_distribution: float | None = None  # on text held out from the run's own training mixture
 
 
 def load_grid(path: Path) -> tuple[dict, list[Run]]:
@@ -59,7 +60,7 @@ def load_grid(path: Path) -> tuple[dict, list[Run]]:
         raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
     meta = json.loads(path.read_text())
     runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
-                r.get("non_embedding_params"), r.get("num_layers"))
+                r.get("non_embedding_params"), r.get("num_layers"), r.get("heldout_in_distribution_loss_nats"))
             for r in meta["runs"] if r.get("lr_multiplier", 1.0) == 1.0]
     return meta, runs  # the lr sweep's runs stay in meta (lr_check), out of the law
 
@@ -294,6 +295,8 @@ def fit_grid(runs: list[Run], resamples: int = 100, seed: int = 0, delta: float 
                         "covariance": covariance(fit.bootstrap)}
     if all(r.n_non_embedding for r in runs):
         out["approach3_non_embedding"] = non_embedding_fit(runs, delta)
+    if all(r.loss_in_distribution for r in runs):
+        out["approach3_in_distribution"] = in_distribution_fit(runs, delta)
     out["depth_check"] = depth_check(runs, law)
     out["agreement"] = agreement(out)
     out["extrapolation_test"] = {"refused": "the runs carry no IsoFLOP budget to hold out"} if no_budgets else \
@@ -327,7 +330,7 @@ def regime(fits: dict) -> dict:
     if lr and "refused" not in lr and not lr["rule_near_optimum"]:
         warnings.append(f"lr rule off its optimum: at {lr['shape']} and {lr['budget_flops']:.3g} FLOPs, "
                         f"{lr['best_multiplier']:g}x the rule's lr is {lr['rule_behind_best_nats']:.4f} nats better, "
-                        f"more than the seed spread ({lr['seed_spread_nats']})")
+                        f"more than the seed spread ({lr['seed_spread_nats']:.4f})")
     rules = fits.get("rules_check")
     if rules and rules["broken"]:
         warnings.append(f"{len(rules['broken'])} of {rules['runs']} runs break the grid's stated rules (built with "
@@ -365,6 +368,16 @@ def non_embedding_fit(runs: list[Run], delta: float) -> dict:
     share = [1 - r.n_non_embedding / r.n for r in runs]
     return {"params": fit.params, "fit": fit.summary(), "compute_optimal": compute_optimal(law),
             "embedding_share_of_n": [min(share), max(share)]}
+
+
+def in_distribution_fit(runs: list[Run], delta: float) -> dict:
+    """Approach 3 again on the loss over text held out from the grid's own training mixture (the
+    main loss is on the family's held-out split, so that variants can be read on the law): whether
+    the exponents move when the held-out text is the training distribution. A point fit, never used
+    by the projector."""
+    law, fit = fit_chinchilla([r.n for r in runs], [r.d for r in runs], [r.loss_in_distribution for r in runs],
+                              delta=delta, resamples=0)
+    return {"params": fit.params, "fit": fit.summary(), "compute_optimal": compute_optimal(law)}
 
 
 def covariance(refits: list[dict[str, float]]) -> dict | None:

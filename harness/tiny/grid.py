@@ -42,7 +42,7 @@ from harness.measure.quality import heldout_loss, hf_logits, truncate_utf8
 from harness.params import ParamCounts, count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
-from harness.tiny.corpus import dataset_corpus, package_docstrings
+from harness.tiny.corpus import _is_heldout, dataset_corpus, package_docstrings
 from harness.train import TrainRecipe, train_lm
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,9 @@ class GridRun:
     num_layers: int
     hidden_size: int
     rule_breaks: list[str]  # the grid's rules (GridConfig.rules) this run breaks; empty when none
-    heldout_loss_nats: float
+    heldout_loss_nats: float  # on the family's held-out split (a lab grid: on its own data set's)
     heldout_bits_per_byte: float
+    heldout_in_distribution_loss_nats: float | None  # on documents held out from this grid's own training mixture
     wall_time_s: float
     reused: bool
 
@@ -93,12 +94,15 @@ class GridText:
     heldout: str  # the text every run's held-out loss is read on
     description: str
     sha256: str  # of the training documents and the held-out text
+    in_distribution: str | None = None  # held out from the training mixture, where heldout is not
 
 
-def _family_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str]:
-    """Training documents (family train + extra packages, minus the family's held-out documents)
-    and their description; the held-out text is the family's (so the grid's losses are on the
-    family's scale: the variants are read on the grid's law)."""
+def _family_text(cfg: GridConfig, family_dir: Path) -> GridText:
+    """Training documents: the family's train split + extra packages' docstrings, minus the family's
+    held-out documents and 1 in extra_heldout_every of the extras (by hash, the family's own rule).
+    The main held-out text is the family's (so the grid's losses are on the family's scale: the
+    variants are read on the grid's law); the family's and the extras' held-out documents together
+    are held out from the training mixture itself, for the in-distribution loss."""
     train_path, heldout_path = family_dir / "data" / "train.txt", family_dir / "data" / "heldout.txt"
     if not train_path.exists():
         raise FileNotFoundError(f"{train_path} does not exist: run `meekbench build-tiny` first (the grid uses "
@@ -108,20 +112,24 @@ def _family_text(cfg: GridConfig, family_dir: Path) -> tuple[list[str], str, str
     heldout = set(heldout_text.split(DOC_SEPARATOR))
     extra, described = package_docstrings(list(cfg.extra_packages), cfg.extra_max_chars) if cfg.extra_packages \
         else ([], "")
-    seen, docs = set(heldout), []
-    for d in family + extra:  # the held-out split stays disjoint; duplicates count once
+    extra_heldout = [d for d in extra if d not in heldout and _is_heldout(d, cfg.extra_heldout_every)]
+    seen, docs = heldout | set(extra_heldout), []
+    for d in family + extra:  # the held-out documents stay out of training; duplicates count once
         if d not in seen:
             seen.add(d)
             docs.append(d)
-    return docs, heldout_text, "the tiny family's training split" + (f" + {described}" if described else "")
+    description = "the tiny family's training split" + (
+        f" + {described}, 1 in {cfg.extra_heldout_every} of those held out" if described else "")
+    digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
+    mixture = DOC_SEPARATOR.join([heldout_text, *dict.fromkeys(extra_heldout)]) if extra_heldout else None
+    return GridText(docs, heldout_text, description, digest, mixture)
 
 
 def _grid_text(cfg: GridConfig, family_dir: Path) -> GridText:
     """The grid's text: its own data set's (``text``: held out from the same distribution), or the
-    family's. The hash keeps the family's old form, so grids built before stay cached."""
+    family's (+ extra packages)."""
     if cfg.text is None:
-        docs, heldout, description = _family_text(cfg, family_dir)
-        return GridText(docs, heldout, description, hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest())
+        return _family_text(cfg, family_dir)
     t = cfg.text
     corpus = dataset_corpus(t.path, t.name, t.split, t.data_files, t.text_field, t.max_docs, t.heldout_every)
     heldout = truncate_utf8(DOC_SEPARATOR.join(corpus.heldout), t.heldout_max_chars)
@@ -241,6 +249,9 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     tokenizer, tokenizer_name = _tokenizer(cfg, family_dir)
     text = _grid_text(cfg, family_dir)
     docs, heldout_text, text_description, text_sha = text.train, text.heldout, text.description, text.sha256
+    if text.in_distribution:
+        log.info("in-distribution held-out text: %d chars (the family's held-out split + the extras' held out)",
+                 len(text.in_distribution))
     ids = encode_documents(tokenizer, docs)
     vocab = len(tokenizer)
     log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
@@ -269,8 +280,9 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
                     hidden_size=spec.hidden_size, rule_breaks=p.rule_breaks)
         if not cfg.force and (card := _built_card(run_dir, build_hash)):
             runs.append(GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
-                                heldout_bits_per_byte=card.build.heldout_bits_per_byte, wall_time_s=card.wall_time_s,
-                                reused=True))
+                                heldout_bits_per_byte=card.build.heldout_bits_per_byte,
+                                heldout_in_distribution_loss_nats=card.build.heldout_in_distribution_loss_nats,
+                                wall_time_s=card.wall_time_s, reused=True))
             log.info("[%d/%d] %s: up to date, reused", n, len(planned), name)
             continue
         log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, len(planned), name, steps, per_token * tokens, lr)
@@ -279,8 +291,12 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
         model = make_model(spec, _family_cfg(cfg, vocab, seed)).to(cfg.device)  # the seeded init, as counted
         train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every,
                  bf16_autocast=cfg.precision == "bf16")
-        q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
-                         max_bytes=None, batch_size=cfg.eval_batch_size)
+        def loss_on(held: str):
+            return heldout_loss(hf_logits(model), tokenizer, held, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
+                                max_bytes=None, batch_size=cfg.eval_batch_size)
+
+        q = loss_on(heldout_text)
+        in_dist = loss_on(text.in_distribution).heldout_loss_nats if text.in_distribution else None
         wall = time.perf_counter() - t0
         model.save_pretrained(run_dir)
         tokenizer.save_pretrained(run_dir)
@@ -292,16 +308,19 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
                             heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
                             corpus=text_description, corpus_sha256=text_sha, vocab_size=vocab,
                             seq_len=cfg.seq_len, seed=seed, torch_threads=torch.get_num_threads(),
-                            build_hash=build_hash)))
+                            build_hash=build_hash, heldout_in_distribution_loss_nats=in_dist)))
         runs.append(GridRun(**base, heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
-                            wall_time_s=round(wall, 2), reused=False))
-        log.info("%s: held-out loss %.4f nats/token, %.1f s", name, q.heldout_loss_nats, wall)
+                            heldout_in_distribution_loss_nats=in_dist, wall_time_s=round(wall, 2), reused=False))
+        log.info("%s: held-out loss %.4f nats/token (in-distribution: %s), %.1f s", name, q.heldout_loss_nats,
+                 f"{in_dist:.4f}" if in_dist is not None else "not read", wall)
 
     summary = {"grid": cfg.name, "text": text_description, "text_sha256": text_sha, "train_tokens": len(ids),
                "flops_rule": "D * (6 * (non-embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model)",
                "rules": asdict(cfg.rules), "device": cfg.device, "precision": cfg.precision,
                "tokenizer": tokenizer_name or "the tiny family's", "vocab_size": vocab,
-               "heldout": "the tiny family's held-out split (the family's loss scale)" if cfg.text is None else
+               "heldout": "the tiny family's held-out split (the family's loss scale); heldout_in_distribution: "
+                          "that split + the extra packages' held-out documents (the training mixture)"
+                          if cfg.text is None else
                "held out from the grid's own data set (the training distribution)",
                "built_in_s": round(time.perf_counter() - t_all, 1), "runs": [asdict(r) for r in runs]}
     write_atomic(out / "grid.json", json.dumps(summary, indent=1))

@@ -1,5 +1,6 @@
-"""The grid's stated design rules (issue 26 item 2): checked against every planned run before any
-training, and the depth rule checked against the data by approach 3's residuals."""
+"""The grid's design (issue 26 item 2): its stated rules checked against every planned run before
+any training, the depth rule checked against the data by approach 3's residuals, and a held-out
+text drawn from the grid's own training mixture beside the family's."""
 from dataclasses import replace
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness.config import TinyModelSpec
-from harness.projector.isoflop import depth_check, regime
-from harness.tiny.grid import check_rules, plan_runs, rule_breaks
+from harness.projector.isoflop import compute_optimal, depth_check, in_distribution_fit, regime
+from harness.projector.laws import Chinchilla
+from harness.tiny.corpus import _is_heldout, package_docstrings
+from harness.tiny.grid import _family_text, check_rules, plan_runs, rule_breaks
 from tests.conftest import compose_config
 from tests.test_isoflop import TRUE, grid_runs
 
@@ -54,3 +57,30 @@ def test_the_depth_check_flags_runs_of_one_depth_sitting_off_the_law():
     warnings = regime(fits)["warnings"]
     assert any(w.startswith("depth shows in the fit: runs of 1 and") for w in warnings)
     assert any(w.startswith("1 of 22 runs break the grid's stated rules") for w in warnings)
+
+
+def test_the_grid_holds_out_documents_of_its_own_training_mixture(models_dir):
+    """Most of the grid's training text is package docstrings, but its held-out loss is read on the
+    family's split only (the family's loss scale, which the variants need). Now 1 in 20 of the
+    extras is held out too, so each run also has a loss on held-out text of its own mixture."""
+    from pathlib import Path
+
+    cfg = OmegaConf.to_object(compose_config("build_grid", [f"models_dir={models_dir}", "grid=tiny-reduced",
+                                                            "extra_packages=[numpy]", "extra_max_chars=300000"]))
+    text = _family_text(cfg, Path(cfg.family_dir))
+    family_heldout = (Path(cfg.family_dir) / "data" / "heldout.txt").read_text(encoding="utf-8")
+    assert text.heldout == family_heldout  # the main loss keeps the family's scale
+    extra, _ = package_docstrings(["numpy"], 300000)
+    held = [d for d in extra if _is_heldout(d, 20)]
+    assert len(held) >= 5 and text.in_distribution.startswith(family_heldout)
+    assert all(d in text.in_distribution for d in held)
+    assert not set(held) & set(text.train)  # held out: never trained on
+    assert len(set(extra) - set(held) - set(text.train)) == 0  # the rest is trained on
+    assert "1 in 20 of those held out" in text.description
+
+
+def test_approach_3_on_the_in_distribution_loss_is_fitted_beside_the_main_one():
+    other = Chinchilla(E=2.0, A=300.0, B=900.0, a=0.45, b=0.3)
+    runs = [replace(r, loss_in_distribution=float(other.loss(r.n, r.d))) for r in grid_runs(np.random.default_rng(0))]
+    fit = in_distribution_fit(runs, 1e-3)
+    assert fit["compute_optimal"]["exponent"] == pytest.approx(compute_optimal(other)["exponent"], rel=1e-3)
