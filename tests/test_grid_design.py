@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from harness.config import TinyModelSpec
 from harness.projector.isoflop import compute_optimal, depth_check, in_distribution_fit, regime
 from harness.projector.laws import Chinchilla
-from harness.tiny.corpus import _is_heldout, package_docstrings
+from harness.tiny.corpus import is_heldout, package_docstrings
 from harness.tiny.grid import _family_text, check_rules, plan_runs, rule_breaks
 from tests.conftest import compose_config
 from tests.test_isoflop import TRUE, grid_runs
@@ -71,7 +71,7 @@ def test_the_grid_holds_out_documents_of_its_own_training_mixture(models_dir):
     family_heldout = (Path(cfg.family_dir) / "data" / "heldout.txt").read_text(encoding="utf-8")
     assert text.heldout == family_heldout  # the main loss keeps the family's scale
     extra, _ = package_docstrings(["numpy"], 300000)
-    held = [d for d in extra if _is_heldout(d, 20)]
+    held = [d for d in extra if is_heldout(d, 20)]
     assert len(held) >= 5 and text.in_distribution.startswith(family_heldout)
     assert all(d in text.in_distribution for d in held)
     assert not set(held) & set(text.train)  # held out: never trained on

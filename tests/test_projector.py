@@ -754,3 +754,29 @@ def test_each_law_draw_trains_its_runnable_models_at_its_own_allocation():
     assert "sampled with the law's draws" in note
     with pytest.raises(ValueError, match="they pair"):
         U.sample(inputs.law, inputs.growth, {}, inputs.law_draws[:5], 10, 0, 9.0, inputs.allocation_draws)
+
+
+def test_a_drawn_exponent_far_out_in_the_systematic_tail_is_held_rather_than_overflowing(tmp_path):
+    """The demo's reduced-grid law (exponent 0.039, sigma 1.38) drew exponents whose A overflowed
+    float range at the pivot (OverflowError) and ended the projection; a drawn exponent above 1 is
+    now held at 1, counted and said, and the draws' order (so a 5-95% band) is kept."""
+    import json
+
+    from harness.config import ProjectorConfig
+    from harness.projector.inputs import MAX_DRAWN_EXPONENT
+    from harness.projector.project import project
+
+    fits = {"flops_range": [1e11, 4e11], "approach3": {
+        "params": {"E": 0.5}, "bands": {"E": [0.4, 0.6]}, "fit": {},
+        "compute_optimal": {"E": 0.5, "G": 30.0, "exponent": 0.04, "a": 0.2},
+        "compute_optimal_bands": {"exponent": [0.03, 0.11], "a": [0.1, 0.6]},
+        "compute_optimal_draws": [{"E": 0.5, "G": 30.0, "exponent": e} for e in [0.03, 0.04, 0.06, 0.11] * 5]}}
+    (tmp_path / "law.json").write_text(json.dumps(fits))
+    p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=2000)
+    p.law.source, p.law.measured_path, p.law.transfer_systematic = "measured", str(tmp_path / "law.json"), 2.0
+    res = project(p, [])  # raised OverflowError before
+    note = res["inputs"]["law.transfer_systematic"]["note"]
+    held = int(note.split("; ")[-1].split(" of ")[0])
+    assert 0 < held < 0.1 * 2000 and f"held at {MAX_DRAWN_EXPONENT:g}" in note
+    band = res["uncertainty"]["t_star_years"]
+    assert band["not_reached"] == 0 and band["low"] < res["t_star_years"] < band["high"]

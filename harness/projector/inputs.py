@@ -99,21 +99,30 @@ TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far 
                               "disagreement of two estimates of one exponent taken as the scale of the transfer's error")
 
 
-def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], list[Chinchilla], float]:
+# A drawn compute exponent is held at this value: L(C)'s exponent ab/(a+b) exceeds 1 only if both a and
+# b exceed 2, beyond Hoffmann et al.'s start grid (and such a draw overflows float range at the pivot).
+# Holding the tail keeps the draws' order, so a 5-95% band is unchanged while under 5% are held.
+MAX_DRAWN_EXPONENT = 1.0
+
+
+def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], list[Chinchilla], float, int]:
     """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by a systematic factor
-    for the transfer, the loss held where the law's data end (the exponent pivots there)."""
+    for the transfer, the loss held where the law's data end (the exponent pivots there); and how
+    many draws were held at MAX_DRAWN_EXPONENT."""
     sigma = abs(math.log(grid_law.law.alpha / p.law.alpha)) if p.law.transfer_systematic is None \
         else p.law.transfer_systematic
     rng = np.random.default_rng(p.seed + 1)
     pivot = max(grid_law.flops_range)
-    out, allocations = [], []
+    out, allocations, held = [], [], 0
     for i, z in enumerate(rng.standard_normal(p.monte_carlo)):
         d = grid_law.draws[i % len(grid_law.draws)]
         alpha = d.alpha * math.exp(sigma * z)
+        if alpha > MAX_DRAWN_EXPONENT:
+            alpha, held = MAX_DRAWN_EXPONENT, held + 1
         out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
         if grid_law.allocation_draws:  # the refit's own N-D split (the systematic term moves L(C) only)
             allocations.append(grid_law.allocation_draws[i % len(grid_law.draws)])
-    return out, allocations, sigma
+    return out, allocations, sigma, held
 
 
 @dataclass
@@ -282,9 +291,11 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     prov["flop_per_dollar"] = sourced(flop_per_dollar, fsrc, fnote)
 
     if grid_law is not None and grid_law.draws:
-        grid_law.draws, grid_law.allocation_draws, sigma = _with_systematic(grid_law, p)
-        prov["law.transfer_systematic"] = sourced(sigma, "default", p.law.transfer_systematic_source
-                                                 if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
+        grid_law.draws, grid_law.allocation_draws, sigma, held = _with_systematic(grid_law, p)
+        prov["law.transfer_systematic"] = sourced(sigma, "default", (
+            p.law.transfer_systematic_source if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
+            + f"; {held} of {len(grid_law.draws)} drawn exponents held at {MAX_DRAWN_EXPONENT:g} (an exponent above "
+              "it needs both of the law's N and D exponents above 2)")
     if grid_law is not None and grid_law.transfer == "exponent":
         # the paper's A belongs to the paper's exponent: keep the paper's L0 and its loss at the meek
         # actor's starting compute, and let the measured exponent set the slope from there

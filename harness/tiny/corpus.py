@@ -92,8 +92,15 @@ def package_docstrings(packages: list[str], max_chars: int | None = None) -> tup
     return docs, ", ".join(names) + " docstrings (ast)"
 
 
-def _is_heldout(doc: str, every: int) -> bool:
+def is_heldout(doc: str, every: int) -> bool:
     return int(hashlib.sha1(doc.encode("utf-8")).hexdigest(), 16) % every == 0
+
+
+def _split(unique: list[str], heldout_every: int) -> tuple[list[str], list[str], str]:
+    """(train, held out, sha256 of all): 1 document in heldout_every held out by its hash."""
+    digest = hashlib.sha256("\x00".join(unique).encode("utf-8")).hexdigest()
+    heldout = [d for d in unique if is_heldout(d, heldout_every)]
+    return [d for d in unique if not is_heldout(d, heldout_every)], heldout, digest
 
 
 def load_corpus(heldout_every: int = 20, max_chars: int | None = None) -> Corpus:
@@ -110,9 +117,7 @@ def load_corpus(heldout_every: int = 20, max_chars: int | None = None) -> Corpus
             kept.append(d)
             total += len(d)
         unique = kept
-    digest = hashlib.sha256("\x00".join(unique).encode("utf-8")).hexdigest()
-    heldout = [d for d in unique if _is_heldout(d, heldout_every)]
-    train = [d for d in unique if not _is_heldout(d, heldout_every)]
+    train, heldout, digest = _split(unique, heldout_every)
     version = ".".join(map(str, sys.version_info[:3]))
     description = (
         f"CPython {version} pydoc_data.topics + stdlib docstrings (ast), {len(unique)} unique documents, "
@@ -142,9 +147,7 @@ def dataset_corpus(path: str, name: str | None, split: str, data_files: list[str
             unique.append(doc)
     if not unique:
         raise ValueError(f"the data set {path} ({name}, {split}) gave no non-empty {text_field!r} documents")
-    digest = hashlib.sha256("\x00".join(unique).encode("utf-8")).hexdigest()
-    heldout = [d for d in unique if _is_heldout(d, heldout_every)]
-    train = [d for d in unique if not _is_heldout(d, heldout_every)]
+    train, heldout, digest = _split(unique, heldout_every)
     source = f"{path}" + (f" ({name})" if name else "") + (f" {data_files}" if data_files else "")
     description = (f"{source}, split {split}: the first {len(unique)} unique documents (max_docs={max_docs}), "
                    f"1 in {heldout_every} held out by SHA-1 of the document (held-out text from the training "

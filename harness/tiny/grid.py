@@ -42,7 +42,7 @@ from harness.measure.quality import heldout_loss, hf_logits, truncate_utf8
 from harness.params import ParamCounts, count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
-from harness.tiny.corpus import _is_heldout, dataset_corpus, package_docstrings
+from harness.tiny.corpus import is_heldout, dataset_corpus, package_docstrings
 from harness.train import TrainRecipe, train_lm
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _family_text(cfg: GridConfig, family_dir: Path) -> GridText:
     heldout = set(heldout_text.split(DOC_SEPARATOR))
     extra, described = package_docstrings(list(cfg.extra_packages), cfg.extra_max_chars) if cfg.extra_packages \
         else ([], "")
-    extra_heldout = [d for d in extra if d not in heldout and _is_heldout(d, cfg.extra_heldout_every)]
+    extra_heldout = [d for d in extra if d not in heldout and is_heldout(d, cfg.extra_heldout_every)]
     seen, docs = heldout | set(extra_heldout), []
     for d in family + extra:  # the held-out documents stay out of training; duplicates count once
         if d not in seen:
