@@ -701,6 +701,11 @@ def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a
     lines = headline(res)
     assert any("WITH 5 WARNING(S)" in line for line in lines)
     assert any("keeps from the paper its L0" in line for line in lines)
+    # said in words and true: the paper's gap curve, its time axis scaled by 0.155 / 0.12
+    assert any("time axis scaled by 0.155 / 0.12 = 1.29" in line for line in lines)
+    paper = project(ProjectorConfig(name="p", bootstrap=0, monte_carlo=0), [])
+    assert res["peak_gap_nats"] == pytest.approx(paper["peak_gap_nats"], rel=1e-9)
+    assert res["t_star_years"] == pytest.approx(paper["t_star_years"] * 0.155 / 0.12, rel=1e-9)
     assert any(line.startswith("- The measured law in its own regime: exponent 0.1200") for line in lines)
     p.law.transfer_systematic = 0.0
     noise_only = project(p, [])

@@ -306,10 +306,15 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
 
         grid_law.law, grid_law.draws = anchored(grid_law.law), [anchored(d) for d in grid_law.draws]
         law = grid_law.law
+        # the gap is then A' c0^-a (g_m^-at - g_f^-at): a function of a t alone, so the paper's curve
+        # with its time axis scaled by paper alpha / measured alpha (issue 26 item 1)
+        stretch = p.law.alpha / law.alpha
         for k in ("L0", "A", "alpha"):
             prov[f"law.{k}"] = sourced(getattr(law, k), "measured" if k == "alpha" else "default",
                                       note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is the "
-                                      "paper's")
+                                      f"paper's, so the training gap is the paper's curve with its time axis scaled "
+                                      f"by {p.law.alpha:g} / {law.alpha:.4g} = {stretch:.3g}: its peak in nats is the "
+                                      "paper's whatever the measured exponent, which moves only when things happen")
     inputs = Inputs(law=law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=family, grid_law=grid_law)
     if grid_law is not None:
