@@ -11,7 +11,7 @@ from harness.config import TinyModelSpec
 from harness.projector.isoflop import compute_optimal, depth_check, in_distribution_fit, regime
 from harness.projector.laws import Chinchilla
 from harness.tiny.corpus import is_heldout, package_docstrings
-from harness.tiny.grid import _family_text, check_rules, plan_runs, rule_breaks
+from harness.tiny.grid import _family_text, _tokenizer, check_epochs, check_rules, plan_runs, rule_breaks
 from tests.conftest import compose_config
 from tests.test_isoflop import TRUE, grid_runs
 
@@ -84,3 +84,22 @@ def test_approach_3_on_the_in_distribution_loss_is_fitted_beside_the_main_one():
     runs = [replace(r, loss_in_distribution=float(other.loss(r.n, r.d))) for r in grid_runs(np.random.default_rng(0))]
     fit = in_distribution_fit(runs, 1e-3)
     assert fit["compute_optimal"]["exponent"] == pytest.approx(compute_optimal(other)["exponent"], rel=1e-3)
+
+
+def test_the_full_grid_has_text_enough_for_its_largest_run(models_dir):
+    """The shipped full grid must build: once 1 in 20 extra documents was held out, its largest run
+    (g3 at 1.2e13 FLOPs) would have seen its text 4.03 times, over max_epochs, and build-grid
+    refused. The test family's text and tokenizer are the full family's (its recipe trains fewer
+    tokens on the same corpus)."""
+    from pathlib import Path
+
+    from harness.tiny.build import encode_documents
+
+    cfg = OmegaConf.to_object(compose_config("build_grid", [f"models_dir={models_dir}"]))
+    assert cfg.name == "tiny"
+    tokenizer, _ = _tokenizer(cfg, Path(cfg.family_dir))
+    train_tokens = len(encode_documents(tokenizer, _family_text(cfg, Path(cfg.family_dir)).train))
+    planned = plan_runs(cfg, len(tokenizer))
+    assert 3.0 < check_epochs(cfg, planned, train_tokens) <= cfg.max_epochs
+    with pytest.raises(ValueError, match=r"would see its text \d\.\d\d times \(max_epochs=3.0\)"):
+        check_epochs(replace(cfg, max_epochs=3.0), planned, train_tokens)

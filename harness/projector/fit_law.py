@@ -127,18 +127,16 @@ def law_markdown(meta: dict, fits: dict) -> str:
     lines.append(f"| 3: L(N, D) | {_fmt_band(co['a'], cob['a'])} | {_fmt_band(co['b'], cob['b'])} | 1 (C = 6ND) | "
                  f"{fit['n_points']} runs, {fit['dof']} dof, converged {fit['converged']}, bootstrap kept "
                  f"{fit['bootstrap_kept']}/{fit['bootstrap_attempted']} |")
-    ne = fits.get("approach3_non_embedding")
-    if ne:
-        nco = ne["compute_optimal"]
-        lines.append(f"| 3 on non-embedding N | {nco['a']:.4f} (point fit) | {nco['b']:.4f} | 1 | embeddings are "
-                     f"{ne['embedding_share_of_n'][0]:.0%}-{ne['embedding_share_of_n'][1]:.0%} of total N; compute "
-                     f"exponent {nco['exponent']:.4f}; not used by the projector |")
-    ind = fits.get("approach3_in_distribution")
-    if ind:
-        ico = ind["compute_optimal"]
-        lines.append(f"| 3 on in-distribution held-out loss | {ico['a']:.4f} (point fit) | {ico['b']:.4f} | 1 | the loss "
-                     f"on documents held out from the grid's own training mixture; compute exponent "
-                     f"{ico['exponent']:.4f}; not used by the projector |")
+    ne, ind = fits.get("approach3_non_embedding"), fits.get("approach3_in_distribution")
+    side_fits = [("3 on non-embedding N", ne, f"embeddings are {ne['embedding_share_of_n'][0]:.0%}-"
+                  f"{ne['embedding_share_of_n'][1]:.0%} of total N" if ne else ""),
+                 ("3 on in-distribution held-out loss", ind,
+                  "the loss on documents held out from the grid's own training mixture")]
+    for label, side, note in side_fits:
+        if side:  # point fits beside the main one
+            sco = side["compute_optimal"]
+            lines.append(f"| {label} | {sco['a']:.4f} (point fit) | {sco['b']:.4f} | 1 | {note}; compute exponent "
+                         f"{sco['exponent']:.4f}; not used by the projector |")
     p, b = a3["params"], a3["bands"]
     lines += ["", "Approach 3 parameters: " + ", ".join(f"{k} = {_fmt_band(v, b[k], '.4g')}" for k, v in p.items()),
               "", f"Compute-optimal law: L(C) = {co['E']:.4g} + {co['G']:.4g} C^-{co['exponent']:.4f}; exponent "

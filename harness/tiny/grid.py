@@ -216,6 +216,17 @@ def check_rules(cfg: GridConfig, planned: list[PlannedRun]) -> None:
         log.warning("rule broken (rules.enforce=false): %s", line)
 
 
+def check_epochs(cfg: GridConfig, planned: list[PlannedRun], train_tokens: int) -> float:
+    """The most times any planned run would see its text; refused above max_epochs (repeated data
+    is worth less than fresh, Muennighoff et al. 2023), before anything trains."""
+    worst = max(p.steps * cfg.batch_size * cfg.seq_len for p in planned) / train_tokens
+    if worst > cfg.max_epochs:
+        raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
+                         f"{train_tokens} training tokens; add text ("
+                         + ("text.max_docs" if cfg.text else "extra_packages, extra_max_chars") + ") or lower the budgets")
+    return worst
+
+
 def rule_breaks(cfg: GridConfig, spec: TinyModelSpec, steps: int) -> list[str]:
     """The grid's stated rules (GridConfig.rules) that one planned run breaks, in words."""
     rules, out = cfg.rules, []
@@ -258,11 +269,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
 
     planned = plan_runs(cfg, vocab)
     check_rules(cfg, planned)
-    worst = max(p.steps * cfg.batch_size * cfg.seq_len for p in planned) / len(ids)
-    if worst > cfg.max_epochs:
-        raise ValueError(f"the largest run would see its text {worst:.2f} times (max_epochs={cfg.max_epochs}): "
-                         f"{len(ids)} training tokens; add text ("
-                         + ("text.max_docs" if cfg.text else "extra_packages, extra_max_chars") + ") or lower the budgets")
+    check_epochs(cfg, planned, len(ids))
 
     runs: list[GridRun] = []
     for n, p in enumerate(planned, 1):
