@@ -181,7 +181,9 @@ def law_markdown(meta: dict, fits: dict) -> str:
                      f"FLOPs, {ex['runs_fitted']} runs), approach 3 predicts its best run at "
                      f"{_fmt_band(ex['predicted_loss'], ex['band'])} nats against {ex['measured_loss']:.4f} measured: "
                      f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band "
-                     "(a prediction interval: each refit's prediction times a resampled residual).")
+                     "(a prediction interval: each refit's prediction times a resampled residual"
+                     + (f"; the law's mean alone: {_fmt_band(ex['predicted_loss'], ex['mean_band'])}" if ex.get("mean_band")
+                        else "") + ").")
     return "\n".join(lines + ["", "![IsoFLOP curves](isoflop.png)", "", "![N*(C)](n_opt.png)", "",
                               "![residuals](residuals.png)", ""])
 

@@ -419,9 +419,10 @@ def extrapolation_test(runs: list[Run], resamples: int, seed: int, delta: float,
     # residual (log measured - log fitted) of the runs fitted, drawn at random
     resid = np.log([r.loss for r in rest]) - np.log([float(law.loss(r.n, r.d)) for r in rest])
     noise = np.exp(np.random.default_rng(seed).choice(resid, len(fit.bootstrap)))
-    draws = [float(Chinchilla(**b).loss(best[0], best[1])) * e for b, e in zip(fit.bootstrap, noise)]
-    band = _band(draws, level)
+    means = [float(Chinchilla(**b).loss(best[0], best[1])) for b in fit.bootstrap]
+    band = _band([m * e for m, e in zip(means, noise)], level)
     return {"held_out_budget_flops": top, "runs_fitted": len(rest), "best_run": {"n": best[0], "d": best[1]},
             "measured_loss": best[2], "predicted_loss": predicted, "error_nats": predicted - best[2],
             "band": band, "band_kind": "prediction interval: bootstrap refits x a resampled residual of the runs fitted",
+            "mean_band": _band(means, level),  # the refits alone: where the law's mean lies, not a run
             "inside_band": bool(band and band[0] <= best[2] <= band[1]), "fit": fit.summary()}
