@@ -667,6 +667,30 @@ def test_draws_that_never_reach_a_loss_count_in_the_band_rather_than_being_dropp
     assert unreached == 0 and None not in band
 
 
+def test_a_closing_time_band_counts_the_draws_that_never_close_and_a_runaway_refit_gives_no_nan():
+    """The Monte Carlo's closing-time band was the quantiles of the draws that closed within the
+    window only: the reduced grid's demo printed "5.31 to 162.37; 317 of 2000 draws never reach
+    it", though with 16% of the draws beyond the window its 95% end is beyond it too. And a
+    bootstrap refit whose A ran off to infinity made law.md's band for A read [3.918, nan]."""
+    from harness.projector.isoflop import _band
+    from harness.projector.markdown import _with_band
+    from harness.projector.uncertainty import _band as mc_band
+
+    closing = [float(k) for k in range(1, 18)] + [None] * 3  # 3 of 20 draws never close
+    band = mc_band(closing)
+    assert band["not_reached"] == 3 and band["high"] is None
+    assert band["low"] == pytest.approx(np.quantile(range(1, 18), 0.05 * 19 / 16))  # the 5% of all 20 draws
+    assert _with_band(9.0, band) == "9.00 y (90% band 1.95 to not within 200 years; 3 of 20 draws never reach it)"
+    reached = mc_band([float(k) for k in range(1, 21)])  # all close: the usual quantiles
+    assert (reached["low"], reached["high"]) == pytest.approx(tuple(np.quantile(range(1, 21), [0.05, 0.95])))
+    refits = [3.9, 24.8, 75.4, 4.9e8, 17.3, 15.2, 8.5, 4.0, 7.5, float("inf")]
+    assert _band(refits, 0.9)[1] == float("inf") and _band(refits, 0.9)[0] == pytest.approx(
+        np.quantile(refits[:9] + [1e300], 0.05))
+    from harness.projector.fit import quantile_ends
+
+    assert quantile_ends([1.0, 2.0, 3.0], 0.9) == pytest.approx(tuple(np.quantile([1, 2, 3], [0.05, 0.95])))
+
+
 def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a_systematic_term(tmp_path):
     """Issue 26 item 1: `transfer: exponent` was the paper's curve with the time axis stretched,
     its band bootstrap noise only and no word of the law's warning signs. Now the law is reported

@@ -82,11 +82,20 @@ class FitResult:
                 "bootstrap_note": self.bootstrap_note, "starts": self.starts}
 
     def interval(self, name: str, level: float = 0.9) -> tuple[float, float] | None:
-        if not self.bootstrap:
-            return None
-        v = np.array([b[name] for b in self.bootstrap])
-        lo = (1 - level) / 2
-        return float(np.quantile(v, lo)), float(np.quantile(v, 1 - lo))
+        return quantile_ends([b[name] for b in self.bootstrap], level) if self.bootstrap else None
+
+
+def quantile_ends(values, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of ``values`` (linear interpolation). An end that falls on or
+    next to an infinite value (a draw that never gets there, a refit whose parameter ran off to
+    infinity) is that value: unbounded, where numpy's interpolation gives nan (inf - inf)."""
+    v = np.asarray(values, float)
+    qs = [(1 - level) / 2, (1 + level) / 2]
+    with np.errstate(invalid="ignore"):
+        ends = np.quantile(v, qs)
+    if np.isnan(ends).any():
+        ends = np.where(np.isnan(ends), np.quantile(v, qs, method="inverted_cdf"), ends)
+    return float(ends[0]), float(ends[1])
 
 
 TOLERANCES = {"ftol": 1e-13, "gtol": 1e-10, "maxiter": 10_000, "maxfun": 50_000}

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.config import ProjectorConfig
 from harness.projector import uncertainty as U
+from harness.projector.fit import quantile_ends
 from harness.projector.inputs import GridLaw, Inputs
 from harness.projector.laws import PowerLaw
 from harness.results.comparison import baseline_of, baselines, ratio, speed_ratio, tpot_ms
@@ -29,8 +30,8 @@ def _invert(law: PowerLaw, draws: list[PowerLaw], loss: float) -> tuple[float, l
     values = np.array([float(d.invert(loss)) for d in draws])
     if not values.size:
         return at, None, 0
-    ends = np.quantile(values, U.BAND, method="inverted_cdf")  # sample values: inf stays inf
-    return at, [float(x) if np.isfinite(x) else None for x in ends], int((~np.isfinite(values)).sum())
+    ends = quantile_ends(values, U.BAND[1] - U.BAND[0])
+    return at, [x if np.isfinite(x) else None for x in ends], int((~np.isfinite(values)).sum())
 
 
 def _scaled(band: list[float | None] | None, by: float) -> list[float | None] | None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawConfig
-from harness.projector.fit import FitError, FitResult, fit_chinchilla
+from harness.projector.fit import FitError, FitResult, fit_chinchilla, quantile_ends
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, Chinchilla, ComputeLaw
 
 log = logging.getLogger(__name__)
@@ -232,11 +232,10 @@ def compute_optimal(law: Chinchilla) -> dict:
 
 
 def _band(values, level: float) -> list[float] | None:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
-    if v.size < 2:
-        return None
-    lo = (1 - level) / 2
-    return [float(np.quantile(v, lo)), float(np.quantile(v, 1 - lo))]
+    """A bootstrap band; a refit whose parameter ran off to infinity counts (an end it covers is
+    infinite), one with no value does not."""
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return list(quantile_ends(v, level)) if len(v) >= 2 else None
 
 
 def _stratified_bootstrap(runs: list[Run], fit, resamples: int, seed: int) -> tuple[list[dict], int]:

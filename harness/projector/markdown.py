@@ -14,8 +14,11 @@ from harness.projector.fit_law import regime_sentence
 
 def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y") -> str:
     text = "not within 200 years" if value is None else f"{value:.2f}{unit}"
-    if band and "low" in band and band["high"] - band["low"] > 1e-9 * max(1.0, abs(band["high"])):
-        text += f" (90% band {band['low']:.2f} to {band['high']:.2f}"
+    if not band or "low" not in band:
+        return text
+    low, high = band["low"], band["high"]  # None: an end that draws which never get there cover
+    if high is None or low is None or high - low > 1e-9 * max(1.0, abs(high)):
+        text += " (90% band " + " to ".join("not within 200 years" if x is None else f"{x:.2f}" for x in (low, high))
         text += f"; {band['not_reached']} of {band['samples']} draws never reach it)" if band["not_reached"] else ")"
     return text
 

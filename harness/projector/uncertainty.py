@@ -21,6 +21,7 @@ import numpy as np
 from scipy.stats import norm
 
 from harness.projector import gap as G
+from harness.projector.fit import quantile_ends
 from harness.projector.laws import Chinchilla, ComputeLaw
 
 GROWTH_INPUTS = ("g_i", "g_h", "g_alg")
@@ -104,12 +105,20 @@ def sample(law: ComputeLaw, growth: G.Growth, ranges: Mapping[str, Range], law_d
 
 
 def _band(values: list[float | None]) -> dict[str, Any]:
-    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    out: dict[str, Any] = {"samples": len(values), "not_reached": len(values) - finite.size}
-    if finite.size:
-        out |= {"median": float(np.median(finite)), "low": float(np.quantile(finite, BAND[0])),
-                "high": float(np.quantile(finite, BAND[1])), "level": BAND[1] - BAND[0]}
+    """Median and 5-95% band over the draws. A draw that never gets there (None: a closing time
+    beyond the search window) counts at infinity, so an end it covers is None (unbounded) rather
+    than the draws that did get there standing in for all of them."""
+    v = np.array([math.inf if x is None or not math.isfinite(x) else x for x in values], dtype=float)
+    out: dict[str, Any] = {"samples": len(values), "not_reached": int(np.isinf(v).sum())}
+    if out["not_reached"] < v.size:
+        low, high = quantile_ends(v, BAND[1] - BAND[0])
+        out |= {"median": _finite(float(np.median(v))), "low": _finite(low), "high": _finite(high),
+                "level": BAND[1] - BAND[0]}
     return out
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _curve_band(curves: np.ndarray) -> dict[str, Any]:
