@@ -37,20 +37,20 @@ ACCURACY_METRICS = ("acc", "exact_match")  # per-item 0/1 metrics lm-eval logs, 
 # -- each point's baseline: the ok record of the same model, on the same hardware id, with the
 # -- baseline variant named in config (``fp32`` by default)
 
-def baselines(records: list[RunRecord], baseline_variant: str) -> dict[tuple[str, str], RunRecord]:
+def baselines(records: list[S.RunRecord], baseline_variant: str) -> dict[tuple[str, str], S.RunRecord]:
     """The ok ``baseline_variant`` record of each (model, hardware id), as transformers ran it (every
     engine's points are judged against the same reference)."""
     return {(r.model.name, r.hardware.id): r for r in records
             if r.status == "ok" and S.is_baseline(r, baseline_variant)}
 
 
-def baseline_of(record: RunRecord, base: dict[tuple[str, str], RunRecord]) -> RunRecord | None:
+def baseline_of(record: S.RunRecord, base: dict[tuple[str, str], S.RunRecord]) -> S.RunRecord | None:
     """The baseline a point is compared to; None for the baseline itself or where none exists."""
     b = base.get((record.model.name, record.hardware.id))
     return None if b is None or b.run_id == record.run_id else b
 
 
-def tpot_ms(r: RunRecord) -> float | None:
+def tpot_ms(r: S.RunRecord) -> float | None:
     """The headline time per output token (median over requests), where the point measured one."""
     return r.latency.tpot_ms.median if r.latency and r.latency.tpot_ms else None
 
@@ -68,7 +68,7 @@ class SpeedRatio:
         return 1 / self.tpot_ratio
 
 
-def speed_ratio(record: RunRecord, base: RunRecord | None) -> SpeedRatio | None:
+def speed_ratio(record: S.RunRecord, base: S.RunRecord | None) -> SpeedRatio | None:
     """The paired ratio measured inside the point where there is one, else the ratio of the
     point's median TPOT to its baseline point's (blocks measured apart in time: drift included)."""
     paired = record.latency.paired if record.latency else None
@@ -82,7 +82,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def task_names(records: list[RunRecord]) -> list[str]:
+def task_names(records: list[S.RunRecord]) -> list[str]:
     """Every lm-eval task that any ok record scored, in first-seen order."""
     names: dict[str, None] = {}
     for r in records:
