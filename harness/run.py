@@ -20,6 +20,7 @@ from harness.cards import read_card
 from harness.config import RunConfig
 from harness.engines import EngineInfo, EngineModel, transformers_model
 from harness.isolate import ChildCrashed, ChildRaised, run_in_child
+from harness.job_stop import JobStopped, stop_reaches_the_point
 from harness.measure.fidelity import ReferenceCapture, TokenReference
 from harness.measure.hardware import fingerprint, run_probes
 from harness.measure.latency import hf_decoder
@@ -165,13 +166,14 @@ def _run_label(rc: RunConfig) -> str:
 def run_point(cfg: DictConfig) -> S.RunRecord | list[S.ServingRecord]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     rc: RunConfig = OmegaConf.to_object(cfg)
-    if rc.scenario.kind != "single":  # an OpenAI-compatible server under load: one record per level
-        from harness.serve import run_serving
+    with stop_reaches_the_point():  # a SLURM job's end is recorded as the point's failure
+        if rc.scenario.kind != "single":  # an OpenAI-compatible server under load: one record per level
+            from harness.serve import run_serving
 
-        return run_serving(rc, resolved)
-    if rc.engine.isolate:
-        return _run_isolated(rc, resolved)
-    return _run_here(rc, resolved)
+            return run_serving(rc, resolved)
+        if rc.engine.isolate:
+            return _run_isolated(rc, resolved)
+        return _run_here(rc, resolved)
 
 
 def _run_here(rc: RunConfig, resolved: dict) -> S.RunRecord:
@@ -221,7 +223,7 @@ def _run_isolated(rc: RunConfig, resolved: dict) -> S.RunRecord:
     try:
         return run_in_child(_run_here, rc, resolved,
                             traceback_path=run_dir(rc.results_dir, ident.run_id) / CRASH_TRACEBACK)
-    except (ChildCrashed, ChildRaised) as e:
+    except (ChildCrashed, ChildRaised, JobStopped) as e:  # the child is stopped by now
         failure = R.Failure("failed", f"{type(e).__name__}: {' '.join(str(e).split())[:500]}")
         log.error("%s: %s: %s", ident.run_id, failure.status, failure.error)
         record = R.build_record(run_id=ident.run_id, point_key=ident.key, config=resolved,
@@ -264,7 +266,7 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
             write_reference(ref_file, measured.reference.arrays(), {"written_by": run_id})
         if measured.tasks and measured.tasks.samples:
             samples_path = write_samples(rc.results_dir, run_id, measured.tasks.samples)
-    except Exception as e:  # a failure is data: record it and let the sweep go on
+    except (Exception, JobStopped) as e:  # a failure is data: record it and let the sweep go on
         failure = _failure(e)  # an unsupported variant is expected data; anything else is an error
         (log.warning if failure.status == "unsupported" else log.error)("%s: %s: %s", run_id, failure.status,
                                                                          failure.error)

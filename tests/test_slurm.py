@@ -79,7 +79,9 @@ def test_a_sweep_runs_as_an_array_and_records_say_where(slurm_cluster, models_di
 
 def test_a_cancelled_task_is_measured_once_by_the_resubmitted_sweep(slurm_cluster, models_dir, tmp_path):
     results = tmp_path / "results"
-    slow = ["bench.min_seconds=6", "bench.repeats=3"]  # ~20 s of timing: longer than scancel's TERM-to-KILL wait
+    # 30 s of timing, whatever the machine's speed (max_iterations lifted): far past the cancel's TERM-to-KILL
+    # wait (KillWait=10 in scripts/slurm_local.sh), so the point cannot finish before it is killed
+    slow = ["bench.min_seconds=10", "bench.repeats=3", "bench.max_iterations=100000"]
     proc = _sweep(models_dir, results, slurm_cluster, "tiny-xs,tiny-s", *slow)
     victim = None
     deadline = time.time() + 300
@@ -90,7 +92,7 @@ def test_a_cancelled_task_is_measured_once_by_the_resubmitted_sweep(slurm_cluste
     assert victim, "tiny-s's array task never started its point"
     subprocess.run(["scancel", victim], check=True)
     code, out = _finish(proc)
-    assert code != 0, "the launcher should report the cancelled task"
+    assert code != 0, "the launcher should report the cancelled task (did its point finish before the KILL?)"
     first = {r.model.name: r for r in _records(results)}
     assert set(first) == {"tiny-xs"}, "only the finished point is recorded"
 
