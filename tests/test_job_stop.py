@@ -5,9 +5,11 @@ submitit's ``UncompletedJobError`` is); tests/test_slurm.py runs the real one un
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
+import threading
 
 import pytest
 import torch
@@ -95,3 +97,13 @@ def test_a_point_stopped_inside_transformers_guard_is_recorded_as_failed(run_cfg
     assert rec.status == "failed" and "JobStopped: UncompletedJobError" in rec.error and GIVE_UP in rec.error, rec.error
     assert read_record(run_dir(cfg.results_dir, rec.run_id) / "record.json") == rec
     assert signal.getsignal(SIG) is scheduler_gives_up
+
+
+def test_an_isolated_point_stopped_while_its_child_measures_is_recorded_and_the_child_ended(run_cfg,
+                                                                                           scheduler_gives_up):
+    """engine.isolate: the parent waits on its child when the stop comes; it ends the child and records."""
+    cfg = run_cfg("model=tiny-xs", "engine.isolate=true", "bench.min_seconds=20", "bench.max_iterations=1000000")
+    threading.Timer(3.0, os.kill, (os.getpid(), SIG)).start()  # the child needs >20 s to answer
+    rec = run_point(cfg)
+    assert rec.status == "failed" and rec.error.startswith("JobStopped: UncompletedJobError") and GIVE_UP in rec.error
+    assert multiprocessing.active_children() == []
