@@ -112,6 +112,43 @@ def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
     assert math.isclose(f_exact.loss_retention, f_coarse.loss_retention)
 
 
+def test_cost_carries_the_intervals_of_what_it_is_derived_from(run_cfg):
+    """Rate and dollars carry the interval of the point's own median TPOT, the speed-up the paired
+    bootstrap's; an unpaired ratio has none (the drift between two points is in neither's samples)."""
+    from harness.report.scorecard import scorecards
+
+    price, short = 0.36, ("model=tiny-xs", "bench.repeats=2", "hardware.price_per_hour_usd=0.36")
+    base = run_point(run_cfg(*short, "variant=fp32"))
+    paired = run_point(run_cfg(*short, "variant=bf16", "bench.paired_baseline=true"))
+    apart = run_point(run_cfg(*short, "variant=torch-dynamic-int8"))
+    comparisons = compare_records([base, paired, apart], Judging())
+    c, t, p = comparisons[paired.run_id].cost[0], paired.latency.scenarios[0].tpot_ms, paired.latency.paired
+    assert c.batch_size == 1 and c.tpot_ratio_kind == "paired"
+    assert (c.tpot_ratio, c.tpot_ratio_ci_low, c.tpot_ratio_ci_high) == (p.tpot_ratio, p.tpot_ci_low, p.tpot_ci_high)
+    usd = lambda tpot_ms: price / 3600 * tpot_ms / 1000 * 1e6  # noqa: E731  (b = 1)
+    assert (c.output_tokens_per_s_ci_low, c.output_tokens_per_s, c.output_tokens_per_s_ci_high) == pytest.approx(
+        (1000 / t.ci_high, 1000 / t.median, 1000 / t.ci_low))  # the slow end of TPOT is the low rate
+    assert (c.usd_per_million_tokens_ci_low, c.usd_per_million_tokens, c.usd_per_million_tokens_ci_high) == \
+        pytest.approx((usd(t.ci_low), usd(t.median), usd(t.ci_high)))
+    assert c.usd_per_million_tokens_ci_low < c.usd_per_million_tokens_ci_high
+    u = comparisons[apart.run_id].cost[0]
+    assert u.tpot_ratio_kind == "unpaired" and u.tpot_ratio_ci_low is None and u.tpot_ratio_ci_high is None
+    assert u.usd_per_million_tokens_ci_low < u.usd_per_million_tokens < u.usd_per_million_tokens_ci_high
+
+    (card,) = scorecards([base, paired, apart], comparisons, Judging())
+    rows = card.cost.set_index("variant")
+    assert rows.loc["bf16", "$/M tok"] == (f"{c.usd_per_million_tokens:.4g} [{c.usd_per_million_tokens_ci_low:.4g}, "
+                                           f"{c.usd_per_million_tokens_ci_high:.4g}]")
+    assert rows.loc["bf16", "tok/s b=1"].startswith(f"{c.output_tokens_per_s:.4g} [")
+    assert rows.loc["bf16", "speed-up"] == (f"{1 / p.tpot_ratio:.2f}x p [{1 / p.tpot_ci_high:.2f}, "
+                                            f"{1 / p.tpot_ci_low:.2f}]")
+    assert rows.loc["torch-dynamic-int8", "speed-up"] == f"{1 / u.tpot_ratio:.2f}x u"
+    assert rows.loc["fp32 (baseline)", "$/M tok"].count("[") == 1
+    plotted = {pt["variant"]: pt for pt in card.points}
+    assert (plotted["bf16"]["usd_lo"], plotted["bf16"]["usd_hi"]) == (c.usd_per_million_tokens_ci_low,
+                                                                      c.usd_per_million_tokens_ci_high)
+
+
 @pytest.mark.slow
 def test_a_variant_run_before_its_baseline_is_compared_by_the_report_and_a_price_change_remeasures_nothing(run_cfg):
     lone = run_point(run_cfg("model=tiny-xs", "variant=torch-dynamic-int8", "eval=ci"))

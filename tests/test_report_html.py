@@ -70,6 +70,9 @@ def test_page_is_self_contained_and_every_point_says_what_it_is(report_dir):
         assert r["run_id"] in hover, r["run_id"]
     assert "engine transformers" in hover and "machine-b" in hover
     assert re.search(r"TPOT [0-9.]+ ms \[[0-9.]+, [0-9.]+\]", hover)  # figures come with their intervals
+    assert re.search(r"\$ per M tokens [0-9.e-]+ \[[0-9.e-]+, [0-9.e-]+\]", hover)
+    (cost,) = [t for f in _figures(page) for t in f if "loss retention" in json.dumps(t) and "error_x" in t]
+    assert all(x >= 0 for x in cost["error_x"]["array"] + cost["error_x"]["arrayminus"])
     assert "loss retention" in hover and "KL " in hover
     for title in ("IsoFLOP curves", "residuals", "what moves t* most", "bits per byte against TPOT",
                   "loss retention against cost", "raw samples"):

@@ -97,9 +97,11 @@ def scorecard_figures(card: Scorecard, by_run: dict[str, RunRecord]) -> list[go.
         r = d.dropna(subset=["usd", "retention"])
         fig = go.Figure()
         fig.add_scatter(x=r["usd"], y=r["retention"], mode="markers+text", text=r["variant"],
-                        textposition="top center", textfont=dict(size=10), name="variant (95% interval)",
+                        textposition="top center", textfont=dict(size=10), name="variant (95% intervals)",
                         error_y=dict(type="data", array=(r["retention_hi"] - r["retention"]).tolist(),
                                      arrayminus=(r["retention"] - r["retention_lo"]).tolist(), thickness=1),
+                        error_x=dict(type="data", array=(r["usd_hi"] - r["usd"]).tolist(),
+                                     arrayminus=(r["usd"] - r["usd_lo"]).tolist(), thickness=1),
                         customdata=[_point_hover(p, by_run) for p in r.to_dict("records")],
                         hovertemplate="%{customdata}<extra></extra>", marker=dict(size=9))
         front = retention_front(r)
@@ -129,9 +131,12 @@ def _point_hover(p: dict, by_run: dict[str, RunRecord]) -> str:
     head = _who(r) if r else f"<b>{html.escape(str(p['variant']))}</b>"
     kl = "-" if p.get("kl") is None or pd.isna(p.get("kl")) else \
         f"{p['kl']:.4g} [{p['kl_lo']:.4g}, {p['kl_hi']:.4g}] nats/token"
+    usd = fmt_value(p.get("usd"))
+    if usd != "-":
+        usd += f" [{fmt_value(p.get('usd_lo'))}, {fmt_value(p.get('usd_hi'))}]"
     return "<br>".join([head, f"loss retention {fmt_value(p.get('retention'), '.5g')} "
                               f"[{fmt_value(p.get('retention_lo'), '.5g')}, {fmt_value(p.get('retention_hi'), '.5g')}]",
-                        f"KL {kl}", f"$ per M tokens {fmt_value(p.get('usd'))}",
+                        f"KL {kl}", f"$ per M tokens {usd}",
                         f"weights {fmt_value(p['bytes'] / 2**20 if p.get('bytes') else None)} MiB"])
 
 

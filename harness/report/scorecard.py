@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.report.pareto import retention_front  # noqa: E402
-from harness.results.comparison import ComparisonBlock, Judging, baselines, cost_rows, holm, price_of  # noqa: E402
+from harness.results.comparison import (ComparisonBlock, CostBlock, Judging, SpeedRatio, baselines,  # noqa: E402
+                                        cost_rows, holm, price_of)
 from harness.results.schema import RunRecord, variant_label  # noqa: E402
 
 SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
@@ -34,8 +35,11 @@ HOW_TO_READ = (
     "whole interval is at or above the gate, fail when it is all below, ? (undecided) when it straddles. "
     "Tasks are paired on the items both points logged: flips right->wrong / wrong->right, McNemar's "
     "exact p (Holm-adjusted across the variants of this model and hardware, per task). Cost: decode "
-    "tokens/s at batch size b, TPOT ratio to the baseline (p paired, u unpaired), dollars and joules "
-    "per million generated tokens.")
+    "tokens/s at batch size b and dollars per million generated tokens, each from the point's own median "
+    "TPOT with its 95% interval (resampling the point's requests); speed-up: baseline / variant TPOT, "
+    "p = paired (interleaved inside the variant's point, with its interval: free of drift between "
+    "points, so it is the figure to compare two rows' dollars by), u = unpaired (two points' medians, "
+    "drift included, no interval); joules per million generated tokens where energy was measured.")
 
 
 def _sig(x: float | None) -> str:
@@ -46,6 +50,10 @@ def _interval(x: float | None, lo: float | None, hi: float | None, fmt=_sig) -> 
     if x is None:
         return "-"
     return f"{fmt(x)} [{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else fmt(x)
+
+
+def _g4(x: float) -> str:
+    return f"{x:.4g}"
 
 
 def _gates(g: dict[str, str]) -> str:
@@ -87,16 +95,27 @@ def _bits_per_byte_of_nats(r: RunRecord) -> float | None:
     return q.heldout_tokens / q.heldout_bytes / math.log(2)
 
 
-def _cost_row(variant: str, rows, weights_per_param, extra_usd=None) -> dict:
+def _cost_row(variant: str, rows: list[CostBlock], weights_per_param, extra_usd=None) -> dict:
     head = rows[0] if rows else None
     speed = "-"
     if head and head.tpot_ratio:
-        speed = f"{1 / head.tpot_ratio:.2f}x {head.tpot_ratio_kind[0]}"
+        speed = SpeedRatio(head.tpot_ratio, head.tpot_ratio_kind, head.tpot_ratio_ci_low, head.tpot_ratio_ci_high).label
     return {"variant": variant,
-            **{f"tok/s b={c.batch_size}": _short(c.output_tokens_per_s, ".4g") for c in rows},
-            "speed-up": speed, "$/M tok": _short(head.usd_per_million_tokens if head else None, ".4g"),
+            **{f"tok/s b={c.batch_size}": _interval(c.output_tokens_per_s, c.output_tokens_per_s_ci_low,
+                                                    c.output_tokens_per_s_ci_high, _g4) for c in rows},
+            "speed-up": speed,
+            "$/M tok": _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
+                                 head.usd_per_million_tokens_ci_high, _g4) if head else "-",
             "J/M tok": _short(head.j_per_million_tokens if head else None, ".4g"),
             "weights B/param": _short(weights_per_param, ".3g"), "extra training $": _short(extra_usd, ".3g")}
+
+
+def _usd(rows: list[CostBlock]) -> dict:
+    """A plot point's dollars per million tokens at the first measured shape, with their interval."""
+    head = rows[0] if rows else None
+    return {"usd": head.usd_per_million_tokens if head else None,
+            "usd_lo": head.usd_per_million_tokens_ci_low if head else None,
+            "usd_hi": head.usd_per_million_tokens_ci_high if head else None}
 
 
 def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock], judging: Judging) -> list[Scorecard]:
@@ -125,7 +144,7 @@ def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock]
             points.append({"variant": baseline_variant, "run_id": b.run_id,
                            "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
                            "kl": None,
-                           "usd": b_cost[0].usd_per_million_tokens if b_cost else None,
+                           **_usd(b_cost),
                            "bytes": b.memory.weights_bytes if b.memory else None})
         for r in compared:
             c = comparisons[r.run_id]
@@ -160,7 +179,7 @@ def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock]
                            "retention_hi": f.loss_retention_ci_high if f else None,
                            "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
                            "kl_hi": f.kl_ci_high if f else None,
-                           "usd": c.cost[0].usd_per_million_tokens if c.cost else None,
+                           **_usd(c.cost),
                            "bytes": r.memory.weights_bytes if r.memory else None})
         compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
         cards.append(Scorecard(compared[0].hardware.label, model, compared_with, pd.DataFrame(fid_rows),
@@ -174,7 +193,8 @@ def retention_cost_plot(card: Scorecard, path: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.errorbar(d["usd"], d["retention"], yerr=[d["retention"] - d["retention_lo"], d["retention_hi"] - d["retention"]],
-                fmt="o", ms=4, capsize=2, label="variant (95% interval)")
+                xerr=[d["usd"] - d["usd_lo"], d["usd_hi"] - d["usd"]], fmt="o", ms=4, capsize=2,
+                label="variant (95% intervals)")
     for _, row in d.iterrows():
         ax.annotate(row["variant"], (row["usd"], row["retention"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.config import SummaryConfig
-from harness.results.comparison import SpeedRatio, baseline_of, baselines, ratio, speed_ratio, task_names
+from harness.results.comparison import baseline_of, baselines, ratio, speed_ratio, task_names
 from harness.results.store import load_records
 from harness.results.schema import REFERENCE_ENGINE, Quality, RunRecord, engine_name
 
@@ -28,14 +28,6 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 
 def _times(x: float | None) -> str:
     return f"{x:.2f}x" if x is not None else "-"
-
-
-def _speedup(s: SpeedRatio | None) -> str:
-    if s is None:
-        return "-"
-    if s.kind == "paired":
-        return f"{s.speedup:.2f}x p [{1 / s.ci_high:.2f}, {1 / s.ci_low:.2f}]"
-    return f"{s.speedup:.2f}x u"
 
 
 def _acc(q: Quality, task: str) -> str:
@@ -69,6 +61,7 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
             b = baseline_of(r, base)
             q, lat, mem = r.quality, r.latency, r.memory
             d = lat.tpot_ms if lat else None
+            speed = speed_ratio(r, b)
             cells |= {
                 "status": r.status,
                 "non-emb N": f"{r.model.non_embedding_params:,}" if r.model.non_embedding_params else "-",
@@ -78,7 +71,7 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
                 "TPOT ms [95% CI]": f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
                 "spread": f"{lat.round_spread:.0%}" if lat and lat.round_spread is not None else "-",
                 "gen/bare": _num(lat.generate_over_bare if lat else None, ".2f"),
-                "speed-up": _speedup(speed_ratio(r, b)),
+                "speed-up": speed.label if speed else "-",
                 "weights MB": _mb(mem.weights_bytes),
                 "mem ratio": _times(ratio(mem.weights_bytes, b.memory.weights_bytes) if b else None),
                 **{t: _acc(q, t) for t in tasks}}

@@ -67,6 +67,14 @@ class SpeedRatio:
     def speedup(self) -> float:
         return 1 / self.tpot_ratio
 
+    @property
+    def label(self) -> str:
+        """As tables print it: '1.32x p [1.28, 1.37]' (paired, with its interval) or '1.32x u'."""
+        text = f"{self.speedup:.2f}x {self.kind[0]}"
+        if self.ci_low is None or self.ci_high is None:
+            return text
+        return text + f" [{1 / self.ci_high:.2f}, {1 / self.ci_low:.2f}]"
+
 
 def speed_ratio(record: S.RunRecord, base: S.RunRecord | None) -> SpeedRatio | None:
     """The paired ratio measured inside the point where there is one, else the ratio of the
@@ -142,14 +150,23 @@ class PairedTaskBlock(S._Block):
 
 
 class CostBlock(S._Block):
-    """Decode throughput and its cost at one measured shape."""
+    """Decode throughput and its cost at one measured shape. Rate and dollars carry the interval of
+    the median TPOT they are derived from (the point's bootstrap over its rounds and requests); the
+    ratio carries the paired bootstrap over interleaved pairs, and none when it is unpaired (two
+    points apart in time: their drift is not in either point's samples)."""
     batch_size: int
     prompt_tokens: int
     new_tokens: int
     output_tokens_per_s: float  # batch x 1000 / median TPOT (decode rate, prefill excluded)
+    output_tokens_per_s_ci_low: Optional[float] = None
+    output_tokens_per_s_ci_high: Optional[float] = None
     tpot_ratio: Optional[float] = None  # variant / baseline TPOT at this shape, paired where measured so
     tpot_ratio_kind: Optional[str] = None  # paired | unpaired
+    tpot_ratio_ci_low: Optional[float] = None  # paired only
+    tpot_ratio_ci_high: Optional[float] = None
     usd_per_million_tokens: Optional[float] = None  # price per hour / 3600 / tokens per s x 1e6
+    usd_per_million_tokens_ci_low: Optional[float] = None
+    usd_per_million_tokens_ci_high: Optional[float] = None
     j_per_million_tokens: Optional[float] = None
 
 
@@ -255,16 +272,21 @@ def cost_rows(latency: S.Latency | None, base_latency: S.Latency | None,
     for sc in latency.scenarios:
         if sc.status != "ok" or not sc.tpot_ms:
             continue
-        tokens_per_s = sc.batch_size * 1000 / sc.tpot_ms.median
-        ratio, kind = None, None
+        t = sc.tpot_ms
+        # rate and dollars are monotone in TPOT: the median's interval maps end to end (slow end, low rate)
+        rate, rate_lo, rate_hi = (sc.batch_size * 1000 / x for x in (t.median, t.ci_high, t.ci_low))
+        usd, usd_lo, usd_hi = (price_per_hour_usd / 3600 / r * 1e6 if price_per_hour_usd else None
+                               for r in (rate, rate_hi, rate_lo))
+        ratio, kind, ratio_ci = None, None, (None, None)
         if sc.paired is not None:
-            ratio, kind = sc.paired.tpot_ratio, "paired"
+            ratio, kind, ratio_ci = sc.paired.tpot_ratio, "paired", (sc.paired.tpot_ci_low, sc.paired.tpot_ci_high)
         elif _shape(sc) in base:
-            ratio, kind = sc.tpot_ms.median / base[_shape(sc)].tpot_ms.median, "unpaired"
+            ratio, kind = t.median / base[_shape(sc)].tpot_ms.median, "unpaired"
         rows.append(CostBlock(
             batch_size=sc.batch_size, prompt_tokens=sc.prompt_tokens, new_tokens=sc.new_tokens,
-            output_tokens_per_s=tokens_per_s, tpot_ratio=ratio, tpot_ratio_kind=kind,
-            usd_per_million_tokens=price_per_hour_usd / 3600 / tokens_per_s * 1e6 if price_per_hour_usd else None,
+            output_tokens_per_s=rate, output_tokens_per_s_ci_low=rate_lo, output_tokens_per_s_ci_high=rate_hi,
+            tpot_ratio=ratio, tpot_ratio_kind=kind, tpot_ratio_ci_low=ratio_ci[0], tpot_ratio_ci_high=ratio_ci[1],
+            usd_per_million_tokens=usd, usd_per_million_tokens_ci_low=usd_lo, usd_per_million_tokens_ci_high=usd_hi,
             j_per_million_tokens=sc.energy_j_per_token * 1e6 if sc.energy_j_per_token is not None else None))
     return rows
 
