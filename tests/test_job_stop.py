@@ -99,11 +99,20 @@ def test_a_point_stopped_inside_transformers_guard_is_recorded_as_failed(run_cfg
     assert signal.getsignal(SIG) is scheduler_gives_up
 
 
-def test_an_isolated_point_stopped_while_its_child_measures_is_recorded_and_the_child_ended(run_cfg,
-                                                                                           scheduler_gives_up):
-    """engine.isolate: the parent waits on its child when the stop comes; it ends the child and records."""
+def _signal_the_step(parent_only: bool) -> None:
+    """As slurmstepd does with the job's time-limit signal: every process of the step (or the parent only)."""
+    for pid in ([] if parent_only else [c.pid for c in multiprocessing.active_children()]) + [os.getpid()]:
+        os.kill(pid, SIG)
+
+
+@pytest.mark.parametrize("parent_only", [True, False], ids=["parent", "whole-step"])
+def test_an_isolated_point_stopped_while_its_child_measures_is_recorded_and_the_child_ended(
+        run_cfg, scheduler_gives_up, parent_only):
+    """engine.isolate: the parent waits on its child when the stop comes; it ends the child and records.
+    Signalled too, first, the child dies of the signal (its default action): the record still says
+    that the job ended, not that the child crashed."""
     cfg = run_cfg("model=tiny-xs", "engine.isolate=true", "bench.min_seconds=20", "bench.max_iterations=1000000")
-    threading.Timer(3.0, os.kill, (os.getpid(), SIG)).start()  # the child needs >20 s to answer
+    threading.Timer(3.0, _signal_the_step, (parent_only,)).start()  # the child needs >20 s to answer
     rec = run_point(cfg)
     assert rec.status == "failed" and rec.error.startswith("JobStopped: UncompletedJobError") and GIVE_UP in rec.error
     assert multiprocessing.active_children() == []
