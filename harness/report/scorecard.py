@@ -36,7 +36,8 @@ HOW_TO_READ = (
     "Tasks are paired on the items both points logged: flips right->wrong / wrong->right, McNemar's "
     "exact p (Holm-adjusted across the variants of this model and hardware, per task). Cost: decode "
     "tokens/s at batch size b and dollars per million generated tokens, each from the point's own median "
-    "TPOT with its 95% interval (resampling the point's requests); speed-up: baseline / variant TPOT, "
+    "TPOT with its 95% interval (resampling the point's rounds and requests: noise within one process, "
+    "not the drift between processes); speed-up: baseline / variant TPOT, "
     "p = paired (interleaved inside the variant's point, with its interval: free of drift between "
     "points, so it is the figure to compare two rows' dollars by), u = unpaired (two points' medians, "
     "drift included, no interval); joules per million generated tokens where energy was measured.")
