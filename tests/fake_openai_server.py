@@ -3,13 +3,18 @@
 It answers ``GET /v1/models`` and streams ``POST /v1/completions`` as server-sent events: after
 ``ttft_ms`` the first token, then one every ``itl_ms``, ``max_tokens`` in all (``short`` fewer),
 then a usage chunk (unless ``no_usage``) and ``[DONE]``. ``hang`` never answers a completion.
-Run as a script (``python tests/fake_openai_server.py PORT [--ttft-ms ...]``) to be killed by a test.
+Run as a script (``python tests/fake_openai_server.py PORT [--ttft-ms ...]``) to be killed by a test;
+``--kill-self-after N --once FILE`` makes it SIGKILL itself just after answering its N-th completion,
+unless FILE exists (it creates FILE first): a crash mid-level that does not race the machine's speed,
+and that a server started again for the next level does not repeat.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +31,9 @@ class Behaviour:
     in_flight: int = 0  # completions being answered now, and the most at once (the client's concurrency)
     max_in_flight: int = 0
     received: int = 0
+    answered: int = 0
+    kill_self_after: int = 0  # 0: never
+    once: str = ""  # the marker file that a self-kill creates, and that stops a later one
 
 
 def app(b: Behaviour) -> web.Application:
@@ -43,6 +51,11 @@ def app(b: Behaviour) -> web.Application:
             return await stream(request, body)
         finally:
             b.in_flight -= 1
+            b.answered += 1
+            if b.answered == b.kill_self_after and not os.path.exists(b.once):
+                open(b.once, "w").close()
+                # after aiohttp has ended this response, while the others are still in flight
+                asyncio.get_running_loop().call_later(0.02, os.kill, os.getpid(), signal.SIGKILL)
 
     async def stream(request: web.Request, body: dict) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -100,5 +113,10 @@ if __name__ == "__main__":
     parser.add_argument("port", type=int)
     parser.add_argument("--ttft-ms", type=float, default=0.0)
     parser.add_argument("--itl-ms", type=float, default=0.0)
+    parser.add_argument("--kill-self-after", type=int, default=0)
+    parser.add_argument("--once", default="")
     args = parser.parse_args()
-    web.run_app(app(Behaviour(args.ttft_ms, args.itl_ms)), host="127.0.0.1", port=args.port, print=None)
+    if args.kill_self_after and not args.once:
+        parser.error("--kill-self-after needs --once FILE")
+    behaviour = Behaviour(args.ttft_ms, args.itl_ms, kill_self_after=args.kill_self_after, once=args.once)
+    web.run_app(app(behaviour), host="127.0.0.1", port=args.port, print=None)

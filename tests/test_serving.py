@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -166,8 +165,9 @@ def test_a_failed_request_counts_against_the_percentile():
     assert judge_level(rec, Judging(slo_ttft_ms=100, slo_tpot_ms=100, slo_percentile=95)).meets_slo
 
 
-def _fake_target(monkeypatch, ttft_ms: float = 0.0):
-    """serve._target for a stand-in server that the sweep starts and stops itself, like llama.cpp's."""
+def _fake_target(monkeypatch, ttft_ms: float = 0.0, *extra: str):
+    """serve._target for a stand-in server that the sweep starts and stops itself, like llama.cpp's;
+    ``extra``: more of the stand-in's arguments."""
     from transformers import AutoTokenizer
 
     import harness.serve as serve
@@ -176,18 +176,9 @@ def _fake_target(monkeypatch, ttft_ms: float = 0.0):
     def fake(rc):
         tok = AutoTokenizer.from_pretrained(rc.model.path)
         return serve._Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": "fake"}, tok, "fake",
-                             "fake", command=lambda port: [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms)])
+                             "fake", command=lambda port: [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms), *extra])
 
     monkeypatch.setattr(serve, "_target", fake)
-
-
-def _killer(pattern: str, after_s: float) -> threading.Thread:
-    def kill():
-        time.sleep(after_s)
-        subprocess.run(["pkill", "-9", "-f", pattern], check=False)
-    t = threading.Thread(target=kill, daemon=True)
-    t.start()
-    return t
 
 
 def _alive(pattern: str) -> bool:
@@ -195,23 +186,23 @@ def _alive(pattern: str) -> bool:
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, monkeypatch):
+def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, monkeypatch, tmp_path):
     from harness.run import run_point
 
-    _fake_target(monkeypatch, ttft_ms=100)
+    # SIGKILLed after its 3rd answer of 12 (at 4/s), once per marker: the restarted server lives on
+    _fake_target(monkeypatch, 100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-once"))
     cfg = run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12", "scenario.min_duration_s=0",
                   "scenario.input_tokens=8", "scenario.output_tokens=4", "scenario.warmup_requests=0",
                   "scenario.bootstrap_resamples=100", "engine=llamacpp")
-    _killer(str(FAKE), 1.0)  # about a third into the first level (12 requests at 4/s)
     records = run_point(cfg)
     first, second = records
     assert first.status == "failed" and "the target stopped answering" in first.error
-    assert first.serving.completed > 0 and first.serving.errors.get("connection", 0) > 0
+    assert first.serving.completed >= 3 and first.serving.errors.get("connection", 0) > 0
     assert first.serving.completed + first.serving.failed == len(first.serving.requests) == 12
     assert second.status == "ok" and second.serving.completed == 12  # started again for the next level
     assert first.target.launched and first.target.launch_command[1] == str(FAKE)
     assert not _alive(str(FAKE))  # and stopped at the end
-    _killer(str(FAKE), 1.0)
+    _fake_target(monkeypatch, 100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-twice"))
     stopped = run_point(run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12",
                                 "scenario.min_duration_s=0", "scenario.input_tokens=8", "scenario.output_tokens=4",
                                 "scenario.warmup_requests=0", "scenario.bootstrap_resamples=100", "engine=llamacpp",
