@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit, minimize
-from scipy.special import huber, logsumexp
+from scipy.special import huber
 
 from harness.projector.laws import Chinchilla, PowerLaw
 
@@ -146,22 +146,23 @@ def _refused(n: int, n_params: int) -> str:
 
 # --- L(x) = E + A x^-a ------------------------------------------------------------------------
 
-def _huber_lse(terms: np.ndarray, dterms: list[np.ndarray], logy, delta) -> tuple[float, np.ndarray]:
-    """Huber loss of logsumexp(terms) - log y, and its exact gradient (so L-BFGS-B can converge
-    tightly without finite differences). ``dterms[j]`` is d terms / d theta_j (one row per term)."""
-    pred = logsumexp(terms, axis=0)
-    r = pred - logy
+def _huber_lse(terms: np.ndarray, logy, delta) -> tuple[float, np.ndarray]:
+    """Huber loss of logsumexp(terms) - log y, and its derivative by each term at each point (the
+    objectives chain it into their exact gradient, so L-BFGS-B can converge tightly without finite
+    differences). The log-sum-exp is numpy's, max-shifted: scipy's logsumexp costs ~20x more on
+    arrays this small (it dispatches through the array API), and a fit calls this ~10^5 times."""
+    top = terms.max(axis=0)
+    shifted = np.exp(terms - top)
+    total = shifted.sum(axis=0)
+    r = top + np.log(total) - logy
     psi = np.clip(r, -delta, delta)  # Huber's derivative
-    weights = np.exp(terms - pred)  # d logsumexp / d term
-    grad = np.array([(psi * (weights * d).sum(axis=0)).sum() for d in dterms])
-    return float(huber(delta, r).sum()), grad
+    return float(huber(delta, r).sum()), psi * (shifted / total)  # d logsumexp / d term: its softmax
 
 
 def _power_obj(theta, logx, logy, delta):
     e, log_a, a = theta
-    terms = np.stack([np.full_like(logx, e), log_a - a * logx])
-    one, zero = np.ones_like(logx), np.zeros_like(logx)
-    return _huber_lse(terms, [np.stack([one, zero]), np.stack([zero, one]), np.stack([zero, -logx])], logy, delta)
+    f, g = _huber_lse(np.array([np.full_like(logx, e), log_a - a * logx]), logy, delta)
+    return f, np.array([g[0].sum(), g[1].sum(), -(g[1] * logx).sum()])
 
 
 def _power_params(theta) -> dict[str, float]:
@@ -197,11 +198,8 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
 
 def _chin_obj(theta, logn, logd, logy, delta):
     e, log_a, log_b, a, b = theta
-    terms = np.stack([np.full_like(logn, e), log_a - a * logn, log_b - b * logd])
-    one, zero = np.ones_like(logn), np.zeros_like(logn)
-    dterms = [np.stack([one, zero, zero]), np.stack([zero, one, zero]), np.stack([zero, zero, one]),
-              np.stack([zero, -logn, zero]), np.stack([zero, zero, -logd])]
-    return _huber_lse(terms, dterms, logy, delta)
+    f, g = _huber_lse(np.array([np.full_like(logn, e), log_a - a * logn, log_b - b * logd]), logy, delta)
+    return f, np.array([g[0].sum(), g[1].sum(), g[2].sum(), -(g[1] * logn).sum(), -(g[2] * logd).sum()])
 
 
 def _chin_params(theta) -> dict[str, float]:
