@@ -59,6 +59,26 @@ def test_power_law_fit_recovers_parameters_inside_band():
     assert law.invert(law.loss(1e8)) == pytest.approx(1e8, rel=1e-6)
 
 
+@pytest.mark.parametrize("delta", [1e-3, 10.0], ids=["huber-linear", "huber-quadratic"])
+def test_the_fits_exact_gradients_match_finite_differences(delta):
+    """L-BFGS-B is handed each objective's own gradient (chained through the log-sum-exp by hand):
+    it must be the objective's, on both arms of the Huber loss and where one term dominates."""
+    from scipy.optimize import approx_fprime
+
+    from harness.projector import fit as F
+
+    rng = np.random.default_rng(0)
+    logn, logd = np.log(rng.uniform(1e5, 1e9, 12)), np.log(rng.uniform(1e7, 1e11, 12))
+    logy = np.log(rng.uniform(2.0, 5.0, 12))
+    for obj, args, theta in [
+            (F._chin_obj, (logn, logd, logy, delta), [0.5, 6.0, 7.0, 0.3, 0.35]),
+            (F._chin_obj, (logn, logd, logy, delta), [1.2, 20.0, 12.0, 1.5, 0.6]),  # E dominates
+            (F._power_obj, (logn, logy, delta), [0.2, 3.0, 0.25])]:
+        theta = np.array(theta)
+        numeric = approx_fprime(theta, lambda t: obj(t, *args)[0], 1e-7)
+        np.testing.assert_allclose(obj(theta, *args)[1], numeric, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_chinchilla_fit_recovers_parameters():
     rng = np.random.default_rng(1)
