@@ -180,7 +180,7 @@ def test_smollm2_quantisations_order_by_precision(models_dir, tmp_path):
 
     def run(*overrides: str):
         return run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={tmp_path}", "bench=quick",
-                                                "quality.max_bytes=20000", "model=smollm2-135m-instruct",
+                                                "quality.max_bytes=10000", "model=smollm2-135m-instruct",
                                                 *overrides]))
 
     assert run("variant=fp32").status == "ok"

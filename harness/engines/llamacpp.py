@@ -155,7 +155,7 @@ def read_contents(path: Path) -> GGUFContents:
     reader = gguf.GGUFReader(str(path))
     matrices = [t for t in reader.tensors if len(t.shape) == 2]
     bits = 8 * sum(int(t.n_bytes) for t in matrices) / sum(int(t.n_elements) for t in matrices)
-    return GGUFContents(read_header(path).tensor_types, sum(int(t.n_bytes) for t in reader.tensors), bits)
+    return GGUFContents(read_header(path, reader).tensor_types, sum(int(t.n_bytes) for t in reader.tensors), bits)
 
 
 class LlamaCppRunner:
