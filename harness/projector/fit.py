@@ -215,8 +215,9 @@ def _chin_values(thetas: np.ndarray, logn, logd, logy, delta) -> np.ndarray:
 
 # Hoffmann et al. 2022 (Appendix D.2) start L-BFGS from a grid over (log E, log A, log B, alpha, beta):
 # e in {-1, -0.5, ..., 1}, log A and log B in {0, 5, ..., 25}, alpha and beta in {0, 0.5, ..., 2}
-# (4500 starts). A tight L-BFGS-B run takes ~30 ms here, so all 4500 would take over 2 minutes per
-# fit; their grid is screened instead: the objective is evaluated at every start and the fit runs
+# (4500 starts). A tight L-BFGS-B run takes 6-9 ms on 2 cores (20 points), so all 4500 would take
+# ~26 s per fit, and a law makes several (approach 3 on total and non-embedding N, the extrapolation
+# test); their grid is screened instead: the objective is evaluated at every start and the fit runs
 # from the SCREEN_KEEP best, beside the 108-start grid that lies inside it.
 HOFFMANN_STARTS = np.array(list(itertools.product(np.arange(-1.0, 1.01, 0.5), np.arange(0.0, 25.1, 5.0),
                                                   np.arange(0.0, 25.1, 5.0), np.arange(0.0, 2.01, 0.5),
