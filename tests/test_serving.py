@@ -173,10 +173,13 @@ def _fake_target(monkeypatch, ttft_ms: float = 0.0, *extra: str):
     import harness.serve as serve
     from harness.results import record as R
 
+    def command(port: int) -> list[str]:
+        return [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms), *extra]
+
     def fake(rc):
         tok = AutoTokenizer.from_pretrained(rc.model.path)
         return serve._Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": "fake"}, tok, "fake",
-                             "fake", command=lambda port: [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms), *extra])
+                             "fake", command=command)
 
     monkeypatch.setattr(serve, "_target", fake)
 
