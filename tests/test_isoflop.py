@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from harness.projector.fit import FitError
-from harness.projector.isoflop import Run, envelope, fit_grid, parabolas
+from harness.projector.grid_runs import Run
+from harness.projector.isoflop import envelope, fit_grid, parabolas
 from harness.projector.laws import Chinchilla
 
 TRUE = Chinchilla(E=2.5, A=150.0, B=400.0, a=0.4, b=0.38)  # losses 4.4-6 nats on this grid, as measured

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawFitConfig
-from harness.projector.isoflop import (DEPTH_Z, Run, by_budget, fit_grid, load_grid, load_table, loglog_slope, lr_check,
-                                       regime, rules_check)
+from harness.projector.grid_runs import Run, load_grid, load_table, lr_check, rules_check
+from harness.projector.isoflop import DEPTH_Z, by_budget, fit_grid, loglog_slope, regime
 from harness.projector.laws import Chinchilla
 
 

@@ -26,78 +26,14 @@ every parameter is in a per-token matmul), D the tokens trained on.
 from __future__ import annotations
 
 import itertools
-import json
-import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from harness.config import LawConfig
 from harness.projector.fit import FitError, FitResult, fit_chinchilla, quantile_ends
+from harness.projector.grid_runs import Run
 from harness.projector.laws import CHINCHILLA, EPOCH_REFIT, Chinchilla, ComputeLaw
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Run:
-    name: str
-    budget: float | None  # the budget it was sized for (groups the IsoFLOP curve); None: not known
-    flops: float  # exact
-    n: float
-    d: float
-    loss: float
-    seed: int = 0
-    n_non_embedding: float | None = None  # the grid's runs carry it; a published table may not
-    n_layers: int | None = None  # likewise (the depth check groups by it)
-    loss_in_distribution: float | None = None  # on text held out from the run's own training mixture
-
-
-def load_grid(path: Path) -> tuple[dict, list[Run]]:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
-    meta = json.loads(path.read_text())
-    runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
-                r.get("non_embedding_params"), r.get("num_layers"), r.get("heldout_in_distribution_loss_nats"))
-            for r in meta["runs"] if r.get("lr_multiplier", 1.0) == 1.0]
-    return meta, runs  # the lr sweep's runs stay in meta (lr_check), out of the law
-
-
-def lr_check(meta: dict) -> dict | None:
-    """The grid's lr sweep (one shape at one budget, the rule's lr scaled): whether the rule's lr is
-    the best of the sweep, or within the seed-to-seed spread of the best (the largest gap between
-    two seeds of one run at the smallest budget)."""
-    sweep = [r for r in meta["runs"] if r.get("lr_multiplier", 1.0) != 1.0]
-    if not sweep:
-        return None
-    key = (sweep[0]["shape"], sweep[0]["budget_flops"], sweep[0]["seed"])
-    rows = {r.get("lr_multiplier", 1.0): r["heldout_loss_nats"] for r in meta["runs"]
-            if (r["shape"], r["budget_flops"], r["seed"]) == key}
-    if 1.0 not in rows:
-        return {"refused": f"the rule's own run of {key[0]} at {key[1]:.3g} FLOPs is not in the grid"}
-    pairs: dict[tuple, list[float]] = {}
-    for r in meta["runs"]:
-        if r.get("lr_multiplier", 1.0) == 1.0:
-            pairs.setdefault((r["shape"], r["budget_flops"]), []).append(r["heldout_loss_nats"])
-    spread = max((max(v) - min(v) for v in pairs.values() if len(v) > 1), default=None)
-    best = min(rows, key=rows.get)
-    behind = rows[1.0] - rows[best]
-    near = best == 1.0 or (spread is not None and behind <= spread)
-    return {"shape": key[0], "budget_flops": key[1], "seed": key[2], "loss_by_multiplier": sorted(rows.items()),
-            "best_multiplier": best, "rule_behind_best_nats": behind, "seed_spread_nats": spread,
-            "rule_near_optimum": near}
-
-
-def rules_check(meta: dict) -> dict | None:
-    """The grid's stated rules (build-grid's rules: min steps, aspect ratio, head size) and the runs
-    that break them, as build-grid recorded; None for a grid.json written before rules were kept."""
-    if "rules" not in meta:
-        return None
-    broken = {r["name"]: r["rule_breaks"] for r in meta["runs"] if r.get("rule_breaks")}
-    return {"rules": meta["rules"], "runs": len(meta["runs"]), "broken": broken}
-
 
 DEPTH_Z = 3.0  # two depths' mean residuals this many standard errors apart: the depth rule shows in the fit
 
@@ -127,34 +63,6 @@ def depth_check(runs: list[Run], law: Chinchilla) -> dict | None:
     return {"mean_log_residual_by_layers": {str(k): v for k, v in means.items()},
             "runs_by_layers": {str(k): len(v) for k, v in sorted(groups.items())}, "residual_sd_within_depths": sd,
             "widest_pair": list(worst), "z": z, "depth_shows": bool(z > DEPTH_Z)}
-
-
-TABLE_COLUMNS = "N, D or C (FLOPs, taken as 6 N D), loss; optional: budget, seed, name"
-
-
-def load_table(path: Path) -> tuple[dict, list[Run]]:
-    """A CSV of published runs (e.g. a paper's grid, read off its figures): the same fits as a grid.
-    Without a budget column the IsoFLOP approaches (1, 2) and the extrapolation test are refused."""
-    import hashlib
-
-    import pandas as pd
-
-    if not path.exists():
-        raise FileNotFoundError(f"table={path} does not exist; it needs the columns {TABLE_COLUMNS}")
-    df = pd.read_csv(path)
-    if "N" not in df or "loss" not in df or not ({"D", "C"} & set(df)):
-        raise FitError(f"table={path} has columns {list(df.columns)}; it needs {TABLE_COLUMNS}")
-    d = df["D"] if "D" in df else df["C"] / (6 * df["N"])
-    c = df["C"] if "C" in df else 6 * df["N"] * d
-    budget = df["budget"] if "budget" in df else [None] * len(df)
-    seed = df["seed"] if "seed" in df else [0] * len(df)
-    name = df["name"] if "name" in df else [f"row{i}" for i in range(len(df))]
-    runs = [Run(str(nm), None if b is None else float(b), float(f), float(n), float(dd), float(loss), int(sd))
-            for nm, b, f, n, dd, loss, sd in zip(name, budget, c, df["N"], d, df["loss"], seed)]
-    meta = {"grid": path.stem, "text": f"published runs from the table {path}", "text_sha256":
-            hashlib.sha256(path.read_bytes()).hexdigest(), "train_tokens": None, "flops_rule":
-            "the table's C" if "C" in df else "6 N D", "runs": []}
-    return meta, runs
 
 
 def by_budget(runs: list[Run]) -> dict[float, list[Run]]:
@@ -253,8 +161,8 @@ def _stratified_bootstrap(runs: list[Run], fit, resamples: int, seed: int) -> tu
 
 
 # Every bootstrap refit starts from the full-data optimum and from this grid of its own (2 values
-# per parameter: log E, log A, log B, alpha, beta): a full fit from the 108-start grid takes ~5 s
-# here, so 100 refits from it would take ~10 minutes per fit on 2 cores.
+# per parameter: log E, log A, log B, alpha, beta): a full fit from the 108-start grid takes ~1.2 s
+# on 2 cores (20 runs), so 100 refits from it would take 2 minutes per fit, and a law makes several.
 REFIT_STARTS = [list(x) for x in itertools.product([-1.0, 1.0], [2.0, 8.0], [2.0, 8.0], [0.1, 0.5], [0.1, 0.5])]
 
 
