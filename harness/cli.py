@@ -60,7 +60,7 @@ def _build_tasks(cfg: DictConfig) -> None:
 
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
-    from harness.serve import TargetUnreachable
+    from harness.scenarios.serving import TargetUnreachable
 
     try:
         run_point(cfg)

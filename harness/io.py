@@ -3,6 +3,7 @@ references, cards, checkpoints, grid and projection summaries): a temporary file
 target, flushed to disk, then renamed over it, so a reader sees the old file or the new, never half."""
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -32,3 +33,12 @@ def write_atomic(path: str | Path, text: str) -> Path:
     with atomic_file(path) as f:
         f.write(text)
     return Path(path)
+
+
+def sha256(path: str | Path) -> str:
+    """The file's SHA-256, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -30,23 +30,59 @@ def graph() -> dict[str, set[str]]:
     return out
 
 
-def _violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{module} imports {target}" for module, targets in graph().items() if module.startswith(package)
+def reach() -> dict[str, set[str]]:
+    """harness module -> every module it imports, directly or through other harness modules (lazy imports
+    count: they run when the code path does). A package's own ``__init__`` runs on import of any module in it."""
+    g = graph()
+    for module in list(g):
+        parts = module.split(".")
+        g[module] |= {".".join(parts[:i]) for i in range(2, len(parts))} & set(g)
+    closed = {}
+    for module in g:
+        seen, todo = set(), [module]
+        while todo:
+            for target in g.get(todo.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        closed[module] = seen
+    return closed
+
+
+def _violations(package: str, forbidden: tuple[str, ...], direct: bool = False) -> list[str]:
+    edges = graph() if direct else reach()
+    return [f"{module} imports {target}" for module, targets in edges.items()
+            if module == package or module.startswith(package + ".")
             for target in sorted(targets) if any(target == f or target.startswith(f + ".") for f in forbidden)]
 
 
+AFTER_THE_RECORD = ("harness.results", "harness.report", "harness.projector", "harness.run", "harness.cli",
+                    "harness.scenarios")
+
+
+def test_the_config_imports_nothing_downstream_and_no_torch():
+    """Engines and scenarios are registered by name and "module:function" in the config, so composing and
+    checking a config (every command's first step) imports no engine, scenario, model or torch."""
+    assert _violations("harness.config", ("torch", "harness.engines", "harness.scenarios", "harness.models",
+                                          "harness.variants", "harness.measure", *AFTER_THE_RECORD)) == []
+    code = "import sys, harness.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 def test_engines_sit_between_variants_and_measurement():
-    """An engine turns a prepared model into what measurement reads; it never reads records or reports."""
-    assert _violations("harness.engines", ("harness.results", "harness.report", "harness.projector", "harness.run",
-                                           "harness.tiny", "harness.config")) == []
+    """An engine turns a prepared model into what measurement reads; it never reads records or reports,
+    and never reaches the scenarios that run it."""
+    assert _violations("harness.engines", (*AFTER_THE_RECORD, "harness.launch.job_stop")) == []
 
 
 def test_measurement_imports_no_results_config_or_tiny():
-    assert _violations("harness.measure", ("harness.results", "harness.config", "harness.tiny", "harness.engines")) == []
+    assert _violations("harness.measure", ("harness.results", "harness.config", "harness.tiny", "harness.engines",
+                                           "harness.scenarios", "harness.models", "harness.variants")) == []
 
 
 def test_results_import_nothing_from_measure_nor_torch():
-    assert _violations("harness.results", ("harness.measure", "torch", "harness.variants", "harness.models")) == []
+    assert _violations("harness.results", ("harness.measure", "torch", "harness.variants", "harness.models",
+                                           "harness.engines", "harness.scenarios")) == []
     code = ("import sys, harness.results.record, harness.results.comparison, harness.results.store; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -57,32 +93,65 @@ def test_projector_imports_no_torch():
                                              "harness.report")) == []  # report and projector are siblings
 
 
-def test_io_is_a_leaf():
-    assert {t for t in graph()["harness.io"] if t.startswith("harness")} == set()
+def test_leaves_import_no_harness_module():
+    for module in ("harness.io", "harness.blocks", "harness.launch.isolate"):
+        assert {t for t in graph()[module] if t.startswith("harness")} == set(), module
 
 
 def test_models_tiny_and_variants_come_before_records_reports_and_projections():
     """The flow is config -> model -> variant -> measurements -> record -> report/projector: the
     stages before the record import nothing after it (cards and the grid write through harness.io)."""
-    later = ("harness.results", "harness.report", "harness.projector", "harness.run", "harness.cli")
-    for package in ("harness.models", "harness.cards", "harness.params", "harness.gguf_checkpoint",
-                    "harness.tiny", "harness.variants", "harness.train"):
-        assert _violations(package, later) == [], package
+    for package in ("harness.models", "harness.tiny", "harness.variants"):
+        assert _violations(package, AFTER_THE_RECORD) == [], package
 
 
-def test_run_names_no_variant_kind_and_sets_no_record_field():
-    source = (ROOT / "run.py").read_text()
-    for kind in ('"quantise"', '"distil"', '"baseline"', "_status", "S.RunRecord(", "Block("):
-        assert kind not in source, kind
+def _compared_strings(module: str) -> set[str]:
+    """The string constants a module compares something with (``==``, ``!=``, ``in``)."""
+    path = ROOT.parent / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT.parent / module.replace(".", "/") / "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            for side in (node.left, *node.comparators):
+                elts = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                found |= {e.value for e in elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return found
+
+
+def test_no_module_branches_on_an_engine_name():
+    """What differs between engines lives in their schema and module: no other module tests an engine's
+    name (a new engine touches no file but its own, its schema and its YAML)."""
+    from harness.config import engine_names
+
+    own = ("harness.config.engines", "harness.engines")
+    branches = {m: _compared_strings(m) & set(engine_names()) for m in graph()
+                if not any(m == o or m.startswith(o + ".") for o in own)}
+    assert {m: names for m, names in branches.items() if names} == {}
+
+
+def _record_classes() -> set[str]:
+    from harness.results import record_base, schema
+
+    return {name for mod in (schema, record_base) for name, obj in vars(mod).items()
+            if isinstance(obj, type) and obj.__module__.startswith("harness.results")}
+
+
+def test_orchestration_builds_no_record_field_itself():
+    """harness/run.py and the scenarios hand what they measured to harness/results/record.py, which alone
+    builds a record's blocks (a dict for a block counts as building it: it is passed in typed or not at all)."""
+    names = _record_classes()
+    for module in [m for m in graph() if m == "harness.run" or m.startswith("harness.scenarios")]:
+        path = ROOT.parent / (module.replace(".", "/") + ".py")
+        if not path.exists():
+            continue
+        tree = ast.parse(path.read_text())
+        calls = {getattr(n.func, "attr", getattr(n.func, "id", None)) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        assert not calls & names, (module, calls & names)
 
 
 def _fields(cls) -> set[str]:
     return set(cls.model_fields) if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
-
-
-def test_blocks_and_isolate_are_leaves():
-    for module in ("harness.blocks", "harness.isolate"):
-        assert {t for t in graph()[module] if t.startswith("harness")} == set(), module
 
 
 def _defined_dataclasses(package: str) -> list[type]:
@@ -126,12 +195,3 @@ def test_a_record_stores_the_blocks_measurement_returns_with_no_mirror():
         for cls in _defined_dataclasses(package):
             twin = shapes.get(frozenset(_fields(cls)))
             assert twin is None, f"{cls.__module__}.{cls.__name__} mirrors harness.blocks.{twin}"
-
-
-def test_a_serving_sweep_is_orchestration_like_a_point():
-    """harness/serve.py runs the load generator (measure), a server (engines) and writes records
-    (results); it reads no report or projection, and builds no record field itself."""
-    assert _violations("harness.serve", ("harness.report", "harness.projector")) == []
-    source = (ROOT / "serve.py").read_text()
-    assert "ServingRecord(" not in source and "Block(" not in source
-    assert _violations("harness.results.serving", ("harness.measure", "harness.report", "torch")) == []

@@ -15,12 +15,19 @@ def _options(group: str) -> list[str]:
 
 
 def _with_axes(group: str, option: str) -> list[str]:
-    """A shipped option with the other axes it needs (a gguf variant runs on llama.cpp; its shipped
-    file needs a model that ships one)."""
-    extra = {"gguf-shipped": ["engine=llamacpp", "model=smollm2-135m-instruct"]}.get(option) or \
-        (["engine=llamacpp"] if option.startswith("gguf-") or (group == "scenario" and option != "single") else
-         ["engine=onnxruntime"] if option.startswith("ort-") else [])
-    return [f"{group}={option}", *extra]
+    """A shipped option with the other axes it needs, read from the registries: a variant runs on the first
+    engine that prepares its kind, a serving scenario on the first engine that starts a server (and the
+    model's own GGUF file needs a model that ships one)."""
+    from harness.config import engine_schemas, scenario_specs, server_engines
+
+    engine = None
+    if group == "variant":
+        kind = OmegaConf.load(CONF_DIR / "variant" / f"{option}.yaml").get("kind", "baseline")
+        engine = next(n for n, cls in engine_schemas().items() if kind in cls.variant_kinds)
+    elif group == "scenario" and scenario_specs()[option].serving:
+        engine = server_engines()[0]
+    extra = ["model=smollm2-135m-instruct"] if option == "gguf-shipped" else []
+    return [f"{group}={option}", *([f"engine={engine}"] if engine else []), *extra]
 
 
 SHIPPED = ([("run", _with_axes(group, option)) for group in ("model", "variant", "engine", "bench", "eval", "hardware",
@@ -107,16 +114,36 @@ def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     from harness.variants import DTYPES, _registry
 
     assert tuple(DTYPES) == config.DTYPE_NAMES
-    assert tuple(_registry()) == config.ENGINE_VARIANT_KINDS["transformers"]
-    assert set(config.VARIANT_KINDS) == {k for kinds in config.ENGINE_VARIANT_KINDS.values() for k in kinds}
-    assert set(config.ENGINE_VARIANT_KINDS) == set(config.ENGINES)
+    assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}
     from harness.engines.llamacpp import file_types
 
     assert set(config.GGUF_FILE_TYPES) - {"shipped"} <= set(file_types())
     from harness.engines.onnxrt import METHOD_LABELS
 
     assert set(config.ONNX_METHODS) == set(METHOD_LABELS) - {"fp32"}
-    assert set(config.LAW_SOURCES) == {"paper", "measured", *PUBLISHED}
+    # the transformers engine prepares exactly the kinds harness.variants registers
+    assert config.engine_schemas()["transformers"].variant_kinds == tuple(_registry())
+
+
+def test_every_registered_engine_has_its_yaml_its_implementation_and_its_schema_in_the_store():
+    """The engine registry is the one source: each schema's YAML composes to that schema, its prepare (and
+    server, where it has one) import, and a variant kind no engine prepares is refused at compose."""
+    from hydra.core.config_store import ConfigStore
+
+    from harness import config
+
+    schemas = {n: cls for n, cls in config.engine_schemas().items() if cls.__module__.startswith("harness.")}
+    assert set(schemas) == {p.stem for p in (config.CONF_DIR / "engine").glob("*.yaml")}
+    for name, cls in schemas.items():
+        assert ConfigStore.instance().load(f"engine/{name}_schema.yaml").node._metadata.object_type is cls
+        assert callable(config.implementation(cls.prepare)), name
+        if cls.serve:
+            assert callable(config.implementation(cls.serve)), name
+        rc = _instantiate("run", [f"engine={name}", "variant=fp32"])
+        assert type(rc.engine) is cls
+    every = config.engine_schemas()  # tests may register engines of their own (tests/test_registries.py)
+    assert set(config.variant_kinds()) == {k for cls in every.values() for k in cls.variant_kinds}
+    assert config.server_engines() == tuple(n for n, cls in every.items() if cls.serve)
 
 
 def test_the_serving_scenarios_are_the_ones_a_serving_record_holds():
@@ -125,5 +152,8 @@ def test_the_serving_scenarios_are_the_ones_a_serving_record_holds():
     from harness import config
     from harness.results.schema import ServingLevel
 
-    assert set(config.SCENARIOS) - {"single"} == set(get_args(get_type_hints(ServingLevel)["kind"]))
-    assert config.SERVER_ENGINES == ("llamacpp",)  # harness.serve starts llama-cpp-python's server only
+    specs = {n: s for n, s in config.scenario_specs().items() if s.run.startswith("harness.")}
+    assert {n for n, s in specs.items() if s.serving} == set(get_args(get_type_hints(ServingLevel)["kind"]))
+    assert {p.stem for p in (config.CONF_DIR / "scenario").glob("*.yaml")} == set(specs)
+    for spec in specs.values():
+        assert callable(config.implementation(spec.run)), spec.name

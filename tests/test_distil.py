@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from harness.cards import read_card
+from harness.models.card import read_card
 from harness.config import DistilOptions, ModelConfig, StudentInit
-from harness.params import count_params
+from harness.models.params import count_params
 from harness.run import run_point
 from harness.variants.distil import VocabularyMismatchError, _init_student, recipe_hash, shared_vocab_size
 

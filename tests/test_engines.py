@@ -153,7 +153,7 @@ def test_batched_requests_are_unsupported_scenarios_not_failures(gguf_points):
 @pytest.mark.slow
 def test_smollm2_as_f32_gguf_gives_transformers_distributions(models_dir, tmp_path):
     """The real model: its tokenizer metadata is copied from the GGUF file it was converted from."""
-    from harness.gguf_checkpoint import ensure_checkpoint
+    from harness.models.gguf_checkpoint import ensure_checkpoint
     from tests.conftest import compose_config
     from omegaconf import OmegaConf
 

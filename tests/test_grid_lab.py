@@ -27,7 +27,7 @@ def test_the_lab_grid_plans_up_to_1e18_flops_within_its_rules():
 
 @pytest.mark.slow
 def test_the_lab_grid_builds_at_a_tiny_budget_with_a_real_tokenizer_and_its_own_held_out_text(models_dir, tmp_path):
-    from harness.gguf_checkpoint import ensure_checkpoint
+    from harness.models.gguf_checkpoint import ensure_checkpoint
     from harness.projector.grid_runs import load_grid
     from harness.tiny.grid import build_grid
 

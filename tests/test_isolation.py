@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from harness.isolate import ChildCrashed, ChildRaised, run_in_child
+from harness.launch.isolate import ChildCrashed, ChildRaised, run_in_child
 from harness.results.store import CRASH_TRACEBACK, point_key, read_record, run_dir
 
 # no torch at this module's top: each child process imports it to find its function
@@ -47,7 +47,7 @@ def test_a_crashed_point_is_a_failed_record_and_the_next_point_runs(run_cfg, mon
     """The point's body stands in for an engine whose native code segfaults mid-measurement."""
     from harness.run import run_point
 
-    monkeypatch.setattr("harness.run._run_here", segfault)
+    monkeypatch.setattr("harness.scenarios.single._run_here", segfault)
     crashed = run_point(run_cfg("model=tiny-s", "engine=llamacpp", "variant=fp32", "eval=none"))
     print(crashed.error)
     assert crashed.status == "failed" and "SIGSEGV" in crashed.error and "segfault (test_isolation.py" in crashed.error

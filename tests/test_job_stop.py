@@ -14,7 +14,7 @@ import threading
 import pytest
 import torch
 
-from harness.job_stop import JobStopped, stop_reaches_the_point
+from harness.launch.job_stop import JobStopped, stop_reaches_the_point
 from harness.results.store import read_record, run_dir
 from harness.run import run_point
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-import harness.run
+import harness.scenarios.single as single
 from harness.results.store import iter_records, read_record, run_dir
 from harness.run import run_point
 
@@ -35,8 +35,8 @@ def test_loss_falls_with_size_in_records(run_cfg):
 def test_rerun_skips_and_force_recomputes(run_cfg, monkeypatch):
     first = run_point(run_cfg("model=tiny-xs"))
     calls = []
-    real = harness.run.measure_point
-    monkeypatch.setattr(harness.run, "measure_point", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = single.measure_point
+    monkeypatch.setattr(single, "measure_point", lambda *a, **k: calls.append(1) or real(*a, **k))
     skipped = run_point(run_cfg("model=tiny-xs"))
     assert calls == [] and skipped == first
     forced = run_point(run_cfg("model=tiny-xs", "force=true"))
@@ -46,8 +46,8 @@ def test_rerun_skips_and_force_recomputes(run_cfg, monkeypatch):
 
 def test_probes_are_measured_once_per_machine_and_settings(run_cfg, monkeypatch):
     calls = []
-    real = harness.run.run_probes
-    monkeypatch.setattr(harness.run, "run_probes", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    real = single.run_probes
+    monkeypatch.setattr(single, "run_probes", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
     first = run_point(run_cfg("model=tiny-xs", "hardware.probe_repeats=2"))
     second = run_point(run_cfg("model=tiny-s", "hardware.probe_repeats=2"))
     assert len(calls) == 1 and first.hardware.probes == second.hardware.probes

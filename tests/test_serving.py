@@ -170,7 +170,7 @@ def _fake_target(monkeypatch, ttft_ms: float = 0.0, *extra: str):
     ``extra``: more of the stand-in's arguments."""
     from transformers import AutoTokenizer
 
-    import harness.serve as serve
+    import harness.scenarios.serving as serve
     from harness.results import record as R
 
     def command(port: int) -> list[str]:

@@ -2,8 +2,8 @@ import pytest
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM
 
-from harness.cards import read_card
-from harness.params import count_params
+from harness.models.card import read_card
+from harness.models.params import count_params
 from harness.tiny.build import make_model
 from harness.tiny.corpus import load_corpus
 from tests.conftest import REDUCED, REDUCED_TOKENS, compose_config

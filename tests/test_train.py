@@ -1,9 +1,9 @@
-"""The one training loop (harness/train.py): its schedule, and a killed run resuming exactly."""
+"""The one training loop (harness/tiny/train.py): its schedule, and a killed run resuming exactly."""
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from harness.train import TrainRecipe, lr_at, train_lm
+from harness.tiny.train import TrainRecipe, lr_at, train_lm
 
 
 def _model():

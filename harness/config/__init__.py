@@ -12,6 +12,7 @@ from hydra.core.config_store import ConfigStore
 
 # every schema and closed set, importable as harness.config.X
 from harness.config.build import *  # noqa: F401,F403
+from harness.config.engines import *  # noqa: F401,F403
 from harness.config.checks import *  # noqa: F401,F403
 from harness.config.point import *  # noqa: F401,F403
 from harness.config.projector import *  # noqa: F401,F403

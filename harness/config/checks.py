@@ -14,35 +14,17 @@ class ConfigValueError(ValueError):
 
 
 # The closed sets, named once (the modules that act on them import these; tests/test_config.py checks
-# that each matches its implementation)
+# that each matches its implementation). The engines, their variant kinds and the scenarios are registries:
+# harness/config/engines.py and harness/config/serving.py
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
-# harness.variants' registry, gguf (engine llamacpp) and onnx (engine onnxruntime)
-VARIANT_KINDS = ("baseline", "quantise", "distil", "gguf", "onnx")
-ENGINES = ("transformers", "llamacpp", "onnxruntime")  # harness.engines
-ONNX_METHODS = ("int8-dynamic", "int4")  # harness.engines.onnxrt (beside its fp32 baseline)
-INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' block sizes
-# llama.cpp's file types a gguf variant may ask for (gguf.LlamaFileType's names without MOSTLY_/ALL_, less
-# NVFP4, which llama-cpp-python 0.3.36's quantiser rejects as an invalid type), and the model's own file
-GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S",
-                   "Q4_1", "Q4_0", "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K", "Q2_K_S", "IQ4_NL", "IQ4_XS", "IQ3_M",
-                   "IQ3_S", "IQ3_XS", "IQ3_XXS", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S", "TQ2_0",
-                   "TQ1_0", "MXFP4_MOE", "Q1_0", "shipped")
-# the variant kinds each engine runs (a gguf variant is a llama.cpp file type; bnb, torchao and
-# distillation produce transformers models)
-# the engines whose OpenAI-compatible server meekbench can start itself (other targets are given by URL)
-SERVER_ENGINES = ("llamacpp",)
-ENGINE_VARIANT_KINDS = {"transformers": ("baseline", "quantise", "distil"), "llamacpp": ("baseline", "gguf"),
-                        "onnxruntime": ("baseline", "onnx")}
+INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' block sizes (engine onnxruntime)
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token
-ASSUMED_RATES = ("bandwidth", "flops")
-MEASURED_POINTS = ("single", "serving")  # which measured decode cost the inference gap reads  # what the assumed decode cost per parameter is bound by
+ASSUMED_RATES = ("bandwidth", "flops")  # what the assumed decode cost per parameter is bound by
+MEASURED_POINTS = ("single", "serving")  # which measured decode cost the inference gap reads
 STUDENT_INITS = ("model", "every_kth_layer", "fresh")  # harness.variants.distil
-# how a point loads its target (harness.run): one request at a time in this process (bench/), or an
-# OpenAI-compatible server under load (harness.serve): open-loop arrivals, N closed-loop clients, or all at once
-SCENARIOS = ("single", "server", "concurrency", "offline")
 LENGTH_DISTRIBUTIONS = ("fixed", "uniform")  # scenario.input_tokens / output_tokens spread (vLLM's random range)
 ON_FAILURE = ("continue", "stop")  # a serving level that fails: go on to the next level, or stop the sweep
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

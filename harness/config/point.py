@@ -8,11 +8,10 @@ from typing import Any, ClassVar, Dict, List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import (DTYPE_NAMES, ENGINE_VARIANT_KINDS, ENGINES, GGUF_FILE_TYPES, INT4_BLOCK_SIZES,
-                                   MODEL_SOURCES, ONNX_METHODS, SERVER_ENGINES, STUDENT_INITS, VARIANT_KINDS,
-                                   ConfigValueError, _DEVICE, _at_least, _each, _fraction, _one_of, _positive, _set,
-                                   _share)
-from harness.config.serving import ScenarioConfig, SloConfig
+from harness.config.checks import (DTYPE_NAMES, MODEL_SOURCES, STUDENT_INITS, ConfigValueError, _DEVICE, _at_least,
+                                   _each, _fraction, _one_of, _positive, _set, _share)
+from harness.config.engines import EngineConfig, TransformersEngine, engine_schemas, server_engines
+from harness.config.serving import ScenarioConfig, SloConfig, scenario_specs
 
 
 @dataclass
@@ -83,7 +82,7 @@ class StudentInit:
 @dataclass
 class TrainingSettings:
     """The training settings the tiny family, the grid and distillation share (one schema; each
-    inherits it, distillation with its own defaults). harness.train.TrainRecipe.from_settings
+    inherits it, distillation with its own defaults). harness.tiny.train.TrainRecipe.from_settings
     turns them into a run's recipe."""
     seq_len: int = 128
     batch_size: int = 16
@@ -134,40 +133,23 @@ class DistilOptions(TrainingSettings):
         _at_least("variant.options.train_tokens", self.train_tokens, 1)
 
 
+def variant_kinds() -> tuple[str, ...]:
+    """Every variant kind some registered engine prepares."""
+    return tuple(dict.fromkeys(k for cls in engine_schemas().values() for k in cls.variant_kinds))
+
+
 @dataclass
 class VariantConfig:
     name: str = MISSING
-    kind: str = "baseline"  # baseline | quantise | distil
+    kind: str = "baseline"  # one of the registered engines' variant kinds (harness/config/engines.py)
     dtype: str = "float32"  # weights / compute dtype of the loaded model
     method: Optional[str] = None  # quantisation or distillation method name
     # One of the option schemas above, chosen by the variant's YAML (defaults: /variant_options@options)
     options: Any = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("variant.kind", self.kind, VARIANT_KINDS)
+        _one_of("variant.kind", self.kind, variant_kinds())
         _one_of("variant.dtype", self.dtype, DTYPE_NAMES)
-
-
-@dataclass
-class EngineConfig:
-    """What runs the prepared model (conf/engine/): transformers, llama.cpp on a GGUF file, or ONNX
-    Runtime on an ONNX export."""
-    name: str = "transformers"
-    threads: Optional[int] = None  # llamacpp, onnxruntime: their threads; None follows torch's (bench.threads or its default)
-    artifact_dir: str = "${models_dir}/gguf"  # files made from checkpoints, per model (onnxruntime: ${models_dir}/onnx)
-    quantize_timeout_s: float = 900.0  # llamacpp: the quantiser's child process is stopped after this
-    build_timeout_s: float = 900.0  # onnxruntime: the model builder's child process is stopped after this
-    int4_block_size: int = 32  # onnxruntime int4: weights per scale (MatMulNBits block)
-    # the point runs in a child process, so a crash of the engine's native code is a failed record and
-    # the sweep goes on (harness/isolate.py); on by default for the engines whose native code runs in-process
-    isolate: bool = False
-
-    def __post_init__(self) -> None:
-        _one_of("engine.name", self.name, ENGINES)
-        _at_least("engine.threads", self.threads, 1)
-        _positive("engine.quantize_timeout_s", self.quantize_timeout_s)
-        _positive("engine.build_timeout_s", self.build_timeout_s)
-        _one_of("engine.int4_block_size", self.int4_block_size, INT4_BLOCK_SIZES)
 
 
 @dataclass
@@ -322,7 +304,8 @@ class RunConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)  # lm-eval suite (conf/eval/)
     compare: CompareConfig = field(default_factory=CompareConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)  # what runs the model (conf/engine/)
+    # what runs the model (conf/engine/): one of the registered engine schemas, chosen by the engine's YAML
+    engine: EngineConfig = MISSING
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)  # how the model is loaded (conf/scenario/)
     results_dir: str = "results"
     models_dir: str = "models"
@@ -335,31 +318,19 @@ class RunConfig:
         engine, variant, model = self.engine.name, self.variant, self.model
         if not all(_set(v) for v in (engine, variant.kind, variant.name, model.source)):
             return
-        kinds = ENGINE_VARIANT_KINDS[engine]
+        schemas = engine_schemas()
+        kinds = schemas[engine].variant_kinds
         if variant.kind not in kinds:
-            runs = " or ".join(e for e, k in ENGINE_VARIANT_KINDS.items() if variant.kind in k)
+            runs = " or ".join(e for e, cls in schemas.items() if variant.kind in cls.variant_kinds)
             raise ConfigValueError(f"variant.kind={variant.kind!r} (variant {variant.name}) with engine.name={engine}; "
                                    f"valid: {', '.join(kinds)} (this variant runs with engine={runs})")
         scenario = self.scenario
-        if scenario.kind != "single" and not _set(scenario.target.url) and engine not in SERVER_ENGINES:
+        serving = scenario_specs()[scenario.kind].serving if _set(scenario.kind) else False
+        if serving and not _set(scenario.target.url) and engine not in server_engines():
             raise ConfigValueError(f"scenario.kind={scenario.kind!r} with engine.name={engine} and no "
-                                   f"scenario.target.url; valid: engine={' or '.join(SERVER_ENGINES)} (meekbench starts "
-                                   "its server), or scenario.target.url=http://host:port of a running server")
-        if variant.kind == "onnx" and variant.method not in ONNX_METHODS:
-            raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the ONNX "
-                                   f"Runtime variants {', '.join(ONNX_METHODS)}")
-        if engine == "onnxruntime" and variant.kind == "baseline" and variant.dtype not in ("float32", "fp32"):
-            raise ConfigValueError(f"variant.dtype={variant.dtype!r} (variant {variant.name}) with engine.name=onnxruntime; "
-                                   "valid: float32 (onnxruntime-genai builds fp16 and bf16 graphs for GPUs only)")
-        if variant.kind == "gguf":
-            if variant.method not in GGUF_FILE_TYPES:
-                raise ConfigValueError(f"variant.method={variant.method!r} (variant {variant.name}); valid: the "
-                                       f"llama.cpp file types {', '.join(GGUF_FILE_TYPES)}")
-            if variant.method == "shipped" and model.source != "gguf":
-                raise ConfigValueError(f"variant.method='shipped' (variant {variant.name}) measures the model's own "
-                                       f"GGUF file, but model={model.name} has source={model.source}; valid: a model "
-                                       "with source=gguf")
-
+                                   f"scenario.target.url; valid: engine={' or '.join(server_engines())} (meekbench "
+                                   "starts its server), or scenario.target.url=http://host:port of a running server")
+        self.engine.check(variant, model)
 
 
 @dataclass

@@ -5,8 +5,40 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, List, Optional
 
-from harness.config.checks import (LENGTH_DISTRIBUTIONS, ON_FAILURE, SCENARIOS, ConfigValueError, _URL, _at_least,
-                                   _each, _fraction, _one_of, _positive, _set)
+from harness.config.checks import (LENGTH_DISTRIBUTIONS, ON_FAILURE, ConfigValueError, _URL, _at_least, _each,
+                                   _fraction, _one_of, _positive, _set)
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A registered scenario: how a point loads its target."""
+    name: str
+    run: str  # "module:function": (RunConfig, resolved config dict) -> its record or records
+    serving: bool  # loads an OpenAI-compatible server (one record per level of scenario.levels)
+
+
+_SCENARIOS: dict[str, ScenarioSpec] = {}
+
+
+def register_scenario(name: str, run: str, serving: bool) -> ScenarioSpec:
+    """Register a scenario kind (``scenario.kind=<name>``); its implementation loads when a point runs."""
+    spec = _SCENARIOS[name] = ScenarioSpec(name, run, serving)
+    return spec
+
+
+def scenario_specs() -> dict[str, ScenarioSpec]:
+    return dict(_SCENARIOS)
+
+
+def serving_scenarios() -> tuple[str, ...]:
+    return tuple(n for n, s in _SCENARIOS.items() if s.serving)
+
+
+# one request at a time in this process (bench/), or an OpenAI-compatible server under load: open-loop
+# arrivals, N closed-loop clients, or every request at once (harness/measure/serving.py's load generator)
+register_scenario("single", "harness.scenarios.single:run", serving=False)
+for _kind in ("server", "concurrency", "offline"):
+    register_scenario(_kind, "harness.scenarios.serving:run", serving=True)
 
 
 @dataclass
@@ -48,7 +80,7 @@ class ScenarioConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _one_of("scenario.kind", self.kind, SCENARIOS)
+        _one_of("scenario.kind", self.kind, tuple(_SCENARIOS))
         _each(_positive, "scenario.levels", self.levels)
         if self.kind == "concurrency":
             for i, level in enumerate(self.levels or []):

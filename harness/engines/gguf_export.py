@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cards import read_card
+from harness.models.card import read_card
 
 # float GGUF types this writer produces (quantised types come from llama.cpp's quantiser)
 FLOAT_TYPES = {"F32": np.float32, "F16": np.float16}

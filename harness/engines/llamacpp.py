@@ -29,9 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.engines import EngineInfo, EngineModel
+from harness.blocks import EngineInfo
+from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, Served, card_of
 from harness.engines.gguf_export import FLOAT_TYPES, ExportError, export_gguf
-from harness.gguf_checkpoint import locate, read_header, sha256 as _sha256
+from harness.engines.server import HOST
+from harness.io import sha256 as _sha256
+from harness.models.gguf_checkpoint import locate, read_header
 from harness.measure.latency import Decoder, Request, TokenTimestamps
 from harness.variants import UnsupportedVariantError, VariantInfo
 
@@ -41,10 +44,6 @@ KV_ELEMENT_BYTES = 2  # llama.cpp's default KV cache type is F16
 WRITER = "meekbench gguf_export 1"  # bumped when the writer's output changes: floats are written again
 # a baseline's dtype as a GGUF file type: F32 and F16 written from the checkpoint, BF16 by llama.cpp's quantiser
 DTYPE_FILE_TYPE = {"float32": "F32", "fp32": "F32", "float16": "F16", "fp16": "F16", "bfloat16": "BF16", "bf16": "BF16"}
-
-
-class MissingBuildError(UnsupportedVariantError):
-    """llama-cpp-python is not installed or its native library does not load."""
 
 
 def file_types() -> dict[str, int]:
@@ -274,16 +273,15 @@ def prepare_artifact(model_cfg, variant_cfg, engine_cfg, offline: bool | None = 
     return Artifact(path, checkpoint, contents, info, variant)
 
 
-def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_length: int,
-            offline: bool | None = None) -> tuple[EngineModel, VariantInfo, Path]:
-    """The point's model as llama.cpp runs it, its variant's description, and the checkpoint it came from."""
+def prepare(point: EnginePoint, device: torch.device) -> Prepared:
+    """The point's model as llama.cpp runs it (on the CPU, whatever ``device``), with its variant's description."""
     from transformers import AutoConfig, AutoTokenizer
 
-    art = prepare_artifact(model_cfg, variant_cfg, engine_cfg, offline)
+    art = prepare_artifact(point.model, point.variant, point.engine, point.offline)
     tokenizer = AutoTokenizer.from_pretrained(str(art.checkpoint))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    runner = LlamaCppRunner(art.path, art.info.threads, context_length, decode_length)
+    runner = LlamaCppRunner(art.path, art.info.threads, point.context_length, point.decode_length)
     decoder = Decoder(runner.request, "llama-cpp-python Llama.eval greedy loop with the KV cache, one timestamp "
                       "per token; llama.cpp's perf counters read per request", max_batch=1,
                       why_max_batch="llama-cpp-python's Llama decodes one sequence (batched serving is the "
@@ -291,8 +289,25 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int, decode_leng
     target = EngineModel(logits=runner.logits, decoder=decoder, tokenizer=tokenizer, device=torch.device("cpu"),
                          vocab_size=runner.n_vocab, weights_bytes=art.contents.weights_bytes,
                          kv_element_bytes=KV_ELEMENT_BYTES, config=AutoConfig.from_pretrained(str(art.checkpoint)),
-                         info=art.info, max_length=context_length, close=runner.close)
-    return target, art.variant, art.checkpoint
+                         info=art.info, max_length=point.context_length, close=runner.close)
+    return Prepared(target, art.variant, str(art.checkpoint.resolve()), card_of(art.checkpoint))
+
+
+def server_command(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
+    """llama-cpp-python's OpenAI-compatible server for one GGUF file. It serves one request at a time;
+    by default a new request *interrupts* the one streaming (its stream ends early), so that is turned
+    off: requests queue, as on a serving engine."""
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", api_model,
+            "--host", HOST, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
+            "--n_ctx", str(n_ctx), "--n_batch", str(min(n_ctx, 512)), "--interrupt_requests", "False",
+            "--verbose", "False"]
+
+
+def serve(point: EnginePoint, api_model: str) -> Served:
+    """llama-cpp-python's OpenAI-compatible server on the point's GGUF file (context: point.context_length)."""
+    art = prepare_artifact(point.model, point.variant, point.engine, point.offline)
+    return Served(lambda port: server_command(art.path, port, art.info.threads, point.context_length, api_model),
+                  art.checkpoint, art.variant, art.info, card_of(art.checkpoint))
 
 
 if __name__ == "__main__":  # the quantiser's child process: python -m harness.engines.llamacpp quantize ...

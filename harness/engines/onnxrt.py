@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.engines import EngineInfo, EngineModel
-from harness.gguf_checkpoint import sha256 as _sha256
+from harness.blocks import EngineInfo
+from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, card_of
+from harness.io import sha256 as _sha256
 from harness.measure.latency import Decoder, Request, TokenTimestamps
 from harness.variants import UnsupportedVariantError, VariantInfo
 
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 
 KV_ELEMENT_BYTES = 4  # the builder's CPU graphs keep the KV cache in float32
 MATMULS = ("MatMul", "MatMulNBits", "MatMulInteger")  # the ops a weight quantisation changes
-
-
-class MissingBuildError(UnsupportedVariantError):
-    """onnxruntime or onnxruntime-genai is not installed."""
 
 
 def _modules():
@@ -227,13 +224,14 @@ METHOD_LABELS = {"fp32": "fp32 (onnxruntime-genai builder)",
                  "int4": "int4 weight-only (builder: MatMulNBits, RTN, block {block})"}
 
 
-def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int,
-            offline: bool | None = None) -> tuple[EngineModel, VariantInfo, Path]:
-    """The point's model as ONNX Runtime runs it, its variant's description, and its checkpoint."""
+def prepare(point: EnginePoint, device: torch.device) -> Prepared:
+    """The point's model as ONNX Runtime runs it (CPUExecutionProvider, whatever ``device``), with its
+    variant's description."""
     from transformers import AutoConfig, AutoTokenizer
 
     from harness.models import checkpoint_dir
 
+    model_cfg, variant_cfg, engine_cfg, offline = point.model, point.variant, point.engine, point.offline
     ort, genai = _modules()
     checkpoint = checkpoint_dir(model_cfg, offline)
     _check_heads(AutoConfig.from_pretrained(str(checkpoint)), model_cfg.name)
@@ -258,8 +256,8 @@ def prepare(model_cfg, variant_cfg, engine_cfg, context_length: int,
     target = EngineModel(logits=runner.logits, decoder=decoder, tokenizer=tokenizer, device=torch.device("cpu"),
                          vocab_size=runner.vocab, weights_bytes=contents.weights_bytes, kv_element_bytes=KV_ELEMENT_BYTES,
                          config=AutoConfig.from_pretrained(str(checkpoint)), info=info,
-                         max_length=min(context_length, runner.context))
+                         max_length=min(point.context_length, runner.context))
     variant = VariantInfo(name=variant_cfg.name, kind=variant_cfg.kind, dtype=variant_cfg.dtype, method=label,
                           library="onnxruntime", library_version=ort.__version__,
                           weight_bits=round(contents.matrix_bits_per_weight, 4))
-    return target, variant, checkpoint
+    return Prepared(target, variant, str(checkpoint.resolve()), card_of(checkpoint))

@@ -3,8 +3,9 @@ port, in its own process group, health-checked (``GET /v1/models``) before any t
 stopped afterwards (on success, failure, interrupt and SIGTERM; on Linux also when this process
 dies, through PR_SET_PDEATHSIG). Its output goes to a log file that a failure message names.
 
-``llamacpp_command`` is llama-cpp-python's server for a GGUF file; any other command line that
-serves ``/v1/completions`` runs through the same ``ServerProcess`` (tests use a stand-in).
+An engine's schema names the function that gives its server's command line (harness/config/engines.py
+``serve``; llama.cpp's in harness/engines/llamacpp.py); any command line that serves ``/v1/completions``
+runs through the same ``ServerProcess`` (tests use a stand-in).
 """
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from harness.isolate import die_with_parent
+from harness.launch.isolate import die_with_parent
 
 HOST = "127.0.0.1"
 
@@ -37,16 +37,6 @@ def free_port() -> int:
 def _own_group_dying_with_parent() -> None:  # runs in the child before exec
     os.setsid()
     die_with_parent()  # not Linux: the finally blocks and the SIGTERM handler still stop it
-
-
-def llamacpp_command(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
-    """llama-cpp-python's OpenAI-compatible server for one GGUF file. It serves one request at a time;
-    by default a new request *interrupts* the one streaming (its stream ends early), so that is turned
-    off: requests queue, as on a serving engine."""
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", api_model,
-            "--host", HOST, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
-            "--n_ctx", str(n_ctx), "--n_batch", str(min(n_ctx, 512)), "--interrupt_requests", "False",
-            "--verbose", "False"]
 
 
 class ServerProcess:

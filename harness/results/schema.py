@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
 
 from harness.blocks import (EngineInfo, Energy, Fidelity, Hardware, Latency, LatencyScenario,  # noqa: F401
                             Memory, PairedRatio, Probes, Quality, Roofline, Stats, TaskScore, VariantInfo)
+# the bases every record shares, and the serving record, importable from here as before
+from harness.results.record_base import LaunchBlock, ModelBlock, Status, _Block, _PointRecord  # noqa: F401
+from harness.results.serving_schema import *  # noqa: F401,F403
 
 SCHEMA_VERSION = 3
 # Version 2 (latency under the ecosystem's definitions): each scenario and the headline have
@@ -28,23 +30,6 @@ SCHEMA_VERSION = 3
 # Version 3 (a record depends only on its point): the point's own fidelity against its baseline's
 # reference is a top-level block; the comparison with the baseline's *record* (paired tasks,
 # gates, cost) is no longer stored, the report computes it from the records (upgrade_v2 drops it).
-Status = Literal["ok", "failed", "unsupported", "oom"]
-
-
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), from_attributes=True)
-
-
-class ModelBlock(_Block):
-    name: str
-    source: str
-    family: str = ""
-    params: Optional[int] = None
-    non_embedding_params: Optional[int] = None
-    train_tokens: Optional[int] = None
-    train_flops: Optional[float] = None
-    distilled_from: Optional[str] = None
-    weights: Optional[str] = None  # what the weights are, where not the publisher's (the card's line)
 
 
 REFERENCE_ENGINE = "transformers"  # whose baseline records every point is compared with
@@ -64,36 +49,6 @@ def variant_label(record: "RunRecord") -> str:
     """The variant as tables and figures name it: with its engine off the reference engine."""
     engine = engine_name(record)
     return record.variant.name if engine == REFERENCE_ENGINE else f"{record.variant.name} · {engine}"
-
-
-class LaunchBlock(_Block):
-    """Where the point ran as the scheduler saw it (all null outside a scheduler)."""
-    scheduler: Optional[str] = None  # "slurm" or null (a plain process)
-    job_id: Optional[str] = None
-    array_job_id: Optional[str] = None
-    array_task_id: Optional[str] = None
-    node: Optional[str] = None
-    partition: Optional[str] = None
-    restart_count: Optional[str] = None  # set by SLURM when a job was requeued
-    cluster: Optional[str] = None
-
-
-class _PointRecord(_Block):
-    """What every record of a point holds: what it is, what ran it, on what, and how it ended."""
-    run_id: str
-    point_key: str  # hash of the point's identity (store.IDENTITY) and hardware id
-    status: Status
-    error: Optional[str] = None
-    created_at: str
-    duration_s: float
-    config: dict[str, Any]
-    model: ModelBlock
-    variant: VariantInfo
-    engine: Optional[EngineInfo] = None
-    energy: Optional[Energy] = None
-    hardware: Hardware
-    software: dict[str, Optional[str]]
-    launch: LaunchBlock = Field(default_factory=LaunchBlock)
 
 
 class RunRecord(_PointRecord):
@@ -143,4 +98,3 @@ def upgrade_v2(data: dict[str, Any]) -> dict[str, Any]:
 
 
 # the serving records' blocks live beside, re-exported here so ``schema.ServingRecord`` is one name for readers
-from harness.results.serving_schema import *  # noqa: E402,F401,F403

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal, Optional
 
 from harness.blocks import ServedRequest, ServingLevel
-from harness.results.schema import _Block, _PointRecord
+from harness.results.record_base import _Block, _PointRecord
 
 __all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServingLevel", "ServingRecord"]
 

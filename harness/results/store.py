@@ -21,7 +21,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
@@ -40,10 +40,11 @@ CRASH_TRACEBACK = "crash-traceback.txt"  # faulthandler's traceback of an isolat
 # changing them re-measures nothing (point_key docstring).
 IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "scenario", "seed", "hardware.device",
             "hardware.label", "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
-NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
-                "variant.options.force", "variant.options.out_root", "engine.artifact_dir",
-                "engine.quantize_timeout_s", "engine.build_timeout_s", "engine.isolate", "scenario.levels",
-                "scenario.on_failure", "scenario.target.startup_timeout_s")
+# The engine's own such keys come from its registered schema (harness/config/engines.py): point_key's
+# ``not_identity``. eval.suite only names the task list, which is in the identity itself.
+NOT_IDENTITY = ("model.build_hint", "eval.suite", "eval.progress_bars", "eval.missing_hint",
+                "compare.build_missing_reference", "variant.options.force", "variant.options.out_root",
+                "scenario.levels", "scenario.on_failure", "scenario.target.startup_timeout_s")
 # a serving point times a server, not this process: the in-process measurement settings do not touch it
 # (its level joins its identity in point_key)
 NOT_SERVING_IDENTITY = ("bench", "eval", "compare", "hardware.probe_repeats", "hardware.probe_copy_bytes",
@@ -52,16 +53,16 @@ NOT_SERVING_IDENTITY = ("bench", "eval", "compare", "hardware.probe_repeats", "h
 _ROOTS = ("models_dir", "results_dir")
 
 
-def _identity(cfg: dict[str, Any], roots: dict[str, str], prefix: str = "") -> dict[str, Any]:
+def _identity(cfg: dict[str, Any], roots: dict[str, str], left_out: Sequence[str], prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in cfg.items():
         dotted = f"{prefix}{k}"
         inside = any(dotted == key or dotted.startswith(key + ".") for key in IDENTITY)
         above = any(key.startswith(dotted + ".") for key in IDENTITY)
-        if dotted in NOT_IDENTITY or not (inside or above):
+        if dotted in left_out or not (inside or above):
             continue
         if isinstance(v, dict):
-            out[k] = _identity(v, roots, dotted + ".")
+            out[k] = _identity(v, roots, left_out, dotted + ".")
         elif inside:
             out[k] = _relative(v, roots)
     return out
@@ -76,10 +77,11 @@ def _relative(value: Any, roots: dict[str, str]) -> Any:
     return value
 
 
-def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that is the point's identity (see IDENTITY)."""
+def identity(resolved_config: dict[str, Any], not_identity: Sequence[str] = ()) -> dict[str, Any]:
+    """The part of a resolved config that is the point's identity (see IDENTITY), less ``not_identity``
+    (the engine's keys that change no measurement, from its schema)."""
     roots = {name: str(resolved_config.get(name) or "") for name in _ROOTS}
-    out = _identity(resolved_config, roots)
+    out = _identity(resolved_config, roots, (*NOT_IDENTITY, *not_identity))
     kind = (out.get("scenario") or {}).get("kind", "single")
     if kind == "single":  # one request at a time: keys as before the scenario axis existed
         out.pop("scenario", None)
@@ -93,11 +95,12 @@ def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def point_key(resolved_config: dict[str, Any], hardware_id: str, level: float | None = None) -> str:
+def point_key(resolved_config: dict[str, Any], hardware_id: str, level: float | None = None,
+              not_identity: Sequence[str] = ()) -> str:
     """Hash of the point's identity and the machine's: a re-run with a different price, report
     setting, display flag or directory finds the same key and skips the point. ``level``: a serving
     point's level of load (one of scenario.levels)."""
-    config = identity(resolved_config)
+    config = identity(resolved_config, not_identity)
     if level is not None:
         config["scenario"]["level"] = float(level)
     blob = json.dumps({"config": config, "hardware": hardware_id}, sort_keys=True, default=str)

@@ -19,18 +19,18 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from harness.cards import BuildInfo, CardError, ModelCard, read_card, write_card
+from harness.models.card import BuildInfo, CardError, ModelCard, read_card, write_card
 from harness.config import TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss, hf_logits
-from harness.params import count_params
+from harness.models.params import count_params
 from harness.tiny.corpus import Corpus, load_corpus
-from harness.train import TrainRecipe, steps_for, train_lm
+from harness.tiny.train import TrainRecipe, steps_for, train_lm
 
 log = logging.getLogger(__name__)
 
 EOS = "<|endoftext|>"
 DOC_SEPARATOR = "\n\n"
-FORMAT_VERSION = 4  # bump when the builder's output changes for the same config (4: the shared loop, harness/train.py)
+FORMAT_VERSION = 4  # bump when the builder's output changes for the same config (4: the shared loop, harness/tiny/train.py)
 
 
 def train_tokenizer(corpus: Corpus, vocab_size: int) -> PreTrainedTokenizerFast:

@@ -2,7 +2,7 @@
 
 Every run trains one shape (from the config's size ladder) for exactly the tokens its compute
 budget buys, with the family's tokenizer, window order rule (seeded random windows), recipe and
-the one training loop (``harness.train``), each with its own warm-up + cosine ending at its own
+the one training loop (``harness.tiny.train``), each with its own warm-up + cosine ending at its own
 last step. Peak learning rate per size from ``lr_rule`` (written in the config). The plan is
 checked against the grid's stated rules (``rules``: steps of the fixed batch, aspect ratio, head
 size) before anything trains.
@@ -36,14 +36,14 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from harness.cards import BuildInfo, ModelCard, write_card
+from harness.models.card import BuildInfo, ModelCard, write_card
 from harness.config import GridConfig, TinyBuildConfig, TinyModelSpec
 from harness.measure.quality import heldout_loss, hf_logits, truncate_utf8
-from harness.params import ParamCounts, count_params
+from harness.models.params import ParamCounts, count_params
 from harness.io import write_atomic
 from harness.tiny.build import DOC_SEPARATOR, FORMAT_VERSION, _built_card, encode_documents, make_model
 from harness.tiny.corpus import is_heldout, dataset_corpus, package_docstrings
-from harness.train import TrainRecipe, train_lm
+from harness.tiny.train import TrainRecipe, train_lm
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The point's ``model`` is where the student starts; ``variant.options`` names the
 ordinary model config) and the recipe. Loss: ``alpha * T^2 * KL(teacher_T || student_T) +
 (1 - alpha) * CE``; ``alpha = 0`` is the ``continue-ce`` control (same init, same tokens, plain
 cross-entropy), so the distillation gain is measured against the extra training, not against
-the untouched baseline. Training is the project's one loop (``harness.train``) with this loss.
+the untouched baseline. Training is the project's one loop (``harness.tiny.train``) with this loss.
 The student is saved under ``<out_root>/<recipe hash>/`` with a card and reused unless forced.
 Options are typed by ``harness.config.DistilOptions``.
 """
@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from harness.cards import CardError, DistillationInfo, ModelCard, read_card, write_card
+from harness.models.card import CardError, DistillationInfo, ModelCard, read_card, write_card
 from harness.config import STUDENT_INITS, DistilOptions, ModelConfig, StudentInit, VariantConfig
 from harness.models import load_model
-from harness.params import count_params
-from harness.train import TrainRecipe, steps_for, train_lm
+from harness.models.params import count_params
+from harness.tiny.train import TrainRecipe, steps_for, train_lm
 from harness.variants import PreparedModel, VariantInfo, parse_dtype, typed_options
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def shared_vocab_size(teacher, student, t_tok, s_tok) -> int:
 
 
 def kd_loss(teacher, alpha: float, temperature: float, vocab: int):
-    """The distillation loss for ``harness.train.train_lm``: KL to the teacher at ``temperature``
+    """The distillation loss for ``harness.tiny.train.train_lm``: KL to the teacher at ``temperature``
     (scaled by T^2, Hinton et al. 2015) mixed with the student's own cross-entropy."""
     def loss(model, batch):
         out = model(input_ids=batch, labels=batch)
@@ -101,7 +101,7 @@ def recipe_hash(model_cfg: ModelConfig, opts: DistilOptions, method: str) -> str
     recipe = {k: v for k, v in asdict(opts).items() if k not in _NOT_RECIPE}
     if method != "kd":
         recipe["alpha"] = 0.0  # continue-ce trains without the teacher
-    blob = {"student": asdict(model_cfg), "method": method, "format": 3, **recipe}  # 3: harness.train's loop
+    blob = {"student": asdict(model_cfg), "method": method, "format": 3, **recipe}  # 3: harness.tiny.train's loop
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.cards import ModelCard, read_card
+from harness.models.card import ModelCard, read_card
 from harness.config import MODEL_SOURCES, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _local_dir(cfg: ModelConfig) -> Path:
 
 def _gguf_dir(cfg: ModelConfig) -> Path:
     """The GGUF's converted checkpoint, converted now if missing or stale."""
-    from harness.gguf_checkpoint import GGUFSourceError, ensure_checkpoint
+    from harness.models.gguf_checkpoint import GGUFSourceError, ensure_checkpoint
 
     try:
         return ensure_checkpoint(cfg)

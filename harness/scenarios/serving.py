@@ -1,6 +1,7 @@
-"""A serving sweep: one target (a server at a URL, or one meekbench starts for the point's model,
-engine and variant) loaded at each level of ``scenario.levels``; one record per level. Orchestration
-only: the load generator is harness/measure/serving.py, the server harness/engines/server.py.
+"""The serving scenarios (``server``, ``concurrency``, ``offline``): one target (a server at a URL, or the
+one the point's engine starts for its model and variant: its schema's ``serve``) loaded at each level of
+``scenario.levels``; one record per level. Orchestration only: the load generator is
+harness/measure/serving.py, the server process harness/engines/server.py.
 
 A failure is data: a level whose target stops answering is a ``failed`` record with its completed
 and failed requests, and the sweep goes on (a started server is started again) or stops, as
@@ -9,6 +10,7 @@ bad invocation: ``TargetUnreachable``, and the command exits non-zero with nothi
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -16,19 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from harness.blocks import EngineInfo
-from harness.config import RunConfig
-from harness.engines.server import ServerProcess, free_port, llamacpp_command
+from harness.config import RunConfig, implementation
+from harness.engines.server import ServerProcess, free_port
 from harness.measure.energy import EnergyMeter
-from harness.measure.hardware import fingerprint
 from harness.measure.serving import Prompt, make_prompts, run_level, unreachable
-from harness.models import hub_is_offline, resolve_device
+from harness.models import hub_is_offline
 from harness.results import record as R
 from harness.results import schema as S
-from harness.results.schema import REFERENCE_ENGINE
-from harness.results.store import existing_serving_ok, point_key, run_id_for, serving_dir, write_serving_record
+from harness.results.store import existing_serving_ok, serving_dir, write_serving_record
+from harness.scenarios.point import engine_point, failure, heldout_text, machine, point_id, run_label
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,6 @@ class _Target:
     engine_name: str
     command: Callable[[int], list[str]] | None = None  # the server's command line for a port; None: given by URL
     url: str | None = None
-
-
-def _label(rc: RunConfig) -> str:
-    return rc.variant.name if rc.engine.name == REFERENCE_ENGINE else f"{rc.engine.name}-{rc.variant.name}"
 
 
 def levels_of(rc: RunConfig) -> list[float]:
@@ -77,16 +72,12 @@ def _target(rc: RunConfig) -> _Target:
     if rc.scenario.target.url:
         return _Target(R.model_block(rc.model), R.variant_block(rc.variant), EngineInfo(name=rc.engine.name),
                        _tokenizer(rc, None), api_model, rc.engine.name, url=rc.scenario.target.url)
-    from harness.cards import read_card
-    from harness.engines import llamacpp
-
-    art = llamacpp.prepare_artifact(rc.model, rc.variant, rc.engine, rc.offline)
-    card = read_card(art.checkpoint) if (art.checkpoint / "card.json").exists() else None
-    tokenizer = _tokenizer(rc, art.checkpoint)
-    n_ctx = 2 ** math.ceil(math.log2(_longest(rc) + 8))
-    return _Target(R.model_block(rc.model, str(art.checkpoint.resolve()), card), R.variant_block(art.variant),
-                   art.info, tokenizer, api_model, rc.engine.name,
-                   command=lambda port: llamacpp_command(art.path, port, art.info.threads, n_ctx, api_model))
+    n_ctx = 2 ** math.ceil(math.log2(_longest(rc) + 8))  # the server's context: the longest request, rounded up
+    point = dataclasses.replace(engine_point(rc), context_length=n_ctx)
+    served = implementation(type(rc.engine).serve)(point, api_model)
+    return _Target(R.model_block(rc.model, str(served.checkpoint.resolve()), served.card),
+                   R.variant_block(served.variant), served.info, _tokenizer(rc, served.checkpoint), api_model,
+                   rc.engine.name, command=served.command)
 
 
 def _longest(rc: RunConfig) -> int:
@@ -97,29 +88,21 @@ def _longest(rc: RunConfig) -> int:
 
 def _prompts(rc: RunConfig, tokenizer: Any) -> list[Prompt]:
     sc = rc.scenario
-    heldout = Path(rc.quality.heldout_path)
-    if not heldout.exists():
-        raise FileNotFoundError(f"quality.heldout_path={heldout} does not exist (the prompts are cut from it); "
-                                "`meekbench build-tiny` writes it")
-    ids = tokenizer(heldout.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(heldout_text(rc, " (the prompts are cut from it)"), add_special_tokens=False)["input_ids"]
     most = max(levels_of(rc)) if sc.kind == "server" else 0  # a closed loop that runs longer reuses them in turn
     count = max(sc.min_requests, math.ceil(most * sc.min_duration_s)) + sc.warmup_requests
     return make_prompts(ids, tokenizer.decode, count, sc.input_tokens, sc.output_tokens, sc.length_distribution,
                         sc.length_range, sc.seed)
 
 
-def run_serving(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
+def run(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
     """Every level of the sweep not yet recorded ok (all of them with force=true)."""
     sc = rc.scenario
-    try:
-        device = resolve_device(rc.hardware.device)
-    except ValueError:
-        device = torch.device("cpu")
-    hw = fingerprint(device, rc.hardware.label)
+    m = machine(rc)
+    device, hw = m.device, m.hardware
     points = []
     for level in levels_of(rc):
-        key = point_key(resolved, hw.id, level)
-        run_id = run_id_for(rc.model.name, f"{_label(rc)}--{sc.kind}-{level:g}", hw.label, key)
+        key, run_id = point_id(rc, resolved, hw, f"{run_label(rc)}--{sc.kind}-{level:g}", level)
         done = None if rc.force else existing_serving_ok(rc.results_dir, run_id)
         if done:
             log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
@@ -129,7 +112,7 @@ def run_serving(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
     return [r for _, _, run_id, done in points if (r := measured.get(run_id) or done)]
 
 
-def _measure(rc: RunConfig, resolved: dict, device: torch.device, hw: Any,
+def _measure(rc: RunConfig, resolved: dict, device: Any, hw: Any,
              todo: list[tuple[float, str, str, Any]]) -> dict[str, S.ServingRecord]:
     """Load the target at each level of ``todo`` and write its record (run id -> record)."""
     sc = rc.scenario
@@ -137,16 +120,16 @@ def _measure(rc: RunConfig, resolved: dict, device: torch.device, hw: Any,
         raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
                                 "nothing was measured")
 
-    records, server, target, failure = {}, None, None, None
+    records, server, target, unprepared = {}, None, None, None
     try:
         try:
             target = _target(rc)
             prompts = _prompts(rc, target.tokenizer)
         except Exception as e:  # the target could not be prepared: every level says why
-            failure = _failure(e)
+            unprepared = failure(e)
         for level, key, run_id, _ in todo:
             started = time.perf_counter()
-            result, level_failure, url = None, failure, target.url if target else None
+            result, level_failure, url = None, unprepared, target.url if target else None
             if level_failure is None and target.command is not None and (server is None or not server.alive()):
                 if server is not None:
                     server.stop()
@@ -156,7 +139,7 @@ def _measure(rc: RunConfig, resolved: dict, device: torch.device, hw: Any,
                 try:
                     server.start()
                 except Exception as e:
-                    level_failure, server = _failure(e), None
+                    level_failure, server = failure(e), None
             if level_failure is None:
                 url = server.url if server else target.url
                 meter = EnergyMeter(device) if server else None
@@ -192,13 +175,6 @@ def _target_block(target: _Target | None, url: str | None, server: ServerProcess
     return {"url": url or "", "launched": launched, "api_model": target.api_model,
             "engine": target.engine_name, "launch_command": server.command if server else None,
             "server_log": str(server.log_path) if server else None}
-
-
-def _failure(e: BaseException) -> R.Failure:
-    from harness.variants import UnsupportedVariantError
-
-    status = "unsupported" if isinstance(e, UnsupportedVariantError) else "failed"
-    return R.Failure(status, f"{type(e).__name__}: {' '.join(str(e).split())[:500]}")
 
 
 def _line(record: S.ServingRecord) -> str:

