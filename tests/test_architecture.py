@@ -139,7 +139,7 @@ def _record_classes() -> set[str]:
 
 def test_orchestration_builds_no_record_field_itself():
     """harness/run.py and the scenarios hand what they measured to harness/results/record.py, which alone
-    builds a record's blocks (a dict for a block counts as building it: it is passed in typed or not at all)."""
+    builds a record's blocks: no call of a record class in them."""
     names = _record_classes()
     for module in [m for m in graph() if m == "harness.run" or m.startswith("harness.scenarios")]:
         path = ROOT.parent / (module.replace(".", "/") + ".py")

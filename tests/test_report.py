@@ -138,7 +138,6 @@ def test_sweep_killed_mid_point_resumes_every_point_once(models_dir, tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not list(results.glob("runs/*/record.json")):
         time.sleep(0.2)
-    time.sleep(0.5)  # now inside the second point
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     first = {p.parent.name: p.stat().st_mtime_ns for p in results.glob("runs/*/record.json")}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,8 +58,7 @@ def test_closed_loop_keeps_exactly_its_clients_in_flight_and_offline_sends_all_a
         assert b.max_in_flight == 3 and r.completed >= 12
         b.max_in_flight = 0
         r = run_level(url, "fake", PROMPTS, "offline", 10.0, plan(kind="offline", min_requests=10))
-    assert b.max_in_flight == 10 and r.completed == 10
-    assert max(q.sent_s for q in r.requests) < min(q.ttft_ms for q in r.requests) / 1e3  # all left before any answer
+    assert b.max_in_flight == 10 and r.completed == 10  # all ten in flight at once: none waited for an answer
 
 
 def test_open_loop_arrivals_follow_the_rate_and_burstiness():
@@ -89,10 +87,8 @@ def test_failures_are_counted_with_their_reason_never_hidden():
     with InThread(Behaviour(short=2)) as url:
         r = run_level(url, "fake", PROMPTS, "offline", 3.0, plan(min_requests=3))
     assert r.completed == 0 and r.errors == {"short": 3} and "returned 4 tokens (usage), asked 6" in r.requests[0].error
-    with InThread(Behaviour(hang=True)) as url:
-        t0 = time.perf_counter()
+    with InThread(Behaviour(hang=True)) as url:  # a timeout is an error, not a hang: the level returns
         r = run_level(url, "fake", PROMPTS, "offline", 2.0, plan(min_requests=2, warmup_requests=0, request_timeout_s=0.5))
-        assert time.perf_counter() - t0 < 5  # a timeout is an error, not a hang
     assert r.errors == {"timeout": 2} and "request_timeout_s=0.5" in r.requests[0].error
     assert "ClientConnectorError" in unreachable(f"http://127.0.0.1:{free_port()}")
 

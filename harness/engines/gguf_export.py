@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,11 +84,36 @@ def _tokenizer_from_json(writer, checkpoint: Path, vocab_size: int) -> None:
     writer.add_add_bos_token(False)  # meekbench prepends BOS itself where it scores text
 
 
+def _add_tensors(writer: Any, checkpoint: Path, config: dict, name_map: Any, float_type: str) -> None:
+    """The checkpoint's tensors under their GGUF names, q and k permuted to llama.cpp's rope layout."""
+    from safetensors import safe_open
+
+    arch = config.get("model_type")
+    n_head = config["num_attention_heads"]
+    n_kv = config.get("num_key_value_heads") or n_head
+    files = sorted(checkpoint.glob("*.safetensors"))
+    if not files:
+        raise ExportError(f"{checkpoint} has no .safetensors weights")
+    for file in files:
+        with safe_open(str(file), framework="np") as f:
+            for hf_name in f.keys():
+                if hf_name == "lm_head.weight" and config.get("tie_word_embeddings"):
+                    continue  # llama.cpp reuses token_embd when output.weight is absent
+                name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+                if name is None:
+                    raise ExportError(f"{file.name}: tensor {hf_name} has no GGUF name for {arch}")
+                w = f.get_tensor(hf_name).astype(np.float32)
+                if hf_name.endswith("q_proj.weight"):
+                    w = _permute(w, n_head)
+                elif hf_name.endswith("k_proj.weight"):
+                    w = _permute(w, n_kv)
+                writer.add_tensor(name, w.astype(FLOAT_TYPES[float_type]) if w.ndim == 2 else w)
+
+
 def export_gguf(checkpoint: Path, out: Path, float_type: str = "F32") -> None:
     """``checkpoint`` (config.json + safetensors + tokenizer) -> ``out``, every 2-D tensor in ``float_type``
     (norms stay F32, as llama.cpp's converter keeps them)."""
     import gguf
-    from safetensors import safe_open
 
     if float_type not in FLOAT_TYPES:
         raise ExportError(f"float type {float_type!r}; the writer produces {', '.join(FLOAT_TYPES)}")
@@ -125,23 +151,7 @@ def export_gguf(checkpoint: Path, out: Path, float_type: str = "F32") -> None:
     else:
         _tokenizer_from_json(writer, checkpoint, config["vocab_size"])
 
-    files = sorted(checkpoint.glob("*.safetensors"))
-    if not files:
-        raise ExportError(f"{checkpoint} has no .safetensors weights")
-    for file in files:
-        with safe_open(str(file), framework="np") as f:
-            for hf_name in f.keys():
-                if hf_name == "lm_head.weight" and config.get("tie_word_embeddings"):
-                    continue  # llama.cpp reuses token_embd when output.weight is absent
-                name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-                if name is None:
-                    raise ExportError(f"{file.name}: tensor {hf_name} has no GGUF name for {arch}")
-                w = f.get_tensor(hf_name).astype(np.float32)
-                if hf_name.endswith("q_proj.weight"):
-                    w = _permute(w, n_head)
-                elif hf_name.endswith("k_proj.weight"):
-                    w = _permute(w, n_kv)
-                writer.add_tensor(name, w.astype(FLOAT_TYPES[float_type]) if w.ndim == 2 else w)
+    _add_tensors(writer, checkpoint, config, name_map, float_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

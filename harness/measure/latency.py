@@ -222,12 +222,9 @@ class _Arm:
 def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, prompt_tokens: int, batch_size: int,
                   plan: LatencyPlan, meter: EnergyMeter | None = None, baseline: Decoder | None = None,
                   baseline_name: str = "baseline", level: float = 0.95) -> LatencyScenario:
-    """Time one (prompt, batch) shape; ``baseline``, if given, is interleaved as a paired arm."""
+    """Time one (prompt, batch) shape; ``baseline``, if given, is interleaved as a paired arm. ``plan``'s
+    values are checked by its config (bench.new_tokens >= 2, bench.repeats >= 1)."""
     n = plan.new_tokens
-    if n < 2:
-        raise ValueError(f"bench.new_tokens={n}: need at least 2 to time a decode step")
-    if plan.repeats < 1:
-        raise ValueError(f"bench.repeats={plan.repeats}: need at least 1 round")
     sc = LatencyScenario(prompt_tokens=prompt_tokens, batch_size=batch_size, new_tokens=n)
     if decoder.max_batch is not None and batch_size > decoder.max_batch:
         sc.status, sc.error = "unsupported", f"batch {batch_size}: {decoder.why_max_batch}"
@@ -251,39 +248,55 @@ def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, promp
         arms.append(_Arm("bare", lambda: decoder.bare(ids, mask, n, stamps)))
     if baseline is not None:
         arms.append(_Arm("baseline", lambda: baseline.request(ids, mask, n, stamps)))
-    outputs: dict[str, torch.Tensor] = {}
     try:
         for _ in range(plan.warmup):
             for arm in arms:
                 arm.run()
         joules[0] = 0.0  # the warm-up's energy is not the measurement's
         t_all = time.perf_counter()
-        for _ in range(plan.repeats):
-            for arm in arms:
-                arm.requests.append([])
-            t0, reason = time.perf_counter(), "max_iterations"
-            while len(arms[0].requests[-1]) < plan.max_iterations:
-                for arm in arms:
-                    request, outputs[arm.name] = arm.run()
-                    arm.requests[-1].append(request)
-                done = len(arms[0].requests[-1])
-                if done >= plan.min_iterations and time.perf_counter() - t0 >= plan.min_seconds:
-                    if plan.target_rel_ci is None:
-                        reason = "min_iterations and min_seconds reached"
-                        break
-                    pooled = [r for rnd in arms[0].requests for r in rnd]
-                    if len(pooled) >= 3 and _tpot_half_width(pooled, plan.bootstrap_resamples,
-                                                             plan.seed) <= plan.target_rel_ci:
-                        reason = f"TPOT interval half-width within target_rel_ci={plan.target_rel_ci}"
-                        break
-            sc.stop_reasons.append(reason)
+        outputs = _run_rounds(arms, plan, sc.stop_reasons)
         sc.measured_s = time.perf_counter() - t_all
     except torch.OutOfMemoryError as e:
         sc.status, sc.error = "oom", f"out of memory at batch {batch_size} x prompt {prompt_tokens}: {e}"
         log.warning(sc.error)
         return sc
+    _summarise_scenario(sc, arms, outputs, plan, level, baseline_name)
+    if meter and joules[0] is not None:
+        sc.energy_j = joules[0]
+        sc.energy_j_per_token = joules[0] / sc.generated_tokens
+    return sc
 
-    res, seed = plan.bootstrap_resamples, plan.seed
+
+def _run_rounds(arms: list[_Arm], plan: LatencyPlan, stop_reasons: list[str]) -> dict[str, torch.Tensor]:
+    """``plan.repeats`` rounds of the arms interleaved request by request, each round until its minimums
+    (or its precision target) are met or its cap is reached; the last tokens each arm decoded."""
+    outputs: dict[str, torch.Tensor] = {}
+    for _ in range(plan.repeats):
+        for arm in arms:
+            arm.requests.append([])
+        t0, reason = time.perf_counter(), "max_iterations"
+        while len(arms[0].requests[-1]) < plan.max_iterations:
+            for arm in arms:
+                request, outputs[arm.name] = arm.run()
+                arm.requests[-1].append(request)
+            done = len(arms[0].requests[-1])
+            if done >= plan.min_iterations and time.perf_counter() - t0 >= plan.min_seconds:
+                if plan.target_rel_ci is None:
+                    reason = "min_iterations and min_seconds reached"
+                    break
+                pooled = [r for rnd in arms[0].requests for r in rnd]
+                if len(pooled) >= 3 and _tpot_half_width(pooled, plan.bootstrap_resamples,
+                                                         plan.seed) <= plan.target_rel_ci:
+                    reason = f"TPOT interval half-width within target_rel_ci={plan.target_rel_ci}"
+                    break
+        stop_reasons.append(reason)
+    return outputs
+
+
+def _summarise_scenario(sc: LatencyScenario, arms: list[_Arm], outputs: dict[str, torch.Tensor],
+                        plan: LatencyPlan, level: float, baseline_name: str) -> None:
+    """The measured arm's statistics, the bare loop's beside it and the paired baseline's ratios."""
+    res, seed, n, batch_size = plan.bootstrap_resamples, plan.seed, sc.new_tokens, sc.batch_size
     rounds = arms[0].requests
     reqs = [r for rnd in rounds for r in rnd]
     sc.requests, sc.rounds = len(reqs), len(rounds)
@@ -299,9 +312,6 @@ def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, promp
     if all(r.engine_tpot_ms is not None for r in reqs):
         sc.engine_tpot_ms = _by_request(rounds, "engine_tpot_ms", res, level, seed)
         sc.tpot_over_engine = sc.tpot_ms.median / sc.engine_tpot_ms.median
-    if meter and joules[0] is not None:
-        sc.energy_j = joules[0]
-        sc.energy_j_per_token = joules[0] / sc.generated_tokens
     for arm in arms[1:]:
         other = [r for rnd in arm.requests for r in rnd]
         if arm.name == "bare":
@@ -310,10 +320,9 @@ def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, promp
             sc.bare_tokens_match = bool(torch.equal(outputs["generate"], outputs["bare"]))
             if not sc.bare_tokens_match:
                 log.warning("bare loop and generate() decoded different tokens at batch %d x prompt %d",
-                            batch_size, prompt_tokens)
+                            batch_size, sc.prompt_tokens)
         else:
             sc.paired = _paired(reqs, other, rounds, arm.requests, baseline_name, res, level, seed)
-    return sc
 
 
 def _paired(variant: list[Request], base: list[Request], v_rounds, b_rounds, name: str, resamples: int,

@@ -174,12 +174,57 @@ def completion_payload(model: str, prompt: Prompt, extra: dict | None = None) ->
             "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}, **(extra or {})}
 
 
+async def _closed_loop(send: Any, sent: list, clients: int, plan: LoadPlan, t0: float) -> str:
+    """``clients`` clients, each sending its next request when its last one ends, until the level's minimums
+    are met (or its deadline); why the level stopped."""
+    deadline = plan.max_duration_s
+
+    async def client() -> None:
+        while True:
+            elapsed = time.perf_counter() - t0
+            if elapsed >= deadline or (len(sent) >= plan.min_requests and elapsed >= plan.min_duration_s):
+                return
+            await send(len(sent), elapsed)
+
+    running = [asyncio.ensure_future(client()) for _ in range(clients)]
+    _, pending = await asyncio.wait(running, timeout=deadline)
+    for c in pending:
+        c.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return "max_duration_s" if pending else "min_requests and min_duration_s reached"
+
+
+def _schedule(kind: str, level: float, plan: LoadPlan) -> np.ndarray:
+    """An open loop's send times: Poisson (or gamma) arrivals at ``level`` requests/s, or all at once (offline)."""
+    if kind == "server":
+        return arrival_times(max(plan.min_requests, math.ceil(level * plan.min_duration_s)), level, plan.burstiness,
+                             plan.seed)
+    return np.zeros(plan.min_requests)
+
+
+async def _open_loop(send: Any, sent: list, times: np.ndarray, plan: LoadPlan, t0: float) -> str:
+    """Each request sent at its time whether or not earlier ones have finished; why the level stopped."""
+    deadline = plan.max_duration_s
+    for i, at in enumerate(times):
+        wait = at - (time.perf_counter() - t0)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if time.perf_counter() - t0 >= deadline:
+            break
+        send(i, float(at))
+    remaining = max(deadline - (time.perf_counter() - t0), 0)
+    _, pending = await asyncio.wait([t for _, t in sent], timeout=remaining)
+    for t in pending:
+        t.cancel()
+    return "every request answered" if not pending and len(sent) == len(times) else "max_duration_s"
+
+
 async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: float, plan: LoadPlan,
                  extra: dict | None, meter: Meter | None) -> LevelResult:
     import aiohttp
 
     endpoint = url.rstrip("/") + "/v1/completions"
-    timeout, deadline = plan.request_timeout_s, plan.max_duration_s
+    timeout = plan.request_timeout_s
     sent: list[tuple[ServedRequest, asyncio.Task]] = []
     # no cap on open connections: an open-loop client must never queue a request on its own side
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -205,37 +250,9 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
             return task
 
         if kind == "concurrency":  # closed loop: each client sends its next request when its last one ends
-            async def client() -> None:
-                while True:
-                    elapsed = time.perf_counter() - t0
-                    if elapsed >= deadline or (len(sent) >= plan.min_requests and elapsed >= plan.min_duration_s):
-                        return
-                    await send(len(sent), elapsed)
-
-            clients = [asyncio.ensure_future(client()) for _ in range(int(level))]
-            _, pending = await asyncio.wait(clients, timeout=deadline)
-            stop_reason = "max_duration_s" if pending else "min_requests and min_duration_s reached"
-            for c in pending:
-                c.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            stop_reason = await _closed_loop(send, sent, int(level), plan, t0)
         else:  # open loop: requests leave on schedule whether or not earlier ones have finished
-            if kind == "server":
-                count = max(plan.min_requests, math.ceil(level * plan.min_duration_s))
-                times = arrival_times(count, level, plan.burstiness, plan.seed)
-            else:  # offline: every request at once
-                count, times = plan.min_requests, np.zeros(plan.min_requests)
-            for i, at in enumerate(times):
-                wait = at - (time.perf_counter() - t0)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                if time.perf_counter() - t0 >= deadline:
-                    break
-                send(i, float(at))
-            remaining = max(deadline - (time.perf_counter() - t0), 0)
-            _, pending = await asyncio.wait([t for _, t in sent], timeout=remaining)
-            stop_reason = "every request answered" if not pending and len(sent) == count else "max_duration_s"
-            for t in pending:
-                t.cancel()
+            stop_reason = await _open_loop(send, sent, _schedule(kind, level, plan), plan, t0)
         await asyncio.gather(*(t for _, t in sent), return_exceptions=True)
         duration = time.perf_counter() - t0
         energy = meter.stop() if meter else None

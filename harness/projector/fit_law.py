@@ -106,16 +106,11 @@ def _provenance(meta: dict) -> str:
             f"most epochs {_max_epochs(meta):.2f}")
 
 
-def law_markdown(meta: dict, fits: dict) -> str:
-    lv = int(fits["level"] * 100)
+def _approach_rows(fits: dict) -> list[str]:
+    """The table's rows: approaches 1 and 2, approach 3, and its side fits."""
+    lines: list[str] = []
     a3 = fits["approach3"]
     co, cob = a3["compute_optimal"], a3["compute_optimal_bands"]
-    lines = [f"# Compute-optimal law of `{meta['grid']}`" + (" (published runs)" if meta["train_tokens"] is None
-                                                              else " (a measured IsoFLOP grid)"), "",
-             f"{fits['runs']} runs, FLOPs {fits['flops_range'][0]:.3g} to {fits['flops_range'][1]:.3g} "
-             f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); {_provenance(meta)}. "
-             f"Bands: {lv}% bootstrap over runs.", "", *regime_lines(fits["regime"]), "",
-             "| approach | N* ~ C^a | D* ~ C^b | a + b | note |", "|---|---|---|---|---|"]
     for key, label in (("approach1", "1: envelope"), ("approach2", "2: parabolas")):
         r = fits[key]
         if "refused" in r:
@@ -137,13 +132,12 @@ def law_markdown(meta: dict, fits: dict) -> str:
             sco = side["compute_optimal"]
             lines.append(f"| {label} | {sco['a']:.4f} (point fit) | {sco['b']:.4f} | 1 | {note}; compute exponent "
                          f"{sco['exponent']:.4f}; not used by the projector |")
-    p, b = a3["params"], a3["bands"]
-    lines += ["", "Approach 3 parameters: " + ", ".join(f"{k} = {_fmt_band(v, b[k], '.4g')}" for k, v in p.items()),
-              "", f"Compute-optimal law: L(C) = {co['E']:.4g} + {co['G']:.4g} C^-{co['exponent']:.4f}; exponent "
-              f"alpha beta / (alpha + beta) = {_fmt_band(co['exponent'], cob['exponent'])}.", ""]
-    ag = fits["agreement"]
-    lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
-                 f"{ag['bands_overlap']}. (Every approach's C is 6 N D, so a + b = 1 by construction.)")
+    return lines
+
+
+def _check_lines(fits: dict) -> list[str]:
+    """The grid's checks: its learning rate, its build rules, its depth."""
+    lines: list[str] = []
     lr = fits.get("lr_check")
     if lr and "refused" not in lr:
         losses = ", ".join(f"{m:g}x {v:.4f}" for m, v in lr["loss_by_multiplier"])
@@ -173,17 +167,43 @@ def law_markdown(meta: dict, fits: dict) -> str:
         lines.append(f"Depth check (approach 3's mean log residual by depth): {means}; the widest pair is "
                      f"{depth['z']:.1f} standard errors apart, " + ("more" if depth["depth_shows"] else "not more")
                      + f" than {DEPTH_Z:g}: depth {'shows' if depth['depth_shows'] else 'does not show'} beyond N.")
+    return lines
+
+
+def _extrapolation_line(fits: dict) -> str:
+    """The law fitted without the largest budget, against that budget's best run."""
     ex = fits["extrapolation_test"]
     if "refused" in ex:
-        lines.append(f"Extrapolation test: refused ({ex['refused']}).")
-    else:
-        lines.append(f"Extrapolation test: fitted without the largest budget ({ex['held_out_budget_flops']:.3g} "
-                     f"FLOPs, {ex['runs_fitted']} runs), approach 3 predicts its best run at "
-                     f"{_fmt_band(ex['predicted_loss'], ex['band'])} nats against {ex['measured_loss']:.4f} measured: "
-                     f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band "
-                     "(a prediction interval: each refit's prediction times a resampled residual"
-                     + (f"; the law's mean alone: {_fmt_band(ex['predicted_loss'], ex['mean_band'])}" if ex.get("mean_band")
-                        else "") + ").")
+        return f"Extrapolation test: refused ({ex['refused']})."
+    return (f"Extrapolation test: fitted without the largest budget ({ex['held_out_budget_flops']:.3g} "
+            f"FLOPs, {ex['runs_fitted']} runs), approach 3 predicts its best run at "
+            f"{_fmt_band(ex['predicted_loss'], ex['band'])} nats against {ex['measured_loss']:.4f} measured: "
+            f"error {ex['error_nats']:+.4f} nats, {'inside' if ex['inside_band'] else 'outside'} the band "
+            "(a prediction interval: each refit's prediction times a resampled residual"
+            + (f"; the law's mean alone: {_fmt_band(ex['predicted_loss'], ex['mean_band'])}" if ex.get("mean_band")
+               else "") + ").")
+
+
+def law_markdown(meta: dict, fits: dict) -> str:
+    lv = int(fits["level"] * 100)
+    a3 = fits["approach3"]
+    co, cob = a3["compute_optimal"], a3["compute_optimal_bands"]
+    lines = [f"# Compute-optimal law of `{meta['grid']}`" + (" (published runs)" if meta["train_tokens"] is None
+                                                              else " (a measured IsoFLOP grid)"), "",
+             f"{fits['runs']} runs, FLOPs {fits['flops_range'][0]:.3g} to {fits['flops_range'][1]:.3g} "
+             f"({np.log10(fits['flops_range'][1] / fits['flops_range'][0]):.2f} decades); {_provenance(meta)}. "
+             f"Bands: {lv}% bootstrap over runs.", "", *regime_lines(fits["regime"]), "",
+             "| approach | N* ~ C^a | D* ~ C^b | a + b | note |", "|---|---|---|---|---|"]
+    lines += _approach_rows(fits)
+    p, b = a3["params"], a3["bands"]
+    lines += ["", "Approach 3 parameters: " + ", ".join(f"{k} = {_fmt_band(v, b[k], '.4g')}" for k, v in p.items()),
+              "", f"Compute-optimal law: L(C) = {co['E']:.4g} + {co['G']:.4g} C^-{co['exponent']:.4f}; exponent "
+              f"alpha beta / (alpha + beta) = {_fmt_band(co['exponent'], cob['exponent'])}.", ""]
+    ag = fits["agreement"]
+    lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
+                 f"{ag['bands_overlap']}. (Every approach's C is 6 N D, so a + b = 1 by construction.)")
+    lines += _check_lines(fits)
+    lines.append(_extrapolation_line(fits))
     return "\n".join(lines + ["", "![IsoFLOP curves](isoflop.png)", "", "![N*(C)](n_opt.png)", "",
                               "![residuals](residuals.png)", ""])
 

@@ -211,68 +211,84 @@ def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoi
         (f", floor at chance {p.task_chance}" if p.task_chance is not None else "")
 
 
-def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
-    growth = G.Growth(p.growth.g_i, p.growth.g_h, p.growth.g_alg)
-    prov: dict[str, dict[str, Any]] = {
-        name: sourced(getattr(growth, name), "default", "paper (Gundlach, Lynch & Thompson 2025)")
-        for name in ("g_i", "g_h", "g_alg")
-    }
-    for name, r in p.uncertainty.items():
-        prov[f"{name}.interval"] = sourced([r.low, r.high], "default", f"{r.level:.0%} interval, sampled as a "
-                                                                      "two-piece lognormal whose median is the point "
-                                                                      f"value; {r.source}")
-    prov["budget_usd"] = sourced(p.budget_usd, "default", "meek actor's fixed budget")
-    prov["start_ratio"] = sourced(p.start_ratio, "default", p.start_ratio_source)
-    family = grid_law = published_draws = None
+@dataclass
+class _Law:
+    """The scenario's compute law, its provenance's source and note, and what it was read from."""
+    law: ComputeLaw
+    source: str
+    note: str
+    family: FamilyFit | None = None
+    grid_law: Any = None
+    published_draws: list[Chinchilla] | None = None
+
+
+def _paper_law(p: ProjectorConfig, records: list[RunRecord], prov: dict[str, Any]) -> _Law:
+    return _Law(ComputeLaw(p.law.L0, p.law.A, p.law.alpha), "default", "paper default L(C) = L0 + A C^-alpha")
+
+
+def _published_law(p: ProjectorConfig, records: list[RunRecord], prov: dict[str, Any]) -> _Law:
+    base, label = PUBLISHED[p.law.source]
+    draws = None
+    if p.law.covariance:
+        draws = _published_draws(base, p.law.covariance, p.monte_carlo, p.seed)
+        prov["law.covariance"] = sourced(p.law.covariance, "default",
+                                         f"{p.law.covariance_source}; sampled as one joint normal over "
+                                         f"({', '.join(Chinchilla.COORDINATES)}) around the published point")
+    return _Law(base.compute_optimal(), "default", f"compute-optimal form of {label}", published_draws=draws)
+
+
+def _family_law(p: ProjectorConfig, records: list[RunRecord], prov: dict[str, Any]) -> FamilyFit | None:
+    """The family's loss-vs-size law: for variant multipliers, never as L(C)."""
+    try:
+        family = fit_family(records, p)
+    except FitError as e:
+        prov["law_n"] = sourced(None, "unavailable", f"the family's size law (variant multipliers): {e}")
+        log.warning("family law unavailable: %s", e)
+        return None
+    prov["law_n"] = sourced(asdict(family.law_n), "measured", f"fitted to {len(family.points)} measured "
+                           f"{p.family} points: the variant multipliers' size law"
+                           + (f"; {family.fit.warning}" if family.fit.warning else ""))
+    return family
+
+
+def _measured_law(p: ProjectorConfig, records: list[RunRecord], prov: dict[str, Any]) -> _Law:
+    family = _family_law(p, records, prov)
+    try:
+        grid_law = load_grid_law(p)
+    except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
+        log.warning("measured compute-optimal law unavailable, fell back to the paper's law: %s", e)
+        return _Law(ComputeLaw(p.law.L0, p.law.A, p.law.alpha), "default",
+                    f"fell back to the paper's law (projector.law L0, A, alpha): {e}", family=family)
+    note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
+            + ("keeps from the paper its L0, its loss at the meek actor's starting compute and the growth "
+               "rates, and from the grid only the compute exponent" if grid_law.transfer == "exponent"
+               else "keeps from the grid E, G and the exponent (on the grid's corpus and tokenizer: its loss "
+                    "scale is not the paper's), and from the paper the growth rates")
+            + ", read far beyond the grid with a systematic term in its band"
+            + (f"; the law has {len(grid_law.regime['warnings'])} warning(s)" if grid_law.regime["warnings"] else ""))
+    return _Law(grid_law.law, "measured", note, family=family, grid_law=grid_law)
+
+
+def _resolve_law(p: ProjectorConfig, records: list[RunRecord], prov: dict[str, Any]) -> _Law:
     if p.law.covariance and p.law.source not in PUBLISHED:
         raise ValueError(f"projector.law.covariance is for a published L(N, D) fit ({', '.join(PUBLISHED)}); "
                          f"law.source={p.law.source!r} (a measured law's band comes from its bootstrap)")
-    if p.law.source == "paper":
-        law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
-        src, note = "default", "paper default L(C) = L0 + A C^-alpha"
-    elif p.law.source in PUBLISHED:
-        base, label = PUBLISHED[p.law.source]
-        law = base.compute_optimal()
-        if p.law.covariance:
-            published_draws = _published_draws(base, p.law.covariance, p.monte_carlo, p.seed)
-            prov["law.covariance"] = sourced(p.law.covariance, "default",
-                                             f"{p.law.covariance_source}; sampled as one joint normal over "
-                                             f"({', '.join(Chinchilla.COORDINATES)}) around the published point")
-        src, note = "default", f"compute-optimal form of {label}"
-    elif p.law.source == "measured":
-        try:  # the family's loss-vs-size law: for variant multipliers, never as L(C)
-            family = fit_family(records, p)
-            prov["law_n"] = sourced(asdict(family.law_n), "measured", f"fitted to {len(family.points)} measured "
-                                   f"{p.family} points: the variant multipliers' size law"
-                                   + (f"; {family.fit.warning}" if family.fit.warning else ""))
-        except FitError as e:
-            prov["law_n"] = sourced(None, "unavailable", f"the family's size law (variant multipliers): {e}")
-            log.warning("family law unavailable: %s", e)
-        try:
-            grid_law = load_grid_law(p)
-            law, src = grid_law.law, "measured"
-            note = (f"approach 3 of {grid_law.path} (an IsoFLOP grid), transfer={grid_law.transfer}: "
-                    + ("keeps from the paper its L0, its loss at the meek actor's starting compute and the growth "
-                       "rates, and from the grid only the compute exponent" if grid_law.transfer == "exponent"
-                       else "keeps from the grid E, G and the exponent (on the grid's corpus and tokenizer: its loss "
-                            "scale is not the paper's), and from the paper the growth rates")
-                    + ", read far beyond the grid with a systematic term in its band"
-                    + (f"; the law has {len(grid_law.regime['warnings'])} warning(s)" if grid_law.regime["warnings"]
-                       else ""))
-        except FitError as e:  # the scenario's own law values (the paper's, unless overridden)
-            grid_law = None
-            law = ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
-            src, note = "default", f"fell back to the paper's law (projector.law L0, A, alpha): {e}"
-            log.warning("measured compute-optimal law unavailable, fell back to the paper's law: %s", e)
-    else:
+    resolver = {"paper": _paper_law, "measured": _measured_law, **{name: _published_law for name in PUBLISHED}}
+    if p.law.source not in resolver:
         raise ValueError(f"projector.law.source={p.law.source!r}; valid: {', '.join(LAW_SOURCES)}")
+    found = resolver[p.law.source](p, records, prov)
     for k in ("L0", "A", "alpha"):
-        prov[f"law.{k}"] = sourced(getattr(law, k), src, note)
-    if grid_law is not None:
-        prov["law.fit"] = sourced(grid_law.fit_summary, "measured", "approach 3 (L(N, D) over the grid's runs): degrees of "
-                                 "freedom, optimiser convergence and bootstrap resamples")
+        prov[f"law.{k}"] = sourced(getattr(found.law, k), found.source, found.note)
+    if found.grid_law is not None:
+        prov["law.fit"] = sourced(found.grid_law.fit_summary, "measured", "approach 3 (L(N, D) over the grid's runs): "
+                                  "degrees of freedom, optimiser convergence and bootstrap resamples")
+    return found
 
-    flop_per_dollar, fsrc, fnote = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
+
+def _flop_per_dollar(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, Any]:
+    """The meek actor's FLOP per dollar: the scenario's, or the benchmark machines' measured matmul rate
+    at a price (projector.flop_per_dollar_from_hardware)."""
+    value, src, note = p.flop_per_dollar, "default", "H100 989 TFLOP/s bf16, $2/h, 40% utilisation"
     if p.flop_per_dollar_from_hardware:
         probes = [r.hardware.probes.matmul_flops_per_s for r in records if r.hardware.probes]
         # the projector's price, else the points' (projector.prices or hardware.price_per_hour_usd)
@@ -280,43 +296,50 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         recorded = [x for x in recorded if x]
         price = p.price_per_hour_usd or (statistics.median(recorded) if recorded else None)
         if probes and price:
-            flop_per_dollar = statistics.median(probes) * p.utilisation * 3600 / price
+            value = statistics.median(probes) * p.utilisation * 3600 / price
             labels = sorted({r.hardware.label for r in records if r.hardware.probes})
-            fsrc, fnote = "measured", (f"median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
-                                       f"(projector.utilisation) at ${price}/h")
+            src, note = "measured", (f"median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
+                                     f"(projector.utilisation) at ${price}/h")
         else:
             why = "no hardware probes in the records" if not probes else \
                 "no price: set projector.price_per_hour_usd or run points with hardware.price_per_hour_usd"
-            fnote = f"default kept ({why}); " + fnote
-    prov["flop_per_dollar"] = sourced(flop_per_dollar, fsrc, fnote)
+            note = f"default kept ({why}); " + note
+    return sourced(value, src, note)
 
-    if grid_law is not None and grid_law.draws:
-        grid_law.draws, grid_law.allocation_draws, sigma, held = _with_systematic(grid_law, p)
-        prov["law.transfer_systematic"] = sourced(sigma, "default", (
-            p.law.transfer_systematic_source if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
-            + f"; {held} of {len(grid_law.draws)} drawn exponents held at {MAX_DRAWN_EXPONENT:g} (an exponent above "
-              "it needs both of the law's N and D exponents above 2)")
-    if grid_law is not None and grid_law.transfer == "exponent":
-        # the paper's A belongs to the paper's exponent: keep the paper's L0 and its loss at the meek
-        # actor's starting compute, and let the measured exponent set the slope from there
-        c0, paper = p.budget_usd * flop_per_dollar, ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
 
-        def anchored(m: ComputeLaw) -> ComputeLaw:
-            return ComputeLaw(m.L0, (float(paper.loss(c0)) - m.L0) * c0**m.alpha, m.alpha)
+def _add_systematic(grid_law: Any, p: ProjectorConfig, prov: dict[str, Any]) -> None:
+    grid_law.draws, grid_law.allocation_draws, sigma, held = _with_systematic(grid_law, p)
+    prov["law.transfer_systematic"] = sourced(sigma, "default", (
+        p.law.transfer_systematic_source if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
+        + f"; {held} of {len(grid_law.draws)} drawn exponents held at {MAX_DRAWN_EXPONENT:g} (an exponent above "
+          "it needs both of the law's N and D exponents above 2)")
 
-        grid_law.law, grid_law.draws = anchored(grid_law.law), [anchored(d) for d in grid_law.draws]
-        law = grid_law.law
-        # the gap is then A' c0^-a (g_m^-at - g_f^-at): a function of a t alone, so the paper's curve
-        # with its time axis scaled by paper alpha / measured alpha (issue 26 item 1)
-        stretch = p.law.alpha / law.alpha
-        for k in ("L0", "A", "alpha"):
-            prov[f"law.{k}"] = sourced(getattr(law, k), "measured" if k == "alpha" else "default",
-                                      note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is the "
-                                      f"paper's, so the training gap is the paper's curve with its time axis scaled "
-                                      f"by {p.law.alpha:g} / {law.alpha:.4g} = {stretch:.3g}: its peak in nats is the "
-                                      "paper's whatever the measured exponent, which moves only when things happen")
-    inputs = Inputs(law=law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
-                    family=family, grid_law=grid_law)
+
+def _anchor_exponent(found: _Law, p: ProjectorConfig, flop_per_dollar: float, prov: dict[str, Any]) -> None:
+    """transfer=exponent: the paper's A belongs to the paper's exponent, so keep the paper's L0 and its loss
+    at the meek actor's starting compute, and let the measured exponent set the slope from there."""
+    grid_law = found.grid_law
+    c0, paper = p.budget_usd * flop_per_dollar, ComputeLaw(p.law.L0, p.law.A, p.law.alpha)
+
+    def anchored(m: ComputeLaw) -> ComputeLaw:
+        return ComputeLaw(m.L0, (float(paper.loss(c0)) - m.L0) * c0**m.alpha, m.alpha)
+
+    grid_law.law, grid_law.draws = anchored(grid_law.law), [anchored(d) for d in grid_law.draws]
+    found.law = law = grid_law.law
+    # the gap is then A' c0^-a (g_m^-at - g_f^-at): a function of a t alone, so the paper's curve
+    # with its time axis scaled by paper alpha / measured alpha (issue 26 item 1)
+    stretch = p.law.alpha / law.alpha
+    for k in ("L0", "A", "alpha"):
+        prov[f"law.{k}"] = sourced(getattr(law, k), "measured" if k == "alpha" else "default",
+                                  found.note + f"; A rescaled so the loss at the starting compute {c0:.3g} FLOPs is "
+                                  f"the paper's, so the training gap is the paper's curve with its time axis scaled "
+                                  f"by {p.law.alpha:g} / {law.alpha:.4g} = {stretch:.3g}: its peak in nats is the "
+                                  "paper's whatever the measured exponent, which moves only when things happen")
+
+
+def _data_and_draws(inputs: Inputs, found: _Law, p: ProjectorConfig) -> None:
+    """What the law was fitted on (its FLOPs range), its N-D allocation, and its Monte Carlo draws."""
+    grid_law = found.grid_law
     if grid_law is not None:
         inputs.data_flops, inputs.data_source = tuple(grid_law.flops_range), f"the runs of {grid_law.path}"
         if grid_law.transfer == "full":
@@ -328,22 +351,58 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
         if inputs.allocation is not None and grid_law.allocation_draws:
             inputs.allocation_draws = grid_law.allocation_draws
-    elif published_draws:
-        inputs.law_draws, inputs.law_draws_label = [d.compute_optimal() for d in published_draws], \
+    elif found.published_draws:
+        inputs.law_draws, inputs.law_draws_label = [d.compute_optimal() for d in found.published_draws], \
             "law (published fit, joint)"
-        inputs.allocation_draws = published_draws
-    same_scale = family is not None and grid_law is not None and grid_law.transfer == "full"
-    if not same_scale:
-        why = (f"this scenario's law ({p.law.source}) is on another loss scale" if family is None else
+        inputs.allocation_draws = found.published_draws
+
+
+def _resolve_sigmoid(inputs: Inputs, found: _Law, p: ProjectorConfig, records: list[RunRecord]) -> None:
+    """The loss-to-accuracy sigmoid: only where the law is on the measured family's loss scale."""
+    prov = inputs.provenance
+    if found.family is None or found.grid_law is None or found.grid_law.transfer != "full":
+        why = (f"this scenario's law ({p.law.source}) is on another loss scale" if found.family is None else
                "the law is on another loss scale than the family's (a measured grid law with law.transfer=full "
                "is on it)")
         prov["sigmoid"] = sourced(None, "unavailable", "the sigmoid maps a measured family's held-out loss to "
                                  f"accuracy; {why}")
-    else:
-        try:
-            inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
-            prov["sigmoid"] = sourced(inputs.sigmoid_fit.params, "measured", note + (
-                f"; {inputs.sigmoid_fit.warning}" if inputs.sigmoid_fit.warning else ""))
-        except FitError as e:
-            prov["sigmoid"] = sourced(None, "unavailable", str(e))
+        return
+    try:
+        inputs.sigmoid, inputs.sigmoid_fit, note = family_sigmoid(records, p)
+        prov["sigmoid"] = sourced(inputs.sigmoid_fit.params, "measured", note + (
+            f"; {inputs.sigmoid_fit.warning}" if inputs.sigmoid_fit.warning else ""))
+    except FitError as e:
+        prov["sigmoid"] = sourced(None, "unavailable", str(e))
+
+
+def _scenario_provenance(p: ProjectorConfig, growth: G.Growth) -> dict[str, dict[str, Any]]:
+    """The growth rates, their intervals, the budget and the start ratio, as the scenario states them."""
+    prov: dict[str, dict[str, Any]] = {
+        name: sourced(getattr(growth, name), "default", "paper (Gundlach, Lynch & Thompson 2025)")
+        for name in ("g_i", "g_h", "g_alg")
+    }
+    for name, r in p.uncertainty.items():
+        prov[f"{name}.interval"] = sourced([r.low, r.high], "default", f"{r.level:.0%} interval, sampled as a "
+                                                                      "two-piece lognormal whose median is the point "
+                                                                      f"value; {r.source}")
+    prov["budget_usd"] = sourced(p.budget_usd, "default", "meek actor's fixed budget")
+    prov["start_ratio"] = sourced(p.start_ratio, "default", p.start_ratio_source)
+    return prov
+
+
+def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
+    """Every input of a projection with its provenance: one resolver per input."""
+    growth = G.Growth(p.growth.g_i, p.growth.g_h, p.growth.g_alg)
+    prov = _scenario_provenance(p, growth)
+    found = _resolve_law(p, records, prov)
+    prov["flop_per_dollar"] = _flop_per_dollar(p, records)
+    flop_per_dollar = prov["flop_per_dollar"]["value"]
+    if found.grid_law is not None and found.grid_law.draws:
+        _add_systematic(found.grid_law, p, prov)
+    if found.grid_law is not None and found.grid_law.transfer == "exponent":
+        _anchor_exponent(found, p, flop_per_dollar, prov)
+    inputs = Inputs(law=found.law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
+                    family=found.family, grid_law=found.grid_law)
+    _data_and_draws(inputs, found, p)
+    _resolve_sigmoid(inputs, found, p, records)
     return inputs

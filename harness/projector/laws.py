@@ -86,10 +86,6 @@ class PowerLaw:
             x = np.power(self.A / (loss - self.E), 1 / self.a)
         return np.where(loss > self.E, x, np.inf)
 
-    def as_compute_law(self, tokens: float) -> ComputeLaw:
-        """With D fixed, C = 6 N D, so L(C) = E + A (6D)^a C^-a (the family's path, not compute-optimal)."""
-        return ComputeLaw(L0=self.E, A=self.A * (6 * tokens) ** self.a, alpha=self.a)
-
 
 CHINCHILLA = Chinchilla(E=1.69, A=406.4, B=410.7, a=0.34, b=0.28)  # Hoffmann et al. 2022, rounded as published
 # The same fit's unrounded E, a, b (Hoffmann et al.'s TeX source, as quoted by Besiroglu et al. 2024;

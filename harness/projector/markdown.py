@@ -23,8 +23,8 @@ def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y
     return text
 
 
-def headline(result: dict[str, Any]) -> list[str]:
-    """The answers a reader asks for first: peak, closing times, lag, and what moves t* most."""
+def _gap_lines(result: dict[str, Any]) -> list[str]:
+    """The training gap: its peak, its closing times, the lag, and what moves t* most."""
     unc = result["uncertainty"]
     lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
              f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']})."]
@@ -42,19 +42,30 @@ def headline(result: dict[str, Any]) -> list[str]:
                      f"{', '.join(unc['sampled'])}; everything else at its point value."
                      + (f" Moves t* most: {top['input']} ({top['low_value']:.3g} -> t* {top['t_star_at_low']:.2f} y, "
                         f"{top['high_value']:.3g} -> {top['t_star_at_high']:.2f} y)." if top else ""))
+    return lines
+
+
+def _inference_line(result: dict[str, Any]) -> str:
+    """The inference gap at the horizon, and where its cost per token comes from."""
+    horizon = result["t"][-1]
     inf = result["inference"]
     band = inf.get("loss_gap_band")
     spread = f" (90% band {band['low'][-1]:.3g} to {band['high'][-1]:.3g})" \
         if band and band["high"][-1] - band["low"][-1] > 1e-12 else ""
     rate = inf["effective_params_per_usd"]
-    lines.append(f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
-                 f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
-                 f"{inf['meek_params'][-1]:.3g} parameters); rate {rate['value']:.3g} effective parameters per "
-                 f"$/token ({rate['source']}: {rate['note']})"
-                 + (f"; that cost, linear in N, is read from {inf['rate_extrapolation']['measured_params']:.3g} "
-                    f"measured parameters to {inf['rate_extrapolation']['read_to_params']:.3g}, "
-                    f"{inf['rate_extrapolation']['decades_beyond']:.1f} decades beyond" if inf.get("rate_extrapolation")
-                    else "") + ".")
+    return (f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
+            f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
+            f"{inf['meek_params'][-1]:.3g} parameters); rate {rate['value']:.3g} effective parameters per "
+            f"$/token ({rate['source']}: {rate['note']})"
+            + (f"; that cost, linear in N, is read from {inf['rate_extrapolation']['measured_params']:.3g} "
+               f"measured parameters to {inf['rate_extrapolation']['read_to_params']:.3g}, "
+               f"{inf['rate_extrapolation']['decades_beyond']:.1f} decades beyond" if inf.get("rate_extrapolation")
+               else "") + ".")
+
+
+def _law_lines(result: dict[str, Any]) -> list[str]:
+    """The compute law: its exponent and source, its regime and warnings, the transfer's systematic term."""
+    lines: list[str] = []
     law_src = result["inputs"].get("law.alpha", {})
     reg = result.get("law_regime")
     label = f", WITH {len(reg['warnings'])} WARNING(S)" if reg and reg["warnings"] else ""
@@ -67,6 +78,13 @@ def headline(result: dict[str, Any]) -> list[str]:
         if sys_term:
             lines.append(f"- Transfer's systematic term in the band: sigma = {sys_term['value']:.3g} on the log "
                          f"exponent ({sys_term['note']}).")
+    return lines
+
+
+def _extrapolation_lines(result: dict[str, Any]) -> list[str]:
+    """How far the law is read beyond its data, and why t*'s band is as wide as it is."""
+    lines: list[str] = []
+    unc = result["uncertainty"]
     e = result["extrapolation"]
     reads = "; ".join(f"{k.replace('_', ' ')} at {v['flops']:.2g}" + (
         f" ({v['decades_beyond_data']:.1f} decades beyond)" if v["decades_beyond_data"] is not None else "")
@@ -86,6 +104,13 @@ def headline(result: dict[str, Any]) -> list[str]:
             lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the "
                          f"compute exponent only to {top['low_value']:.3g}-{top['high_value']:.3g} (90%), and t* "
                          f"scales as 1/alpha; a grid over more decades narrows it.")
+    return lines
+
+
+def headline(result: dict[str, Any]) -> list[str]:
+    """The answers a reader asks for first: peak, closing times, lag, and what moves t* most."""
+    unc = result["uncertainty"]
+    lines = [*_gap_lines(result), _inference_line(result), *_law_lines(result), *_extrapolation_lines(result)]
     lines += [f"- Fit warning: {w}." for w in result.get("fit_warnings", [])]
     if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."

@@ -97,88 +97,117 @@ def _artifacts(dirs: list[str | Path], pattern: str) -> list[tuple[Path, dict | 
     return found
 
 
+class _Page:
+    """The page's body as it is built: HTML fragments, and the figures placed in it (numbered in order)."""
+
+    def __init__(self, intro: str):
+        self.body: list[str] = [intro]
+        self.plots: list[go.Figure] = []
+
+    def text(self, fragment: str) -> None:
+        self.body.append(fragment)
+
+    def add(self, fig: go.Figure | None) -> None:
+        if fig is not None:
+            self.plots.append(fig)
+            self.body.append(_div(fig, len(self.plots)))
+
+
+def _hardware_sections(page: _Page, ok: list[RunRecord]) -> None:
+    for label in sorted({r.hardware.label for r in ok}):
+        group = [r for r in ok if r.hardware.label == label]
+        hw = group[0].hardware
+        page.text(f"<h2>Hardware target: {html.escape(label)}</h2><p class=note>{html.escape(hw.cpu_model)} "
+                  f"({hw.cpu_cores_logical} logical cores){', ' + html.escape(hw.gpu_name) if hw.gpu_name else ''}"
+                  f"; torch {html.escape(str(group[0].software.get('torch')))}. Energy: "
+                  f"{html.escape(_energy_line(group))}.</p>")
+        for fig in pareto_figures(group):
+            page.add(fig)
+
+
+def _scorecard_sections(page: _Page, cards: list[Scorecard], by_run: dict[str, RunRecord]) -> None:
+    page.text(f"<h2>Variant scorecards</h2><p class=note>{html.escape(HOW_TO_READ)}</p>")
+    if not cards:
+        page.text("<p class=note>No variant point to compare (only baselines, or no ok records).</p>")
+    for card in cards:
+        page.text(f"<h3>{html.escape(card.model)} on {html.escape(card.hardware)}</h3><p class=note>Compared with: "
+                  f"{html.escape(', '.join(card.baseline_run_ids))}.</p>")
+        for title, table in (("Fidelity and loss retention", card.fidelity), ("Tasks (paired on items)", card.tasks),
+                             ("Cost", card.cost)):
+            page.text(f"<p class=note><b>{title}</b></p>{_table(table)}")
+        for fig in scorecard_figures(card, by_run):
+            page.add(fig)
+
+
+def _serving_sections(page: _Page, serving: list[Curve], judging: Judging) -> None:
+    page.text("<h2>Serving under load</h2>")
+    if not serving:
+        page.text("<p class=note>No serving record here (meekbench run scenario=server|concurrency|offline), so "
+                  "there is no latency-throughput curve.</p>")
+    for curve in serving:
+        op = curve.operating
+        page.text(f"<h3>{html.escape(curve.label)}</h3><p class=note>Operating point: "
+                  + (f"level {op.level:g}, {fmt_value(op.cost_per_m_output_tokens)} $/M output tokens"
+                     if op else "none (no level meets the SLOs)") + ".</p>")
+        page.add(serving_figure(curve, judging))
+        page.text(_table(level_table(curve, judging), index=True))
+
+
+def _law_sections(page: _Page, dirs: list[str | Path]) -> None:
+    laws = _artifacts(dirs, "scaling/*/law.json")
+    page.text("<h2>Measured laws</h2>")
+    if not laws:
+        page.text("<p class=note>No law.json under scaling/ (meekbench fit-law writes one).</p>")
+    for source, law, error in laws:
+        name = source.parent.name
+        page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
+                  f"{html.escape(_law_line(law) if law else 'unreadable: ' + error)}</p>")
+        for fig in law_figures(law, name) if law else []:
+            page.add(fig)
+
+
+def _projection_sections(page: _Page, dirs: list[str | Path]) -> None:
+    projections = _artifacts(dirs, "projections/*/projection.json")
+    page.text("<h2>Projections</h2>")
+    if not projections:
+        page.text("<p class=note>No projection.json under projections/ (meekbench project writes one).</p>")
+    for source, result, error in projections:
+        name = source.parent.name
+        if not result or not result.get("years"):
+            page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
+                      f"{html.escape('unreadable: ' + error if error else 'no projection in it')}.</p>")
+            continue
+        page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): t* = "
+                  f"{result['t_star_years']:.3f} y; {html.escape(_closing_line(result))}.</p>")
+        for fig in projection_figures(result, name):
+            page.add(fig)
+
+
 def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df: pd.DataFrame,
                cards: list[Scorecard], cross_hw: pd.DataFrame, serving: list[Curve] = (),
                judging: Judging = Judging()) -> Path:
     """The page, beside report.md; ``df`` is the report's flat table, ``cards`` its scorecards."""
-    body: list[str] = [f"<h1>meekbench report</h1><p class=note>Sources: {html.escape(', '.join(map(str, dirs)))}. "
-                       f"{len(records)} records. Hover a point for what it is and its intervals; click a table "
-                       "header to sort.</p>"]
-    plots: list[go.Figure] = []
-
-    def add(fig: go.Figure | None) -> None:
-        if fig is not None:
-            plots.append(fig)
-            body.append(_div(fig, len(plots)))
-
+    page = _Page(f"<h1>meekbench report</h1><p class=note>Sources: {html.escape(', '.join(map(str, dirs)))}. "
+                 f"{len(records)} records. Hover a point for what it is and its intervals; click a table "
+                 "header to sort.</p>")
     ok = [r for r in records if r.status == "ok"]
-    by_run = {r.run_id: r for r in ok}
     if not df.empty:
-        body.append("<h2>Points by status</h2>")
-        body.append(_table(df.groupby(["hardware.label", "status"]).size().unstack(fill_value=0), index=True))
-        body.append("<h2>Points</h2>" + _table(points_table(ok)))
-    for label in sorted({r.hardware.label for r in ok}):
-        group = [r for r in ok if r.hardware.label == label]
-        hw = group[0].hardware
-        body.append(f"<h2>Hardware target: {html.escape(label)}</h2><p class=note>{html.escape(hw.cpu_model)} "
-                    f"({hw.cpu_cores_logical} logical cores){', ' + html.escape(hw.gpu_name) if hw.gpu_name else ''}"
-                    f"; torch {html.escape(str(group[0].software.get('torch')))}. Energy: "
-                    f"{html.escape(_energy_line(group))}.</p>")
-        for fig in pareto_figures(group):
-            add(fig)
-    body.append(f"<h2>Variant scorecards</h2><p class=note>{html.escape(HOW_TO_READ)}</p>")
-    if not cards:
-        body.append("<p class=note>No variant point to compare (only baselines, or no ok records).</p>")
-    for card in cards:
-        body.append(f"<h3>{html.escape(card.model)} on {html.escape(card.hardware)}</h3><p class=note>Compared with: "
-                    f"{html.escape(', '.join(card.baseline_run_ids))}.</p>")
-        for title, table in (("Fidelity and loss retention", card.fidelity), ("Tasks (paired on items)", card.tasks),
-                             ("Cost", card.cost)):
-            body.append(f"<p class=note><b>{title}</b></p>{_table(table)}")
-        for fig in scorecard_figures(card, by_run):
-            add(fig)
-    body.append("<h2>Latency distributions</h2>")
-    add(latency_figure(ok))
-    body.append("<h2>Serving under load</h2>")
-    if not serving:
-        body.append("<p class=note>No serving record here (meekbench run scenario=server|concurrency|offline), so "
-                    "there is no latency-throughput curve.</p>")
-    for curve in serving:
-        op = curve.operating
-        body.append(f"<h3>{html.escape(curve.label)}</h3><p class=note>Operating point: "
-                    + (f"level {op.level:g}, {fmt_value(op.cost_per_m_output_tokens)} $/M output tokens"
-                       if op else "none (no level meets the SLOs)") + ".</p>")
-        add(serving_figure(curve, judging))
-        body.append(_table(level_table(curve, judging), index=True))
-    body.append("<h2>Same model and variant across hardware (TPOT ms, median over requests)</h2>")
-    body.append(_table(cross_hw, index=True) if not cross_hw.empty else "<p class=note><i>none</i></p>")
-    laws, projections = _artifacts(dirs, "scaling/*/law.json"), _artifacts(dirs, "projections/*/projection.json")
-    body.append("<h2>Measured laws</h2>")
-    if not laws:
-        body.append("<p class=note>No law.json under scaling/ (meekbench fit-law writes one).</p>")
-    for source, law, error in laws:
-        name = source.parent.name
-        body.append(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
-                    f"{html.escape(_law_line(law) if law else 'unreadable: ' + error)}</p>")
-        for fig in law_figures(law, name) if law else []:
-            add(fig)
-    body.append("<h2>Projections</h2>")
-    if not projections:
-        body.append("<p class=note>No projection.json under projections/ (meekbench project writes one).</p>")
-    for source, result, error in projections:
-        name = source.parent.name
-        if not result or not result.get("years"):
-            body.append(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
-                        f"{html.escape('unreadable: ' + error if error else 'no projection in it')}.</p>")
-            continue
-        body.append(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): t* = "
-                    f"{result['t_star_years']:.3f} y; {html.escape(_closing_line(result))}.</p>")
-        for fig in projection_figures(result, name):
-            add(fig)
-    page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>meekbench report</title>"
-            f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
-            + "\n".join(body) + f"<script>{SORT_JS}</script></body></html>")
-    path.write_text(page)
+        page.text("<h2>Points by status</h2>")
+        page.text(_table(df.groupby(["hardware.label", "status"]).size().unstack(fill_value=0), index=True))
+        page.text("<h2>Points</h2>" + _table(points_table(ok)))
+    _hardware_sections(page, ok)
+    _scorecard_sections(page, cards, {r.run_id: r for r in ok})
+    page.text("<h2>Latency distributions</h2>")
+    page.add(latency_figure(ok))
+    _serving_sections(page, serving, judging)
+    page.text("<h2>Same model and variant across hardware (TPOT ms, median over requests)</h2>")
+    page.text(_table(cross_hw, index=True) if not cross_hw.empty else "<p class=note><i>none</i></p>")
+    _law_sections(page, dirs)
+    _projection_sections(page, dirs)
+    html_page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>meekbench report</title>"
+                 f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
+                 + "\n".join(page.body) + f"<script>{SORT_JS}</script></body></html>")
+    path.write_text(html_page)
     return path
 
 

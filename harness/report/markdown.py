@@ -157,6 +157,32 @@ def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return df.to_markdown(floatfmt=floatfmt) + "\n"
 
 
+def _hardware_lines(ok: pd.DataFrame, out: Path) -> list[str]:
+    """Per hardware target: the machine, and loss against latency, memory and energy with their Pareto fronts."""
+    lines: list[str] = []
+    for label, grp in ok.groupby("hardware.label"):
+        slug = "".join(c if c.isalnum() else "-" for c in str(label))
+        lines += [f"## Hardware target: {label}", ""]
+        hw = grp.iloc[0]
+        lines.append(f"{hw.get('hardware.cpu_model')} ({hw.get('hardware.cpu_cores_logical')} logical cores)"
+                     + (f", {hw.get('hardware.gpu_name')}" if pd.notna(hw.get("hardware.gpu_name")) else "")
+                     + f"; torch {hw.get('software.torch')}, transformers {hw.get('software.transformers')}.")
+        lines.append("")
+        for x, xlabel, name in ((TPOT, "TPOT ms (median)", "latency"),
+                                (WEIGHTS, "weights bytes", "memory"), (ENERGY, "J per token", "energy")):
+            png = out / f"pareto-{name}-{slug}.png"
+            if x in grp.columns and _pareto_plot(grp, x, xlabel, png, f"{label}: loss vs {name}"):
+                front = pareto_front(grp, x, BPB)
+                lines += [f"![loss vs {name}]({png.name})", "",
+                          "Pareto front: " + ", ".join(f"{m} {v}" for m, v in
+                                                       zip(front["model.name"], front["variant.label"])), ""]
+            elif name == "energy":
+                reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
+                    grp["energy.reason"].notna().any() else "not measured"
+                lines += [f"Energy: not measured on this target ({reason}).", ""]
+    return lines
+
+
 def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging = Judging()) -> Path:
     """Every table, plot and the page, from the records under ``dirs``; records are compared with
     their baselines here (``judging``), not when their points ran."""
@@ -186,26 +212,7 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
         if not bad.empty:
             lines += ["### Not ok", "", _md(bad.set_index("model.name"))]
         ok = df[df["status"] == "ok"]
-        for label, grp in ok.groupby("hardware.label"):
-            slug = "".join(c if c.isalnum() else "-" for c in str(label))
-            lines += [f"## Hardware target: {label}", ""]
-            hw = grp.iloc[0]
-            lines.append(f"{hw.get('hardware.cpu_model')} ({hw.get('hardware.cpu_cores_logical')} logical cores)"
-                         + (f", {hw.get('hardware.gpu_name')}" if pd.notna(hw.get("hardware.gpu_name")) else "")
-                         + f"; torch {hw.get('software.torch')}, transformers {hw.get('software.transformers')}.")
-            lines.append("")
-            for x, xlabel, name in ((TPOT, "TPOT ms (median)", "latency"),
-                                    (WEIGHTS, "weights bytes", "memory"), (ENERGY, "J per token", "energy")):
-                png = out / f"pareto-{name}-{slug}.png"
-                if x in grp.columns and _pareto_plot(grp, x, xlabel, png, f"{label}: loss vs {name}"):
-                    front = pareto_front(grp, x, BPB)
-                    lines += [f"![loss vs {name}]({png.name})", "",
-                              "Pareto front: " + ", ".join(f"{m} {v}" for m, v in
-                                                           zip(front["model.name"], front["variant.label"])), ""]
-                elif name == "energy":
-                    reason = grp["energy.reason"].dropna().iloc[0] if "energy.reason" in grp and \
-                        grp["energy.reason"].notna().any() else "not measured"
-                    lines += [f"Energy: not measured on this target ({reason}).", ""]
+        lines += _hardware_lines(ok, out)
         models, weights = models_table(g.records, baseline_variant)
         lines += [f"## Models ({baseline_variant} baselines; bits per byte of the same held-out text compare "
                   "across tokenizers, nats per token do not)", "", _md(models.set_index("model") if len(models)

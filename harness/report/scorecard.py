@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -119,73 +120,79 @@ def _usd(rows: list[CostBlock]) -> dict:
             "usd_hi": head.usd_per_million_tokens_ci_high if head else None}
 
 
+def _fidelity_row(variant: str, r: RunRecord, c: ComparisonBlock) -> dict[str, Any]:
+    f = c.fidelity
+    per_byte = _bits_per_byte_of_nats(r)
+    lower = "" if f is None or f.exact else ">="
+    return {
+        "variant": variant,
+        "KL nats": lower + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high, lambda x: f"{x:.3g}")
+        if f else "missing",
+        "KL bits/B": lower + _interval(*(x * per_byte for x in (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)),
+                                       lambda x: f"{x:.3g}") if f and per_byte else "-",
+        "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
+                                lambda x: f"{x:.4f}") if f else "-",
+        "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",
+        "loss retention": _interval(f.loss_retention, f.loss_retention_ci_low, f.loss_retention_ci_high)
+        if f else "-",
+        "loss gates": _gates(c.loss_gates)}
+
+
+def _task_rows(variant: str, run_id: str, c: ComparisonBlock, holm_p: dict) -> list[dict[str, Any]]:
+    return [{"variant": variant, "task": task, "items": t.items,
+             f"Δ{t.metric}": _interval(t.difference, t.difference_ci_low, t.difference_ci_high, lambda x: f"{x:+.4f}"),
+             "r→w / w→r": f"{t.right_to_wrong} / {t.wrong_to_right}",
+             "McNemar p": f"{t.mcnemar_p:.3g}", "p (Holm)": f"{holm_p[(run_id, task)]:.3g}",
+             "retention": _interval(t.retention, t.retention_ci_low, t.retention_ci_high),
+             "gates": _gates(t.gates)} for task, t in c.tasks.items()]
+
+
+def _point(variant: str, r: RunRecord, f: Any, cost: Any) -> dict[str, Any]:
+    """One plot point: a variant's retention, KL and cost."""
+    return {"variant": variant, "run_id": r.run_id,
+            "retention": f.loss_retention if f else None, "retention_lo": f.loss_retention_ci_low if f else None,
+            "retention_hi": f.loss_retention_ci_high if f else None,
+            "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
+            "kl_hi": f.kl_ci_high if f else None, **_usd(cost), "bytes": r.memory.weights_bytes if r.memory else None}
+
+
+def _card(hardware: str, model: str, compared: list[RunRecord], b: RunRecord | None,
+          comparisons: dict[str, ComparisonBlock], judging: Judging) -> Scorecard:
+    compared.sort(key=lambda r: (variant_label(r), r.run_id))
+    names = [variant_label(r) for r in compared]
+    # two points of one variant (different settings) are told apart by their run id's key
+    label = {r.run_id: name + (f" ({r.point_key[:6]})" if names.count(name) > 1 else "")
+             for r, name in zip(compared, names)}
+    holm_p = _holm_by_task(compared, comparisons)
+    fid_rows, task_rows, cost, points = [], [], [], []
+    if b is not None:
+        b_cost = cost_rows(b.latency, None, price_of(b, judging.prices))
+        b_bytes = b.memory.weights_bytes if b.memory else None
+        name = judging.baseline_variant
+        cost.append(_cost_row(f"{name} (baseline)", b_cost, b_bytes / b.model.params if b_bytes and b.model.params
+                              else None))
+        points.append({"variant": name, "run_id": b.run_id, "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
+                       "kl": None, **_usd(b_cost), "bytes": b_bytes})
+    for r in compared:
+        c = comparisons[r.run_id]
+        fid_rows.append(_fidelity_row(label[r.run_id], r, c))
+        task_rows += _task_rows(label[r.run_id], r.run_id, c, holm_p)
+        cost.append(_cost_row(label[r.run_id], c.cost, c.weights_bytes_per_param, c.extra_training_usd))
+        points.append(_point(label[r.run_id], r, c.fidelity, c.cost))
+    compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
+    return Scorecard(hardware, model, compared_with, pd.DataFrame(fid_rows), pd.DataFrame(task_rows),
+                     pd.DataFrame(cost), points)
+
+
 def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock], judging: Judging) -> list[Scorecard]:
     """``comparisons``: ``compare_records(records, judging)``, by run id."""
-    baseline_variant = judging.baseline_variant
-    base = baselines(records, baseline_variant)
+    base = baselines(records, judging.baseline_variant)
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for r in records:
         if r.run_id in comparisons:
             groups.setdefault((r.hardware.id, r.model.name), []).append(r)
-    cards = []
-    for (hw_id, model), compared in sorted(groups.items(), key=lambda kv: (kv[1][0].hardware.label, kv[0][1])):
-        compared.sort(key=lambda r: (variant_label(r), r.run_id))
-        names = [variant_label(r) for r in compared]
-        # two points of one variant (different settings) are told apart by their run id's key
-        label = {r.run_id: name + (f" ({r.point_key[:6]})" if names.count(name) > 1 else "")
-                 for r, name in zip(compared, names)}
-        b = base.get((model, hw_id))
-        holm_p = _holm_by_task(compared, comparisons)
-        fid_rows, task_rows, cost, points = [], [], [], []
-        if b is not None:
-            b_cost = cost_rows(b.latency, None, price_of(b, judging.prices))
-            b_bytes = b.memory.weights_bytes if b.memory else None
-            cost.append(_cost_row(f"{baseline_variant} (baseline)", b_cost,
-                                  b_bytes / b.model.params if b_bytes and b.model.params else None))
-            points.append({"variant": baseline_variant, "run_id": b.run_id,
-                           "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
-                           "kl": None,
-                           **_usd(b_cost),
-                           "bytes": b.memory.weights_bytes if b.memory else None})
-        for r in compared:
-            c = comparisons[r.run_id]
-            f = c.fidelity
-            per_byte = _bits_per_byte_of_nats(r)
-            lower = "" if f is None or f.exact else ">="
-            fid_rows.append({
-                "variant": label[r.run_id],
-                "KL nats": lower + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high, lambda x: f"{x:.3g}")
-                if f else "missing",
-                "KL bits/B": lower + _interval(*(x * per_byte for x in (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)),
-                                               lambda x: f"{x:.3g}") if f and per_byte else "-",
-                "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
-                                        lambda x: f"{x:.4f}") if f else "-",
-                "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",
-                "loss retention": _interval(f.loss_retention, f.loss_retention_ci_low, f.loss_retention_ci_high)
-                if f else "-",
-                "loss gates": _gates(c.loss_gates)})
-            for task, t in c.tasks.items():
-                task_rows.append({
-                    "variant": label[r.run_id], "task": task, "items": t.items,
-                    f"Δ{t.metric}": _interval(t.difference, t.difference_ci_low, t.difference_ci_high,
-                                              lambda x: f"{x:+.4f}"),
-                    "r→w / w→r": f"{t.right_to_wrong} / {t.wrong_to_right}",
-                    "McNemar p": f"{t.mcnemar_p:.3g}", "p (Holm)": f"{holm_p[(r.run_id, task)]:.3g}",
-                    "retention": _interval(t.retention, t.retention_ci_low, t.retention_ci_high),
-                    "gates": _gates(t.gates)})
-            cost.append(_cost_row(label[r.run_id], c.cost, c.weights_bytes_per_param, c.extra_training_usd))
-            points.append({"variant": label[r.run_id], "run_id": r.run_id,
-                           "retention": f.loss_retention if f else None,
-                           "retention_lo": f.loss_retention_ci_low if f else None,
-                           "retention_hi": f.loss_retention_ci_high if f else None,
-                           "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
-                           "kl_hi": f.kl_ci_high if f else None,
-                           **_usd(c.cost),
-                           "bytes": r.memory.weights_bytes if r.memory else None})
-        compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
-        cards.append(Scorecard(compared[0].hardware.label, model, compared_with, pd.DataFrame(fid_rows),
-                               pd.DataFrame(task_rows), pd.DataFrame(cost), points))
-    return cards
+    return [_card(compared[0].hardware.label, model, compared, base.get((model, hw_id)), comparisons, judging)
+            for (hw_id, model), compared in sorted(groups.items(), key=lambda kv: (kv[1][0].hardware.label, kv[0][1]))]
 
 
 def retention_cost_plot(card: Scorecard, path: Path) -> bool:

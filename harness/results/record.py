@@ -87,13 +87,12 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
     memory, roofline, fidelity attributes) or None when the point failed before measuring;
     ``fidelity_missing`` says why a point that should have a fidelity block has none."""
     blocks: dict[str, Any] = {}
-    if measured is not None:
-        latency = latency_block(measured.latency)
-        blocks = {"quality": quality_block(measured.quality, measured.tasks, samples_path), "latency": latency,
-                  "energy": measured.energy, "memory": measured.memory, "roofline": measured.roofline,
-                  "fidelity": measured.fidelity,
-                  "fidelity_missing": fidelity_missing}
-        failure = failure or _oom(latency)
+    if measured is not None:  # every measured block the record has a field for, stored as measured
+        blocks = {f.name: getattr(measured, f.name) for f in dataclasses.fields(measured)
+                  if f.name in S.RunRecord.model_fields}
+        blocks |= {"quality": quality_block(measured.quality, measured.tasks, samples_path),
+                   "latency": latency_block(measured.latency), "fidelity_missing": fidelity_missing}
+        failure = failure or _oom(blocks["latency"])
     hw = dataclasses.replace(hardware, probes=probes)
     return S.RunRecord(
         run_id=run_id, point_key=point_key, status=failure.status if failure else "ok",
@@ -104,8 +103,15 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
         launch=S.LaunchBlock.model_validate(launch()), **blocks)
 
 
+def target_block(*, url: str, launched: bool, api_model: str, engine: Optional[str] = None,
+                 launch_command: Optional[list[str]] = None, server_log: Optional[str] = None) -> S.TargetBlock:
+    """The server a serving point loaded: given by URL, or started by meekbench (its command and log)."""
+    return S.TargetBlock(url=url, launched=launched, api_model=api_model, engine=engine,
+                         launch_command=launch_command, server_log=server_log)
+
+
 def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,
-                         model: S.ModelBlock, variant: S.VariantInfo, hardware: S.Hardware, target: Any = None,
+                         model: S.ModelBlock, variant: S.VariantInfo, hardware: S.Hardware, target: Optional[S.TargetBlock] = None,
                          level: Any = None, failure: Optional[Failure] = None, engine: Optional[S.EngineInfo] = None,
                          energy_reason: Optional[str] = None) -> S.ServingRecord:
     """One validated serving record. ``level`` is one level's measurements (harness.measure.serving's
@@ -131,5 +137,5 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
         config=dict(config), model=model, variant=variant, hardware=hardware, engine=engine,
-        target=S.TargetBlock.model_validate(target) if target is not None else None, serving=serving,
+        target=target, serving=serving,
         energy=energy, software=software(), launch=S.LaunchBlock.model_validate(launch()))

@@ -19,7 +19,6 @@ sample differs from the nominal one), or, for closed loops, whose throughput gro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -122,8 +121,3 @@ def _knee(curve: Curve) -> LevelVerdict | None:
             return v
         previous = v
     return None
-
-
-def operating_points(records: list[S.ServingRecord], judging: Judging) -> Mapping[tuple[str, ...], LevelVerdict]:
-    """Each curve's operating point (curves with none left out)."""
-    return {c.key: c.operating for c in curves(records, judging) if c.operating is not None}

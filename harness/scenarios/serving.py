@@ -169,12 +169,12 @@ def _measure(rc: RunConfig, resolved: dict, device: Any, hw: Any,
 
 
 def _target_block(target: _Target | None, url: str | None, server: ServerProcess | None,
-                  launched: bool) -> dict | None:
+                  launched: bool) -> S.TargetBlock | None:
     if target is None:
         return None
-    return {"url": url or "", "launched": launched, "api_model": target.api_model,
-            "engine": target.engine_name, "launch_command": server.command if server else None,
-            "server_log": str(server.log_path) if server else None}
+    return R.target_block(url=url or "", launched=launched, api_model=target.api_model, engine=target.engine_name,
+                          launch_command=server.command if server else None,
+                          server_log=str(server.log_path) if server else None)
 
 
 def _line(record: S.ServingRecord) -> str:

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,6 +116,45 @@ class BuiltModel:
     reused: bool
 
 
+def _family_tokenizer(cfg: TinyBuildConfig, corpus: Any, out: Path) -> tuple[Any, str]:
+    """The family's tokenizer, trained on the corpus once (reused while corpus and vocabulary size hold)."""
+    tok_dir = out / "tokenizer"
+    tok_hash = hashlib.sha256(f"{corpus.sha256}-{cfg.vocab_size}".encode()).hexdigest()[:16]
+    stamp = tok_dir / "build_hash.txt"
+    if not cfg.force and stamp.exists() and stamp.read_text() == tok_hash:
+        return PreTrainedTokenizerFast.from_pretrained(tok_dir), tok_hash
+    tokenizer = train_tokenizer(corpus, cfg.vocab_size)
+    tokenizer.save_pretrained(tok_dir)
+    stamp.write_text(tok_hash)
+    return tokenizer, tok_hash
+
+
+def _build_model(cfg: TinyBuildConfig, spec: Any, corpus: Any, tokenizer: Any, ids: Any, heldout_text: str,
+                 build_hash: str, model_dir: Path) -> BuiltModel:
+    """Train one model of the family, score it on the held-out split, save it with its card."""
+    t0 = time.perf_counter()
+    model = make_model(spec, cfg)
+    tokens = train_lm(model, ids, recipe_for(cfg, cfg.train_tokens, spec.lr or cfg.lr), spec.name).tokens
+    q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len,
+                     stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
+    wall = time.perf_counter() - t0
+    counts = count_params(model)
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    write_card(model_dir, ModelCard(
+        name=spec.name, family="tiny", params=counts.total, non_embedding_params=counts.non_embedding,
+        train_tokens=tokens, train_flops=6 * counts.total * tokens, wall_time_s=round(wall, 2),
+        build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
+                        train_flops_non_embedding=6 * counts.non_embedding * tokens,
+                        heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
+                        corpus=corpus.description, corpus_sha256=corpus.sha256, vocab_size=cfg.vocab_size,
+                        seq_len=cfg.seq_len, seed=cfg.seed, torch_threads=torch.get_num_threads(),
+                        build_hash=build_hash)))
+    log.info("%s: %d non-embedding params, held-out loss %.4f nats/token, %.1f s",
+             spec.name, counts.non_embedding, q.heldout_loss_nats, wall)
+    return BuiltModel(spec.name, counts.non_embedding, q.heldout_loss_nats, wall, reused=False)
+
+
 def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -132,16 +172,7 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
     (data_dir / "train.txt").write_text(DOC_SEPARATOR.join(corpus.train), encoding="utf-8")
     heldout_text = DOC_SEPARATOR.join(corpus.heldout)
     (data_dir / "heldout.txt").write_text(heldout_text, encoding="utf-8")
-
-    tok_dir = out / "tokenizer"
-    tok_hash = hashlib.sha256(f"{corpus.sha256}-{cfg.vocab_size}".encode()).hexdigest()[:16]
-    stamp = tok_dir / "build_hash.txt"
-    if not cfg.force and stamp.exists() and stamp.read_text() == tok_hash:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir)
-    else:
-        tokenizer = train_tokenizer(corpus, cfg.vocab_size)
-        tokenizer.save_pretrained(tok_dir)
-        stamp.write_text(tok_hash)
+    tokenizer, tok_hash = _family_tokenizer(cfg, corpus, out)
     ids = encode_documents(tokenizer, corpus.train)
     log.info("training split: %d tokens (%.2f chars/token)", len(ids), corpus.train_chars / len(ids))
 
@@ -154,27 +185,7 @@ def build_family(cfg: TinyBuildConfig) -> list[BuiltModel]:
                                     card.wall_time_s, reused=True))
             log.info("%s: up to date, reused (force=true rebuilds)", spec.name)
             continue
-        t0 = time.perf_counter()
-        model = make_model(spec, cfg)
-        tokens = train_lm(model, ids, recipe_for(cfg, cfg.train_tokens, spec.lr or cfg.lr), spec.name).tokens
-        q = heldout_loss(hf_logits(model), tokenizer, heldout_text, context_length=cfg.seq_len,
-                         stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
-        wall = time.perf_counter() - t0
-        counts = count_params(model)
-        model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
-        write_card(model_dir, ModelCard(
-            name=spec.name, family="tiny", params=counts.total, non_embedding_params=counts.non_embedding,
-            train_tokens=tokens, train_flops=6 * counts.total * tokens, wall_time_s=round(wall, 2),
-            build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
-                            train_flops_non_embedding=6 * counts.non_embedding * tokens,
-                            heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
-                            corpus=corpus.description, corpus_sha256=corpus.sha256, vocab_size=cfg.vocab_size,
-                            seq_len=cfg.seq_len, seed=cfg.seed, torch_threads=torch.get_num_threads(),
-                            build_hash=build_hash)))
-        built.append(BuiltModel(spec.name, counts.non_embedding, q.heldout_loss_nats, wall, reused=False))
-        log.info("%s: %d non-embedding params, held-out loss %.4f nats/token, %.1f s",
-                 spec.name, counts.non_embedding, q.heldout_loss_nats, wall)
+        built.append(_build_model(cfg, spec, corpus, tokenizer, ids, heldout_text, build_hash, model_dir))
     from harness.tiny.tasks import write_tasks
 
     counts = write_tasks(data_dir / "heldout.txt", out / "tasks", cfg.seed)

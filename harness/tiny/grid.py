@@ -32,6 +32,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerFast
@@ -252,6 +253,75 @@ def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
+@dataclass
+class _GridData:
+    """What every run of the grid trains and is scored on."""
+    tokenizer: Any
+    tokenizer_name: str | None
+    text: Any  # the grid's text: train documents, held-out text(s), description, sha256
+    ids: Any  # the training documents' token ids
+    vocab: int
+
+
+def _train_run(cfg: GridConfig, data: _GridData, p: Any, name: str, run_dir: Path, recipe: TrainRecipe,
+               build_hash: str) -> tuple[float, float, float | None, float]:
+    """Train one run from its seeded init, save it with its card; its held-out loss, bits per byte,
+    in-distribution loss and wall time."""
+    spec, counts, tokens, text, vocab = p.spec, p.counts, recipe.tokens, data.text, data.vocab
+    t0 = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = make_model(spec, _family_cfg(cfg, vocab, p.seed)).to(cfg.device)  # the seeded init, as counted
+    train_lm(model, data.ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every,
+             bf16_autocast=cfg.precision == "bf16")
+
+    def loss_on(held: str):
+        return heldout_loss(hf_logits(model), data.tokenizer, held, context_length=cfg.seq_len,
+                            stride=cfg.seq_len // 2, max_bytes=None, batch_size=cfg.eval_batch_size)
+
+    q = loss_on(text.heldout)
+    in_dist = loss_on(text.in_distribution).heldout_loss_nats if text.in_distribution else None
+    wall = time.perf_counter() - t0
+    model.save_pretrained(run_dir)
+    data.tokenizer.save_pretrained(run_dir)
+    write_card(run_dir, ModelCard(
+        name=name, family=f"grid-{cfg.name}", params=counts.total, non_embedding_params=counts.non_embedding,
+        train_tokens=tokens, train_flops=p.per_token * tokens, wall_time_s=round(wall, 2),
+        build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
+                        train_flops_non_embedding=6 * counts.non_embedding * tokens,
+                        heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
+                        corpus=text.description, corpus_sha256=text.sha256, vocab_size=vocab,
+                        seq_len=cfg.seq_len, seed=p.seed, torch_threads=torch.get_num_threads(),
+                        build_hash=build_hash, heldout_in_distribution_loss_nats=in_dist)))
+    return q.heldout_loss_nats, q.bits_per_byte, in_dist, wall
+
+
+def _grid_run(cfg: GridConfig, data: _GridData, p: Any, out: Path, n: int, total: int) -> GridRun:
+    """One planned run: reused where its card's build hash matches, else trained now."""
+    spec, budget, seed, lr_mult, counts, per_token = p.spec, p.budget, p.seed, p.lr_multiplier, p.counts, p.per_token
+    lr = learning_rate(cfg, counts.total) * lr_mult
+    recipe = TrainRecipe.from_settings(cfg, p.steps, lr, seed)
+    name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "") + (f"-lr{lr_mult:g}x" if lr_mult != 1.0 else "")
+    run_dir = out / name
+    build_hash = _recipe_hash(cfg, spec, recipe, data.text.sha256, data.tokenizer_name)
+    tokens = recipe.tokens
+    base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
+                non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(data.ids), seed=seed,
+                peak_lr=lr, lr_multiplier=lr_mult, steps=p.steps, num_layers=spec.num_layers,
+                hidden_size=spec.hidden_size, rule_breaks=p.rule_breaks)
+    if not cfg.force and (card := _built_card(run_dir, build_hash)):
+        log.info("[%d/%d] %s: up to date, reused", n, total, name)
+        return GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
+                       heldout_bits_per_byte=card.build.heldout_bits_per_byte,
+                       heldout_in_distribution_loss_nats=card.build.heldout_in_distribution_loss_nats,
+                       wall_time_s=card.wall_time_s, reused=True)
+    log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, total, name, p.steps, per_token * tokens, lr)
+    loss, bpb, in_dist, wall = _train_run(cfg, data, p, name, run_dir, recipe, build_hash)
+    log.info("%s: held-out loss %.4f nats/token (in-distribution: %s), %.1f s", name, loss,
+             f"{in_dist:.4f}" if in_dist is not None else "not read", wall)
+    return GridRun(**base, heldout_loss_nats=loss, heldout_bits_per_byte=bpb, heldout_in_distribution_loss_nats=in_dist,
+                   wall_time_s=round(wall, 2), reused=False)
+
+
 def build_grid(cfg: GridConfig) -> list[GridRun]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -259,72 +329,22 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
     family_dir, out = Path(cfg.family_dir), Path(cfg.out_dir)
     tokenizer, tokenizer_name = _tokenizer(cfg, family_dir)
     text = _grid_text(cfg, family_dir)
-    docs, heldout_text, text_description, text_sha = text.train, text.heldout, text.description, text.sha256
     if text.in_distribution:
         log.info("in-distribution held-out text: %d chars (the family's held-out split + the extras' held out)",
                  len(text.in_distribution))
-    ids = encode_documents(tokenizer, docs)
-    vocab = len(tokenizer)
-    log.info("grid text: %s; %d documents, %d tokens", text_description, len(docs), len(ids))
+    ids = encode_documents(tokenizer, text.train)
+    data = _GridData(tokenizer, tokenizer_name, text, ids, len(tokenizer))
+    log.info("grid text: %s; %d documents, %d tokens", text.description, len(text.train), len(ids))
 
-    planned = plan_runs(cfg, vocab)
+    planned = plan_runs(cfg, data.vocab)
     check_rules(cfg, planned)
     check_epochs(cfg, planned, len(ids))
+    runs = [_grid_run(cfg, data, p, out, n, len(planned)) for n, p in enumerate(planned, 1)]
 
-    runs: list[GridRun] = []
-    for n, p in enumerate(planned, 1):
-        spec, budget, seed, lr_mult, counts, per_token, steps = (p.spec, p.budget, p.seed, p.lr_multiplier, p.counts,
-                                                                 p.per_token, p.steps)
-        lr = learning_rate(cfg, counts.total) * lr_mult
-        recipe = TrainRecipe.from_settings(cfg, steps, lr, seed)
-        name = f"{spec.name}-c{budget:.1e}-s{seed}".replace("+", "") + (f"-lr{lr_mult:g}x" if lr_mult != 1.0 else "")
-        run_dir = out / name
-        build_hash = _recipe_hash(cfg, spec, recipe, text_sha, tokenizer_name)
-        tokens = recipe.tokens
-        base = dict(name=name, shape=spec.name, budget_flops=budget, flops=per_token * tokens, params=counts.total,
-                    non_embedding_params=counts.non_embedding, tokens=tokens, epochs=tokens / len(ids), seed=seed,
-                    peak_lr=lr, lr_multiplier=lr_mult, steps=steps, num_layers=spec.num_layers,
-                    hidden_size=spec.hidden_size, rule_breaks=p.rule_breaks)
-        if not cfg.force and (card := _built_card(run_dir, build_hash)):
-            runs.append(GridRun(**base, heldout_loss_nats=card.build.heldout_loss_nats,
-                                heldout_bits_per_byte=card.build.heldout_bits_per_byte,
-                                heldout_in_distribution_loss_nats=card.build.heldout_in_distribution_loss_nats,
-                                wall_time_s=card.wall_time_s, reused=True))
-            log.info("[%d/%d] %s: up to date, reused", n, len(planned), name)
-            continue
-        log.info("[%d/%d] %s: %d steps, %.3g FLOPs, lr %.2e", n, len(planned), name, steps, per_token * tokens, lr)
-        t0 = time.perf_counter()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        model = make_model(spec, _family_cfg(cfg, vocab, seed)).to(cfg.device)  # the seeded init, as counted
-        train_lm(model, ids, recipe, name, checkpoint=run_dir / "resume.ckpt", checkpoint_every=cfg.checkpoint_every,
-                 bf16_autocast=cfg.precision == "bf16")
-        def loss_on(held: str):
-            return heldout_loss(hf_logits(model), tokenizer, held, context_length=cfg.seq_len, stride=cfg.seq_len // 2,
-                                max_bytes=None, batch_size=cfg.eval_batch_size)
-
-        q = loss_on(heldout_text)
-        in_dist = loss_on(text.in_distribution).heldout_loss_nats if text.in_distribution else None
-        wall = time.perf_counter() - t0
-        model.save_pretrained(run_dir)
-        tokenizer.save_pretrained(run_dir)
-        write_card(run_dir, ModelCard(
-            name=name, family=f"grid-{cfg.name}", params=counts.total, non_embedding_params=counts.non_embedding,
-            train_tokens=tokens, train_flops=per_token * tokens, wall_time_s=round(wall, 2),
-            build=BuildInfo(architecture="LlamaForCausalLM", spec=asdict(spec),
-                            train_flops_non_embedding=6 * counts.non_embedding * tokens,
-                            heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
-                            corpus=text_description, corpus_sha256=text_sha, vocab_size=vocab,
-                            seq_len=cfg.seq_len, seed=seed, torch_threads=torch.get_num_threads(),
-                            build_hash=build_hash, heldout_in_distribution_loss_nats=in_dist)))
-        runs.append(GridRun(**base, heldout_loss_nats=q.heldout_loss_nats, heldout_bits_per_byte=q.bits_per_byte,
-                            heldout_in_distribution_loss_nats=in_dist, wall_time_s=round(wall, 2), reused=False))
-        log.info("%s: held-out loss %.4f nats/token (in-distribution: %s), %.1f s", name, q.heldout_loss_nats,
-                 f"{in_dist:.4f}" if in_dist is not None else "not read", wall)
-
-    summary = {"grid": cfg.name, "text": text_description, "text_sha256": text_sha, "train_tokens": len(ids),
+    summary = {"grid": cfg.name, "text": text.description, "text_sha256": text.sha256, "train_tokens": len(ids),
                "flops_rule": "D * (6 * (non-embedding + vocab * d_model) + 6 * n_layers * seq_len * d_model)",
                "rules": asdict(cfg.rules), "device": cfg.device, "precision": cfg.precision,
-               "tokenizer": tokenizer_name or "the tiny family's", "vocab_size": vocab,
+               "tokenizer": tokenizer_name or "the tiny family's", "vocab_size": data.vocab,
                "heldout": "the tiny family's held-out split (the family's loss scale); heldout_in_distribution: "
                           "that split + the extra packages' held-out documents (the training mixture)"
                           if cfg.text is None else
