@@ -1,10 +1,12 @@
 """Atomic file writes, for every file another process may read while it is written (records,
 references, cards, checkpoints, grid and projection summaries): a temporary file beside the
-target, flushed to disk, then renamed over it, so a reader sees the old file or the new, never half."""
+target, flushed to disk, then renamed over it, so a reader sees the old file or the new, never half.
+Beside them, a file's sha256 and an installed package's version (a leaf: it imports no harness module)."""
 from __future__ import annotations
 
 import hashlib
 import os
+from importlib import metadata
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,3 +44,11 @@ def sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None where it is not installed."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar, List, Optional
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from tests.fake_openai_server import Behaviour, InThread
+from harness.blocks import EngineInfo, VariantInfo
+from harness.config import EngineConfig, register_engine
+from harness.engines import Served
 from harness.engines.server import ServerProcess, free_port
 from harness.measure.serving import Prompt, arrival_times, make_prompts, run_level, unreachable
 from harness.results.comparison import Judging
@@ -161,23 +166,29 @@ def test_a_failed_request_counts_against_the_percentile():
     assert judge_level(rec, Judging(slo_ttft_ms=100, slo_tpot_ms=100, slo_percentile=95)).meets_slo
 
 
-def _fake_target(monkeypatch, ttft_ms: float = 0.0, *extra: str):
-    """serve._target for a stand-in server that the sweep starts and stops itself, like llama.cpp's;
-    ``extra``: more of the stand-in's arguments."""
-    from transformers import AutoTokenizer
+@register_engine
+@dataclass
+class StandInServer(EngineConfig):
+    """tests/fake_openai_server.py as an engine whose server meekbench starts and stops itself, like llama.cpp's:
+    registered here alone, as any new serving engine would be."""
+    name: str = "stand-in"
+    ttft_ms: float = 0.0
+    extra: List[str] = field(default_factory=list)  # more of the stand-in's arguments
 
-    import harness.scenarios.serving as serve
-    from harness.results import record as R
+    variant_kinds: ClassVar[tuple[str, ...]] = ("baseline",)
+    prepare: ClassVar[str] = "harness.engines.hf:prepare"
+    serve: ClassVar[Optional[str]] = f"{__name__}:serve_stand_in"
 
-    def command(port: int) -> list[str]:
-        return [sys.executable, str(FAKE), str(port), "--ttft-ms", str(ttft_ms), *extra]
 
-    def fake(rc):
-        tok = AutoTokenizer.from_pretrained(rc.model.path)
-        return serve._Target(R.model_block(rc.model), R.variant_block(rc.variant), {"name": "fake"}, tok, "fake",
-                             "fake", command=command)
+def serve_stand_in(point, api_model: str) -> Served:
+    engine = point.engine
+    return Served(lambda port: [sys.executable, str(FAKE), str(port), "--ttft-ms", str(engine.ttft_ms), *engine.extra],
+                  Path(point.model.path), VariantInfo(name=point.variant.name, kind=point.variant.kind,
+                                                      dtype=point.variant.dtype), EngineInfo(name="stand-in"))
 
-    monkeypatch.setattr(serve, "_target", fake)
+
+def _stand_in(ttft_ms: float, *extra: str) -> list[str]:
+    return ["engine=stand-in_schema", f"engine.ttft_ms={ttft_ms}", f"engine.extra=[{','.join(map(repr, extra))}]"]
 
 
 def _alive(pattern: str) -> bool:
@@ -185,14 +196,14 @@ def _alive(pattern: str) -> bool:
 
 
 @pytest.mark.slow
-def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, monkeypatch, tmp_path):
+def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_cfg, tmp_path):
     from harness.run import run_point
 
     # SIGKILLed after its 3rd answer of 12 (at 4/s), once per marker: the restarted server lives on
-    _fake_target(monkeypatch, 100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-once"))
     cfg = run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12", "scenario.min_duration_s=0",
                   "scenario.input_tokens=8", "scenario.output_tokens=4", "scenario.warmup_requests=0",
-                  "scenario.bootstrap_resamples=100", "engine=llamacpp")
+                  "scenario.bootstrap_resamples=100",
+                  *_stand_in(100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-once")))
     records = run_point(cfg)
     first, second = records
     assert first.status == "failed" and "the target stopped answering" in first.error
@@ -201,11 +212,11 @@ def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_
     assert second.status == "ok" and second.serving.completed == 12  # started again for the next level
     assert first.target.launched and first.target.launch_command[1] == str(FAKE)
     assert not _alive(str(FAKE))  # and stopped at the end
-    _fake_target(monkeypatch, 100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-twice"))
     stopped = run_point(run_cfg("scenario=server", "scenario.levels=[4,8]", "scenario.min_requests=12",
                                 "scenario.min_duration_s=0", "scenario.input_tokens=8", "scenario.output_tokens=4",
-                                "scenario.warmup_requests=0", "scenario.bootstrap_resamples=100", "engine=llamacpp",
-                                "scenario.on_failure=stop", "scenario.seed=1"))
+                                "scenario.warmup_requests=0", "scenario.bootstrap_resamples=100",
+                                "scenario.on_failure=stop", "scenario.seed=1",
+                                *_stand_in(100, "--kill-self-after", "3", "--once", str(tmp_path / "killed-twice"))))
     assert [r.status for r in stopped] == ["failed"] and not _alive(str(FAKE))
 
 

@@ -2,6 +2,7 @@
 what its prepare function and its server return (one signature for all engines: harness/config/engines.py)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +67,15 @@ class Served:
     variant: VariantInfo
     info: EngineInfo
     card: Any = None
+
+
+def fresh(artifact: Path, sidecar: Path, made_from: dict[str, Any]) -> bool:
+    """Whether a file an engine made from a checkpoint is there and its sidecar says it was made from
+    ``made_from`` (the same checkpoint, the same library versions and settings); else it is made again."""
+    try:
+        return artifact.exists() and json.loads(sidecar.read_text()).get("made_from") == made_from
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def card_of(checkpoint: Path) -> Any:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from harness.blocks import EngineInfo
-from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, Served, card_of
+from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, Served, card_of, fresh
 from harness.engines.gguf_export import FLOAT_TYPES, ExportError, export_gguf
 from harness.engines.server import HOST
 from harness.io import sha256 as _sha256
@@ -71,16 +71,6 @@ def _checkpoint_sha256(checkpoint: Path) -> str:
     return digest.hexdigest()
 
 
-def _fresh(path: Path, made_from: dict[str, Any]) -> bool:
-    side = path.with_suffix(".json")
-    if not (path.exists() and side.exists()):
-        return False
-    try:
-        return json.loads(side.read_text()).get("made_from") == made_from
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def _publish(tmp: Path, out: Path, made_from: dict[str, Any], started: float) -> None:
     """The artifact and its sidecar, in place only once complete (concurrent points each write their own tmp)."""
     out.with_suffix(".json").write_text(json.dumps({"made_from": made_from, "sha256": _sha256(tmp),
@@ -91,7 +81,7 @@ def _publish(tmp: Path, out: Path, made_from: dict[str, Any], started: float) ->
 def float_artifact(checkpoint: Path, out_dir: Path, float_type: str) -> Path:
     out = out_dir / f"{float_type}.gguf"
     made_from = {"checkpoint_sha256": _checkpoint_sha256(checkpoint), "writer": WRITER}
-    if _fresh(out, made_from):
+    if fresh(out, out.with_suffix(".json"), made_from):
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
     started, tmp = time.perf_counter(), out.with_name(f".{out.name}.{os.getpid()}")
@@ -111,7 +101,7 @@ def quantised_artifact(source: Path, out_dir: Path, file_type: str, threads: int
     out = out_dir / f"{file_type}.gguf"
     made_from = {"source_sha256": json.loads(source.with_suffix(".json").read_text())["sha256"],
                  "llama_cpp_python": llama_cpp.__version__}
-    if _fresh(out, made_from):
+    if fresh(out, out.with_suffix(".json"), made_from):
         return out
     started, tmp = time.perf_counter(), out.with_name(f".{out.name}.{os.getpid()}")
     log.info("quantising %s to %s with llama.cpp", source, file_type)

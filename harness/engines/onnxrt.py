@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from harness.blocks import EngineInfo
-from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, card_of
+from harness.engines.base import EngineModel, EnginePoint, MissingBuildError, Prepared, card_of, fresh
 from harness.io import sha256 as _sha256
 from harness.measure.latency import Decoder, Request, TokenTimestamps
 from harness.variants import UnsupportedVariantError, VariantInfo
@@ -62,14 +62,6 @@ def _made_from(checkpoint: Path, method: str, block_size: int) -> dict[str, Any]
             **({"per_channel": True} if method == "int8-dynamic" else {})}
 
 
-def _fresh(out: Path, made_from: dict[str, Any]) -> bool:
-    side = out / "meekbench.json"
-    try:
-        return (out / "model.onnx").exists() and json.loads(side.read_text())["made_from"] == made_from
-    except (OSError, ValueError, KeyError):
-        return False
-
-
 def _build(checkpoint: Path, out: Path, precision: str, block_size: int, timeout_s: float) -> None:
     """onnxruntime-genai's model builder in a child process: a failure says why, a crash names its signal."""
     command = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(checkpoint), "-o", str(out),
@@ -94,7 +86,7 @@ def artifact(checkpoint: Path, out_dir: Path, method: str, block_size: int, time
     the seconds it took (0 when it was there)."""
     made_from = _made_from(checkpoint, method, block_size)
     out = out_dir / method
-    if _fresh(out, made_from):
+    if fresh(out / "model.onnx", out / "meekbench.json", made_from):
         return out / "model.onnx", 0.0
     started = time.perf_counter()
     tmp = out_dir / f".{method}.{os.getpid()}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -153,34 +154,29 @@ def _serving_sections(page: _Page, serving: list[Curve], judging: Judging) -> No
         page.text(_table(level_table(curve, judging), index=True))
 
 
-def _law_sections(page: _Page, dirs: list[str | Path]) -> None:
-    laws = _artifacts(dirs, "scaling/*/law.json")
-    page.text("<h2>Measured laws</h2>")
-    if not laws:
-        page.text("<p class=note>No law.json under scaling/ (meekbench fit-law writes one).</p>")
-    for source, law, error in laws:
+def _artifact_sections(page: _Page, dirs: list[str | Path], pattern: str, heading: str, missing: str,
+                       describe: Any, figures: Any) -> None:
+    """One line per JSON artifact under ``dirs`` (``describe(data, error) -> (line, drawable)``), with its figures."""
+    found = _artifacts(dirs, pattern)
+    page.text(f"<h2>{heading}</h2>")
+    if not found:
+        page.text(f"<p class=note>{missing}</p>")
+    for source, data, error in found:
         name = source.parent.name
-        page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
-                  f"{html.escape(_law_line(law) if law else 'unreadable: ' + error)}</p>")
-        for fig in law_figures(law, name) if law else []:
+        line, drawable = describe(data, error)
+        page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): {html.escape(line)}</p>")
+        for fig in figures(data, name) if drawable else []:
             page.add(fig)
 
 
-def _projection_sections(page: _Page, dirs: list[str | Path]) -> None:
-    projections = _artifacts(dirs, "projections/*/projection.json")
-    page.text("<h2>Projections</h2>")
-    if not projections:
-        page.text("<p class=note>No projection.json under projections/ (meekbench project writes one).</p>")
-    for source, result, error in projections:
-        name = source.parent.name
-        if not result or not result.get("years"):
-            page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): "
-                      f"{html.escape('unreadable: ' + error if error else 'no projection in it')}.</p>")
-            continue
-        page.text(f"<p class=note>{html.escape(name)} ({html.escape(str(source))}): t* = "
-                  f"{result['t_star_years']:.3f} y; {html.escape(_closing_line(result))}.</p>")
-        for fig in projection_figures(result, name):
-            page.add(fig)
+def _law_description(law: dict | None, error: str | None) -> tuple[str, bool]:
+    return (_law_line(law), True) if law else (f"unreadable: {error}", False)
+
+
+def _projection_description(result: dict | None, error: str | None) -> tuple[str, bool]:
+    if not result or not result.get("years"):
+        return ("unreadable: " + error if error else "no projection in it") + ".", False
+    return f"t* = {result['t_star_years']:.3f} y; {_closing_line(result)}.", True
 
 
 def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df: pd.DataFrame,
@@ -202,8 +198,11 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
     _serving_sections(page, serving, judging)
     page.text("<h2>Same model and variant across hardware (TPOT ms, median over requests)</h2>")
     page.text(_table(cross_hw, index=True) if not cross_hw.empty else "<p class=note><i>none</i></p>")
-    _law_sections(page, dirs)
-    _projection_sections(page, dirs)
+    _artifact_sections(page, dirs, "scaling/*/law.json", "Measured laws",
+                       "No law.json under scaling/ (meekbench fit-law writes one).", _law_description, law_figures)
+    _artifact_sections(page, dirs, "projections/*/projection.json", "Projections",
+                       "No projection.json under projections/ (meekbench project writes one).",
+                       _projection_description, projection_figures)
     html_page = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>meekbench report</title>"
                  f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>"
                  + "\n".join(page.body) + f"<script>{SORT_JS}</script></body></html>")

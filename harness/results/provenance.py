@@ -9,10 +9,10 @@ import os
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import harness
+from harness.io import package_version
 
 SOURCE_ROOT = Path(harness.__file__).resolve().parent.parent
 PACKAGES = ("torch", "transformers", "tokenizers", "accelerate", "safetensors", "bitsandbytes", "torchao",
@@ -30,13 +30,6 @@ def git_sha(root: Path = SOURCE_ROOT) -> str | None:
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def package_version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
         return None
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from typing import Any, Callable
 
 import torch
 
 from harness.config import (Bnb4bitOptions, BnbInt8Options, GroupedInt4Options, ModelConfig, NoOptions,
                             TorchDynamicOptions, VariantConfig)
+from harness.io import package_version
 from harness.models import load_model
 from harness.variants import PreparedModel, UnsupportedVariantError, VariantInfo, parse_dtype, typed_options
 
@@ -136,13 +136,6 @@ METHODS: dict[str, QuantMethod] = {
 }
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def is_refusal(e: BaseException, library: str) -> bool:
     """ImportError / NotImplementedError, or raised from within ``library``'s own code."""
     if isinstance(e, _ALWAYS_REFUSALS):
@@ -175,7 +168,7 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
     method = METHODS[name]
     if device.type not in method.devices:
         raise UnsupportedVariantError(f"{name}: runs on {', '.join(method.devices)}, not {device.type}")
-    if _version(method.library) is None:
+    if package_version(method.library) is None:
         raise UnsupportedVariantError(f"{name}: {method.library} is not installed (pip install 'meekbench[quant]')")
     opts = typed_options(variant_cfg, method.options)
     dtype = parse_dtype(variant_cfg.dtype)
@@ -200,6 +193,6 @@ def prepare(model_cfg: ModelConfig, variant_cfg: VariantConfig, device: torch.de
         raise UnsupportedVariantError(f"{name}: left all {before} Linear layers unquantised "
                                       f"(layer shapes not supported with options {asdict(opts)})")
     info = VariantInfo(name=variant_cfg.name, kind="quantise", dtype=variant_cfg.dtype, method=name,
-                       library=method.library, library_version=_version(method.library), weight_bits=method.bits,
+                       library=method.library, library_version=package_version(method.library), weight_bits=method.bits,
                        options=asdict(opts), extra={"note": method.note} if method.note else {})
     return PreparedModel(loaded, info, counts_readable=False)  # packed weights would undercount
