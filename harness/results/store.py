@@ -41,10 +41,14 @@ CRASH_TRACEBACK = "crash-traceback.txt"  # faulthandler's traceback of an isolat
 IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "scenario", "seed", "hardware.device",
             "hardware.label", "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
 # The engine's own such keys come from its registered schema (harness/config/engines.py): point_key's
-# ``not_identity``. eval.suite only names the task list, which is in the identity itself.
-NOT_IDENTITY = ("model.build_hint", "eval.suite", "eval.progress_bars", "eval.missing_hint",
-                "compare.build_missing_reference", "variant.options.force", "variant.options.out_root",
-                "scenario.levels", "scenario.on_failure", "scenario.target.startup_timeout_s")
+# ``not_identity``.
+NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
+                "variant.options.force", "variant.options.out_root", "scenario.levels", "scenario.on_failure",
+                "scenario.target.startup_timeout_s")
+# Before the engine registry every engine's config had these keys (one flat schema), so every key written
+# then hashed them: an engine schema without them is keyed as if it had them at those values, and a re-run
+# finds the records written before (as a single point's key leaves out the scenario axis added later).
+LEGACY_ENGINE_KEYS = {"threads": None, "int4_block_size": 32}
 # a serving point times a server, not this process: the in-process measurement settings do not touch it
 # (its level joins its identity in point_key)
 NOT_SERVING_IDENTITY = ("bench", "eval", "compare", "hardware.probe_repeats", "hardware.probe_copy_bytes",
@@ -82,6 +86,8 @@ def identity(resolved_config: dict[str, Any], not_identity: Sequence[str] = ()) 
     (the engine's keys that change no measurement, from its schema)."""
     roots = {name: str(resolved_config.get(name) or "") for name in _ROOTS}
     out = _identity(resolved_config, roots, (*NOT_IDENTITY, *not_identity))
+    if isinstance(out.get("engine"), dict):
+        out["engine"] = {**LEGACY_ENGINE_KEYS, **out["engine"]}
     kind = (out.get("scenario") or {}).get("kind", "single")
     if kind == "single":  # one request at a time: keys as before the scenario axis existed
         out.pop("scenario", None)
