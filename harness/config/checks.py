@@ -18,7 +18,6 @@ class ConfigValueError(ValueError):
 # harness/config/engines.py and harness/config/serving.py
 DTYPE_NAMES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")  # harness.variants.DTYPES' keys
 MODEL_SOURCES = ("local", "hub", "gguf")  # harness.models.load_model
-INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' block sizes (engine onnxruntime)
 LAW_SOURCES = ("paper", "chinchilla", "chinchilla-unrounded", "epoch", "measured")  # harness.projector.inputs
 LAW_TRANSFERS = ("exponent", "full")  # how a measured law is carried to the projection
 COST_SOURCES = ("measured", "assumed")  # the inference gap's cost per token

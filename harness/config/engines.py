@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from harness.config.checks import INT4_BLOCK_SIZES, ConfigValueError, _at_least, _one_of, _positive
+from harness.config.checks import ConfigValueError, _at_least, _one_of, _positive
 
 NOT_IDENTITY = {"identity": False}  # field metadata: the key does not change what the point measures
 
@@ -149,6 +149,7 @@ class LlamaCppEngine(NativeEngine):
 
 
 ONNX_METHODS = ("int8-dynamic", "int4")  # harness.engines.onnxrt (beside its fp32 baseline)
+INT4_BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits' block sizes
 
 
 @register_engine
