@@ -30,7 +30,7 @@ _quiet_libraries()
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from harness.config import CONF_DIR, ConfigValueError  # noqa: E402  (registers the schemas)
+from harness.config import CONF_DIR, ConfigValueError, refuse_unknown_keys  # noqa: E402  (registers the schemas)
 
 
 def _build_tiny(cfg: DictConfig) -> None:
@@ -58,15 +58,22 @@ def _build_tasks(cfg: DictConfig) -> None:
     print(f"ci tasks written to {cfg.out_dir}: {counts}")
 
 
+# points of this invocation that ran in this process (a run, or a sweep on Hydra's default launcher) and
+# failed: every point still runs, then the command exits 1 listing them (`unsupported` is data, not a failure)
+_FAILED: list[str] = []
+
+
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
     from harness.scenarios.serving import TargetUnreachable
 
     try:
-        run_point(cfg)
+        result = run_point(cfg)
     except TargetUnreachable as e:  # a bad URL is a bad invocation, found before any traffic
         print(f"meekbench: {e}", file=sys.stderr)
         sys.exit(1)
+    records = result if isinstance(result, list) else [result]
+    _FAILED.extend(f"{r.run_id}: {r.status}: {r.error}" for r in records if r.status in ("failed", "oom"))
 
 
 def _summary(cfg: DictConfig) -> None:
@@ -118,9 +125,9 @@ def _checked(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
     """Instantiate the composed config (its schemas' __post_init__ checks every value) before the
     command runs: a bad value exits with status 2 naming key, value and what is valid, before any
     model loads. In a sweep, each job checks its own point."""
-    def checked(cfg: DictConfig) -> None:
+    def checked(cfg: DictConfig) -> None:  # unknown keys too, even added with +key=value
         try:
-            OmegaConf.to_object(cfg)
+            refuse_unknown_keys(OmegaConf.to_object(cfg))
         except ConfigValueError as e:
             print(f"meekbench: bad config: {e}", file=sys.stderr)
             sys.exit(2)
@@ -153,6 +160,10 @@ def main() -> None:
     sys.argv[0] = f"meekbench-{command}"
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_checked(task))
     app()
+    if _FAILED:
+        print(f"meekbench: {len(_FAILED)} point(s) failed (their records say why; the others are recorded):",
+              *(f"  {line}" for line in _FAILED), sep="\n", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

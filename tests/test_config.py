@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from harness.config import CONF_DIR, ConfigValueError
+from harness.config import CONF_DIR, ConfigValueError, refuse_unknown_keys
 
 
 def _options(group: str) -> list[str]:
@@ -47,7 +47,7 @@ def test_every_shipped_config_option_passes_its_checks():
     failures = []
     for name, overrides in SHIPPED:
         try:
-            _instantiate(name, overrides)
+            refuse_unknown_keys(_instantiate(name, overrides))
         except ConfigValueError as e:
             failures.append(f"{name} {overrides}: {e}")
     assert not failures, "\n".join(failures)
@@ -96,6 +96,7 @@ def test_a_bad_value_is_refused_naming_the_key_the_value_and_what_is_valid(name,
     ("run", "bench.new_tokens=1"),  # was a failed record after the model had loaded
     ("run", "hardware.device=gpu0"),
     ("project", "projector.monte_carlo=-5"),
+    ("run", "+bench.new_token=8"),  # a typo Hydra's own hint (+key) would let through, changing nothing
 ])
 def test_the_cli_exits_with_status_2_before_anything_loads(command, override, tmp_path):
     started = time.perf_counter()
@@ -103,7 +104,8 @@ def test_the_cli_exits_with_status_2_before_anything_loads(command, override, tm
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-2000:]
     key = override.split("=", 1)[0]
-    assert f"meekbench: bad config: {key}=" in out.stderr and "valid:" in out.stderr
+    said = f"{key[1:]} is not a key of" if key.startswith("+") else f"{key}="
+    assert f"meekbench: bad config: {said}" in out.stderr and "valid:" in out.stderr
     assert not list(tmp_path.rglob("*.json")), "nothing was measured or written"
     print(f"{command} {override}: refused in {time.perf_counter() - started:.1f} s")
 

@@ -101,3 +101,16 @@ def test_cli_sweep_and_bad_invocation(models_dir, tmp_path):
     assert bad.returncode != 0 and "no_such_key" in bad.stderr
     unknown = subprocess.run([sys.executable, "-m", "harness", "rnu"], capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "run" in unknown.stderr
+
+
+def test_a_sweep_whose_points_failed_runs_them_all_then_exits_1_listing_them(models_dir, tmp_path):
+    """tiny-l is not in the reduced family: its point fails (a record saying why), tiny-xs still runs and is
+    ok, and the command exits 1 naming the failed point."""
+    results = tmp_path / "results"
+    out = subprocess.run([sys.executable, "-m", "harness", "run", "-m", "model=tiny-l,tiny-xs", f"models_dir={models_dir}",
+                          f"results_dir={results}", "bench=quick", "quality.max_bytes=5000", "hardware.probe=false"],
+                         capture_output=True, text=True, timeout=600)
+    statuses = {r.model.name: r.status for r in iter_records([results])}
+    assert statuses == {"tiny-l": "failed", "tiny-xs": "ok"}
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "1 point(s) failed" in out.stderr and "tiny-l--fp32" in out.stderr and "ModelNotFoundError" in out.stderr

@@ -66,3 +66,22 @@ def _each(check: Callable[..., None], key: str, values: Any, *args: Any) -> None
     items = values.items() if isinstance(values, dict) else enumerate(values or [])
     for k, v in items:
         check(f"{key}.{k}", v, *args)
+
+
+def refuse_unknown_keys(config: Any, prefix: str = "") -> None:
+    """A key the schemas do not have, added with Hydra's ``+key=value``, is refused rather than stored in the
+    record and its point key while it changes nothing (``+bench.new_token=8`` for bench.new_tokens)."""
+    import dataclasses
+    import difflib
+
+    if not dataclasses.is_dataclass(config):
+        return
+    known = [f.name for f in dataclasses.fields(config)]
+    for key in vars(config):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise ConfigValueError(f"{prefix}{key} is not a key of {type(config).__name__}; valid: "
+                                   + (f"{prefix}{close[0]} (did you mean it?), or " if close else "")
+                                   + ", ".join(f"{prefix}{k}" for k in known))
+    for key in known:
+        refuse_unknown_keys(getattr(config, key), f"{prefix}{key}.")
