@@ -78,8 +78,9 @@ def server_engines() -> tuple[str, ...]:
     return tuple(name for name, cls in _ENGINES.items() if cls.serve)
 
 
-def not_identity_keys(engine: EngineConfig, prefix: str = "engine.") -> tuple[str, ...]:
-    """The engine's config keys that do not change a measurement (left out of the point's key)."""
+def not_identity_keys(engine: EngineConfig | type[EngineConfig], prefix: str = "engine.") -> tuple[str, ...]:
+    """The engine's config keys (of a schema or its instance) that do not change a measurement (left out of
+    the point's key)."""
     return tuple(prefix + f.name for f in dataclasses.fields(engine) if f.metadata.get("identity") is False)
 
 

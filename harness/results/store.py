@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
+from harness.config.engines import engine_schemas, not_identity_keys
 from harness.io import atomic_file, write_atomic
 from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, Probes, RunRecord, ServingRecord,
                                     upgrade_v1, upgrade_v2)
@@ -40,8 +41,7 @@ CRASH_TRACEBACK = "crash-traceback.txt"  # faulthandler's traceback of an isolat
 # changing them re-measures nothing (point_key docstring).
 IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare", "scenario", "seed", "hardware.device",
             "hardware.label", "hardware.probe_repeats", "hardware.probe_copy_bytes", "hardware.probe_matmul_n")
-# The engine's own such keys come from its registered schema (harness/config/engines.py): point_key's
-# ``not_identity``.
+# The engine's own such keys are marked in its registered schema (harness/config/engines.py: NOT_IDENTITY).
 NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
                 "variant.options.force", "variant.options.out_root", "scenario.levels", "scenario.on_failure",
                 "scenario.target.startup_timeout_s")
@@ -81,11 +81,18 @@ def _relative(value: Any, roots: dict[str, str]) -> Any:
     return value
 
 
-def identity(resolved_config: dict[str, Any], not_identity: Sequence[str] = ()) -> dict[str, Any]:
-    """The part of a resolved config that is the point's identity (see IDENTITY), less ``not_identity``
-    (the engine's keys that change no measurement, from its schema)."""
+def _engine_not_identity(resolved_config: dict[str, Any]) -> tuple[str, ...]:
+    """The point's engine's keys that change no measurement, as its registered schema marks them."""
+    engine = resolved_config.get("engine")
+    schema = engine_schemas().get(engine.get("name")) if isinstance(engine, dict) else None
+    return not_identity_keys(schema) if schema else ()
+
+
+def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that is the point's identity (see IDENTITY), less the engine's keys
+    that change no measurement (from its schema)."""
     roots = {name: str(resolved_config.get(name) or "") for name in _ROOTS}
-    out = _identity(resolved_config, roots, (*NOT_IDENTITY, *not_identity))
+    out = _identity(resolved_config, roots, (*NOT_IDENTITY, *_engine_not_identity(resolved_config)))
     if isinstance(out.get("engine"), dict):
         out["engine"] = {**LEGACY_ENGINE_KEYS, **out["engine"]}
     kind = (out.get("scenario") or {}).get("kind", "single")
@@ -101,12 +108,11 @@ def identity(resolved_config: dict[str, Any], not_identity: Sequence[str] = ()) 
     return out
 
 
-def point_key(resolved_config: dict[str, Any], hardware_id: str, level: float | None = None,
-              not_identity: Sequence[str] = ()) -> str:
+def point_key(resolved_config: dict[str, Any], hardware_id: str, level: float | None = None) -> str:
     """Hash of the point's identity and the machine's: a re-run with a different price, report
     setting, display flag or directory finds the same key and skips the point. ``level``: a serving
     point's level of load (one of scenario.levels)."""
-    config = identity(resolved_config, not_identity)
+    config = identity(resolved_config)
     if level is not None:
         config["scenario"]["level"] = float(level)
     blob = json.dumps({"config": config, "hardware": hardware_id}, sort_keys=True, default=str)

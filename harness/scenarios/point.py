@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from harness.config import RunConfig, not_identity_keys
+from harness.config import RunConfig
 from harness.engines import EnginePoint
 from harness.measure.hardware import fingerprint
 from harness.models import resolve_device
@@ -68,8 +68,8 @@ def machine(rc: RunConfig) -> Machine:
 
 def point_id(rc: RunConfig, resolved: dict, hardware: S.Hardware, label: str,
              level: float | None = None) -> tuple[str, str]:
-    """The point's key (its identity, less its engine's keys that change no measurement) and run id."""
-    key = point_key(resolved, hardware.id, level, not_identity_keys(rc.engine))
+    """The point's key (its identity: harness/results/store.py) and run id."""
+    key = point_key(resolved, hardware.id, level)
     return key, run_id_for(rc.model.name, label, hardware.label, key)
 
 
