@@ -131,7 +131,11 @@ def _checked(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
         except ConfigValueError as e:
             print(f"meekbench: bad config: {e}", file=sys.stderr)
             sys.exit(2)
-        task(cfg)
+        try:
+            task(cfg)
+        except (FileNotFoundError, NotADirectoryError, FileExistsError) as e:  # a bad path: one line, no traceback
+            print(f"meekbench: {e}", file=sys.stderr)
+            sys.exit(2)
 
     checked.__name__ = task.__name__
     return checked

@@ -60,6 +60,8 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "quality.stride=4096", "quality.stride"),
     ("run", "compare.ci_level=95", "compare.ci_level"),
     ("run", "engine.name=vllm", "engine.name"),
+    ("run", "bench.batch_sizes=[]", "bench.batch_sizes"),  # was an ok record with no latency
+    ("run", "scenario.target.url=http://127.0.0.1:9", "scenario.target.url"),  # was ignored: measured locally
     ("run", "variant=gguf-q4_k_m", "variant.kind=gguf"),  # a llama.cpp file type on the transformers engine
     ("run", "variant=bnb-nf4 engine=llamacpp", "variant.kind=quantise"),
     ("run", "variant=gguf-q4_k_m engine=llamacpp variant.method=Q4_K_X", "variant.method"),
@@ -172,3 +174,16 @@ def test_point_keys_of_the_shipped_engines_are_those_records_were_written_with()
         resolved = OmegaConf.to_container(cfg, resolve=True)
         keyed = identity(resolved)
         assert keyed["engine"] == {"name": name, "threads": None, "int4_block_size": 32}, name
+
+
+@pytest.mark.parametrize("command, override, named", [
+    ("report", "results_dirs=[{tmp}/nosuchdir]", "nosuchdir does not exist"),
+    ("fit-law", "grid_name=nosuchgrid", "grids built under"),
+])
+def test_a_bad_path_is_one_line_naming_it_and_nothing_is_written(command, override, named, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harness", command, override.format(tmp=tmp_path),
+                          f"models_dir={tmp_path}/models", f"results_dir={tmp_path}/results"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith("meekbench: ") and named in out.stderr
+    assert not (tmp_path / "nosuchdir").exists() and not list(tmp_path.rglob("*.md"))

@@ -62,6 +62,12 @@ def test_missing_model_is_a_failed_record_with_build_hint(run_cfg, tmp_path):
     assert "meekbench build-tiny" in rec.error and "nowhere" in rec.error
 
 
+def test_a_context_longer_than_the_model_is_a_failed_point_naming_both(run_cfg):
+    rec = run_point(run_cfg("model=tiny-xs", "quality.context_length=100000"))
+    assert rec.status == "failed" and "quality.context_length=100000" in rec.error and "128 positions" in rec.error
+    assert rec.quality is None  # nothing scored past the model's context
+
+
 def test_bad_dtype_is_refused_before_the_model_loads_naming_valid_values(run_cfg, tmp_path):
     from harness.config import ConfigValueError
 

@@ -219,6 +219,9 @@ class BenchConfig:
         _at_least("bench.new_tokens", self.new_tokens, 2, "time per output token needs a second token")
         _each(_at_least, "bench.prompt_tokens", self.prompt_tokens, 1)
         _each(_at_least, "bench.batch_sizes", self.batch_sizes, 1)
+        for key, values in (("bench.prompt_tokens", self.prompt_tokens), ("bench.batch_sizes", self.batch_sizes)):
+            if _set(values) and len(values) == 0:
+                raise ConfigValueError(f"{key}=[]; valid: at least one value (a point with no shape times nothing)")
         _at_least("bench.warmup", self.warmup, 0)
         _at_least("bench.repeats", self.repeats, 1)
         _at_least("bench.min_iterations", self.min_iterations, 1)
@@ -326,6 +329,10 @@ class RunConfig:
                                    f"valid: {', '.join(kinds)} (this variant runs with engine={runs})")
         scenario = self.scenario
         serving = scenario_specs()[scenario.kind].serving if _set(scenario.kind) else False
+        if not serving and _set(scenario.target.url):
+            raise ConfigValueError(f"scenario.target.url={scenario.target.url!r} with scenario.kind={scenario.kind!r}, "
+                                   "which measures the model in this process; valid: a serving scenario (scenario="
+                                   f"{' or scenario='.join(n for n, s in scenario_specs().items() if s.serving)})")
         if serving and not _set(scenario.target.url) and engine not in server_engines():
             raise ConfigValueError(f"scenario.kind={scenario.kind!r} with engine.name={engine} and no "
                                    f"scenario.target.url; valid: engine={' or '.join(server_engines())} (meekbench "

@@ -26,7 +26,9 @@ class Run:
 
 def load_grid(path: Path) -> tuple[dict, list[Run]]:
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid` first")
+        built = sorted(p.parent.name for p in path.parent.parent.glob("*/grid.json"))
+        raise FileNotFoundError(f"{path} does not exist: run `meekbench build-grid grid={path.parent.name}` first; "
+                                f"grids built under {path.parent.parent}: {', '.join(built) or 'none'}")
     meta = json.loads(path.read_text())
     runs = [Run(r["name"], r["budget_flops"], r["flops"], r["params"], r["tokens"], r["heldout_loss_nats"], r["seed"],
                 r.get("non_embedding_params"), r.get("num_layers"), r.get("heldout_in_distribution_loss_nats"))

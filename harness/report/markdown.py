@@ -186,6 +186,10 @@ def _hardware_lines(ok: pd.DataFrame, out: Path) -> list[str]:
 def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging = Judging()) -> Path:
     """Every table, plot and the page, from the records under ``dirs``; records are compared with
     their baselines here (``judging``), not when their points ran."""
+    for d in map(Path, dirs):  # a mistyped folder is said, not reported on as an empty one
+        if not d.is_dir():
+            raise FileNotFoundError(f"results_dirs: {d} {'is a file' if d.exists() else 'does not exist'}; valid: a "
+                                    "folder `meekbench run` wrote records into (it holds runs/ or serving/)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     baseline_variant = judging.baseline_variant

@@ -96,6 +96,10 @@ def _measure(rc: RunConfig, m: Machine, run_id: str, out: _Outcome) -> None:
         raise m.device_error
     out.probes = _probes(rc, m.hardware.id, m.device) if rc.hardware.probe else None
     out.prepared = implementation(type(rc.engine).prepare)(engine_point(rc), m.device)
+    positions = getattr(out.prepared.target.config, "max_position_embeddings", None)
+    if positions and rc.quality.context_length > positions:  # scored past what the model was trained on
+        raise ValueError(f"quality.context_length={rc.quality.context_length} is longer than model {rc.model.name}'s "
+                         f"{positions} positions; valid: at most {positions}")
     heldout = heldout_text(rc)
     ref_file = ref.reference_file(rc, m.hardware.id, heldout)
     is_baseline = rc.variant.name == rc.compare.baseline_variant and rc.engine.name == REFERENCE_ENGINE
