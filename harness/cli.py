@@ -5,6 +5,7 @@ import difflib
 import logging
 import os
 import sys
+import warnings
 from typing import Callable
 
 
@@ -18,6 +19,9 @@ def _quiet_libraries() -> None:
         return
     for name in ("torchao", "torch.utils._pytree", "lm_eval", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # torch-dynamic-int8 measures torch's own dynamic quantisation, whose tensors torch 2.13 announces as
+    # deprecated on every quantised layer
+    warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     from transformers.utils import logging as hf_logging
@@ -87,7 +91,9 @@ def _report(cfg: DictConfig) -> None:
     from harness.results.comparison import Judging
 
     path = write_report(list(cfg.results_dirs), cfg.out_dir, Judging.from_config(cfg.baseline_variant, cfg.judge))
-    print(f"report written to {path} (points.parquet, points.csv, PNG plots beside it)")
+    beside = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".html", ".parquet", ".csv"))
+    plots = len(list(path.parent.glob("*.png")))
+    print(f"report written to {path} ({', '.join(beside)}{f' and {plots} PNG plots' if plots else ''} beside it)")
 
 
 def _positional_dirs_to_override(argv: list[str]) -> list[str]:
@@ -117,7 +123,8 @@ COMMANDS: dict[str, tuple[str, Callable[[DictConfig], None], str]] = {
     "run": ("run", _run, "measure one point (or a sweep with -m) and write its record"),
     "summary": ("summary", _summary, "print a table of the records under results_dir"),
     "report": ("report", _report, "tables, plots and a Markdown report from results directories"),
-    "project": ("project", _project, "scaling-gap projection (projector=paper|epoch|measured)"),
+    "project": ("project", _project, "scaling-gap projection (projector="
+                + "|".join(sorted(p.stem for p in (CONF_DIR / "projector").glob("*.yaml"))) + ")"),
 }
 
 

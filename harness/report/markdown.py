@@ -152,9 +152,14 @@ def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A table as Markdown: a multi-level index as its own columns (not Python tuples), a default
+    numbered index left out."""
     if df.empty:
         return "_none_\n"
-    return df.to_markdown(floatfmt=floatfmt) + "\n"
+    if isinstance(df.index, pd.MultiIndex):
+        df = df.reset_index()
+    index = not isinstance(df.index, pd.RangeIndex)
+    return df.to_markdown(floatfmt=floatfmt, index=index) + "\n"
 
 
 def _hardware_lines(ok: pd.DataFrame, out: Path) -> list[str]:

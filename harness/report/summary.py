@@ -7,7 +7,7 @@ from rich.table import Table
 
 from harness.config import SummaryConfig
 from harness.results.comparison import baseline_of, baselines, ratio, speed_ratio, task_names
-from harness.results.store import load_records
+from harness.results.store import load_records, load_serving_records
 from harness.results.schema import REFERENCE_ENGINE, Quality, RunRecord, engine_name
 
 COLUMNS = ("model", "variant", "engine", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
@@ -90,7 +90,10 @@ def print_summary(cfg: SummaryConfig) -> None:
     for item in loaded.skipped:
         console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
     if not loaded.records:
-        console.print(f"no records under {cfg.results_dir}/runs; run `meekbench run` first")
+        serving, _ = load_serving_records([cfg.results_dir])
+        console.print(f"no single-point records under {cfg.results_dir}/runs; " + (
+            f"{len(serving)} serving records under {cfg.results_dir}/serving: their curves are in "
+            f"`meekbench report {cfg.results_dir}`" if serving else "run `meekbench run` first"))
         return
     console.print(summary_table(loaded.records, cfg.baseline_variant))
     console.print(NOTE, soft_wrap=True)
