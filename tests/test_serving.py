@@ -41,7 +41,10 @@ def test_each_request_is_timed_per_token_as_the_definitions_say():
     assert r.completed == 12 and r.failed == 0 and r.stop_reason == "every request answered"
     for q in r.requests:
         assert q.output_tokens == 6 and q.token_count_source == "usage" and len(q.itl_ms) == 5
-        assert q.ttft_ms >= 40 and min(q.itl_ms) >= 12 * 0.9  # the server's own sleeps bound them below
+        # the server's own sleeps bound them below, whatever the machine: the first token comes 40 ms after the
+        # request arrives, the last after five more sleeps of 12 (a single gap can read shorter than 12: a
+        # chunk that reaches the client late shortens the gap after it)
+        assert q.ttft_ms >= 40 and q.e2e_ms >= 40 + 5 * 12
         assert q.e2e_ms == pytest.approx(q.ttft_ms + sum(q.itl_ms))
         assert q.tpot_ms == pytest.approx((q.e2e_ms - q.ttft_ms) / 5)
     assert r.ttft_ms.ci_resamples == "requests" and r.ttft_ms.n == 12
