@@ -3,7 +3,6 @@ failures counted), the sweep's records and their judging at SLOs, and llama-cpp-
 Every request goes to 127.0.0.1, bounded in count and time."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import dataclass, field

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from harness.config.checks import (DTYPE_NAMES, MODEL_SOURCES, STUDENT_INITS, ConfigValueError, _DEVICE, _at_least,
                                    _each, _fraction, _one_of, _positive, _set, _share)
-from harness.config.engines import EngineConfig, TransformersEngine, engine_schemas, server_engines
+from harness.config.engines import EngineConfig, engine_schemas, server_engines
 from harness.config.serving import ScenarioConfig, SloConfig, scenario_specs
 
 

@@ -159,7 +159,7 @@ def _check_lines(fits: dict) -> list[str]:
                      + (f"{len(rules['broken'])} of {rules['runs']} runs break them ("
                         + "; ".join(f"{k}: {', '.join(v)}" for k, v in list(rules["broken"].items())[:3])
                         + ("; ..." if len(rules["broken"]) > 3 else "") + ")." if rules["broken"] else
-                        f"every run keeps them."))
+                        "every run keeps them."))
     depth = fits.get("depth_check")
     if depth:
         means = ", ".join(f"{k} layer(s) {v:+.4f} ({depth['runs_by_layers'][k]} runs)"
