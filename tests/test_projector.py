@@ -425,7 +425,7 @@ def _scored(name, family, loss, acc):
 
 def test_sigmoid_takes_one_family_with_its_chance_floor_and_refuses_pooling():
     from harness.config import ProjectorConfig
-    from harness.projector.inputs import family_sigmoid
+    from harness.projector.family import family_sigmoid
 
     p = ProjectorConfig(name="t", family="tiny", task="mc", task_chance=0.25, bootstrap=0)
     losses = [5.0, 4.6, 4.3, 4.1, 3.9, 3.7]
