@@ -2,6 +2,8 @@
 instantiated, before anything loads), and the closed sets, named once."""
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import re
 from typing import Any, Callable, Sequence
 
@@ -71,9 +73,6 @@ def _each(check: Callable[..., None], key: str, values: Any, *args: Any) -> None
 def refuse_unknown_keys(config: Any, prefix: str = "") -> None:
     """A key the schemas do not have, added with Hydra's ``+key=value``, is refused rather than stored in the
     record and its point key while it changes nothing (``+bench.new_token=8`` for bench.new_tokens)."""
-    import dataclasses
-    import difflib
-
     if not dataclasses.is_dataclass(config):
         return
     known = [f.name for f in dataclasses.fields(config)]

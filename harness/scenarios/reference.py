@@ -32,8 +32,9 @@ def paired_baseline(rc: RunConfig, device: torch.device) -> tuple[PreparedModel 
         else:  # another engine's point is paired with the model's transformers baseline
             reference = dtype_baseline(rc.model, dtype, device, rc.offline)
     except Exception as e:  # e.g. both models do not fit: measure unpaired, and say why
-        log.warning("paired baseline unavailable: %s", failure(e).error)
-        return None, f"none: {failure(e).error}"
+        why = failure(e).error
+        log.warning("paired baseline unavailable: %s", why)
+        return None, f"none: {why}"
     if reference is None:
         return None, "none: the point is its own baseline"
     engine = "" if rc.engine.name == REFERENCE_ENGINE else f" ({REFERENCE_ENGINE})"
