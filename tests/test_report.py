@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from harness.report import flat_table, write_report
+from harness.report.hardware import cross_hardware
+from harness.results.comparison import Judging
 from harness.results.store import RecordError, iter_records, load_records, read_record, write_record
 from harness.results.schema import SCHEMA_VERSION
 from harness.run import run_point
@@ -25,12 +27,13 @@ def two_machines(models_dir, tmp_path_factory):
     from tests.conftest import compose_config
 
     dirs = []
-    for label in ("machine-a", "machine-b"):
+    for label, price in (("machine-a", 0.1), ("machine-b", 0.4)):
         d = tmp_path_factory.mktemp(label)
         for model, variant in (("tiny-xs", "fp32"), ("tiny-s", "fp32"), ("tiny-s", "bnb-int8")):
             rec = run_point(compose_config("run", [
                 f"models_dir={models_dir}", f"results_dir={d}", f"model={model}", f"variant={variant}",
-                "bench=quick", "quality.max_bytes=5000", f"hardware.label={label}"]))
+                "bench=quick", "quality.max_bytes=5000", f"hardware.label={label}",
+                f"hardware.price_per_hour_usd={price}"]))
             assert rec.status == "ok", rec.error
         dirs.append(d)
     return dirs
@@ -64,6 +67,29 @@ def test_merge_two_directories_and_skip_bad_files(two_machines, tmp_path):
         for d in (bad, old, foreign):
             (d / "record.json").unlink()
             d.rmdir()
+
+
+def test_cross_hardware_table_from_two_machines(two_machines):
+    """Each model x engine x variant measured on both machines: a row per machine, its TPOT the
+    median of its own samples, its dollars per million tokens its own price at its own rate."""
+    records = load_records(two_machines).records
+    table = cross_hardware(records, Judging())
+    assert len(table) == 6 and set(table["hardware"]) == {"machine-a", "machine-b"}
+    assert set(zip(table["model"], table["variant"])) == {("tiny-xs", "fp32"), ("tiny-s", "fp32"),
+                                                         ("tiny-s", "bnb-int8")}
+    for r in records:
+        row = table[(table["hardware"] == r.hardware.label) & (table["model"] == r.model.name)
+                    & (table["variant"] == r.variant.name)].iloc[0]
+        sc = r.latency.scenarios[0]
+        tpot = pd.Series(sc.tpot_ms.samples).median()
+        assert float(row["TPOT ms"].split(" ")[0]) == pytest.approx(tpot, rel=1e-3)
+        rate = sc.batch_size * 1000 / tpot
+        assert row["out tok/s"] == pytest.approx(rate, rel=1e-3)
+        price = {"machine-a": 0.1, "machine-b": 0.4}[r.hardware.label]
+        assert float(row["$/M tok"].split(" ")[0]) == pytest.approx(price / 3600 / rate * 1e6, rel=1e-3)
+        assert pd.isna(row["J/M tok"])  # no energy counter on these VMs: blank, not estimated
+    one_machine = [r for r in records if r.hardware.label == "machine-a"]
+    assert cross_hardware(one_machine, Judging()).empty  # nothing to compare across
 
 
 def test_table_equals_recomputation_from_records(two_machines):

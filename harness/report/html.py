@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from harness.report.figures import (fmt_value, latency_figure, law_figures, pareto_figures,
                                     projection_figures, scorecard_figures, serving_figure)
+from harness.report.hardware import TITLE as CROSS_HARDWARE_TITLE
 from harness.report.serving import level_table
 from harness.results.comparison import Judging
 from harness.results.serving import Curve
@@ -196,8 +197,8 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
     page.text("<h2>Latency distributions</h2>")
     page.add(latency_figure(ok))
     _serving_sections(page, serving, judging)
-    page.text("<h2>Same model and variant across hardware (TPOT ms, median over requests)</h2>")
-    page.text(_table(cross_hw, index=True) if not cross_hw.empty else "<p class=note><i>none</i></p>")
+    page.text(f"<h2>{html.escape(CROSS_HARDWARE_TITLE)}</h2>")
+    page.text(_table(cross_hw))
     _artifact_sections(page, dirs, "scaling/*/law.json", "Measured laws",
                        "No law.json under scaling/ (meekbench fit-law writes one).", _law_description, law_figures)
     _artifact_sections(page, dirs, "projections/*/projection.json", "Projections",

@@ -20,6 +20,7 @@ from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, b
                                         compare_records, ratio, speed_ratio)
 from harness.results.store import load_records  # noqa: E402
 from harness.results.schema import RunRecord, is_baseline, variant_label  # noqa: E402
+from harness.report.hardware import TITLE as CROSS_HARDWARE_TITLE, cross_hardware  # noqa: E402
 from harness.report.pareto import pareto_front  # noqa: E402
 from harness.report.html import write_html  # noqa: E402
 from harness.report.scorecard import scorecard_markdown, scorecards  # noqa: E402
@@ -141,16 +142,6 @@ def _speed(s) -> dict:
             "speedup_ci_low": 1 / s.ci_high if s.ci_high else None, "speedup_ci_high": 1 / s.ci_low if s.ci_low else None}
 
 
-def cross_hardware(df: pd.DataFrame) -> pd.DataFrame:
-    if TPOT not in df.columns:  # no record timed decoding (latency off, or only failed points)
-        return pd.DataFrame()
-    ok = df[df["status"] == "ok"].dropna(subset=[TPOT])
-    if ok.empty:
-        return pd.DataFrame()
-    return ok.pivot_table(index=["model.name", "variant.label"], columns="hardware.label", values=TPOT,
-                          aggfunc="median")
-
-
 def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     """A table as Markdown: a multi-level index as its own columns (not Python tuples), a default
     numbered index left out."""
@@ -230,9 +221,9 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
             lines += ["What the weights are, where they are not the publisher's:", "", *weights, ""]
         effects = variant_effects(g.records, comparisons, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
-        cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(df)
+        cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(g.records, judging)
         lines += scorecard_markdown(cards, out, baseline_variant)
-        lines += ["## Same model and variant across hardware (TPOT ms, median over requests)", "", _md(cross)]
+        lines += [f"## {CROSS_HARDWARE_TITLE}", "", _md(cross)]
     serving = serving_curves(dirs, judging)
     lines += serving_markdown(serving, out, judging)
     write_html(out / "report.html", dirs, g.records, df, cards, cross, serving.curves, judging)
