@@ -67,10 +67,28 @@ def _build_tasks(cfg: DictConfig) -> None:
 _FAILED: list[str] = []
 
 
+def _refuse_missing_device(cfg: DictConfig) -> None:
+    """A single run on a device this machine lacks is a bad invocation (exit 2, before any load);
+    in a sweep it is each point's `unsupported` record, so the other points still run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from harness.models import DeviceUnavailableError, resolve_device
+
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return
+    try:
+        resolve_device(cfg.hardware.device)
+    except DeviceUnavailableError as e:
+        print(f"meekbench: bad config: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
     from harness.scenarios.serving import TargetUnreachable
 
+    _refuse_missing_device(cfg)
     try:
         result = run_point(cfg)
     except TargetUnreachable as e:  # a bad URL is a bad invocation, found before any traffic

@@ -39,6 +39,11 @@ class LoadedModel:
     card: ModelCard | None = None  # the local model's card.json, if any
 
 
+class DeviceUnavailableError(ValueError):
+    """hardware.device names a device kind this machine does not have: the point is recorded as
+    unsupported here (a sweep goes on), and a single run is refused before any load."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -47,7 +52,12 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError as e:
         raise ValueError(f"hardware.device={name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"hardware.device={name!r} but this machine has no CUDA device; use cpu or auto")
+        raise DeviceUnavailableError(
+            f"hardware.device={name!r} but this machine has no CUDA device (found: torch {torch.__version__}, "
+            f"CUDA build {torch.version.cuda or 'none'}, {torch.cuda.device_count()} CUDA devices); valid here: cpu, auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceUnavailableError(f"hardware.device={name!r} but this machine has {torch.cuda.device_count()} CUDA "
+                                     f"device(s); valid here: cuda:0 to cuda:{torch.cuda.device_count() - 1}, cpu, auto")
     return device
 
 

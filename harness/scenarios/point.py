@@ -11,7 +11,7 @@ import torch
 from harness.config import RunConfig
 from harness.engines import EnginePoint
 from harness.measure.hardware import fingerprint
-from harness.models import resolve_device
+from harness.models import DeviceUnavailableError, resolve_device
 from harness.results import record as R
 from harness.results import schema as S
 from harness.results.schema import REFERENCE_ENGINE
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def failure(e: BaseException) -> R.Failure:
     """A failure as a record states it: unsupported (a library's limit), oom, or failed; one line."""
-    if isinstance(e, UnsupportedVariantError):
+    if isinstance(e, (UnsupportedVariantError, DeviceUnavailableError)):  # this machine's limit, not a fault
         status = "unsupported"
     elif isinstance(e, torch.OutOfMemoryError):
         status = "oom"
