@@ -125,6 +125,8 @@ class Quality:
     tasks: dict[str, TaskScore] = field(default_factory=dict)
     lm_eval_version: Optional[str] = None
     samples_path: Optional[str] = None  # per-sample log next to the record
+    distributions_path: Optional[str] = None  # the held-out next-token distributions next to the record (.npz)
+    distributions_settings: Optional[str] = None  # their settings' tag: two points compare when tags agree
 
 
 @_block()
@@ -225,16 +227,19 @@ class Roofline:
 
 @_block(frozen=True)
 class Fidelity:
-    """Next-token distributions of the variant against its baseline's, token by token on the
-    held-out windows (harness/measure/fidelity.py); intervals resample windows."""
+    """Next-token distributions of a variant against its baseline's, token by token on the same
+    held-out windows, computed from the two points' own stored distributions (harness/measure/
+    fidelity.py), whichever ran first. Definitions are llama-perplexity --kl-divergence's: KL(base ||
+    variant) per token; "same top" the share of tokens whose most probable next token agrees; delta-p
+    the variant's probability of the true next token minus the baseline's. Intervals resample windows."""
     tokens: int
     windows: int
-    top_k: int  # the reference kept this many tokens per position (plus the rest's mass)
-    exact: bool  # top_k covers the whole vocabulary: the KL is exact, else a lower bound
+    top_k: int  # each point kept this many tokens per position (plus the rest's mass)
+    exact: bool  # both kept the whole vocabulary: the KL is exact, else a lower bound (KL over a coarser partition)
     kl_mean_nats: float  # mean over tokens of KL(base || variant)
     kl_ci_low: float
     kl_ci_high: float
-    kl_p99_nats: float  # per-token tail
+    kl_p99_nats: float  # per-token tail (kl_percentiles_nats["99"])
     same_top_rate: float  # share of tokens whose most probable next token is unchanged
     same_top_ci_low: float
     same_top_ci_high: float
@@ -247,6 +252,16 @@ class Fidelity:
     loss_retention_ci_high: float
     ci_level: float
     ci_resamples: str = "windows"
+    # llama-perplexity's distribution statistics (None in records written before they were kept)
+    kl_percentiles_nats: Optional[dict[str, float]] = None  # "max", "99.9", "99", "95", "90", "50", "10", ..., "min"
+    delta_p_mean: Optional[float] = None  # mean of p_variant(true) - p_base(true), as a probability (not %)
+    delta_p_ci_low: Optional[float] = None
+    delta_p_ci_high: Optional[float] = None
+    delta_p_rms: Optional[float] = None  # sqrt(mean(delta-p^2))
+    delta_p_rms_ci_low: Optional[float] = None
+    delta_p_rms_ci_high: Optional[float] = None
+    delta_p_percentiles: Optional[dict[str, float]] = None  # "max", "99.9", ..., "75", "50", "25", ..., "min"
+    percentile_method: Optional[str] = None  # how the percentiles above interpolate between tokens
 
 
 @_block()

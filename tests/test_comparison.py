@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.measure.fidelity import FidelityMeter, ReferenceCapture
+from harness.measure.fidelity import ReferenceCapture, TokenReference, compare
 from harness.measure.quality import heldout_loss, hf_logits
 from harness.results.comparison import Judging, compare_records, gate, holm, mcnemar_exact, paired_task
 from harness.run import run_point
@@ -74,26 +74,30 @@ def tiny_xs(models_dir):
     return loaded.model, loaded.tokenizer, text
 
 
+def _capture(model, tok, text, top_k: int, full_vocab_max: int) -> TokenReference:
+    capture = ReferenceCapture(top_k=top_k, full_vocab_max=full_vocab_max)
+    _pass(model, tok, text, capture)
+    return capture.result()
+
+
 def test_a_model_against_itself_has_zero_kl_and_the_same_top_token(tiny_xs):
     model, tok, text = tiny_xs
     capture = ReferenceCapture(top_k=8, full_vocab_max=0)
     q = _pass(model, tok, text, capture)
     ref = capture.result()
     assert ref.topk_ids.shape == (q.heldout_tokens, 8) and not ref.exact
-    meter = FidelityMeter(ref, shift_nats=0.1)
-    _pass(model, tok, text, meter)
-    f = meter.result(Plan)
+    f = compare(ref, _capture(model, tok, text, 8, 0), Plan)
     assert f.tokens == q.heldout_tokens and f.windows == len(ref.window_tokens)
     assert f.kl_mean_nats == pytest.approx(0, abs=1e-9) and f.kl_ci_high == pytest.approx(0, abs=1e-9)
     assert f.same_top_rate == 1.0 and f.shifted_share == 0.0
     assert f.loss_retention == pytest.approx(1.0, abs=1e-9)
+    assert f.delta_p_mean == f.delta_p_rms == 0.0 and f.kl_percentiles_nats["max"] == pytest.approx(0, abs=1e-9)
 
 
 def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
-    """A perturbed copy: the bucketed KL is positive and at most the full-vocabulary KL."""
+    """A perturbed copy: the bucketed KL (from two top-k files) is positive and at most the
+    full-vocabulary KL; the statistics that need no bucket agree exactly."""
     model, tok, text = tiny_xs
-    exact, coarse = ReferenceCapture(top_k=8, full_vocab_max=10**6), ReferenceCapture(top_k=8, full_vocab_max=0)
-    _pass(model, tok, text, exact, coarse)
     noisy = type(model)(model.config)
     noisy.load_state_dict(model.state_dict())
     gen = torch.Generator().manual_seed(0)
@@ -101,15 +105,53 @@ def test_top_k_kl_is_a_lower_bound_of_the_exact_kl(tiny_xs):
         for p in noisy.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.02 * p.std())
     noisy.eval()
-    ref_exact, ref_coarse = exact.result(), coarse.result()
-    assert ref_exact.exact and ref_exact.top_k == model.config.vocab_size
-    m_exact, m_coarse = FidelityMeter(ref_exact, 0.1), FidelityMeter(ref_coarse, 0.1)
-    _pass(noisy, tok, text, m_exact, m_coarse)
-    f_exact, f_coarse = m_exact.result(Plan), m_coarse.result(Plan)
+    base_exact, base_k = _capture(model, tok, text, 8, 10**6), _capture(model, tok, text, 8, 0)
+    var_exact, var_k = _capture(noisy, tok, text, 8, 10**6), _capture(noisy, tok, text, 8, 0)
+    assert base_exact.exact and base_exact.top_k == model.config.vocab_size
+    f_exact, f_coarse = compare(base_exact, var_exact, Plan), compare(base_k, var_k, Plan)
+    assert f_exact.exact and not f_coarse.exact
     assert 0 < f_coarse.kl_mean_nats <= f_exact.kl_mean_nats
     assert f_coarse.kl_ci_low <= f_coarse.kl_mean_nats <= f_coarse.kl_ci_high
     assert f_exact.same_top_rate == f_coarse.same_top_rate < 1
     assert math.isclose(f_exact.loss_retention, f_coarse.loss_retention)
+    assert f_exact.delta_p_rms == pytest.approx(f_coarse.delta_p_rms) and f_exact.delta_p_rms > 0
+
+
+def _softmax_file(logits: np.ndarray, targets: np.ndarray, windows: list[int], k: int) -> TokenReference:
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ids = np.argsort(-logp, axis=-1)[:, :k].astype(np.int32)
+    return TokenReference(ids, np.take_along_axis(logp, ids, -1).astype(np.float32),
+                          logp[np.arange(len(targets)), targets].astype(np.float32),
+                          np.asarray(windows, dtype=np.int32), logits.shape[1])
+
+
+def test_statistics_follow_llama_perplexity_definitions():
+    """Known distributions: KL per token, same top, delta-p (variant minus base, on the true token),
+    its RMS and percentiles by linear interpolation, as llama-perplexity --kl-divergence gives them."""
+    rng = np.random.default_rng(1)
+    n, vocab = 60, 16
+    base_logits = rng.normal(size=(n, vocab)) * 2
+    var_logits = base_logits + rng.normal(size=(n, vocab)) * 0.5
+    targets = rng.integers(0, vocab, size=n)
+    base, var = (_softmax_file(x, targets, [20, 20, 20], vocab) for x in (base_logits, var_logits))
+    f = compare(base, var, Plan)
+    pb = np.exp(base_logits) / np.exp(base_logits).sum(-1, keepdims=True)
+    pv = np.exp(var_logits) / np.exp(var_logits).sum(-1, keepdims=True)
+    kl = (pb * np.log(pb / pv)).sum(-1)
+    dp = pv[np.arange(n), targets] - pb[np.arange(n), targets]
+    assert f.exact and f.kl_mean_nats == pytest.approx(kl.mean(), rel=1e-5)
+    assert f.kl_percentiles_nats["99.9"] == pytest.approx(np.percentile(kl, 99.9), rel=1e-5)
+    assert f.kl_percentiles_nats["max"] == pytest.approx(kl.max(), rel=1e-5)
+    assert f.same_top_rate == pytest.approx((pb.argmax(-1) == pv.argmax(-1)).mean())
+    assert f.delta_p_mean == pytest.approx(dp.mean(), abs=1e-6)
+    assert f.delta_p_rms == pytest.approx(np.sqrt((dp ** 2).mean()), rel=1e-5)
+    assert f.delta_p_percentiles["25"] == pytest.approx(np.percentile(dp, 25), abs=1e-6)
+    assert f.delta_p_ci_low <= f.delta_p_mean <= f.delta_p_ci_high
+    assert "linear" in f.percentile_method
+    k4 = compare(*(_softmax_file(x, targets, [20, 20, 20], 4) for x in (base_logits, var_logits)), Plan)
+    assert k4.kl_mean_nats <= f.kl_mean_nats and k4.delta_p_mean == pytest.approx(f.delta_p_mean, abs=1e-6)
+    with pytest.raises(ValueError, match="different held-out windows"):
+        compare(base, _softmax_file(var_logits, targets, [30, 30], vocab), Plan)
 
 
 def test_cost_carries_the_intervals_of_what_it_is_derived_from(run_cfg):
@@ -195,3 +237,45 @@ def test_a_variant_run_before_its_baseline_is_compared_by_the_report_and_a_price
     assert f"{cost.usd_per_million_tokens:.4g}" in text  # the report's price, not the run's (none)
     assert (results / "report" / next(p.name for p in (results / "report").glob("scorecard-retention-cost-*"))).exists()
     assert list((results / "report").glob("scorecard-kl-bytes-*.png"))
+
+
+@pytest.mark.slow
+def test_fidelity_is_the_same_whatever_order_the_points_ran_in(models_dir, tmp_path):
+    """Baseline then variant, variant then baseline, and both at once (joblib, two workers): the
+    scorecard's fidelity rows are the same, and retention and cost never vanish."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from harness.report.scorecard import scorecards
+    from harness.results.store import load_records
+    from tests.conftest import compose_config
+
+    common = ["model=tiny-xs", f"models_dir={models_dir}", "bench=quick", "quality.max_bytes=5000",
+              "hardware.probe=false", "hardware.price_per_hour_usd=0.2"]
+
+    def run(d: Path, variant: str):
+        rec = run_point(compose_config("run", [*common, f"results_dir={d}", f"variant={variant}"]))
+        assert rec.status == "ok", rec.error
+        return rec
+
+    run(tmp_path / "in-order", "fp32")
+    assert run(tmp_path / "in-order", "torch-dynamic-int8").fidelity is not None
+    assert run(tmp_path / "reversed", "torch-dynamic-int8").fidelity is None  # no baseline yet: none in the record
+    run(tmp_path / "reversed", "fp32")
+    both = subprocess.run([sys.executable, "-m", "harness", "run", "-m", "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", "variant=fp32,torch-dynamic-int8", *common,
+                           f"results_dir={tmp_path / 'parallel'}"], capture_output=True, text=True, timeout=600)
+    assert both.returncode == 0, both.stderr[-3000:]
+    cards = {}
+    for name in ("in-order", "reversed", "parallel"):
+        records = load_records([tmp_path / name]).records
+        (card,) = scorecards(records, compare_records(records, Judging()), Judging())
+        cards[name] = card
+    expected = cards["in-order"].fidelity
+    assert expected.loc[0, "KL nats"].startswith(">=") and expected.loc[0, "loss retention"] != "-"
+    for name in ("reversed", "parallel"):
+        pd.testing.assert_frame_equal(cards[name].fidelity, expected)
+        cost = cards[name].cost.set_index("variant").loc["torch-dynamic-int8"]
+        assert cost["$/M tok"] != "-" and cost["speed-up"].endswith("x u")

@@ -1,15 +1,18 @@
 """How far a variant's next-token distributions moved from its baseline's, on the held-out windows.
 
-The baseline point captures, for every scored token of the held-out pass, its top-k token ids
-and log-probabilities (the full distribution where the vocabulary is small) and the
-log-probability of the true next token: a ``TokenReference``, written once to the results store.
-A variant's held-out pass is then compared with it token by token (llama.cpp's
-``perplexity --kl-divergence`` does the same from saved base logits), so no point holds two
-models for this.
+Every point keeps, for each scored token of its held-out pass, its top-k token ids and
+log-probabilities (the whole distribution where the vocabulary is small) and the log-probability of
+the true next token: a ``TokenReference``, stored beside its record. Fidelity is a comparison of two
+such files (``compare``), so it is the same whichever point ran first, or both at once; llama.cpp's
+``llama-perplexity --kl-divergence`` compares saved base logits with a new pass the same way.
 
-KL(base || variant) is computed over the baseline's top-k tokens plus one bucket for the rest
-of the vocabulary. Merging tokens into a bucket can only lower a KL divergence (the log-sum
-inequality), so with k below the vocabulary the figure is a lower bound; ``exact`` says which.
+KL(base || variant) is computed over the tokens both points kept plus one bucket for the rest of
+the vocabulary. Merging tokens into a bucket can only lower a KL divergence (the log-sum
+inequality), so unless both kept the whole vocabulary the figure is a lower bound; ``exact`` says
+which. The other statistics are llama-perplexity's, by its definitions: KL percentiles, "same top"
+(the most probable token agrees), delta-p (the variant's probability of the true token minus the
+baseline's: mean, RMS, percentiles). Percentiles interpolate linearly between sorted tokens, as
+numpy.percentile's default and llama-perplexity's own ``percentile`` do.
 
 Intervals resample whole windows (each window's scored tokens are one unit), never tokens.
 """
@@ -92,70 +95,84 @@ class FidelityPlan(Protocol):
     seed: int
 
 
-class FidelityMeter:
-    """Held-out observer that compares each window with the same window of a ``TokenReference``."""
+KL_PERCENTILES = ("max", "99.9", "99", "95", "90", "50", "10", "5", "1", "0.1", "min")  # llama-perplexity's rows
+DELTA_P_PERCENTILES = ("max", "99.9", "99", "95", "90", "75", "50", "25", "10", "5", "1", "0.1", "min")
+PERCENTILE_METHOD = ("over tokens, linear interpolation between order statistics (numpy.percentile method='linear', "
+                     "as llama-perplexity's percentile())")
 
-    def __init__(self, reference: TokenReference, shift_nats: float):
-        self.ref, self.shift = reference, shift_nats
-        self._pos = self._window = 0
-        self.sums: dict[str, list[float]] = {k: [] for k in ("kl", "same_top", "shifted", "nll_base", "nll_variant")}
-        self.kl_tokens: list[np.ndarray] = []
 
-    def __call__(self, logp: torch.Tensor, targets: torch.Tensor) -> None:
-        ref, n = self.ref, len(targets)
-        if self._window >= len(ref.window_tokens) or ref.window_tokens[self._window] != n:
-            raise ValueError("the held-out windows differ from the baseline reference's "
-                             "(different text, context length or stride)")
-        rows = slice(self._pos, self._pos + n)
-        ids = torch.from_numpy(ref.topk_ids[rows]).long().to(logp.device)
-        base_logp = torch.from_numpy(ref.topk_logp[rows]).double().to(logp.device)
-        var_logp = logp.double().gather(-1, ids)
-        p_base = base_logp.exp()
-        kl = (p_base * (base_logp - var_logp)).sum(-1)
-        if not ref.exact:  # one bucket for the rest of the vocabulary
-            rest_base = (1 - p_base.sum(-1)).clamp_min(_MIN_REST)
-            rest_var = (1 - var_logp.exp().sum(-1)).clamp_min(_MIN_REST)
-            kl = kl + rest_base * (rest_base.log() - rest_var.log())
-        kl = kl.clamp_min(0).cpu().numpy()  # rounding can leave -1e-16 where the two agree
-        target_var = logp.gather(-1, targets[:, None])[:, 0].double().cpu().numpy()
-        target_base = ref.target_logp[rows].astype(np.float64)
-        same = (logp.argmax(-1).cpu().numpy() == ref.topk_ids[rows, 0])
-        for key, value in (("kl", kl.sum()), ("same_top", same.sum()),
-                           ("shifted", (np.abs(target_var - target_base) > self.shift).sum()),
-                           ("nll_base", -target_base.sum()), ("nll_variant", -target_var.sum())):
-            self.sums[key].append(float(value))
-        self.kl_tokens.append(kl)
-        self._pos += n
-        self._window += 1
+def _percentiles(x: np.ndarray, levels: tuple[str, ...]) -> dict[str, float]:
+    at = {"max": 100.0, "min": 0.0}
+    return {lv: float(np.percentile(x, at.get(lv) if lv in at else float(lv))) for lv in levels}
 
-    def result(self, plan: FidelityPlan) -> Fidelity:
-        ref = self.ref
-        if self._window != len(ref.window_tokens):
-            raise ValueError(f"scored {self._window} windows, the baseline reference has {len(ref.window_tokens)}")
-        sums = {k: np.asarray(v) for k, v in self.sums.items()}
-        counts = ref.window_tokens.astype(float)
-        rng = np.random.default_rng(plan.seed)
-        w = len(counts)
-        # multiplicity of each window in each resample: ratio-of-sums estimates over whole windows
-        picks = rng.integers(0, w, size=(plan.bootstrap_resamples, w))
-        mult = np.apply_along_axis(np.bincount, 1, picks, minlength=w).astype(float)
-        n_boot = mult @ counts
-        alpha = (1 - plan.ci_level) / 2
 
-        def estimate(num: str, den: np.ndarray | str = "tokens") -> tuple[float, float, float]:
-            d, d_boot = (counts.sum(), n_boot) if isinstance(den, str) else (den.sum(), mult @ den)
-            boot = (mult @ sums[num]) / d_boot
-            return float(sums[num].sum() / d), float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+def _token_kl_exact(base: TokenReference, var: TokenReference) -> np.ndarray:
+    """Both kept the whole vocabulary: scatter each into dense rows and sum p_b (log p_b - log p_v)."""
+    n, rows = len(base.topk_ids), np.arange(len(base.topk_ids))[:, None]
+    lb, lv = np.empty((n, base.vocab_size)), np.empty((n, var.vocab_size))
+    lb[rows, base.topk_ids] = base.topk_logp
+    lv[rows, var.topk_ids] = var.topk_logp
+    return (np.exp(lb) * (lb - lv)).sum(-1)
 
-        kl, same, shifted = estimate("kl"), estimate("same_top"), estimate("shifted")
-        retention = estimate("nll_base", sums["nll_variant"])
-        return Fidelity(
-            tokens=int(counts.sum()), windows=w, top_k=ref.top_k, exact=ref.exact,
-            kl_mean_nats=kl[0], kl_ci_low=kl[1], kl_ci_high=kl[2],
-            kl_p99_nats=float(np.percentile(np.concatenate(self.kl_tokens), 99)),
-            same_top_rate=same[0], same_top_ci_low=same[1], same_top_ci_high=same[2],
-            logprob_shift_nats=self.shift, shifted_share=shifted[0], shifted_ci_low=shifted[1],
-            shifted_ci_high=shifted[2], loss_retention=retention[0], loss_retention_ci_low=retention[1],
-            loss_retention_ci_high=retention[2], ci_level=plan.ci_level,
-            ci_resamples=f"windows ({w}) of the held-out pass",
-        )
+
+def _token_kl_bucketed(base: TokenReference, var: TokenReference, chunk: int = 4096) -> np.ndarray:
+    """Tokens in both top-k lists one by one, everything else one bucket (a lower bound of the KL)."""
+    out = []
+    for s in range(0, len(base.topk_ids), chunk):
+        b_ids, v_ids = base.topk_ids[s:s + chunk], var.topk_ids[s:s + chunk]
+        b_lp, v_lp = base.topk_logp[s:s + chunk].astype(np.float64), var.topk_logp[s:s + chunk].astype(np.float64)
+        match = b_ids[:, :, None] == v_ids[:, None, :]  # [n, k_base, k_var]
+        shared = match.any(-1)
+        v_at_b = np.where(shared, (match * v_lp[:, None, :]).sum(-1), 0.0)
+        p_b, p_v = np.exp(b_lp) * shared, np.exp(v_at_b) * shared
+        kl = (p_b * (b_lp - v_at_b)).sum(-1)
+        rest_b = np.clip(1 - p_b.sum(-1), _MIN_REST, None)
+        rest_v = np.clip(1 - p_v.sum(-1), _MIN_REST, None)
+        out.append(kl + rest_b * (np.log(rest_b) - np.log(rest_v)))
+    return np.concatenate(out)
+
+
+def _window_bootstrap(sizes: np.ndarray, plan: FidelityPlan):
+    """Each resample's multiplicity of every window: ratio-of-sums estimates over whole windows."""
+    rng = np.random.default_rng(plan.seed)
+    picks = rng.integers(0, len(sizes), size=(plan.bootstrap_resamples, len(sizes)))
+    return np.apply_along_axis(np.bincount, 1, picks, minlength=len(sizes)).astype(float)
+
+
+def compare(base: TokenReference, var: TokenReference, plan: FidelityPlan) -> Fidelity:
+    """The variant's distributions (``var``) against its baseline's, token by token."""
+    if not np.array_equal(base.window_tokens, var.window_tokens) or base.vocab_size != var.vocab_size:
+        raise ValueError("the two points scored different held-out windows or vocabularies "
+                         "(different text, context length, stride or tokenizer)")
+    exact, shift_nats = base.exact and var.exact, plan.logprob_shift_nats
+    kl = np.clip(_token_kl_exact(base, var) if exact else _token_kl_bucketed(base, var), 0, None)  # -1e-16 rounding
+    b_t, v_t = base.target_logp.astype(np.float64), var.target_logp.astype(np.float64)
+    delta_p = np.exp(v_t) - np.exp(b_t)
+    per_token = {"kl": kl, "same_top": (base.topk_ids[:, 0] == var.topk_ids[:, 0]).astype(float),
+                 "shifted": (np.abs(v_t - b_t) > shift_nats).astype(float), "nll_base": -b_t, "nll_variant": -v_t,
+                 "delta_p": delta_p, "delta_p_sq": delta_p ** 2}
+    starts = np.concatenate([[0], np.cumsum(base.window_tokens)[:-1]])
+    sums = {k: np.add.reduceat(v, starts) for k, v in per_token.items()}
+    counts = base.window_tokens.astype(float)
+    mult = _window_bootstrap(counts, plan)
+    alpha = (1 - plan.ci_level) / 2
+
+    def estimate(num: str, den: str | None = None, f=lambda x: x) -> tuple[float, float, float]:
+        d, d_boot = (counts.sum(), mult @ counts) if den is None else (sums[den].sum(), mult @ sums[den])
+        boot = f((mult @ sums[num]) / d_boot)
+        return float(f(sums[num].sum() / d)), float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+
+    kl_m, same, shifted = estimate("kl"), estimate("same_top"), estimate("shifted")
+    retention, dp, rms = estimate("nll_base", "nll_variant"), estimate("delta_p"), estimate("delta_p_sq", f=np.sqrt)
+    kl_pct = _percentiles(kl, KL_PERCENTILES)
+    return Fidelity(
+        tokens=int(counts.sum()), windows=len(counts), top_k=min(base.top_k, var.top_k), exact=exact,
+        kl_mean_nats=kl_m[0], kl_ci_low=kl_m[1], kl_ci_high=kl_m[2], kl_p99_nats=kl_pct["99"],
+        same_top_rate=same[0], same_top_ci_low=same[1], same_top_ci_high=same[2],
+        logprob_shift_nats=shift_nats, shifted_share=shifted[0], shifted_ci_low=shifted[1],
+        shifted_ci_high=shifted[2], loss_retention=retention[0], loss_retention_ci_low=retention[1],
+        loss_retention_ci_high=retention[2], ci_level=plan.ci_level,
+        ci_resamples=f"windows ({len(counts)}) of the held-out pass",
+        kl_percentiles_nats=kl_pct, delta_p_mean=dp[0], delta_p_ci_low=dp[1], delta_p_ci_high=dp[2],
+        delta_p_rms=rms[0], delta_p_rms_ci_low=rms[1], delta_p_rms_ci_high=rms[2],
+        delta_p_percentiles=_percentiles(delta_p, DELTA_P_PERCENTILES), percentile_method=PERCENTILE_METHOD)

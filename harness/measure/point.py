@@ -13,7 +13,7 @@ import torch
 
 
 from harness.measure.energy import EnergyMeter, Energy, total_energy
-from harness.measure.fidelity import Fidelity, FidelityMeter, FidelityPlan, ReferenceCapture, TokenReference
+from harness.measure.fidelity import Fidelity, FidelityPlan, ReferenceCapture, TokenReference, compare
 from harness.measure.latency import Decoder, LatencyPlan, Latency, measure_latency
 from harness.measure.memory import Memory, memory_result, reset_gpu_peaks, reset_peak_rss
 from harness.measure.quality import Quality, LogitsFn, heldout_loss
@@ -58,26 +58,26 @@ class PointMeasurements:
     energy: Energy
     memory: Memory
     roofline: Roofline | None
-    reference: TokenReference | None = None  # captured when asked (the baseline's held-out distributions)
-    fidelity: Fidelity | None = None  # against a given reference
+    distributions: TokenReference | None = None  # this point's held-out next-token distributions (top-k)
+    fidelity: Fidelity | None = None  # against a given reference (the baseline's distributions)
 
 
 def measure_point(target: Measurable, heldout_text: str, quality: QualityPlan, bench: LatencyPlan,
                   suite: TaskSuite | None = None, offline: bool = False,
                   bandwidth_bytes_per_s: float | None = None, baseline: Decoder | None = None,
                   baseline_name: str | None = None, fidelity_plan: FidelityPlan | None = None,
-                  capture_reference: bool = False, reference: TokenReference | None = None) -> PointMeasurements:
+                  reference: TokenReference | None = None) -> PointMeasurements:
     """``target``: the loaded model as its engine runs it. ``baseline``: the same model's baseline,
-    loaded by the caller, timed interleaved for paired ratios. ``capture_reference`` keeps this
-    model's held-out distributions; ``reference`` compares with another's (both ride the held-out
-    pass and need ``fidelity_plan``)."""
+    loaded by the caller, timed interleaved for paired ratios. With ``fidelity_plan`` the held-out
+    pass keeps this model's next-token distributions, and compares them with ``reference`` (the
+    baseline's) when given."""
     device = target.device
     reset_peak_rss()
     reset_gpu_peaks(device)
-    capture = ReferenceCapture(fidelity_plan.top_k, fidelity_plan.full_vocab_max) if capture_reference else None
-    meter = FidelityMeter(reference, fidelity_plan.logprob_shift_nats) if reference is not None else None
+    capture = ReferenceCapture(fidelity_plan.top_k, fidelity_plan.full_vocab_max) if fidelity_plan else None
     q = heldout_loss(target.logits, target.tokenizer, heldout_text, quality.context_length, quality.stride,
-                     quality.max_bytes, quality.batch_size, observers=[o for o in (capture, meter) if o is not None])
+                     quality.max_bytes, quality.batch_size, observers=[capture] if capture else [])
+    distributions = capture.result() if capture else None
     tasks = None
     if suite is not None and suite.tasks:  # lm-eval's own HFLM on transformers, else the engine's logits
         tasks = evaluate_tasks(target.hf_model, target.tokenizer, suite, offline=offline, logits=target.logits,
@@ -95,5 +95,6 @@ def measure_point(target: Measurable, heldout_text: str, quality: QualityPlan, b
                                    head.batch_size, head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
                                    bandwidth_bytes_per_s)
     return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline,
-                             reference=capture.result() if capture else None,
-                             fidelity=meter.result(fidelity_plan) if meter else None)
+                             distributions=distributions,
+                             fidelity=compare(reference, distributions, fidelity_plan) if reference is not None and distributions
+                             else None)

@@ -29,8 +29,11 @@ SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
 HOW_TO_READ = (
     "KL: mean KL(baseline || variant) per held-out token in nats, [95% interval resampling windows], "
     "and the same per byte of the held-out text in bits (KL bits/B: comparable across tokenizers); "
-    "'>=' marks a lower bound (top-k plus the rest's mass; exact when the whole vocabulary is kept). "
-    "top-1: share of tokens whose most probable next token is unchanged. moved: share whose "
+    "'>=' marks a lower bound (the tokens both points kept plus the rest's mass; exact when both kept the "
+    "whole vocabulary); KL 99.9%: the per-token KL's 99.9th percentile. top-1: share of tokens whose most "
+    "probable next token is unchanged (llama-perplexity's 'same top p'). Δp: the variant's probability of "
+    "the true next token minus the baseline's, mean [interval] and RMS, in percentage points as "
+    "llama-perplexity prints them; percentiles interpolate linearly between tokens. moved: share whose "
     "log p(true token) moved by more than the threshold. Retention: baseline / variant held-out loss "
     "(loss) or variant / baseline accuracy (tasks), 5 significant figures, with gates: pass when the "
     "whole interval is at or above the gate, fail when it is all below, ? (undecided) when it straddles. "
@@ -130,8 +133,12 @@ def _fidelity_row(variant: str, r: RunRecord, c: ComparisonBlock) -> dict[str, A
         if f else "missing",
         "KL bits/B": lower + _interval(*(x * per_byte for x in (f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high)),
                                        lambda x: f"{x:.3g}") if f and per_byte else "-",
+        "KL 99.9%": (lower + f"{f.kl_percentiles_nats['99.9']:.3g}") if f and f.kl_percentiles_nats else "-",
         "top-1 same": _interval(f.same_top_rate, f.same_top_ci_low, f.same_top_ci_high,
                                 lambda x: f"{x:.4f}") if f else "-",
+        "Δp % [CI]": _interval(*(100 * x for x in (f.delta_p_mean, f.delta_p_ci_low, f.delta_p_ci_high)),
+                               lambda x: f"{x:+.3g}") if f and f.delta_p_mean is not None else "-",
+        "RMS Δp %": f"{100 * f.delta_p_rms:.3g}" if f and f.delta_p_rms is not None else "-",
         "moved": f"{f.shifted_share:.4f} (>{f.logprob_shift_nats:g} nats)" if f else "-",
         "loss retention": _interval(f.loss_retention, f.loss_retention_ci_low, f.loss_retention_ci_high)
         if f else "-",

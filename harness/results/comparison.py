@@ -29,6 +29,7 @@ from scipy.stats import binomtest
 from pydantic import Field
 
 from harness.results import schema as S
+from harness.results.fidelity import fidelity_between
 from harness.results.store import read_samples
 
 ACCURACY_METRICS = ("acc", "exact_match")  # per-item 0/1 metrics lm-eval logs, first found wins
@@ -302,11 +303,11 @@ def comparison_block(record: S.RunRecord, baseline: S.RunRecord | None, judging:
     j = judging
     price_per_hour_usd = price_of(record, j.prices)
     thresholds, resamples, level, seed = list(j.gates), j.resamples, j.level, j.seed
-    missing = [f"fidelity: {record.fidelity_missing}"] if record.fidelity_missing else []
+    fid, fidelity_missing = fidelity_between(record, baseline)
+    missing = [f"fidelity: {fidelity_missing}"] if fidelity_missing else []
     if baseline is None:
         missing.append(f"tasks and cost ratios: no ok {j.baseline_variant} record of {record.model.name} "
                        f"on hardware {record.hardware.id} in these results directories")
-    fid = record.fidelity
     tasks: dict[str, PairedTaskBlock] = {}
     for task, rows in variant_samples.items():
         if task not in baseline_samples:

@@ -57,7 +57,10 @@ def variant_block(variant: Any) -> S.VariantInfo:
     return S.VariantInfo(**fields | {"options": _plain(getattr(variant, "options", None))})
 
 
-def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] = None) -> S.Quality:
+def quality_block(heldout: Any, tasks: Any = None, samples_path: Optional[Path] = None,
+                  distributions: tuple[Optional[Path], Optional[str]] = (None, None)) -> S.Quality:
+    path, tag = distributions
+    heldout = dataclasses.replace(heldout, distributions_path=str(path) if path else None, distributions_settings=tag)
     if tasks is None:
         return heldout
     return dataclasses.replace(heldout, tasks=dict(tasks.tasks), lm_eval_version=tasks.lm_eval_version,
@@ -82,6 +85,7 @@ def _oom(latency: S.Latency) -> Optional[Failure]:
 def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float, model: S.ModelBlock,
                  variant: S.VariantInfo, hardware: S.Hardware, probes: Optional[S.Probes] = None, measured: Any = None,
                  samples_path: Optional[Path] = None, failure: Optional[Failure] = None,
+                 distributions: tuple[Optional[Path], Optional[str]] = (None, None),
                  fidelity_missing: Optional[str] = None, engine: Optional[S.EngineInfo] = None) -> S.RunRecord:
     """One validated record. ``measured`` is a point's measurements (quality, tasks, latency, energy,
     memory, roofline, fidelity attributes) or None when the point failed before measuring;
@@ -90,7 +94,7 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
     if measured is not None:  # every measured block the record has a field for, stored as measured
         blocks = {f.name: getattr(measured, f.name) for f in dataclasses.fields(measured)
                   if f.name in S.RunRecord.model_fields}
-        blocks |= {"quality": quality_block(measured.quality, measured.tasks, samples_path),
+        blocks |= {"quality": quality_block(measured.quality, measured.tasks, samples_path, distributions),
                    "latency": latency_block(measured.latency), "fidelity_missing": fidelity_missing}
         failure = failure or _oom(blocks["latency"])
     hw = dataclasses.replace(hardware, probes=probes)

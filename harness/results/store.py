@@ -172,11 +172,16 @@ def read_samples(samples_dir: str | Path | None) -> dict[str, list[dict]]:
             for p in sorted(Path(samples_dir).glob("*.jsonl"))}
 
 
+def settings_tag(settings: Mapping[str, Any]) -> str:
+    """A short hash of the settings that make two held-out passes comparable (text hash, windows, k,
+    the model's source): two points' distributions are compared only when their tags agree."""
+    return hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def reference_path(results_dir: str | Path, model: str, baseline_variant: str, hardware_id: str,
                    settings: Mapping[str, Any]) -> Path:
-    """Where a baseline's held-out reference lies: one per model, baseline, machine and the settings
-    that make two held-out passes comparable (text hash, windows, k, the model's source and card)."""
-    tag = hashlib.sha256(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """Where a baseline's held-out reference lies: one per model, baseline, machine and settings."""
+    tag = settings_tag(settings)
     return Path(results_dir) / "references" / f"{_safe(model)}--{_safe(baseline_variant)}--{hardware_id}--{tag}.npz"
 
 
@@ -185,6 +190,12 @@ def write_reference(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[
     with atomic_file(path, binary=True) as f:
         np.savez_compressed(f, meta=np.asarray(json.dumps(dict(meta), default=str)), **arrays)
     return path
+
+
+def write_distributions(results_dir: str | Path, run_id: str, arrays: Mapping[str, np.ndarray],
+                        meta: Mapping[str, Any]) -> Path:
+    """A point's own next-token distributions on the held-out windows, beside its record."""
+    return write_reference(run_dir(results_dir, run_id) / "distributions.npz", arrays, meta)
 
 
 def read_reference(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:

@@ -41,13 +41,18 @@ def paired_baseline(rc: RunConfig, device: torch.device) -> tuple[PreparedModel 
     return reference, f"{rc.model.name} {reference.info.name}{engine}"
 
 
+def reference_settings(rc: RunConfig, heldout: str) -> dict:
+    """What makes two points' held-out distributions comparable token by token."""
+    q, c, m = rc.quality, rc.compare, rc.model
+    return {"heldout_sha256": hashlib.sha256(heldout.encode()).hexdigest(), "context_length": q.context_length,
+            "stride": q.stride, "max_bytes": q.max_bytes, "top_k": c.top_k, "full_vocab_max": c.full_vocab_max,
+            "model": {"hub_id": m.hub_id, "revision": m.revision, "path": m.path}}
+
+
 def reference_file(rc: RunConfig, hardware_id: str, heldout: str) -> Path:
     """The baseline reference this point writes (a baseline) or reads (any other variant)."""
-    q, c, m = rc.quality, rc.compare, rc.model
-    settings = {"heldout_sha256": hashlib.sha256(heldout.encode()).hexdigest(), "context_length": q.context_length,
-                "stride": q.stride, "max_bytes": q.max_bytes, "top_k": c.top_k, "full_vocab_max": c.full_vocab_max,
-                "model": {"hub_id": m.hub_id, "revision": m.revision, "path": m.path}}
-    return reference_path(rc.results_dir, m.name, c.baseline_variant, hardware_id, settings)
+    return reference_path(rc.results_dir, rc.model.name, rc.compare.baseline_variant, hardware_id,
+                          reference_settings(rc, heldout))
 
 
 def _build_reference(rc: RunConfig, device: torch.device, heldout: str, path: Path, run_id: str) -> None:

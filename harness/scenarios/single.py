@@ -24,8 +24,8 @@ from harness.models import ModelNotFoundError
 from harness.results import record as R
 from harness.results import schema as S
 from harness.results.schema import REFERENCE_ENGINE
-from harness.results.store import (CRASH_TRACEBACK, probes_path, read_probes, run_dir, write_probes, write_record,
-                                   write_reference, write_samples)
+from harness.results.store import (CRASH_TRACEBACK, probes_path, read_probes, run_dir, settings_tag, write_distributions,
+                                   write_probes, write_record, write_reference, write_samples)
 from harness.scenarios import reference as ref
 from harness.scenarios.point import Machine, already_done, engine_point, failure, heldout_text, machine, point_id, run_label
 from harness.variants import UnsupportedVariantError
@@ -86,6 +86,8 @@ class _Outcome:
     prepared: Prepared | None = None
     measured: PointMeasurements | None = None
     samples_path: Any = None
+    distributions_path: Any = None
+    distributions_tag: str | None = None
     fidelity_missing: str | None = None
     failure: R.Failure | None = None
 
@@ -111,10 +113,14 @@ def _measure(rc: RunConfig, m: Machine, run_id: str, out: _Outcome) -> None:
         out.prepared.target, heldout, rc.quality, rc.bench, suite=rc.eval, offline=bool(rc.offline),
         bandwidth_bytes_per_s=out.probes.bandwidth_bytes_per_s if out.probes else None,
         baseline=hf_decoder(paired.loaded.model, paired.loaded.tokenizer) if paired else None,
-        baseline_name=paired_name, fidelity_plan=rc.compare, capture_reference=is_baseline, reference=token_reference)
+        baseline_name=paired_name, fidelity_plan=rc.compare, reference=token_reference)
     del paired
-    if out.measured.reference is not None:
-        write_reference(ref_file, out.measured.reference.arrays(), {"written_by": run_id})
+    if (mine := out.measured.distributions) is not None:  # every point's own: the report compares any two
+        out.distributions_tag = settings_tag(ref.reference_settings(rc, heldout))
+        meta = {"written_by": run_id, "settings": out.distributions_tag}
+        out.distributions_path = write_distributions(rc.results_dir, run_id, mine.arrays(), meta)
+        if is_baseline:
+            write_reference(ref_file, mine.arrays(), meta)
     if out.measured.tasks and out.measured.tasks.samples:
         out.samples_path = write_samples(rc.results_dir, run_id, out.measured.tasks.samples)
 
@@ -141,6 +147,7 @@ def _run_point(rc: RunConfig, resolved: dict) -> S.RunRecord:
         run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started, model=model,
         variant=R.variant_block(p.variant if p else rc.variant), hardware=m.hardware, probes=out.probes,
         measured=out.measured, samples_path=out.samples_path, failure=out.failure,
+        distributions=(out.distributions_path, out.distributions_tag),
         fidelity_missing=out.fidelity_missing, engine=p.target.info if p else EngineInfo(name=rc.engine.name))
     log.info("%s: %s -> %s", run_id, record.status, write_record(rc.results_dir, record))
     if p is not None:
