@@ -1,6 +1,6 @@
 """Fidelity as a comparison of two records, whatever order their points ran in: each point stored
 its own held-out next-token distributions beside its record, and the variant's are compared with
-its baseline's here (harness/measure/fidelity.compare, the function a point uses when its
+its baseline's here (harness/distributions.compare, the function a point uses when its
 baseline's reference is already there, so both give the same figures)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.blocks import Fidelity
-from harness.measure.fidelity import TokenReference, compare
+from harness.distributions import TokenReference, compare
 from harness.results import schema as S
 from harness.results.store import read_reference
 
