@@ -147,6 +147,31 @@ class PairedRatio:
 
 
 @_block()
+class AcrossRuns:
+    """One shape timed in several runs of the point (bench.runs): run 1 in the point's own process,
+    runs 2..N each in a fresh one. Every Stats pools the runs' per-request samples (in run order;
+    ``run_requests`` splits them) with the median's interval from a two-level bootstrap (runs, then
+    requests inside each drawn run): the interval of what another run would read, where the
+    scenario's own intervals describe one run only."""
+    runs: int
+    run_requests: list[int]  # requests each run measured (splits the pooled samples)
+    run_tpot_ms: list[float]  # each run's median TPOT
+    ttft_ms: Stats
+    tpot_ms: Stats
+    e2e_ms: Stats
+    itl_ms: Optional[Stats] = None
+    output_tokens_per_s: float  # batch * new tokens / pooled median e2e
+    output_tokens_per_s_ci_low: float
+    output_tokens_per_s_ci_high: float
+    tpot_width_ratio: Optional[float] = None  # across-run / run 1's within-run TPOT interval width
+    paired_tpot_ratio: Optional[float] = None  # geometric mean of the runs' paired ratios (variant / baseline TPOT)
+    paired_tpot_ci_low: Optional[float] = None  # two-level bootstrap: runs, then pairs inside each
+    paired_tpot_ci_high: Optional[float] = None
+    run_tpot_ratios: list[float] = field(default_factory=list)  # each run's paired ratio
+    baseline_tpot_ms_samples: list[float] = field(default_factory=list)  # the pairs' baseline side, run order
+
+
+@_block()
 class LatencyScenario:
     prompt_tokens: int
     batch_size: int
@@ -173,6 +198,7 @@ class LatencyScenario:
     measured_s: float = 0.0
     energy_j: Optional[float] = None  # over the variant's requests, where a counter exists
     energy_j_per_token: Optional[float] = None
+    across_runs: Optional[AcrossRuns] = None  # bench.runs > 1
 
 
 @_block()

@@ -214,9 +214,11 @@ class BenchConfig:
     threads: Optional[int] = None  # torch intra-op threads; None keeps torch's default
     bootstrap_resamples: int = 2000
     seed: int = 0
+    runs: int = 1  # > 1: time the point this many times, runs 2..N each in a fresh process: across-run intervals
 
     def __post_init__(self) -> None:
         _at_least("bench.new_tokens", self.new_tokens, 2, "time per output token needs a second token")
+        _at_least("bench.runs", self.runs, 1)
         _each(_at_least, "bench.prompt_tokens", self.prompt_tokens, 1)
         _each(_at_least, "bench.batch_sizes", self.batch_sizes, 1)
         for key, values in (("bench.prompt_tokens", self.prompt_tokens), ("bench.batch_sizes", self.batch_sizes)):

@@ -40,8 +40,11 @@ HOW_TO_READ = (
     "Tasks are paired on the items both points logged: flips right->wrong / wrong->right, McNemar's "
     "exact p (Holm-adjusted across the variants of this model and hardware, per task). Cost: decode "
     "tokens/s at batch size b and dollars per million generated tokens, each from the point's own median "
-    "TPOT with its 95% interval (resampling the point's rounds and requests: noise within one process, "
-    "not the drift between processes); speed-up: baseline / variant TPOT, "
+    "TPOT with its 95% interval: across runs where the point ran several (bench.runs: runs, then requests "
+    "in each: what the next run would read), else within its one run (its rounds and requests: noise "
+    "within one process, not the drift between processes; the 'intervals' column says which); "
+    "speed-up: baseline / variant TPOT, "
+    "r = paired in each of the point's runs, geometric mean with its interval across runs; "
     "p = paired (interleaved inside the variant's point, with its interval: free of drift between "
     "points, so it is the figure to compare two rows' dollars by), u = unpaired (two points' medians, "
     "drift included, no interval); joules per million generated tokens where energy was measured.")
@@ -108,7 +111,7 @@ def _cost_row(variant: str, rows: list[CostBlock], weights_per_param, extra_usd=
     return {"variant": variant,
             **{f"tok/s b={c.batch_size}": _interval(c.output_tokens_per_s, c.output_tokens_per_s_ci_low,
                                                     c.output_tokens_per_s_ci_high, _g4) for c in rows},
-            "speed-up": speed,
+            "speed-up": speed, "intervals": head.intervals if head else "-",
             "$/M tok": _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
                                  head.usd_per_million_tokens_ci_high, _g4) if head else "-",
             "J/M tok": _short(head.j_per_million_tokens if head else None, ".4g"),

@@ -6,15 +6,17 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.config import SummaryConfig
-from harness.results.comparison import baseline_of, baselines, ratio, speed_ratio, task_names
+from harness.results.comparison import baseline_of, headline_runs, baselines, ratio, speed_ratio, task_names
 from harness.results.store import load_records, load_serving_records
 from harness.results.schema import REFERENCE_ENGINE, Quality, RunRecord, engine_name
 
 COLUMNS = ("model", "variant", "engine", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
            "TPOT ms [95% CI]", "spread", "gen/bare", "speed-up", "weights MB", "mem ratio")
-NOTE = ("TPOT: median time per output token over requests, interval by resampling rounds and requests; spread: "
+NOTE = ("TPOT: median time per output token over requests, interval by resampling rounds and requests, or "
+        "(Nr) runs and then requests across the point's N runs (bench.runs); spread: "
         "(max - min) / median of the rounds' TPOT; gen/bare: generate() over a bare KV-cache loop; speed-up: "
-        "baseline TPOT / this TPOT, p = paired (interleaved inside the point, with its interval), "
+        "baseline TPOT / this TPOT, r = paired in each run, across runs; p = paired (interleaved inside the point, "
+        "with its interval), "
         "u = unpaired (two points measured apart: drift included); task columns: accuracy ± stderr")
 
 
@@ -60,7 +62,8 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
         else:
             b = baseline_of(r, base)
             q, lat, mem = r.quality, r.latency, r.memory
-            d = lat.tpot_ms if lat else None
+            runs = headline_runs(r)
+            d = runs.tpot_ms if runs else (lat.tpot_ms if lat else None)
             speed = speed_ratio(r, b)
             cells |= {
                 "status": r.status,
@@ -68,7 +71,8 @@ def summary_table(records: list[RunRecord], baseline_variant: str = "fp32") -> T
                 "loss nats": _num(q.heldout_loss_nats),
                 "Δloss": _num(q.heldout_loss_nats - b.quality.heldout_loss_nats if b else None, "+.4f"),
                 "bits/B": _num(q.bits_per_byte),
-                "TPOT ms [95% CI]": f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" if d else "-",
+                "TPOT ms [95% CI]": (f"{d.median:.3f} [{d.ci_low:.3f}, {d.ci_high:.3f}]" + (f" {runs.runs}r" if runs else "")
+                                     if d else "-"),
                 "spread": f"{lat.round_spread:.0%}" if lat and lat.round_spread is not None else "-",
                 "gen/bare": _num(lat.generate_over_bare if lat else None, ".2f"),
                 "speed-up": speed.label if speed else "-",

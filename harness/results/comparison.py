@@ -60,7 +60,8 @@ def tpot_ms(r: S.RunRecord) -> float | None:
 class SpeedRatio:
     """Variant / baseline time per output token, and how it was obtained."""
     tpot_ratio: float
-    kind: str  # "paired": interleaved inside the variant's point | "unpaired": two points' medians
+    kind: str  # "paired": interleaved inside the variant's point | "runs": paired in each of bench.runs runs
+    #            (geometric mean, interval across runs) | "unpaired": two points' medians
     ci_low: float | None = None  # paired only: bootstrap over the interleaved pairs
     ci_high: float | None = None
 
@@ -77,9 +78,19 @@ class SpeedRatio:
         return text + f" [{1 / self.ci_high:.2f}, {1 / self.ci_low:.2f}]"
 
 
+def headline_runs(record: S.RunRecord) -> S.AcrossRuns | None:
+    """The headline shape's figures across runs (bench.runs > 1), or None."""
+    head = next((sc for sc in record.latency.scenarios if sc.status == "ok"), None) if record.latency else None
+    return head.across_runs if head else None
+
+
 def speed_ratio(record: S.RunRecord, base: S.RunRecord | None) -> SpeedRatio | None:
-    """The paired ratio measured inside the point where there is one, else the ratio of the
-    point's median TPOT to its baseline point's (blocks measured apart in time: drift included)."""
+    """The paired ratio across runs where the point has several, else the paired ratio measured
+    inside the point, else the ratio of the point's median TPOT to its baseline point's (blocks
+    measured apart in time: drift included)."""
+    runs = headline_runs(record)
+    if runs is not None and runs.paired_tpot_ratio is not None:
+        return SpeedRatio(runs.paired_tpot_ratio, "runs", runs.paired_tpot_ci_low, runs.paired_tpot_ci_high)
     paired = record.latency.paired if record.latency else None
     if paired is not None:
         return SpeedRatio(paired.tpot_ratio, "paired", paired.tpot_ci_low, paired.tpot_ci_high)
@@ -158,11 +169,12 @@ class CostBlock(S._Block):
     batch_size: int
     prompt_tokens: int
     new_tokens: int
+    intervals: str = "within one run"  # or "across N runs" (bench.runs): what the intervals below resample
     output_tokens_per_s: float  # batch x 1000 / median TPOT (decode rate, prefill excluded)
     output_tokens_per_s_ci_low: Optional[float] = None
     output_tokens_per_s_ci_high: Optional[float] = None
     tpot_ratio: Optional[float] = None  # variant / baseline TPOT at this shape, paired where measured so
-    tpot_ratio_kind: Optional[str] = None  # paired | unpaired
+    tpot_ratio_kind: Optional[str] = None  # paired | runs (paired in each run, across runs) | unpaired
     tpot_ratio_ci_low: Optional[float] = None  # paired only
     tpot_ratio_ci_high: Optional[float] = None
     usd_per_million_tokens: Optional[float] = None  # price per hour / 3600 / tokens per s x 1e6
@@ -264,8 +276,9 @@ def _shape(sc: S.LatencyScenario) -> tuple[int, int, int]:
 
 def cost_rows(latency: S.Latency | None, base_latency: S.Latency | None,
               price_per_hour_usd: float | None) -> list[CostBlock]:
-    """One row per measured shape; the TPOT ratio is the paired one measured in the point where
-    there is one, else the ratio of the two points' medians at the same shape (drift included)."""
+    """One row per measured shape, from the figures across runs where the point has several (bench.runs),
+    else from its one run; the TPOT ratio is the paired one measured in the point where there is one,
+    else the ratio of the two points' medians at the same shape (drift included)."""
     if latency is None:
         return []
     base = {_shape(sc): sc for sc in (base_latency.scenarios if base_latency else []) if sc.tpot_ms}
@@ -273,17 +286,21 @@ def cost_rows(latency: S.Latency | None, base_latency: S.Latency | None,
     for sc in latency.scenarios:
         if sc.status != "ok" or not sc.tpot_ms:
             continue
-        t = sc.tpot_ms
+        runs = sc.across_runs
+        t = runs.tpot_ms if runs else sc.tpot_ms
         # rate and dollars are monotone in TPOT: the median's interval maps end to end (slow end, low rate)
         rate, rate_lo, rate_hi = (sc.batch_size * 1000 / x for x in (t.median, t.ci_high, t.ci_low))
         usd, usd_lo, usd_hi = (price_per_hour_usd / 3600 / r * 1e6 if price_per_hour_usd else None
                                for r in (rate, rate_hi, rate_lo))
         ratio, kind, ratio_ci = None, None, (None, None)
-        if sc.paired is not None:
+        if runs is not None and runs.paired_tpot_ratio is not None:
+            ratio, kind, ratio_ci = runs.paired_tpot_ratio, "runs", (runs.paired_tpot_ci_low, runs.paired_tpot_ci_high)
+        elif sc.paired is not None:
             ratio, kind, ratio_ci = sc.paired.tpot_ratio, "paired", (sc.paired.tpot_ci_low, sc.paired.tpot_ci_high)
         elif _shape(sc) in base:
             ratio, kind = t.median / base[_shape(sc)].tpot_ms.median, "unpaired"
         rows.append(CostBlock(
+            intervals=f"across {runs.runs} runs" if runs else "within one run",
             batch_size=sc.batch_size, prompt_tokens=sc.prompt_tokens, new_tokens=sc.new_tokens,
             output_tokens_per_s=rate, output_tokens_per_s_ci_low=rate_lo, output_tokens_per_s_ci_high=rate_hi,
             tpot_ratio=ratio, tpot_ratio_kind=kind, tpot_ratio_ci_low=ratio_ci[0], tpot_ratio_ci_high=ratio_ci[1],

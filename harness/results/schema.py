@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal, Optional
 
 
-from harness.blocks import (EngineInfo, Energy, Fidelity, Hardware, Latency, LatencyScenario,  # noqa: F401
+from harness.blocks import (AcrossRuns, EngineInfo, Energy, Fidelity, Hardware, Latency, LatencyScenario,  # noqa: F401
                             Memory, PairedRatio, Probes, Quality, Roofline, Stats, TaskScore, VariantInfo)
 # the bases every record shares, and the serving record, importable from here as before
 from harness.results.record_base import LaunchBlock, ModelBlock, Status, _Block, _PointRecord  # noqa: F401

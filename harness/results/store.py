@@ -95,6 +95,8 @@ def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
     out = _identity(resolved_config, roots, (*NOT_IDENTITY, *_engine_not_identity(resolved_config)))
     if isinstance(out.get("engine"), dict):
         out["engine"] = {**LEGACY_ENGINE_KEYS, **out["engine"]}
+    if (out.get("bench") or {}).get("runs") == 1:  # one run: the key as before bench.runs existed
+        out["bench"].pop("runs")
     kind = (out.get("scenario") or {}).get("kind", "single")
     if kind == "single":  # one request at a time: keys as before the scenario axis existed
         out.pop("scenario", None)

@@ -20,6 +20,7 @@ from harness.launch.job_stop import JobStopped
 from harness.measure.hardware import run_probes
 from harness.measure.latency import hf_decoder
 from harness.measure.point import PointMeasurements, measure_point
+from harness.measure.runs import add_runs
 from harness.models import ModelNotFoundError
 from harness.results import record as R
 from harness.results import schema as S
@@ -28,6 +29,7 @@ from harness.results.store import (CRASH_TRACEBACK, probes_path, read_probes, ru
                                    write_probes, write_record, write_reference, write_samples)
 from harness.scenarios import reference as ref
 from harness.scenarios.point import Machine, already_done, engine_point, failure, heldout_text, machine, point_id, run_label
+from harness.scenarios.repeat import more_runs
 from harness.variants import UnsupportedVariantError
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,9 @@ def _measure(rc: RunConfig, m: Machine, run_id: str, out: _Outcome) -> None:
         baseline=hf_decoder(paired.loaded.model, paired.loaded.tokenizer) if paired else None,
         baseline_name=paired_name, fidelity_plan=rc.compare, reference=token_reference)
     del paired
+    if rc.bench.runs > 1 and out.measured.latency is not None:  # intervals across fresh processes too
+        add_runs(out.measured.latency, more_runs(rc, m.device, run_id), rc.bench.bootstrap_resamples, 0.95,
+                 rc.bench.seed)
     if (mine := out.measured.distributions) is not None:  # every point's own: the report compares any two
         out.distributions_tag = settings_tag(ref.reference_settings(rc, heldout))
         meta = {"written_by": run_id, "settings": out.distributions_tag}
