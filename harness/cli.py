@@ -62,6 +62,9 @@ def _build_tasks(cfg: DictConfig) -> None:
     print(f"ci tasks written to {cfg.out_dir}: {counts}")
 
 
+# set once a command's task function starts: a Hydra exit before that is a config Hydra could not compose
+_STARTED: list[bool] = []
+
 # points of this invocation that ran in this process (a run, or a sweep on Hydra's default launcher) and
 # failed: every point still runs, then the command exits 1 listing them (`unsupported` is data, not a failure)
 _FAILED: list[str] = []
@@ -99,8 +102,14 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _summary(cfg: DictConfig) -> None:
+    from pathlib import Path
+
     from harness.report.summary import print_summary
 
+    root = Path(cfg.results_dir)
+    if not (root / "runs").is_dir() and not (root / "serving").is_dir():
+        raise FileNotFoundError(f"results_dir={root} holds no records (no runs/ or serving/ folder); valid: a "
+                                "directory `meekbench run` wrote into")
     print_summary(OmegaConf.to_object(cfg))
 
 
@@ -151,6 +160,7 @@ def _checked(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
     command runs: a bad value exits with status 2 naming key, value and what is valid, before any
     model loads. In a sweep, each job checks its own point."""
     def checked(cfg: DictConfig) -> None:  # unknown keys too, even added with +key=value
+        _STARTED.append(True)
         try:
             refuse_unknown_keys(OmegaConf.to_object(cfg))
         except ConfigValueError as e:
@@ -188,7 +198,14 @@ def main() -> None:
         sys.argv[1:] = _positional_dirs_to_override(sys.argv[1:])
     sys.argv[0] = f"meekbench-{command}"
     app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_checked(task))
-    app()
+    try:
+        app()
+    except SystemExit as e:  # Hydra printed why it could not compose (a mistyped key, a string for a number)
+        if e.code not in (0, None) and not _STARTED:
+            print(f"meekbench: bad config (Hydra's message above); `meekbench {command} --cfg job` prints every key "
+                  "and its value", file=sys.stderr)
+            sys.exit(2)
+        raise
     if _FAILED:
         print(f"meekbench: {len(_FAILED)} point(s) failed (their records say why; the others are recorded):",
               *(f"  {line}" for line in _FAILED), sep="\n", file=sys.stderr)

@@ -33,8 +33,10 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # What the machine costs per hour, for dollars per million tokens: an assumption, not a measurement.
 # Default: AWS EC2 m7i.large (2 vCPU) on-demand list price, us-east-1, 2025: $0.1008/h. Set yours.
 PRICE=${PRICE_PER_HOUR_USD:-0.1008}
+PRICE_SOURCE=${PRICE_SOURCE:-"AWS EC2 m7i.large (2 vCPU) on-demand list price in us-east-1 (2025)"}
 QUALITY_BYTES=${QUALITY_BYTES:-20000}
-SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE" quality.max_bytes="$QUALITY_BYTES")  # every sweep's
+SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE" "hardware.price_source='$PRICE_SOURCE'"
+       quality.max_bytes="$QUALITY_BYTES")  # every sweep's settings
 # The real model's points: 24 items per ci task, 3 rounds of 3 requests of 16 new tokens per arm.
 REAL=(eval.limit=24 bench.repeats=3 bench.min_iterations=3 bench.new_tokens=16 bench.bare_loop=false)
 step() { echo; echo "== demo $1: $2"; printf '%s\t%s\t%s\n' "$1" "$2" "$(date +%s.%N)" >> "$STEPS"; }

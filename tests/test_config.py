@@ -112,6 +112,28 @@ def test_the_cli_exits_with_status_2_before_anything_loads(command, override, tm
     print(f"{command} {override}: refused in {time.perf_counter() - started:.1f} s")
 
 
+@pytest.mark.parametrize("command, override, hydra_says", [
+    ("run", "bench.new_token=8", "Could not override 'bench.new_token'"),  # a mistyped key
+    ("run", "bench.new_tokens=many", "bench.new_tokens"),  # a string for a number
+    ("run", "engine=nosuch", "engine"),  # an option the group does not have
+])
+def test_a_config_hydra_cannot_compose_exits_2_with_its_message(command, override, hydra_says, tmp_path):
+    """Hydra's own compose errors keep its message and exit 2 with `meekbench: bad config`, as the
+    README says (they exited 1, like a failed point)."""
+    out = subprocess.run([sys.executable, "-m", "harness", command, override, f"results_dir={tmp_path / 'r'}"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert hydra_says in out.stderr and "meekbench: bad config (Hydra's message above)" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_summary_of_a_missing_directory_says_so_and_creates_nothing(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "harness", "summary", f"results_dir={tmp_path / 'nosuch'}"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 2 and "holds no records" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "nosuch").exists()
+
+
 def test_each_closed_set_is_named_once_and_matches_what_acts_on_it():
     from harness import config
     from harness.projector.inputs import PUBLISHED

@@ -237,6 +237,7 @@ def test_measured_scenario_uses_the_grid_law_and_says_what_is_measured(tmp_path)
     assert "transfer=exponent" in res["inputs"]["law.alpha"]["note"]
     assert res["inputs"]["law_n"]["source"] == "measured"  # the family's size law, for multipliers only
     assert res["inputs"]["flop_per_dollar"]["source"] == "measured"
+    assert "at an assumed $2.0/h" in res["inputs"]["flop_per_dollar"]["note"]  # the price is not measured
     assert res["inputs"]["flop_per_dollar"]["value"] == pytest.approx(1e11 * 0.4 * 3600 / 2.0)  # 40% utilisation
     assert res["inputs"]["g_i"]["source"] == "default"
     assert res["t_star_years"] == pytest.approx(G.peak_time_closed_form(exponent, G.Growth()))
@@ -338,6 +339,28 @@ def test_sampled_inputs_give_bands_and_point_intervals_give_none_wide():
     assert np.allclose(band["low"], band["high"], rtol=0, atol=1e-12)
     assert point["t_star_interval"] is None
     assert point["uncertainty"]["t_star_years"]["median"] == pytest.approx(point["t_star_years"], abs=1e-9)
+
+
+def test_draws_whose_gap_never_exceeds_a_level_stay_out_of_its_closing_band_and_the_peak_has_a_band():
+    """Issue 42 item 7: at a level near the peak, many draws' gap never exceeds it; they used to enter
+    the closing-time quantiles as 0.0 (paper-uncertain at 0.149 nats read [0.00, 7.64] y). They are
+    counted and left out; the peak gap carries its own band; the headline names the meek actor."""
+    from harness.config import RangeConfig
+    from harness.projector.markdown import headline
+
+    res = _project(closing_levels=[0.149], uncertainty={"g_alg": RangeConfig(1.81, 5.28, 0.95, "Ho et al. 2024")})
+    band = res["uncertainty"]["closing_years"]["0.149"]
+    assert 0 < band["never_exceeded"] < band["draws"] == 400
+    assert band["samples"] == band["draws"] - band["never_exceeded"]
+    assert band["low"] > res["t_star_years"] * 0.3  # no 0.0 from the draws with nothing to close
+    peak = res["uncertainty"]["peak_gap_nats"]
+    assert peak["low"] < res["peak_gap_nats"] < peak["high"]
+    lines = headline(res)
+    assert any("draws the gap never exceeds 0.149 nats" in line or "draws where it does" in line for line in lines)
+    assert lines[0] == ("- Meek actor: $1000 (the paper's meek actor (Gundlach, Lynch & Thompson 2025)) x 7.1e+17 FLOP/$ "
+                        "(default: H100 989 TFLOP/s bf16, $2/h, 40% utilisation) = C0 7.1e+20 FLOPs of training compute "
+                        "at the start.")
+    assert res["meek_actor"]["c0_flops"] == res["meek_compute_flops_at_start"] == pytest.approx(7.1e20)
 
 
 def test_a_sampled_input_is_centred_on_its_point_value_and_the_tornado_reads_the_bands_quantiles():

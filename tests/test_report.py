@@ -211,3 +211,21 @@ def test_the_measured_page_is_generated_from_the_records_and_step_times(tmp_path
     assert "| `bnb-nf4` | `unsupported` on tiny-xs: no 4-bit kernel here |" in matrix
     assert "llamacpp 0.3.36" in matrix and "| `fp32` |" not in matrix  # the reference baseline is no row
     assert "### tiny-xs on synthetic" in text and "gguf-q8_0" in text.split("## Variant scorecards")[1]
+
+
+def test_prefill_and_decode_against_depth(run_cfg, tmp_path):
+    """llama-bench's two axes from one point timed at two prompt lengths: prefill = batch x P / TTFT,
+    decode = batch / TPOT, per depth; drawn in the report, and absent for a one-depth point."""
+    from harness.report.depth import depth_table
+
+    rec = run_point(run_cfg("model=tiny-xs", "variant=fp32", "bench.prompt_tokens=[8,96]"))
+    table = depth_table([rec])
+    assert list(table["depth (prompt tokens)"]) == [8, 96]
+    for sc, (_, row) in zip(rec.latency.scenarios, table.iterrows()):
+        assert row["prefill tok/s"] == pytest.approx(sc.prompt_tokens * 1000 / sc.ttft_ms.median, abs=0.1)
+        assert row["decode tok/s"] == pytest.approx(1000 / sc.tpot_ms.median, abs=0.01)
+    report = write_report([tmp_path / "results"], tmp_path / "rep")
+    assert "Prefill and decode throughput against context depth" in report.read_text()
+    assert (tmp_path / "rep" / "depth-decode.png").exists()
+    one = run_point(run_cfg("model=tiny-xs", "variant=bf16"))
+    assert depth_table([one]).empty

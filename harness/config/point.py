@@ -241,6 +241,7 @@ class HardwareConfig:
     label: Optional[str] = None  # human name of the target ("a100-lab"); None derives one
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     price_per_hour_usd: Optional[float] = None  # for cost per token and FLOP/$ in the projector
+    price_source: Optional[str] = None  # where that price comes from: printed wherever a dollar figure is
     probe: bool = True  # run the bandwidth / matmul probes (cached per machine)
     probe_cache_dir: str = "${results_dir}/hardware"
     probe_repeats: int = 7  # timed runs of each probe (after one untimed)

@@ -139,6 +139,7 @@ class ProjectorConfig:
     growth: GrowthConfig = field(default_factory=GrowthConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     budget_usd: float = 1000.0  # the meek actor's fixed training budget
+    budget_source: str = "the paper's meek actor (Gundlach, Lynch & Thompson 2025)"  # printed beside every projection
     # FLOP per dollar: default is an H100 (989 dense bf16 TFLOP/s) at $2/h and 40% utilisation.
     flop_per_dollar: float = 7.1e17
     flop_per_dollar_from_hardware: bool = False  # measured matmul FLOP/s x utilisation / price_per_hour_usd

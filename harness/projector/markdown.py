@@ -27,12 +27,24 @@ def _gap_lines(result: dict[str, Any]) -> list[str]:
     """The training gap: its peak, its closing times, the lag, and what moves t* most."""
     unc = result["uncertainty"]
     lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
-             f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']})."]
+             f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']}); "
+             f"the gap there: {_with_band(result['peak_gap_nats'], unc.get('peak_gap_nats'), ' nats')}."]
     for level, years in result["closing_years"].items():
-        if years == 0.0 and unc["closing_years"][level].get("high", 0.0) == 0.0:  # in every draw too
+        band = unc["closing_years"][level]
+        never = band.get("never_exceeded", 0)
+        if years == 0.0 and never == band.get("draws", 1):  # in every draw too
             lines.append(f"- The gap never exceeds {level} nats (its peak is {result['peak_gap_nats']:.4f}).")
+            continue
+        if years == 0.0:
+            text = (f"- The gap never exceeds {level} nats at the point values (its peak is "
+                    f"{result['peak_gap_nats']:.4f}); in the {band['draws'] - never} of {band['draws']} draws where it "
+                    f"does, it falls below it after {_with_band(band.get('median'), band)}")
         else:
-            lines.append(f"- Gap below {level} nats after {_with_band(years, unc['closing_years'][level])}.")
+            text = f"- Gap below {level} nats after {_with_band(years, band)}"
+            if never:
+                text += (f"; in {never} of {band['draws']} draws the gap never exceeds {level} nats (nothing to "
+                         "close: kept out of the band)")
+        lines.append(text + ".")
     horizon = result["t"][-1]
     lines.append(f"- Lag of the meek actor at year {horizon:g}: {_with_band(result['lag_years'][-1], unc['lag_years_at_horizon'])} "
                  f"behind the frontier; its reducible loss is {_with_band(result['reducible_loss_ratio'][-1], unc['reducible_loss_ratio_at_horizon'], 'x')} the frontier's.")
@@ -107,10 +119,19 @@ def _extrapolation_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _meek_actor_line(result: dict[str, Any]) -> str:
+    """The scenario every number reads: the meek actor's budget in FLOPs and where each factor comes from."""
+    m = result["meek_actor"]
+    return (f"- Meek actor: ${m['budget_usd']:g} ({m['budget_source']}) x {m['flop_per_dollar']:.3g} FLOP/$ "
+            f"({m['flop_per_dollar_source']}: {m['flop_per_dollar_note']}) = C0 {m['c0_flops']:.3g} FLOPs of "
+            f"training compute at the start.")
+
+
 def headline(result: dict[str, Any]) -> list[str]:
-    """The answers a reader asks for first: peak, closing times, lag, and what moves t* most."""
+    """The answers a reader asks for first: the scenario's budget, peak, closing times, lag, and what
+    moves t* most."""
     unc = result["uncertainty"]
-    lines = [*_gap_lines(result), _inference_line(result), *_law_lines(result), *_extrapolation_lines(result)]
+    lines = [_meek_actor_line(result), *_gap_lines(result), _inference_line(result), *_law_lines(result), *_extrapolation_lines(result)]
     lines += [f"- Fit warning: {w}." for w in result.get("fit_warnings", [])]
     if not unc["sampled"]:
         lines.append("- No input is sampled in this scenario (point values throughout); see projector=paper-uncertain."

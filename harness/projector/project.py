@@ -180,6 +180,13 @@ def _fit_warnings(inputs: Inputs) -> list[str]:
     return out
 
 
+def _meek_actor(p: ProjectorConfig, inputs: Inputs, c0: float) -> dict[str, Any]:
+    """The one scenario every number of the projection reads, with the source of each factor."""
+    fpd = inputs.provenance["flop_per_dollar"]
+    return {"budget_usd": p.budget_usd, "budget_source": p.budget_source, "flop_per_dollar": inputs.flop_per_dollar,
+            "flop_per_dollar_source": fpd["source"], "flop_per_dollar_note": fpd["note"], "c0_flops": c0}
+
+
 def project(p: ProjectorConfig, records: list[RunRecord], serving: list[ServingRecord] | None = None) -> dict[str, Any]:
     if p.horizon_years <= 0 or p.steps_per_year < 1:
         raise ValueError(f"horizon_years={p.horizon_years}, steps_per_year={p.steps_per_year}: both must be positive")
@@ -223,6 +230,7 @@ def project(p: ProjectorConfig, records: list[RunRecord], serving: list[ServingR
         "extrapolation": _extrapolation(inputs, c0, _reads(inputs, c0, r0, t_star, closing, p.horizon_years,
                                                               inference)),
         "meek_compute_flops_at_start": c0,
+        "meek_actor": _meek_actor(p, inputs, c0),
         "t": t.tolist(),
         "years": (p.start_year + t).tolist(),
         "frontier_loss": frontier.tolist(),

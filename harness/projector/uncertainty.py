@@ -117,6 +117,16 @@ def _band(values: list[float | None]) -> dict[str, Any]:
     return out
 
 
+def _closing_band(mc: MonteCarlo, c0: float, level: float, start_ratio: float) -> dict[str, Any]:
+    """A closing time's band over the draws whose gap exceeds the level at all. A draw whose gap
+    never exceeds it has nothing to close: it is counted (``never_exceeded``) and kept out of the
+    quantiles, where a 0.0 would pull the band's low end to the start."""
+    times = [G.closing_time(d.law, c0, d.growth, level, start_ratio) for d in mc.draws]
+    kept = [x for x in times if x != 0.0]  # 0.0 only where the peak is at or below the level
+    out = _band(kept) if kept else {"samples": 0, "not_reached": 0}
+    return out | {"never_exceeded": len(times) - len(kept), "draws": len(times)}
+
+
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -139,8 +149,10 @@ def summarise(mc: MonteCarlo, c0: float, t: np.ndarray, start_ratio: float, leve
         "draws": {"attempted": mc.attempted, "kept": len(mc.draws), "rejected_no_peak": mc.rejected},
         "loss_gap_band": _curve_band(gaps),
         "t_star_years": _band([G.peak_time_closed_form(d.law.alpha, d.growth, start_ratio) for d in mc.draws]),
-        "closing_years": {str(level): _band([G.closing_time(d.law, c0, d.growth, level, start_ratio)
-                                             for d in mc.draws]) for level in levels},
+        "closing_years": {str(level): _closing_band(mc, c0, level, start_ratio) for level in levels},
+        "peak_gap_nats": _band([float(G.loss_gap(d.law, c0, d.growth,
+                                                 max(G.peak_time_closed_form(d.law.alpha, d.growth, start_ratio), 0.0),
+                                                 start_ratio)) for d in mc.draws]),
         "lag_years_at_horizon": _band([float(G.lag_years(d.growth, horizon, start_ratio)) for d in mc.draws]),
         "reducible_loss_ratio_at_horizon": _band([float(G.reducible_loss_ratio(d.law, d.growth, horizon,
                                                                                   start_ratio)) for d in mc.draws]),

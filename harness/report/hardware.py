@@ -35,6 +35,8 @@ def _row(r: RunRecord, judging: Judging) -> dict | None:
             "TPOT ms": _interval(t.median, t.ci_low, t.ci_high),
             "out tok/s": round(head.output_tokens_per_s, 4),
             "$/h": price,
+            "price source": ("judge.prices" if r.hardware.label in judging.prices else
+                             (r.config.get("hardware") or {}).get("price_source") or "-") if price else "-",
             "$/M tok": (_interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
                                   head.usd_per_million_tokens_ci_high) if head.usd_per_million_tokens else None),
             "J/M tok": head.j_per_million_tokens}

@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 
 from harness.report.figures import (fmt_value, latency_figure, law_figures, pareto_figures,
                                     projection_figures, scorecard_figures, serving_figure)
+from harness.report.depth import TITLE as DEPTH_TITLE, depth_table
 from harness.report.hardware import TITLE as CROSS_HARDWARE_TITLE
 from harness.report.serving import level_table
 from harness.results.comparison import Judging
@@ -135,7 +136,7 @@ def _scorecard_sections(page: _Page, cards: list[Scorecard], by_run: dict[str, R
         page.text(f"<h3>{html.escape(card.model)} on {html.escape(card.hardware)}</h3><p class=note>Compared with: "
                   f"{html.escape(', '.join(card.baseline_run_ids))}.</p>")
         for title, table in (("Fidelity and loss retention", card.fidelity), ("Tasks (paired on items)", card.tasks),
-                             ("Cost", card.cost)):
+                             (f"Cost. {card.prices}", card.cost)):
             page.text(f"<p class=note><b>{title}</b></p>{_table(table)}")
         for fig in scorecard_figures(card, by_run):
             page.add(fig)
@@ -199,6 +200,8 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
     _serving_sections(page, serving, judging)
     page.text(f"<h2>{html.escape(CROSS_HARDWARE_TITLE)}</h2>")
     page.text(_table(cross_hw))
+    page.text(f"<h2>{html.escape(DEPTH_TITLE)}</h2>")
+    page.text(_table(depth_table(records)))
     _artifact_sections(page, dirs, "scaling/*/law.json", "Measured laws",
                        "No law.json under scaling/ (meekbench fit-law writes one).", _law_description, law_figures)
     _artifact_sections(page, dirs, "projections/*/projection.json", "Projections",

@@ -20,6 +20,7 @@ from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, b
                                         compare_records, ratio, speed_ratio)
 from harness.results.store import load_records  # noqa: E402
 from harness.results.schema import RunRecord, is_baseline, variant_label  # noqa: E402
+from harness.report.depth import TITLE as DEPTH_TITLE, depth_plot, depth_table  # noqa: E402
 from harness.report.hardware import TITLE as CROSS_HARDWARE_TITLE, cross_hardware  # noqa: E402
 from harness.report.pareto import pareto_front  # noqa: E402
 from harness.report.html import write_html  # noqa: E402
@@ -224,6 +225,10 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
         cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(g.records, judging)
         lines += scorecard_markdown(cards, out, baseline_variant)
         lines += [f"## {CROSS_HARDWARE_TITLE}", "", _md(cross)]
+        depths = depth_table(g.records)
+        lines += [f"## {DEPTH_TITLE}", "", _md(depths)]
+        if depth_plot(depths, out / "depth-decode.png"):
+            lines += ["![decode against depth](depth-decode.png)", ""]
     serving = serving_curves(dirs, judging)
     lines += serving_markdown(serving, out, judging)
     write_html(out / "report.html", dirs, g.records, df, cards, cross, serving.curves, judging)

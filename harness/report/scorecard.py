@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from harness.report.pareto import retention_front  # noqa: E402
 from harness.results.comparison import (ComparisonBlock, CostBlock, Judging, SpeedRatio, baselines,  # noqa: E402
-                                        cost_rows, holm, price_of)
+                                        cost_rows, holm, price_of, price_sentence)
 from harness.results.schema import RunRecord, variant_label  # noqa: E402
 
 SIG = 5  # significant figures for retention (as MLPerf reports accuracy)
@@ -82,6 +82,7 @@ class Scorecard:
     tasks: pd.DataFrame
     cost: pd.DataFrame
     points: list[dict] = field(default_factory=list)  # plot data: variant, retention, usd/M, KL, bytes
+    prices: str = ""  # what the dollar figures are priced at, with each price's source
 
 
 def _holm_by_task(compared: list[RunRecord], comparisons: dict[str, ComparisonBlock]) -> dict[tuple[str, str], float]:
@@ -191,7 +192,7 @@ def _card(hardware: str, model: str, compared: list[RunRecord], b: RunRecord | N
         points.append(_point(label[r.run_id], r, c.fidelity, c.cost))
     compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
     return Scorecard(hardware, model, compared_with, pd.DataFrame(fid_rows), pd.DataFrame(task_rows),
-                     pd.DataFrame(cost), points)
+                     pd.DataFrame(cost), points, price_sentence(compared + ([b] if b else []), judging.prices))
 
 
 def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock], judging: Judging) -> list[Scorecard]:
@@ -261,7 +262,7 @@ def scorecard_markdown(cards: list[Scorecard], out: Path | None, baseline_varian
         lines += [f"### {card.model} on {card.hardware}", "",
                   "Compared with: " + ", ".join(f"`{b}`" for b in card.baseline_run_ids) + ".", "",
                   "Fidelity and loss retention (held-out windows):", "", _table(card.fidelity),
-                  "Tasks (paired on items):", "", _table(card.tasks), "Cost:", "", _table(card.cost)]
+                  "Tasks (paired on items):", "", _table(card.tasks), f"Cost. {card.prices}", "", _table(card.cost)]
         for name, plot in (("retention-cost", retention_cost_plot), ("kl-bytes", kl_bytes_plot)) if out else ():
             png = out / f"scorecard-{name}-{slug}.png"
             if plot(card, png):

@@ -140,6 +140,23 @@ def price_of(record: S.RunRecord, prices: Mapping[str, float]) -> float | None:
     return (record.config.get("hardware") or {}).get("price_per_hour_usd")
 
 
+def price_sentence(records: list[S.RunRecord], prices: Mapping[str, float]) -> str:
+    """What the dollar figures of these records are priced at, each price with its source."""
+    seen: dict[tuple[str, float], str] = {}
+    for r in records:
+        price = price_of(r, prices)
+        if price is None:
+            continue
+        hw = r.config.get("hardware") or {}
+        source = ("the report's judge.prices" if r.hardware.label in prices else
+                  hw.get("price_source") or "hardware.price_per_hour_usd, no source given")
+        seen[(r.hardware.label, price)] = source
+    if not seen:
+        return "Not priced: no hardware.price_per_hour_usd on these points (or judge.prices for their hardware)."
+    return "Priced at " + "; ".join(f"${price:g}/h for {label} ({source})" for (label, price), source in seen.items()) \
+        + ": an assumption, not a measurement."
+
+
 Gate = Literal["pass", "fail", "undecided"]
 
 
