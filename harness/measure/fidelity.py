@@ -31,7 +31,7 @@ def reference_k(vocab_size: int, top_k: int, full_vocab_max: int) -> int:
 
 
 class ReferenceCapture:
-    """Held-out observer (see quality.heldout_loss) that records the baseline's distributions."""
+    """Held-out observer (see quality.heldout_loss) that records a point's own distributions."""
 
     def __init__(self, top_k: int, full_vocab_max: int):
         self.top_k, self.full_vocab_max = top_k, full_vocab_max

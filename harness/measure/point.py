@@ -94,7 +94,6 @@ def measure_point(target: Measurable, heldout_text: str, quality: QualityPlan, b
         roofline = decode_roofline(target.weights_bytes, kv_bytes_per_position(target.config, target.kv_element_bytes),
                                    head.batch_size, head.prompt_tokens, head.new_tokens, head.tpot_ms.median,
                                    bandwidth_bytes_per_s)
+    fidelity = compare(reference, distributions, fidelity_plan) if reference is not None and distributions else None
     return PointMeasurements(quality=q, tasks=tasks, latency=lat, energy=energy, memory=memory, roofline=roofline,
-                             distributions=distributions,
-                             fidelity=compare(reference, distributions, fidelity_plan) if reference is not None and distributions
-                             else None)
+                             distributions=distributions, fidelity=fidelity)

@@ -3,5 +3,5 @@ converted once by ``gguf_checkpoint``), its card (``card``) and its parameter co
 
 ``from harness.models import load_model, checkpoint_dir, ...`` keeps working as when this was one module.
 """
-from harness.models.load import (DeviceUnavailableError, LoadedModel, ModelNotFoundError, checkpoint_dir, hub_is_offline,  # noqa: F401
-                                  load_model, resolve_device)
+from harness.models.load import (DeviceUnavailableError, LoadedModel, ModelNotFoundError,  # noqa: F401
+                                  checkpoint_dir, hub_is_offline, load_model, resolve_device)

@@ -51,13 +51,14 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as e:
         raise ValueError(f"hardware.device={name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from e
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f"hardware.device={name!r} but this machine has no CUDA device (found: torch {torch.__version__}, "
-            f"CUDA build {torch.version.cuda or 'none'}, {torch.cuda.device_count()} CUDA devices); valid here: cpu, auto")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise DeviceUnavailableError(f"hardware.device={name!r} but this machine has {torch.cuda.device_count()} CUDA "
-                                     f"device(s); valid here: cuda:0 to cuda:{torch.cuda.device_count() - 1}, cpu, auto")
+            f"CUDA build {torch.version.cuda or 'none'}, {count} CUDA devices); valid here: cpu, auto")
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise DeviceUnavailableError(f"hardware.device={name!r} but this machine has {count} CUDA device(s); "
+                                     f"valid here: cuda:0 to cuda:{count - 1}, cpu, auto")
     return device
 
 

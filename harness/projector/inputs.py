@@ -237,8 +237,8 @@ def _flop_per_dollar(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, 
             labels = sorted({r.hardware.label for r in records if r.hardware.probes})
             priced_by = ("projector.price_per_hour_usd" if p.price_per_hour_usd else
                          "the points' hardware.price_per_hour_usd or projector.prices")
-            src, note = "measured", (f"the benchmark machine as the meek actor (projector.flop_per_dollar_from_hardware): "
-                                     f"median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
+            src, note = "measured", ("the benchmark machine as the meek actor (projector.flop_per_dollar_from_hardware):"
+                                     f" median matmul FLOP/s of {labels} x utilisation {p.utilisation} "
                                      f"(projector.utilisation) at an assumed ${price}/h ({priced_by})")
         else:
             why = "no hardware probes in the records" if not probes else \

@@ -26,8 +26,9 @@ def _with_band(value: float | None, band: dict[str, Any] | None, unit: str = " y
 def _gap_lines(result: dict[str, Any]) -> list[str]:
     """The training gap: its peak, its closing times, the lag, and what moves t* most."""
     unc = result["uncertainty"]
+    numerical = result["t_star_numerical_years"]
     lines = [f"- Peak of the training-loss gap t* = {_with_band(result['t_star_years'], unc['t_star_years'])} "
-             f"(numerical: {'%.4f y' % result['t_star_numerical_years'] if result['t_star_numerical_years'] is not None else result['t_star_note']}); "
+             f"(numerical: {'%.4f y' % numerical if numerical is not None else result['t_star_note']}); "
              f"the gap there: {_with_band(result['peak_gap_nats'], unc.get('peak_gap_nats'), ' nats')}."]
     for level, years in result["closing_years"].items():
         band = unc["closing_years"][level]
