@@ -41,6 +41,7 @@ class Stats:
     ci_level: float
     ci_resamples: str = "samples"  # what the bootstrap resampled (the independent unit)
     samples: list[float]  # raw, in measurement order, so a report can recompute everything
+    percentile_method: Optional[str] = None  # how median, p90 and p99 interpolate (None: older records)
 
 
 @_block()

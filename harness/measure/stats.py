@@ -12,6 +12,8 @@ from scipy.stats import bootstrap
 
 from harness.blocks import Stats
 
+PERCENTILE_METHOD = "linear interpolation between order statistics (numpy.percentile's default)"
+
 
 def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> Stats:
     mean = float(x.mean())
@@ -20,6 +22,7 @@ def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> S
         n=int(x.size), median=float(np.median(x)), p90=float(np.percentile(x, 90)),
         p99=float(np.percentile(x, 99)), mean=mean, stdev=stdev, cv=stdev / mean if mean else float("nan"),
         ci_low=float(ci[0]), ci_high=float(ci[1]), ci_level=level, ci_resamples=unit, samples=[float(v) for v in x],
+        percentile_method=PERCENTILE_METHOD,
     )
 
 

@@ -11,6 +11,7 @@ dequantised weights, not the publisher's original ones, and the card's ``weights
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 import shutil
@@ -18,6 +19,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -111,6 +113,7 @@ def weights_statement(conv: ConversionInfo) -> str:
 
 def _convert(cfg: ModelConfig, src: GGUFFile, digest: str, out: Path) -> ModelCard:
     import transformers
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     header = read_header(src.path)
@@ -122,9 +125,12 @@ def _convert(cfg: ModelConfig, src: GGUFFile, digest: str, out: Path) -> ModelCa
     started = time.perf_counter()
     log.info("converting %s (%s) to a safetensors checkpoint at %s (once; about 30 s on 2 cores)",
              src.path.name, ", ".join(f"{n} {t}" for t, n in types.items()), out)
-    model = AutoModelForCausalLM.from_pretrained(str(src.path.parent), gguf_file=src.path.name,
-                                                 dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
+    # transformers draws a bar over the file's tensors with its own tqdm, which its progress-bar switch
+    # does not reach; the line above already says what is happening
+    with mock.patch.object(gguf_utils, "tqdm", functools.partial(gguf_utils.tqdm, disable=True)):
+        model = AutoModelForCausalLM.from_pretrained(str(src.path.parent), gguf_file=src.path.name,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(src.path.parent), gguf_file=src.path.name)
     # The weights are plain float tensors now; the GGUF "quantiser" only marks how they were read and
     # would refuse to save them.
     model.hf_quantizer = None
