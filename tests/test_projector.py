@@ -356,7 +356,9 @@ def test_draws_whose_gap_never_exceeds_a_level_stay_out_of_its_closing_band_and_
     peak = res["uncertainty"]["peak_gap_nats"]
     assert peak["low"] < res["peak_gap_nats"] < peak["high"]
     lines = headline(res)
-    assert any("draws the gap never exceeds 0.149 nats" in line or "draws where it does" in line for line in lines)
+    line = next(line for line in lines if line.startswith("- The gap of 0.149 nats"))
+    assert f"in {band['never_exceeded']} of 400 draws it never exceeds it (nothing to close)" in line
+    assert f"over the other {band['samples']} it falls below it after" in line
     assert lines[0] == ("- Meek actor: $1000 (the paper's meek actor (Gundlach, Lynch & Thompson 2025)) x 7.1e+17 FLOP/$ "
                         "(default: H100 989 TFLOP/s bf16, $2/h, 40% utilisation) = C0 7.1e+20 FLOPs of training compute "
                         "at the start.")

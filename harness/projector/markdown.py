@@ -36,16 +36,17 @@ def _gap_lines(result: dict[str, Any]) -> list[str]:
         if years == 0.0 and never == band.get("draws", 1):  # in every draw too
             lines.append(f"- The gap never exceeds {level} nats (its peak is {result['peak_gap_nats']:.4f}).")
             continue
-        if years == 0.0:
-            text = (f"- The gap never exceeds {level} nats at the point values (its peak is "
-                    f"{result['peak_gap_nats']:.4f}); in the {band['draws'] - never} of {band['draws']} draws where it "
-                    f"does, it falls below it after {_with_band(band.get('median'), band)}")
-        else:
-            text = f"- Gap below {level} nats after {_with_band(years, band)}"
-            if never:
-                text += (f"; in {never} of {band['draws']} draws the gap never exceeds {level} nats (nothing to "
-                         "close: kept out of the band)")
-        lines.append(text + ".")
+        point = (f"never exceeds it at the point values (its peak is {result['peak_gap_nats']:.4f})" if years == 0.0
+                 else f"falls below it after {years:.2f} y at the point values")
+        if not never:
+            lines.append(f"- Gap below {level} nats after {_with_band(years, band)}." if years != 0.0 else
+                         f"- The gap of {level} nats: it {point}.")
+            continue
+        # the band is conditional on the draws whose gap exceeds the level: said as such, since near
+        # the peak the point value can sit outside it
+        lines.append(f"- The gap of {level} nats: it {point}; in {never} of {band['draws']} draws it never exceeds "
+                     f"it (nothing to close), and over the other {band['draws'] - never} it falls below it after "
+                     f"{_with_band(band.get('median'), band)}.")
     horizon = result["t"][-1]
     lines.append(f"- Lag of the meek actor at year {horizon:g}: {_with_band(result['lag_years'][-1], unc['lag_years_at_horizon'])} "
                  f"behind the frontier; its reducible loss is {_with_band(result['reducible_loss_ratio'][-1], unc['reducible_loss_ratio_at_horizon'], 'x')} the frontier's.")
