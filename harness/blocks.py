@@ -308,6 +308,10 @@ class ServedRequest:
     error: Optional[str] = None  # None: completed with every token asked
     error_kind: Optional[str] = None  # connection | http | timeout | short | cancelled | protocol
     client_ms: float = 0.0  # time spent in the client's own chunk handling
+    http_status: Optional[int] = None  # the server's answer, when it answered
+    # its kept-alive connection failed before any answer (the server closed it as it was reused), so it was sent
+    # again, once, on a fresh connection; its times count from the first send
+    retried: bool = False
 
     @property
     def ok(self) -> bool:
@@ -331,7 +335,11 @@ class ServingLevel:
     completed: int = 0
     failed: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # error kind -> requests
-    target_failed: bool = False  # connection errors: the target stopped answering
+    target_failed: bool = False  # connection errors, and then the target stopped answering its health check
+    retries: int = 0  # requests sent again once on a fresh connection (ServedRequest.retried)
+    # the server refused the level's first requests (HTTP 4xx before any answer, other than 408 and 429): its
+    # own message; the level ended at once
+    refused: Optional[str] = None
     request_throughput: Optional[float] = None  # completed / duration
     output_token_throughput: Optional[float] = None
     input_token_throughput: Optional[float] = None

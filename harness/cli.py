@@ -89,11 +89,14 @@ def _refuse_missing_device(cfg: DictConfig) -> None:
 
 def _run(cfg: DictConfig) -> None:
     from harness.run import run_point
-    from harness.scenarios.serving import TargetUnreachable
+    from harness.scenarios.serving import TargetAmbiguous, TargetUnreachable
 
     _refuse_missing_device(cfg)
     try:
         result = run_point(cfg)
+    except TargetAmbiguous as e:  # which model to ask for: a bad config
+        print(f"meekbench: bad config: {e}", file=sys.stderr)
+        sys.exit(2)
     except TargetUnreachable as e:  # a bad URL is a bad invocation, found before any traffic
         print(f"meekbench: {e}", file=sys.stderr)
         sys.exit(1)

@@ -56,6 +56,12 @@ if ! installed \
   pip_install --no-deps -r "$NODEPS" | { grep -v "^ERROR: pip's dependency resolver" || true; }
   touch "$STAMP"
 fi
+# llama.cpp's own tools (llama-server for the serving scenarios, llama-bench and llama-perplexity for the
+# parity tests), built from the llama.cpp tree llama-cpp-python vendors: skipped when already built
+if [ "${MEEKBENCH_LLAMACPP:-}" = 1 ]; then
+  step "llama.cpp's tools (llama-server, llama-bench, llama-perplexity) at llama-cpp-python's version"
+  bash scripts/llamacpp_tools.sh
+fi
 # report.html's browser test (scripts/test.sh asks for it) drives Debian's Chromium through playwright,
 # which downloads no browser here. Installed only as root with apt-get; otherwise say what to do.
 if [ "${MEEKBENCH_BROWSER:-}" = 1 ] && [ -z "${MEEKBENCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -24,10 +24,14 @@ def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """A models/ directory holding a reduced tiny family (same recipe, fewer tokens and sizes)."""
+    """A models/ directory holding a reduced tiny family (same recipe, fewer tokens and sizes).
+    MEEKBENCH_TEST_MODELS names a folder to build it in once and reuse (a developer's loop; CI builds it fresh)."""
     from harness.tiny.build import build_family
 
-    root = tmp_path_factory.mktemp("models")
+    kept = os.environ.get("MEEKBENCH_TEST_MODELS")
+    root = Path(kept) if kept else tmp_path_factory.mktemp("models")
+    if kept and all((root / "tiny" / name / "config.json").exists() for name in REDUCED):
+        return root
     cfg = compose_config("build_tiny", [f"models_dir={root}", f"train_tokens={REDUCED_TOKENS}",
                                         f"only=[{','.join(REDUCED)}]"])
     build_family(OmegaConf.to_object(cfg))

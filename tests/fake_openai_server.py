@@ -34,15 +34,24 @@ class Behaviour:
     answered: int = 0
     kill_self_after: int = 0  # 0: never
     once: str = ""  # the marker file that a self-kill creates, and that stops a later one
+    models: tuple[str, ...] = ("fake",)  # what GET /v1/models lists
+    strict_model: bool = False  # a completion for a model not listed: 404 with vLLM's message
+    drop_nth: int = 0  # the n-th completion's connection is closed without an answer (a stale keep-alive); 0: none
 
 
 def app(b: Behaviour) -> web.Application:
     async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in b.models]})
 
     async def completions(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         b.received += 1
+        if b.strict_model and body.get("model") not in b.models:
+            return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist. Valid "
+                                                f"aliases: {', '.join(b.models)}.", "code": 404}}, status=404)
+        if b.received == b.drop_nth:
+            request.transport.close()  # the connection goes, nothing answered
+            await asyncio.sleep(3600)
         if b.hang:
             await asyncio.sleep(3600)
         b.in_flight += 1

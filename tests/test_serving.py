@@ -1,5 +1,5 @@
 """Serving scenarios: the load generator against a stand-in server on 127.0.0.1 (definitions, schedules,
-failures counted), the sweep's records and their judging at SLOs, and llama-cpp-python's server for real.
+failures counted), the sweep's records and their judging at SLOs, and llama.cpp's two servers for real.
 Every request goes to 127.0.0.1, bounded in count and time."""
 from __future__ import annotations
 
@@ -98,6 +98,55 @@ def test_failures_are_counted_with_their_reason_never_hidden():
         r = run_level(url, "fake", PROMPTS, "offline", 2.0, plan(min_requests=2, warmup_requests=0, request_timeout_s=0.5))
     assert r.errors == {"timeout": 2} and "request_timeout_s=0.5" in r.requests[0].error
     assert "ClientConnectorError" in unreachable(f"http://127.0.0.1:{free_port()}")
+
+
+def test_a_server_that_refuses_the_first_requests_ends_the_level_at_once_with_its_message():
+    for warmup in (1, 0):  # refused in the warm-up, or by the first measured requests (the clients stop)
+        with InThread(Behaviour(models=("smollm2",), strict_model=True)) as url:
+            r = run_level(url, "smollm2-135m-instruct", PROMPTS, "concurrency", 4, plan(warmup_requests=warmup,
+                                                                                          min_requests=10_000))
+        assert r.refused == "HTTP 404: " + '{"error": {"message": "The model `smollm2-135m-instruct` does not ' \
+            'exist. Valid aliases: smollm2.", "code": 404}}' and r.stop_reason.startswith("the server refused")
+        assert len(r.requests) <= 4 and r.completed == 0  # no retry storm: at most the 4 clients' first requests
+    with InThread(Behaviour(models=("smollm2",), strict_model=True)) as url:  # rate levels stop sending too
+        r = run_level(url, "nope", PROMPTS, "server", 50.0, plan(warmup_requests=0, min_requests=64))
+    assert r.refused and len(r.requests) < 64
+
+
+def test_a_stale_kept_alive_connection_is_retried_once_and_the_target_is_not_declared_gone():
+    with InThread(Behaviour(drop_nth=3)) as url:  # the warm-up is the 1st: the 2nd measured request is dropped
+        r = run_level(url, "fake", PROMPTS, "concurrency", 1, plan(min_requests=6))
+    assert r.completed == 6 and r.failed == 0 and r.retries == 1 and [q.retried for q in r.requests].count(True) == 1
+    assert not r.target_failed
+
+
+def test_a_server_given_by_url_is_asked_for_the_model_it_lists(run_cfg, tmp_path):
+    from harness.run import run_point
+    from harness.scenarios.serving import TargetAmbiguous
+
+    with InThread(Behaviour(models=("smollm2",), strict_model=True)) as url:  # one model: its name is used
+        records = run_point(_serve_cfg(run_cfg, f"scenario.target.url={url}", "scenario.levels=[20]"))
+    assert records[0].status == "ok" and records[0].target.api_model == "smollm2"
+    with InThread(Behaviour(models=("a", "b"), strict_model=True)) as url:  # several: say which
+        with pytest.raises(TargetAmbiguous, match=r"serves 2 models \(a, b\); valid: scenario.target.api_model"):
+            run_point(_serve_cfg(run_cfg, f"scenario.target.url={url}", "scenario.levels=[20]"))
+        records = run_point(_serve_cfg(run_cfg, f"scenario.target.url={url}", "scenario.levels=[20]",
+                                       "scenario.target.api_model=b"))
+        assert records[0].status == "ok" and records[0].target.api_model == "b"
+        wrong = run_point(_serve_cfg(run_cfg, f"scenario.target.url={url}", "scenario.levels=[20]",
+                                     "scenario.target.api_model=c", "force=true"))
+    assert wrong[0].status == "failed" and "Valid aliases: a, b." in wrong[0].error
+    assert "the server refused the first requests" in wrong[0].error
+
+
+def test_a_missing_llama_server_build_says_how_to_build_it(run_cfg, monkeypatch, tmp_path):
+    from harness.run import run_point
+
+    monkeypatch.setenv("MEEKBENCH_LLAMACPP_TOOLS", str(tmp_path / "not-built"))
+    records = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1]", "engine=llamacpp", "variant=fp32",
+                                "engine.isolate=false"))
+    assert records[0].status == "unsupported" and "llama-server is not built at" in records[0].error
+    assert "scripts/llamacpp_tools.sh" in records[0].error
 
 
 @pytest.mark.slow  # two CLI processes (6 s): the fast tier keeps under 3 min
@@ -232,25 +281,45 @@ def test_a_started_server_is_stopped_on_an_interrupt(tmp_path):
     assert server.proc.poll() is not None and unreachable(server.url) is not None
 
 
+def _streams_overlapping(requests) -> int:
+    """Pairs of requests that streamed tokens at the same time (one's first token before the other's last)."""
+    spans = sorted((q.sent_s + q.ttft_ms / 1e3, q.sent_s + q.e2e_ms / 1e3) for q in requests if q.ok)
+    return sum(1 for i, (_, end) in enumerate(spans) for first, _ in spans[i + 1:] if first < end)
+
+
 @pytest.mark.slow
-def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path):
-    """tiny-m as an F32 GGUF behind llama-cpp-python's server: a rate sweep and a closed loop, every
-    request answered with exactly the tokens asked, the server gone afterwards, the report's curve."""
-    pytest.importorskip("llama_cpp.server.app")
+@pytest.mark.parametrize("server,parallel,process", [("llama-server", 2, "bin/llama-server --model"),
+                                                     ("llama-cpp-python", 1, "llama_cpp.server")])
+def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path, server, parallel, process):
+    """tiny-m as an F32 GGUF behind llama.cpp's own server (two slots) and llama-cpp-python's: a rate sweep
+    and a closed loop, every request answered with exactly the tokens asked, the server gone afterwards,
+    the report's curve. Two clients' streams interleave on llama-server (it batches) and never on
+    llama-cpp-python's server (it decodes one request at a time)."""
+    if server == "llama-server":
+        from harness.engines.llamacpp_tools import tool
+
+        try:
+            tool("llama-server")
+        except Exception as e:
+            pytest.skip(str(e))
+    else:
+        pytest.importorskip("llama_cpp.server.app")
     from harness.report.markdown import write_report
     from harness.run import run_point
 
     common = ["engine=llamacpp", "variant=fp32", "scenario.min_duration_s=0", "scenario.min_requests=6",
-              "scenario.input_tokens=16", "scenario.output_tokens=8", "scenario.bootstrap_resamples=200",
-              "hardware.price_per_hour_usd=0.1"]
-    rate = run_point(run_cfg("scenario=server", "scenario.levels=[2,50]", *common))
-    closed = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1,2]", *common))
+              "scenario.input_tokens=16", "scenario.bootstrap_resamples=200", "hardware.price_per_hour_usd=0.1",
+              f"engine.server={server}", f"engine.parallel={parallel}"]
+    rate = run_point(run_cfg("scenario=server", "scenario.levels=[2,50]", "scenario.output_tokens=8", *common))
+    closed = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1,2]", "scenario.output_tokens=32", *common))
     for r in rate + closed:
         assert r.status == "ok", r.error
-        assert all(q.error is None and q.output_tokens == 8 for q in r.serving.requests)
-        assert r.target.launched and "llama_cpp.server" in r.target.launch_command
+        assert all(q.error is None and q.output_tokens == q.output_tokens_asked for q in r.serving.requests)
+        assert r.target.launched and process in " ".join(r.target.launch_command)
         assert r.engine.name == "llamacpp" and r.engine.file_type == "F32"
-    assert not _alive("llama_cpp.server")
+    assert (_streams_overlapping(closed[1].serving.requests) > 0) == (parallel > 1)
+    assert _streams_overlapping(closed[0].serving.requests) == 0  # one client: one stream at a time
+    assert not _alive(process)
     md = write_report([OmegaConf.select(run_cfg(), "results_dir")], tmp_path / "rep", Judging()).read_text()
     assert "## Serving under load" in md and "tiny-m · fp32 · llamacpp (server" in md
     print("\n".join(line for line in md.splitlines() if line.startswith(("|", "Operating", "Knee"))))

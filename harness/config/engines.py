@@ -21,6 +21,7 @@ from omegaconf import MISSING
 from harness.config.checks import ConfigValueError, _at_least, _one_of, _positive
 
 NOT_IDENTITY = {"identity": False}  # field metadata: the key does not change what the point measures
+SERVING_ONLY = {"identity": "serving"}  # field metadata: the key changes only what a started server measures
 
 _ENGINES: dict[str, type["EngineConfig"]] = {}
 
@@ -84,6 +85,11 @@ def not_identity_keys(engine: EngineConfig | type[EngineConfig], prefix: str = "
     return tuple(prefix + f.name for f in dataclasses.fields(engine) if f.metadata.get("identity") is False)
 
 
+def serving_only_keys(engine: EngineConfig | type[EngineConfig], prefix: str = "engine.") -> tuple[str, ...]:
+    """The engine's keys that configure only the server it starts (left out of a ``single`` point's key)."""
+    return tuple(prefix + f.name for f in dataclasses.fields(engine) if f.metadata.get("identity") == "serving")
+
+
 def implementation(target: str) -> Callable[..., Any]:
     """``"module:function"`` imported now (an engine's heavy code loads only when a point runs)."""
     module, _, attr = target.partition(":")
@@ -120,6 +126,9 @@ GGUF_FILE_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5
                    "TQ1_0", "MXFP4_MOE", "Q1_0", "shipped")
 
 
+LLAMACPP_SERVERS = ("llama-server", "llama-cpp-python")  # harness.engines.llamacpp's server commands
+
+
 @register_engine
 @dataclass
 class LlamaCppEngine(NativeEngine):
@@ -128,6 +137,10 @@ class LlamaCppEngine(NativeEngine):
     name: str = "llamacpp"
     artifact_dir: str = field(default="${models_dir}/gguf", metadata=NOT_IDENTITY)
     quantize_timeout_s: float = field(default=900.0, metadata=NOT_IDENTITY)  # the quantiser's child is stopped after
+    # the server a serving scenario starts: llama.cpp's own (continuous batching over `parallel` slots), or
+    # llama-cpp-python's (one request at a time; requests queue)
+    server: str = field(default="llama-server", metadata=SERVING_ONLY)
+    parallel: int = field(default=4, metadata=SERVING_ONLY)  # llama-server's slots (--parallel): requests decoded together
 
     variant_kinds: ClassVar[tuple[str, ...]] = ("baseline", "gguf")
     prepare: ClassVar[str] = "harness.engines.llamacpp:prepare"
@@ -136,6 +149,11 @@ class LlamaCppEngine(NativeEngine):
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive("engine.quantize_timeout_s", self.quantize_timeout_s)
+        _one_of("engine.server", self.server, LLAMACPP_SERVERS)
+        _at_least("engine.parallel", self.parallel, 1)
+        if self.server == "llama-cpp-python" and self.parallel != 1:
+            raise ConfigValueError(f"engine.parallel={self.parallel!r} with engine.server=llama-cpp-python, which "
+                                   "decodes one request at a time; valid: engine.parallel=1, or engine.server=llama-server")
 
     def check(self, variant: Any, model: Any) -> None:
         if variant.kind != "gguf":

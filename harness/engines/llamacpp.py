@@ -15,6 +15,7 @@ counters read per request so its TPOT can be set beside the harness's.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -283,21 +284,43 @@ def prepare(point: EnginePoint, device: torch.device) -> Prepared:
     return Prepared(target, art.variant, str(art.checkpoint.resolve()), card_of(art.checkpoint))
 
 
-def server_command(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
+def llama_cpp_python_server(gguf: Path, port: int, threads: int, n_ctx: int, api_model: str) -> list[str]:
     """llama-cpp-python's OpenAI-compatible server for one GGUF file. It serves one request at a time;
     by default a new request *interrupts* the one streaming (its stream ends early), so that is turned
-    off: requests queue, as on a serving engine."""
+    off: requests queue."""
     return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", api_model,
             "--host", HOST, "--port", str(port), "--n_threads", str(threads), "--n_threads_batch", str(threads),
             "--n_ctx", str(n_ctx), "--n_batch", str(min(n_ctx, 512)), "--interrupt_requests", "False",
             "--verbose", "False"]
 
 
+def llama_server(binary: Path, gguf: Path, port: int, threads: int, n_ctx: int, api_model: str,
+                 parallel: int) -> list[str]:
+    """llama.cpp's own server (tools/server) for one GGUF file: ``parallel`` slots decoded together
+    (continuous batching, its default), each with ``n_ctx`` tokens of context (``-c`` is the slots' total),
+    prompt caching on (its default: the prompts are cut at random offsets, so they rarely share a prefix)."""
+    return [str(binary), "--model", str(gguf), "--alias", api_model, "--host", HOST, "--port", str(port),
+            "--threads", str(threads), "--threads-batch", str(threads), "--ctx-size", str(n_ctx * parallel),
+            "--parallel", str(parallel), "--no-webui"]
+
+
 def serve(point: EnginePoint, api_model: str) -> Served:
-    """llama-cpp-python's OpenAI-compatible server on the point's GGUF file (context: point.context_length)."""
-    art = prepare_artifact(point.model, point.variant, point.engine, point.offline)
-    return Served(lambda port: server_command(art.path, port, art.info.threads, point.context_length, api_model),
-                  art.checkpoint, art.variant, art.info, card_of(art.checkpoint))
+    """The server ``engine.server`` names on the point's GGUF file (each request's context: point.context_length)."""
+    engine = point.engine
+    if engine.server == "llama-server":
+        from harness.engines import llamacpp_tools
+
+        binary = llamacpp_tools.tool("llama-server")  # before any file is made: a missing build says so first
+        art = prepare_artifact(point.model, point.variant, engine, point.offline)
+        command = lambda port: llama_server(binary, art.path, port, art.info.threads, point.context_length,  # noqa: E731
+                                            api_model, engine.parallel)
+        info = dataclasses.replace(art.info, version=f"llama-server {llamacpp_tools.version(binary)}")
+    else:
+        art = prepare_artifact(point.model, point.variant, engine, point.offline)
+        command = lambda port: llama_cpp_python_server(art.path, port, art.info.threads, point.context_length,  # noqa: E731
+                                                       api_model)
+        info = dataclasses.replace(art.info, version=f"llama-cpp-python server {art.info.version}")
+    return Served(command, art.checkpoint, art.variant, info, card_of(art.checkpoint))
 
 
 if __name__ == "__main__":  # the quantiser's child process: python -m harness.engines.llamacpp quantize ...

@@ -16,7 +16,10 @@ the clock when it is sent and when each streamed chunk with text arrives:
 
 Intervals resample whole requests. A request that fails (refused connection, dropped stream,
 HTTP error, timeout, fewer tokens than asked) is kept with its reason; it counts against
-goodput, never silently. The client's own cost is measured too: how late each request left
+goodput, never silently. One whose kept-alive connection fails before any answer is sent again
+once on a fresh connection (counted). A server that refuses the level's first requests (HTTP 4xx,
+e.g. a model name it does not serve) ends the level at once with its message; connection errors
+declare the target gone only if it then fails its health check. The client's own cost is measured too: how late each request left
 against its schedule (``send_lag_ms``) and the time spent handling chunks per token.
 
 Takes plain values (URL, prompts, a plan) and returns dataclasses; knows no config or record.
@@ -112,18 +115,21 @@ def _parse_chunk(line: bytes) -> dict | None:
     return json.loads(body)
 
 
-async def _one_request(session, url: str, payload: dict, req: ServedRequest, timeout_s: float) -> ServedRequest:
-    """Send one request and fill ``req`` in place (also when it is cancelled or fails)."""
+async def _one_request(session, url: str, payload: dict, req: ServedRequest, timeout_s: float,
+                       fresh_session=None) -> ServedRequest:
+    """Send one request and fill ``req`` in place (also when it is cancelled or fails). A request whose kept-alive
+    connection fails before any answer is sent again once through ``fresh_session`` (a new connection each)."""
     import aiohttp
 
     chunks: list[float] = []
     client = [0.0]
     started = time.perf_counter()
 
-    async def stream() -> None:
-        async with session.post(url, json=payload) as resp:
+    async def stream(through) -> None:
+        async with through.post(url, json=payload) as resp:
+            req.http_status = resp.status
             if resp.status != 200:
-                body = (await resp.text())[:200]
+                body = (await resp.text())[:300]
                 req.error, req.error_kind = f"HTTP {resp.status}: {' '.join(body.split())}", "http"
                 return
             async for line in resp.content:
@@ -142,8 +148,17 @@ async def _one_request(session, url: str, payload: dict, req: ServedRequest, tim
                         req.prompt_tokens = usage.get("prompt_tokens")
                 client[0] += time.perf_counter() - now
 
+    async def with_one_retry() -> None:
+        try:
+            await stream(session)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if req.http_status is not None or fresh_session is None:
+                raise  # the server had answered: a dropped stream, not a stale connection
+            req.retried = True
+            await stream(fresh_session)
+
     try:
-        await asyncio.wait_for(stream(), timeout_s)
+        await asyncio.wait_for(with_one_retry(), timeout_s)
     except asyncio.TimeoutError:
         req.error, req.error_kind = f"no complete answer within scenario.request_timeout_s={timeout_s:g}", "timeout"
     except asyncio.CancelledError:
@@ -165,6 +180,18 @@ async def _one_request(session, url: str, payload: dict, req: ServedRequest, tim
     return req
 
 
+# 4xx answers that say the request itself is wrong (a model name the server does not serve, a field it rejects);
+# 408 (timeout) and 429 (too many requests) are answers about load, which a level measures
+_LOAD_STATUSES = (408, 429)
+
+
+def refusal(req: ServedRequest) -> str | None:
+    """The server's message when it refused ``req`` as a bad request (HTTP 4xx other than 408 and 429)."""
+    if req.http_status is not None and 400 <= req.http_status < 500 and req.http_status not in _LOAD_STATUSES:
+        return req.error
+    return None
+
+
 def completion_payload(model: str, prompt: Prompt, extra: dict | None = None) -> dict:
     """A greedy streamed completion of exactly ``prompt.output_tokens`` tokens: EOS ignored (``ignore_eos``:
     vLLM, SGLang and llama.cpp's server; ``min_tokens``: vLLM and llama-cpp-python's server), usage asked
@@ -174,13 +201,26 @@ def completion_payload(model: str, prompt: Prompt, extra: dict | None = None) ->
             "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}, **(extra or {})}
 
 
-async def _closed_loop(send: Any, sent: list, clients: int, plan: LoadPlan, t0: float) -> str:
+class _Refused:
+    """The server's message once it has refused the level's first requests (before any completed)."""
+    def __init__(self) -> None:
+        self.message: str | None = None
+        self.answered = False
+
+    def saw(self, req: ServedRequest) -> None:
+        if req.ok:
+            self.answered = True
+        elif not self.answered and self.message is None:
+            self.message = refusal(req)
+
+
+async def _closed_loop(send: Any, sent: list, clients: int, plan: LoadPlan, t0: float, refused: _Refused) -> str:
     """``clients`` clients, each sending its next request when its last one ends, until the level's minimums
-    are met (or its deadline); why the level stopped."""
+    are met (or its deadline, or the server refused the first requests); why the level stopped."""
     deadline = plan.max_duration_s
 
     async def client() -> None:
-        while True:
+        while refused.message is None:
             elapsed = time.perf_counter() - t0
             if elapsed >= deadline or (len(sent) >= plan.min_requests and elapsed >= plan.min_duration_s):
                 return
@@ -191,6 +231,8 @@ async def _closed_loop(send: Any, sent: list, clients: int, plan: LoadPlan, t0: 
     for c in pending:
         c.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    if refused.message:
+        return "the server refused the first requests"
     return "max_duration_s" if pending else "min_requests and min_duration_s reached"
 
 
@@ -202,21 +244,27 @@ def _schedule(kind: str, level: float, plan: LoadPlan) -> np.ndarray:
     return np.zeros(plan.min_requests)
 
 
-async def _open_loop(send: Any, sent: list, times: np.ndarray, plan: LoadPlan, t0: float) -> str:
-    """Each request sent at its time whether or not earlier ones have finished; why the level stopped."""
+async def _open_loop(send: Any, sent: list, times: np.ndarray, plan: LoadPlan, t0: float, refused: _Refused) -> str:
+    """Each request sent at its time whether or not earlier ones have finished (until the server refuses the
+    first requests: those in flight are cancelled); why the level stopped."""
     deadline = plan.max_duration_s
     for i, at in enumerate(times):
         wait = at - (time.perf_counter() - t0)
         if wait > 0:
             await asyncio.sleep(wait)
-        if time.perf_counter() - t0 >= deadline:
+        if time.perf_counter() - t0 >= deadline or refused.message:
             break
         send(i, float(at))
     remaining = max(deadline - (time.perf_counter() - t0), 0)
-    _, pending = await asyncio.wait([t for _, t in sent], timeout=remaining)
-    for t in pending:
+    in_flight = {t for _, t in sent}
+    while in_flight and refused.message is None and remaining > 0:
+        done, in_flight = await asyncio.wait(in_flight, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        remaining = max(deadline - (time.perf_counter() - t0), 0)
+    for t in in_flight:
         t.cancel()
-    return "every request answered" if not pending and len(sent) == len(times) else "max_duration_s"
+    if refused.message:
+        return "the server refused the first requests"
+    return "every request answered" if not in_flight and len(sent) == len(times) else "max_duration_s"
 
 
 async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: float, plan: LoadPlan,
@@ -226,8 +274,11 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
     endpoint = url.rstrip("/") + "/v1/completions"
     timeout = plan.request_timeout_s
     sent: list[tuple[ServedRequest, asyncio.Task]] = []
-    # no cap on open connections: an open-loop client must never queue a request on its own side
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    refused = _Refused()
+    # no cap on open connections: an open-loop client must never queue a request on its own side; a request
+    # retried after a stale kept-alive connection goes through `fresh`, which opens a new connection each time
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session, \
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as fresh:
         def payload(i: int) -> dict:
             return completion_payload(model, prompts[i % len(prompts)], extra)
 
@@ -238,28 +289,42 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
 
         for i in range(plan.warmup_requests):  # one at a time, not measured, on the last prompts (a server
             j = len(prompts) - 1 - i % len(prompts)  # with a prefix cache must not have seen the measured ones)
-            await _one_request(session, endpoint, payload(j), new_request(j, 0.0, 0.0), timeout)
+            refused.saw(await _one_request(session, endpoint, payload(j), new_request(j, 0.0, 0.0), timeout, fresh))
+            if refused.message:  # nothing measured: the level ends before it starts
+                out = _summarise(kind, level, [], 0.0, "the server refused the warm-up request", plan, None)
+                out.refused = refused.message
+                return out
         if meter:
             meter.start()
         t0 = time.perf_counter()
 
+        async def one(req: ServedRequest, i: int) -> ServedRequest:
+            refused.saw(await _one_request(session, endpoint, payload(i), req, timeout, fresh))
+            return req
+
         def send(i: int, scheduled: float) -> asyncio.Task:
             req = new_request(i, scheduled, time.perf_counter() - t0)
-            task = asyncio.ensure_future(_one_request(session, endpoint, payload(i), req, timeout))
+            task = asyncio.ensure_future(one(req, i))
             sent.append((req, task))
             return task
 
         if kind == "concurrency":  # closed loop: each client sends its next request when its last one ends
-            stop_reason = await _closed_loop(send, sent, int(level), plan, t0)
+            stop_reason = await _closed_loop(send, sent, int(level), plan, t0, refused)
         else:  # open loop: requests leave on schedule whether or not earlier ones have finished
-            stop_reason = await _open_loop(send, sent, _schedule(kind, level, plan), plan, t0)
+            stop_reason = await _open_loop(send, sent, _schedule(kind, level, plan), plan, t0, refused)
         await asyncio.gather(*(t for _, t in sent), return_exceptions=True)
         duration = time.perf_counter() - t0
         energy = meter.stop() if meter else None
     for req, task in sent:  # a task cancelled before it ran never filled its request in
         if task.cancelled() and req.error is None:
-            req.error, req.error_kind = "still in flight at scenario.max_duration_s", "cancelled"
-    return _summarise(kind, level, [r for r, _ in sent], duration, stop_reason, plan, energy)
+            req.error, req.error_kind = ("cancelled: the server refused the first requests" if refused.message
+                                         else "still in flight at scenario.max_duration_s"), "cancelled"
+    out = _summarise(kind, level, [r for r, _ in sent], duration, stop_reason, plan, energy)
+    out.refused = refused.message
+    # connection errors alone do not say the target is gone (a server may close one kept-alive connection):
+    # it is declared gone only when it no longer answers its health check
+    out.target_failed = out.errors.get("connection", 0) > 0 and (await _reachable(url, 5.0))[1] is not None
+    return out
 
 
 def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: float, stop_reason: str,
@@ -272,7 +337,7 @@ def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: flo
     for r in reqs:
         if r.error_kind:
             out.errors[r.error_kind] = out.errors.get(r.error_kind, 0) + 1
-    out.target_failed = out.errors.get("connection", 0) > 0
+    out.retries = sum(r.retried for r in reqs)
     ends = [r.sent_s + r.e2e_ms / 1e3 for r in good]
     span = (max(ends) - min(r.sent_s for r in reqs)) if good else duration
     if good and span > 0:
@@ -280,7 +345,7 @@ def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: flo
         out.output_token_throughput = sum(r.output_tokens for r in good) / span
         out.input_token_throughput = sum(r.prompt_tokens or r.input_tokens for r in good) / span
         out.duration_s = span
-    if kind == "server":
+    if kind == "server" and reqs:
         out.offered_rate = level
         sends, planned = sorted(r.sent_s for r in reqs), sorted(r.scheduled_s for r in reqs)
         if len(sends) > 1 and sends[-1] > sends[0]:
@@ -324,17 +389,31 @@ def run_level(url: str, model: str, prompts: list[Prompt], kind: str, level: flo
     return asyncio.run(_level(url, model, prompts, kind, level, plan, extra, meter))
 
 
-async def _reachable(url: str, timeout_s: float) -> str | None:
+async def _reachable(url: str, timeout_s: float) -> tuple[list[str], str | None]:
+    """The model names ``GET /v1/models`` lists, and None; or no names and why it did not answer."""
     import aiohttp
 
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
             async with session.get(url.rstrip("/") + "/v1/models") as resp:
-                return None if resp.status == 200 else f"GET /v1/models answered HTTP {resp.status}"
+                if resp.status != 200:
+                    return [], f"GET /v1/models answered HTTP {resp.status}"
+                try:
+                    body = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    return [], None  # it answers; what it serves is not said in a form read here
+                data = body.get("data") if isinstance(body, dict) else None
+                return [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")], None
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        return f"{type(e).__name__}: {e}"
+        return [], f"{type(e).__name__}: {e}"
+
+
+def served_models(url: str, timeout_s: float = 5.0) -> tuple[list[str], str | None]:
+    """What ``url`` serves by ``GET /v1/models`` (OpenAI's list: ``data[].id``), and None; or [] and why it
+    does not answer."""
+    return asyncio.run(_reachable(url, timeout_s))
 
 
 def unreachable(url: str, timeout_s: float = 5.0) -> str | None:
     """None when ``url`` answers ``GET /v1/models`` with 200, else why not."""
-    return asyncio.run(_reachable(url, timeout_s))
+    return served_models(url, timeout_s)[1]

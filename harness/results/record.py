@@ -119,8 +119,9 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
                          level: Any = None, failure: Optional[Failure] = None, engine: Optional[S.EngineInfo] = None,
                          energy_reason: Optional[str] = None) -> S.ServingRecord:
     """One validated serving record. ``level`` is one level's measurements (harness.measure.serving's
-    LevelResult) or None when the point failed before any load. A level whose target stopped answering
-    (connection errors) or that completed no request is ``failed``, with its requests kept."""
+    LevelResult) or None when the point failed before any load. A level whose target refused its first
+    requests, stopped answering (its health check, after connection errors) or completed no request is
+    ``failed``, with its requests kept."""
     serving = energy = None
     if level is not None:
         serving = S.ServingLevel(**{f.name: getattr(level, f.name) for f in dataclasses.fields(S.ServingLevel)})
@@ -129,9 +130,13 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
         energy = S.Energy(joules=getattr(reading, "joules", None), j_per_token=level.energy_j_per_output_token,
                                source=getattr(reading, "source", None),
                                reason=getattr(reading, "reason", None) or energy_reason)
-        if failure is None and (serving.target_failed or not serving.completed):
+        if failure is None and serving.refused:
+            failure = Failure("failed", f"the server refused the first requests, so the level ended at once: "
+                                        f"{serving.refused}")
+        elif failure is None and (serving.target_failed or not serving.completed):
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(serving.errors.items()))
-            why = "the target stopped answering" if serving.target_failed else "no request completed"
+            why = ("the target stopped answering its health check" if serving.target_failed
+                   else "no request completed")
             failure = Failure("failed", f"{why}: {serving.completed} of {len(serving.requests)} requests completed "
                                         f"({kinds}; {tokens} output tokens)")
     elif energy_reason:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from harness.config.engines import engine_schemas, not_identity_keys
+from harness.config.engines import engine_schemas, not_identity_keys, serving_only_keys
 from harness.io import atomic_file, write_atomic
 from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, Probes, RunRecord, ServingRecord,
                                     upgrade_v1, upgrade_v2)
@@ -81,11 +81,21 @@ def _relative(value: Any, roots: dict[str, str]) -> Any:
     return value
 
 
+def _engine_schema(resolved_config: dict[str, Any]) -> Any:
+    engine = resolved_config.get("engine")
+    return engine_schemas().get(engine.get("name")) if isinstance(engine, dict) else None
+
+
 def _engine_not_identity(resolved_config: dict[str, Any]) -> tuple[str, ...]:
     """The point's engine's keys that change no measurement, as its registered schema marks them."""
-    engine = resolved_config.get("engine")
-    schema = engine_schemas().get(engine.get("name")) if isinstance(engine, dict) else None
+    schema = _engine_schema(resolved_config)
     return not_identity_keys(schema) if schema else ()
+
+
+def _engine_serving_only(resolved_config: dict[str, Any]) -> tuple[str, ...]:
+    """The point's engine's keys that configure only the server it starts."""
+    schema = _engine_schema(resolved_config)
+    return serving_only_keys(schema) if schema else ()
 
 
 def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +110,8 @@ def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
     kind = (out.get("scenario") or {}).get("kind", "single")
     if kind == "single":  # one request at a time: keys as before the scenario axis existed
         out.pop("scenario", None)
+        for dotted in _engine_serving_only(resolved_config):  # the started server's settings do not touch it
+            (out.get("engine") or {}).pop(dotted.removeprefix("engine."), None)
     else:
         for dotted in NOT_SERVING_IDENTITY:
             *parents, leaf = dotted.split(".")

@@ -22,7 +22,7 @@ from harness.blocks import EngineInfo
 from harness.config import RunConfig, implementation
 from harness.engines.server import ServerProcess, free_port
 from harness.measure.energy import EnergyMeter
-from harness.measure.serving import Prompt, make_prompts, run_level, unreachable
+from harness.measure.serving import Prompt, make_prompts, run_level, served_models
 from harness.models import hub_is_offline
 from harness.results import record as R
 from harness.results import schema as S
@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 class TargetUnreachable(RuntimeError):
     """scenario.target.url does not answer GET /v1/models."""
+
+
+class TargetAmbiguous(TargetUnreachable):
+    """scenario.target.url serves several models and scenario.target.api_model names none of them."""
 
 
 @dataclass
@@ -67,8 +71,28 @@ def _tokenizer(rc: RunConfig, checkpoint: Path | None):
     return AutoTokenizer.from_pretrained(str(checkpoint_dir(m, rc.offline)))
 
 
-def _target(rc: RunConfig) -> _Target:
-    api_model = rc.scenario.target.api_model or rc.model.hub_id or rc.model.name
+def api_model_at(rc: RunConfig, listed: list[str]) -> str:
+    """The name to ask a server given by URL for: scenario.target.api_model, else the one model it lists
+    (GET /v1/models); several listed and none chosen is a bad invocation, which names them."""
+    chosen, url = rc.scenario.target.api_model, rc.scenario.target.url
+    if chosen:
+        if listed and chosen not in listed:
+            log.warning("scenario.target.api_model=%s is not among the models %s lists (%s); sent as given",
+                        chosen, url, ", ".join(listed))
+        return chosen
+    if len(listed) == 1:
+        log.info("%s serves one model, %s: the requests ask for it", url, listed[0])
+        return listed[0]
+    if listed:
+        raise TargetAmbiguous(f"{url} serves {len(listed)} models ({', '.join(listed)}); valid: "
+                              "scenario.target.api_model=<one of them>; nothing was measured")
+    fallback = rc.model.hub_id or rc.model.name
+    log.warning("%s lists no model under GET /v1/models; the requests ask for %s (scenario.target.api_model "
+                "sets another)", url, fallback)
+    return fallback
+
+
+def _target(rc: RunConfig, api_model: str) -> _Target:
     if rc.scenario.target.url:
         return _Target(R.model_block(rc.model), R.variant_block(rc.variant), EngineInfo(name=rc.engine.name),
                        _tokenizer(rc, None), api_model, rc.engine.name, url=rc.scenario.target.url)
@@ -116,14 +140,18 @@ def _measure(rc: RunConfig, resolved: dict, device: Any, hw: Any,
              todo: list[tuple[float, str, str, Any]]) -> dict[str, S.ServingRecord]:
     """Load the target at each level of ``todo`` and write its record (run id -> record)."""
     sc = rc.scenario
-    if sc.target.url and (why := unreachable(sc.target.url)):
-        raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
-                                "nothing was measured")
+    api_model = sc.target.api_model or rc.model.hub_id or rc.model.name  # the name a started server serves
+    if sc.target.url:
+        listed, why = served_models(sc.target.url)
+        if why:
+            raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
+                                    "nothing was measured")
+        api_model = api_model_at(rc, listed)  # several models, none chosen: a bad invocation before any load
 
     records, server, target, unprepared = {}, None, None, None
     try:
         try:
-            target = _target(rc)
+            target = _target(rc, api_model)
             prompts = _prompts(rc, target.tokenizer)
         except Exception as e:  # the target could not be prepared: every level says why
             unprepared = failure(e)
