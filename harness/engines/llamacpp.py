@@ -187,6 +187,11 @@ class LlamaCppRunner:
             rows.append(torch.from_numpy(np.array(llm.scores[: len(row)], dtype=np.float32)))
         return torch.stack(rows)
 
+    def bos_added(self) -> int | None:
+        """The BOS token's id when the file's vocabulary adds one to every sequence, else None."""
+        llm, lc = self._open("score"), self.llama_cpp
+        return llm.token_bos() if lc.llama_vocab_get_add_bos(lc.llama_model_get_vocab(llm.model)) else None
+
     def tokenize(self, text: str) -> list[int]:
         return self._open("score").tokenize(text.encode("utf-8"), add_bos=False, special=False)
 

@@ -1,0 +1,46 @@
+"""meekbench against llama.cpp's own tools on the same files (slow tier; needs scripts/llamacpp_tools.sh's
+build, which `MEEKBENCH_LLAMACPP=1 bash scripts/setup.sh` runs): fidelity statistics against
+``llama-perplexity --kl-divergence``. harness/engines/llamacpp_parity.py says how the two are aligned."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_files(models_dir, tmp_path_factory):
+    """tiny-m as meekbench writes it (F32) and as llama.cpp's quantiser makes Q4_0 of it."""
+    pytest.importorskip("llama_cpp")
+    from harness.engines.llamacpp import float_artifact, quantised_artifact
+    from harness.engines.llamacpp_tools import tool
+
+    try:
+        tool("llama-perplexity")
+    except Exception as e:
+        pytest.skip(str(e))
+    out = tmp_path_factory.mktemp("gguf")
+    base = float_artifact(models_dir / "tiny" / "tiny-m", out, "F32")
+    return base, quantised_artifact(base, out, "Q4_0", threads=2, timeout_s=600)
+
+
+def test_fidelity_statistics_match_llama_perplexity_on_the_same_tokens(tiny_files, models_dir, tmp_path):
+    """Mean KL, its 99th percentile, same top, delta-p's mean and RMS: meekbench's definitions (harness/
+    distributions.py) on llama-perplexity's own chunks agree with what it prints. The tolerances are its
+    printed uncertainty plus what its 16-bit storage of the base log-probabilities moves (measured here:
+    under 0.5% on the mean KL, 1.3% on the 99th percentile, 0.05 points on same top)."""
+    from harness.engines.llamacpp_parity import meekbench_fidelity, perplexity_kl
+
+    base, q4 = tiny_files
+    theirs = perplexity_kl(base, q4, models_dir / "tiny" / "data" / "heldout.txt", 128, 2, tmp_path)
+    ours = meekbench_fidelity(base, q4, theirs.tokens, threads=2)
+    assert ours.exact and ours.tokens == theirs.tokens.shape[0] * (128 - 1 - 64)
+    assert ours.kl_mean_nats == pytest.approx(theirs.mean_kl, rel=0.02, abs=3 * theirs.mean_kl_uncertainty)
+    assert ours.kl_percentiles_nats["99"] == pytest.approx(theirs.kl_percentiles["99"], rel=0.05)
+    assert ours.same_top_rate == pytest.approx(theirs.same_top, abs=max(3 * theirs.same_top_uncertainty, 0.002))
+    assert ours.delta_p_rms == pytest.approx(theirs.delta_p_rms, rel=0.05, abs=1e-5)  # printed to 0.001 %
+    assert ours.delta_p_mean == pytest.approx(theirs.delta_p_mean, abs=2e-5)
+    # a point that keeps only the top 32 (plus the rest's mass) reads a lower bound: the report's '>='
+    bounded = meekbench_fidelity(base, q4, theirs.tokens, threads=2, top_k=32)
+    assert not bounded.exact and bounded.kl_mean_nats <= ours.kl_mean_nats
+    assert bounded.same_top_rate == ours.same_top_rate and bounded.delta_p_rms == pytest.approx(ours.delta_p_rms)
