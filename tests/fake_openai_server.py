@@ -37,6 +37,7 @@ class Behaviour:
     models: tuple[str, ...] = ("fake",)  # what GET /v1/models lists
     strict_model: bool = False  # a completion for a model not listed: 404 with vLLM's message
     drop_nth: int = 0  # the n-th completion's connection is closed without an answer (a stale keep-alive); 0: none
+    ttft_per_in_flight_ms: float = 0.0  # added to ttft_ms per completion in flight (itself included): load slows it
 
 
 def app(b: Behaviour) -> web.Application:
@@ -70,8 +71,9 @@ def app(b: Behaviour) -> web.Application:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         n = int(body["max_tokens"]) - b.short
+        first = b.ttft_ms + b.ttft_per_in_flight_ms * b.in_flight
         for i in range(n):
-            await asyncio.sleep((b.ttft_ms if i == 0 else b.itl_ms) / 1e3)
+            await asyncio.sleep((first if i == 0 else b.itl_ms) / 1e3)
             chunk = {"id": "c", "object": "text_completion", "choices": [{"index": 0, "text": f" t{i}"}]}
             await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
         if not b.no_usage:

@@ -44,3 +44,19 @@ def test_fidelity_statistics_match_llama_perplexity_on_the_same_tokens(tiny_file
     bounded = meekbench_fidelity(base, q4, theirs.tokens, threads=2, top_k=32)
     assert not bounded.exact and bounded.kl_mean_nats <= ours.kl_mean_nats
     assert bounded.same_top_rate == ours.same_top_rate and bounded.delta_p_rms == pytest.approx(ours.delta_p_rms)
+
+
+def test_prefill_and_decode_throughput_match_llama_bench(tiny_files):
+    """Prefill and decode throughput of meekbench's llama.cpp requests against llama-bench's pp and tg tests
+    (decode at the prompt's depth), interleaved round by round. Definitions differ, and the bounds say how:
+    meekbench's prefill is prompt tokens / TTFT, which adds the first greedy pick to llama-bench's batch eval;
+    its wall-clock decode adds each step's pick over the vocabulary and a Python call, which llama-bench's tg
+    (no sampling) has not; llama.cpp's own per-token clock, read inside meekbench's request, times what tg
+    times. The bounds are wide because a 2-core VM drifts between runs (measured ratios: docs/engines.md)."""
+    from harness.engines.llamacpp_parity import Throughput, throughput
+
+    t, m = throughput(tiny_files[1], threads=2, prompt=64, gen=32, rounds=3, per_round=3), Throughput.median
+    assert len(t.bench_pp) == len(t.bench_tg) == len(t.mb_prefill) == len(t.mb_decode_engine) == 9
+    assert 0.67 < m(t.mb_decode_engine) / m(t.bench_tg) < 1.5, t
+    assert 0.5 < m(t.mb_prefill) / m(t.bench_pp) < 1.5, t
+    assert m(t.mb_decode_wall) < m(t.mb_decode_engine) * 1.05, t  # the harness's clock holds llama.cpp's and more

@@ -55,6 +55,59 @@ class TargetConfig:
         _positive("scenario.target.startup_timeout_s", self.startup_timeout_s)
 
 
+@dataclass(frozen=True)
+class SloPreset:
+    ttft_ms: float
+    tpot_ms: float
+    percentile: float
+    source: str
+
+
+_MLPERF = "MLPerf Inference's loadgen/mlperf.conf (mlcommons/inference)"
+# named service-level objectives: p-th percentile TTFT and TPOT limits, each with where it comes from
+SLO_PRESETS = {
+    "mlperf-llama2-70b-server": SloPreset(2000.0, 200.0, 99.0, f"{_MLPERF}: llama2-70b.Server ttft/tpot_latency"),
+    "mlperf-llama2-70b-interactive": SloPreset(450.0, 40.0, 99.0,
+                                               f"{_MLPERF}: llama2-70b-interactive.Server ttft/tpot_latency"),
+    "mlperf-llama3.1-8b-server": SloPreset(2000.0, 100.0, 99.0, f"{_MLPERF}: llama3_1-8b.Server ttft/tpot_latency"),
+    "mlperf-llama3.1-8b-interactive": SloPreset(500.0, 30.0, 99.0,
+                                                f"{_MLPERF}: llama3_1-8b-interactive.Server ttft/tpot_latency"),
+}
+
+
+@dataclass
+class SearchConfig:
+    """Find the highest load meeting an SLO (guidellm's sweep, vLLM's serve_sla): from scenario.levels[0],
+    double the level while it meets, then bisect between the highest level that met and the lowest that
+    did not. A level *meets* when the upper end of its percentile's 95% bootstrap interval (resampling
+    requests; failed requests count as infinitely slow) is within both limits, *misses* when the point
+    value is over either, and is *undecided* otherwise (treated as not meeting: the operating point is one
+    that meets with confidence). harness/scenarios/slo_search.py."""
+    enabled: bool = False
+    slo: str = "mlperf-llama2-70b-server"  # one of SLO_PRESETS
+    ttft_ms: Optional[float] = None  # set: this limit instead of the preset's (the search then names it "custom")
+    tpot_ms: Optional[float] = None
+    max_level: float = 64.0  # doubling stops here
+    max_steps: int = 10  # levels measured at most
+    resolution: float = 0.1  # server: bisection stops when the bracket's ratio is within 1 + this; concurrency: 1 client
+
+    def __post_init__(self) -> None:
+        _one_of("scenario.search.slo", self.slo, tuple(SLO_PRESETS))
+        _positive("scenario.search.ttft_ms", self.ttft_ms)
+        _positive("scenario.search.tpot_ms", self.tpot_ms)
+        _positive("scenario.search.max_level", self.max_level)
+        _at_least("scenario.search.max_steps", self.max_steps, 1)
+        _positive("scenario.search.resolution", self.resolution)
+
+    def limits(self) -> SloPreset:
+        """The preset, with the limits set here in place of its own."""
+        preset = SLO_PRESETS[self.slo]
+        if self.ttft_ms is None and self.tpot_ms is None:
+            return preset
+        return SloPreset(self.ttft_ms or preset.ttft_ms, self.tpot_ms or preset.tpot_ms, preset.percentile,
+                         f"custom: scenario.search.ttft_ms/tpot_ms over {self.slo} ({preset.source})")
+
+
 @dataclass
 class ScenarioConfig:
     """How a point loads its target (conf/scenario/). ``single``: one request at a time in this process,
@@ -76,6 +129,7 @@ class ScenarioConfig:
     request_timeout_s: float = 120.0  # a request not finished by then is an error, not a hang
     on_failure: str = "continue"  # a level that fails: go on to the next level, or stop the sweep
     target: TargetConfig = field(default_factory=TargetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # enabled: levels found by an SLO, not listed
     bootstrap_resamples: int = 2000
     seed: int = 0
 
@@ -103,6 +157,9 @@ class ScenarioConfig:
         _positive("scenario.request_timeout_s", self.request_timeout_s)
         _one_of("scenario.on_failure", self.on_failure, ON_FAILURE)
         _at_least("scenario.bootstrap_resamples", self.bootstrap_resamples, 1)
+        if _set(self.search) and self.search.enabled and self.kind not in ("server", "concurrency"):
+            raise ConfigValueError(f"scenario.search.enabled=true with scenario.kind={self.kind!r}; valid: a kind "
+                                   "whose load has levels to search, server or concurrency")
 
 
 

@@ -8,6 +8,7 @@ base file, BOS in place of each chunk's first token where the vocabulary adds on
 """
 from __future__ import annotations
 
+import json
 import re
 import struct
 import subprocess
@@ -45,7 +46,7 @@ def read_kl_base(path: Path) -> tuple[int, int, np.ndarray]:
         if f.read(8) != b"_logits_":
             raise ValueError(f"{path} is not a llama-perplexity --kl-divergence-base file")
         n_ctx, n_vocab, n_chunk = struct.unpack("<Iii", f.read(12))
-        tokens = np.frombuffer(f.read(4 * n_ctx * n_chunk), dtype="<i4").reshape(n_chunk, n_ctx)
+        tokens = np.frombuffer(f.read(4 * n_ctx * n_chunk), dtype="<i4").reshape(n_chunk, n_ctx).copy()
     return n_ctx, n_vocab, tokens
 
 
@@ -124,6 +125,70 @@ def meekbench_fidelity(base: Path, variant: Path, tokens: np.ndarray, threads: i
     return compare(refs[0], refs[1], CompareConfig(bootstrap_resamples=200))
 
 
+@dataclass
+class Throughput:
+    """Prefill and decode throughput of one file, as llama-bench and as meekbench measure them (tokens/s,
+    medians over the interleaved repeats; each list holds every repeat's figure)."""
+    prompt_tokens: int
+    new_tokens: int
+    bench_pp: list[float]  # llama-bench pp<prompt> at depth 0: the prompt in one batch, no token sampled
+    bench_tg: list[float]  # llama-bench tg<new> at depth <prompt>: one token at a time after the prompt's KV
+    mb_prefill: list[float]  # meekbench: prompt tokens / TTFT (the prompt's eval and the first greedy pick)
+    mb_decode_wall: list[float]  # meekbench: 1000 / TPOT by the harness's clock (each step's eval and its pick)
+    mb_decode_engine: list[float]  # meekbench: 1000 / llama.cpp's own t_eval per token, read per request
+
+    @staticmethod
+    def median(xs: list[float]) -> float:
+        return float(np.median(xs))
+
+
+def _llama_bench(path: Path, threads: int, prompt: int, gen: int, depth: int, repetitions: int) -> list[float]:
+    """llama-bench's per-repetition throughput (samples_ts) for one test."""
+    cmd = [str(tool("llama-bench")), "-m", str(path), "-t", str(threads), "-p", str(prompt), "-n", str(gen),
+           "-d", str(depth), "-r", str(repetitions), "-o", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"llama-bench exited {done.returncode}: {done.stderr[-500:]}")
+    (entry,) = json.loads(done.stdout)
+    return [float(x) for x in entry["samples_ts"]]
+
+
+def throughput(path: Path, threads: int, prompt: int, gen: int, rounds: int = 3, per_round: int = 3,
+               seed: int = 0) -> Throughput:
+    """llama-bench and meekbench's llama.cpp runner on one file, interleaved: each round runs llama-bench's
+    prefill test, its decode test at the prompt's depth, then ``per_round`` meekbench requests (a prompt of
+    ``prompt`` random token ids, ``gen`` greedy tokens), each tool repeating ``per_round`` times."""
+    import torch
+
+    from harness.engines.llamacpp import LlamaCppRunner
+    from harness.measure.latency import TokenTimestamps
+
+    runner = LlamaCppRunner(Path(path), threads, prompt + gen + 8, prompt + gen + 8)
+    rng = np.random.default_rng(seed)
+    out = Throughput(prompt, gen, [], [], [], [], [])
+    try:
+        vocab = runner.n_vocab
+
+        def request():
+            ids = torch.as_tensor(rng.integers(0, vocab, size=(1, prompt)), dtype=torch.long)
+            stamps = TokenTimestamps(torch.device("cpu"))
+            return runner.request(ids, torch.ones_like(ids), gen, stamps)[0]
+
+        request()  # warm-up, as llama-bench's
+        for _ in range(rounds):
+            out.bench_pp += _llama_bench(path, threads, prompt, 0, 0, per_round)
+            out.bench_tg += _llama_bench(path, threads, 0, gen, prompt, per_round)
+            for _ in range(per_round):
+                r = request()
+                out.mb_prefill.append(prompt / (r.ttft_ms / 1e3))
+                out.mb_decode_wall.append(1e3 / r.tpot_ms)
+                if r.engine_tpot_ms:
+                    out.mb_decode_engine.append(1e3 / r.engine_tpot_ms)
+    finally:
+        runner.close()
+    return out
+
+
 def kl_table(base: Path, variants: list[Path], text: Path, n_ctx: int, threads: int, workdir: Path,
              chunks: int | None = None) -> str:
     """A markdown table: each variant's statistics as llama-perplexity prints them and as meekbench computes them."""
@@ -139,13 +204,31 @@ def kl_table(base: Path, variants: list[Path], text: Path, n_ctx: int, threads: 
     return "\n".join(rows)
 
 
-if __name__ == "__main__":  # python -m harness.engines.llamacpp_parity kl BASE TEXT N_CTX CHUNKS VARIANT...
+def throughput_table(files: list[Path], threads: int, prompt: int, gen: int) -> str:
+    """A markdown table: each file's prefill and decode throughput by llama-bench and by meekbench."""
+    rows = [f"| file | pp{prompt}: llama-bench | prefill: meekbench | tg{gen} @ d{prompt}: llama-bench | "
+            "decode: meekbench (llama.cpp's clock) | decode: meekbench (wall) |", "|---|---|---|---|---|---|"]
+    for f in files:
+        t, m = throughput(f, threads, prompt, gen), Throughput.median
+        rows.append(f"| {f.name} | {m(t.bench_pp):.1f} | {m(t.mb_prefill):.1f} ({m(t.mb_prefill) / m(t.bench_pp):.2f}x) | "
+                    f"{m(t.bench_tg):.1f} | {m(t.mb_decode_engine):.1f} ({m(t.mb_decode_engine) / m(t.bench_tg):.2f}x) | "
+                    f"{m(t.mb_decode_wall):.1f} ({m(t.mb_decode_wall) / m(t.bench_tg):.2f}x) |")
+    return "\n".join(rows)
+
+
+USAGE = """usage: python -m harness.engines.llamacpp_parity kl BASE.gguf TEXT N_CTX CHUNKS VARIANT.gguf...
+       python -m harness.engines.llamacpp_parity bench PROMPT GEN FILE.gguf..."""
+
+if __name__ == "__main__":  # the tables docs/engines.md quotes (2 threads)
     import sys
     import tempfile
 
-    if len(sys.argv) < 7 or sys.argv[1] != "kl":
-        sys.exit("usage: python -m harness.engines.llamacpp_parity kl BASE.gguf TEXT N_CTX CHUNKS VARIANT.gguf...")
-    _, _, base_path, text_path, ctx, n_chunks, *files = sys.argv
-    with tempfile.TemporaryDirectory() as work:
-        print(kl_table(Path(base_path), [Path(f) for f in files], Path(text_path), int(ctx), 2, Path(work),
-                       int(n_chunks) or None))
+    if sys.argv[1:2] == ["kl"] and len(sys.argv) >= 7:
+        _, _, base_path, text_path, ctx, n_chunks, *files = sys.argv
+        with tempfile.TemporaryDirectory() as work:
+            print(kl_table(Path(base_path), [Path(f) for f in files], Path(text_path), int(ctx), 2, Path(work),
+                           int(n_chunks) or None))
+    elif sys.argv[1:2] == ["bench"] and len(sys.argv) >= 5:
+        print(throughput_table([Path(f) for f in sys.argv[4:]], 2, int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        sys.exit(USAGE)

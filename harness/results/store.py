@@ -44,7 +44,7 @@ IDENTITY = ("model", "variant", "engine", "quality", "bench", "eval", "compare",
 # The engine's own such keys are marked in its registered schema (harness/config/engines.py: NOT_IDENTITY).
 NOT_IDENTITY = ("model.build_hint", "eval.progress_bars", "eval.missing_hint", "compare.build_missing_reference",
                 "variant.options.force", "variant.options.out_root", "scenario.levels", "scenario.on_failure",
-                "scenario.target.startup_timeout_s")
+                "scenario.target.startup_timeout_s", "scenario.search")
 # Before the engine registry every engine's config had these keys (one flat schema), so every key written
 # then hashed them: an engine schema without them is keyed as if it had them at those values, and a re-run
 # finds the records written before (as a single point's key leaves out the scenario axis added later).

@@ -5,12 +5,14 @@ harness/measure/serving.py, the server process harness/engines/server.py.
 
 A failure is data: a level whose target stops answering is a ``failed`` record with its completed
 and failed requests, and the sweep goes on (a started server is started again) or stops, as
-``scenario.on_failure`` says. A target given by URL that does not answer before any traffic is a
+``scenario.on_failure`` says. With ``scenario.search.enabled`` the levels are found by an SLO
+(harness/scenarios/slo_search.py), each measured as a listed one would be. A target given by URL that does not answer before any traffic is a
 bad invocation: ``TargetUnreachable``, and the command exits non-zero with nothing written.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from harness.blocks import EngineInfo
 from harness.config import RunConfig, implementation
 from harness.engines.server import ServerProcess, free_port
+from harness.io import write_atomic
 from harness.measure.energy import EnergyMeter
 from harness.measure.serving import Prompt, make_prompts, run_level, served_models
 from harness.models import hub_is_offline
@@ -28,6 +31,7 @@ from harness.results import record as R
 from harness.results import schema as S
 from harness.results.store import existing_serving_ok, serving_dir, write_serving_record
 from harness.scenarios.point import engine_point, failure, heldout_text, machine, point_id, run_label
+from harness.scenarios.slo_search import FixedLevels, SloSearch
 
 log = logging.getLogger(__name__)
 
@@ -120,80 +124,136 @@ def _prompts(rc: RunConfig, tokenizer: Any) -> list[Prompt]:
 
 
 def run(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
-    """Every level of the sweep not yet recorded ok (all of them with force=true)."""
+    """Every level the planner asks for (scenario.levels, or an SLO search's), each measured unless an ok
+    record of it exists (force=true measures it again)."""
     sc = rc.scenario
-    m = machine(rc)
-    device, hw = m.device, m.hardware
-    points = []
-    for level in levels_of(rc):
-        key, run_id = point_id(rc, resolved, hw, f"{run_label(rc)}--{sc.kind}-{level:g}", level)
+    if sc.search.enabled:
+        planner = SloSearch(sc.search.slo, sc.search.limits(), float(sc.levels[0]), sc.search.max_level,
+                            sc.search.max_steps, sc.search.resolution, whole=sc.kind == "concurrency",
+                            resamples=sc.bootstrap_resamples, seed=sc.seed)
+    else:
+        planner = FixedLevels(levels_of(rc), stop_on_failure=sc.on_failure == "stop")
+    with _Levels(rc, resolved) as levels:
+        level = planner.first()
+        while level is not None:
+            level = planner.next(levels.record(level))
+    if isinstance(planner, SloSearch):
+        _report_search(rc, planner, levels.records)
+    return levels.records
+
+
+def _report_search(rc: RunConfig, search: SloSearch, records: list[S.ServingRecord]) -> None:
+    """The search's steps and operating point: on the console and in serving/search--<first level's run>.json."""
+    for step in search.steps:
+        log.info("search %s: level %g %s (%s)", search.slo_name, step.level, step.verdict, step.why)
+    op = search.operating_point()
+    log.info("search %s ended: %s; operating point: %s", search.slo_name, search.stop_reason,
+             f"level {op.level:g}, {op.output_token_throughput:.1f} output tok/s ({op.run_id})" if op else
+             "none (no level met the SLO)")
+    out = serving_dir(rc.results_dir, records[0].run_id).parent / f"search--{records[0].run_id}.json"
+    write_atomic(out, json.dumps(search.summary(), indent=1))
+    log.info("search written to %s", out)
+
+
+class _Levels:
+    """Measures levels one at a time against one target: prepared (and its server started) only when a level
+    needs measuring, the server kept between levels and started again after a level that failed, stopped
+    on every exit path."""
+
+    def __init__(self, rc: RunConfig, resolved: dict):
+        m = machine(rc)
+        self.rc, self.resolved, self.device, self.hw = rc, resolved, m.device, m.hardware
+        self.records: list[S.ServingRecord] = []
+        self.server: ServerProcess | None = None
+        self.target: _Target | None = None
+        self.prompts: list[Prompt] = []
+        self.unprepared: R.Failure | None = None
+        self.prepared = False
+
+    def __enter__(self) -> "_Levels":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def record(self, level: float) -> S.ServingRecord:
+        """The level's ok record if one exists (force=false), else the level measured now and recorded."""
+        rc = self.rc
+        key, run_id = point_id(rc, self.resolved, self.hw, f"{run_label(rc)}--{rc.scenario.kind}-{level:g}", level)
         done = None if rc.force else existing_serving_ok(rc.results_dir, run_id)
         if done:
             log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
-        points.append((level, key, run_id, done))
-    todo = [p for p in points if p[3] is None]
-    measured = _measure(rc, resolved, device, hw, todo) if todo else {}
-    return [r for _, _, run_id, done in points if (r := measured.get(run_id) or done)]
+            self.records.append(done)
+            return done
+        record = self._measure(level, key, run_id)
+        self.records.append(record)
+        return record
 
-
-def _measure(rc: RunConfig, resolved: dict, device: Any, hw: Any,
-             todo: list[tuple[float, str, str, Any]]) -> dict[str, S.ServingRecord]:
-    """Load the target at each level of ``todo`` and write its record (run id -> record)."""
-    sc = rc.scenario
-    api_model = sc.target.api_model or rc.model.hub_id or rc.model.name  # the name a started server serves
-    if sc.target.url:
-        listed, why = served_models(sc.target.url)
-        if why:
-            raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models ({why}); "
-                                    "nothing was measured")
-        api_model = api_model_at(rc, listed)  # several models, none chosen: a bad invocation before any load
-
-    records, server, target, unprepared = {}, None, None, None
-    try:
+    def _prepare(self) -> None:
+        rc, sc = self.rc, self.rc.scenario
+        self.prepared = True
+        api_model = sc.target.api_model or rc.model.hub_id or rc.model.name  # the name a started server serves
+        if sc.target.url:
+            listed, why = served_models(sc.target.url)
+            if why:
+                raise TargetUnreachable(f"scenario.target.url={sc.target.url} does not answer GET /v1/models "
+                                        f"({why}); nothing was measured")
+            api_model = api_model_at(rc, listed)  # several models, none chosen: a bad invocation before any load
         try:
-            target = _target(rc, api_model)
-            prompts = _prompts(rc, target.tokenizer)
+            self.target = _target(rc, api_model)
+            self.prompts = _prompts(rc, self.target.tokenizer)
         except Exception as e:  # the target could not be prepared: every level says why
-            unprepared = failure(e)
-        for level, key, run_id, _ in todo:
-            started = time.perf_counter()
-            result, level_failure, url = None, unprepared, target.url if target else None
-            if level_failure is None and target.command is not None and (server is None or not server.alive()):
-                if server is not None:
-                    server.stop()
-                port = free_port()
-                server = ServerProcess(target.command(port), port, serving_dir(rc.results_dir, run_id) / "server.log",
-                                       sc.target.startup_timeout_s)
-                try:
-                    server.start()
-                except Exception as e:
-                    level_failure, server = failure(e), None
-            if level_failure is None:
-                url = server.url if server else target.url
-                meter = EnergyMeter(device) if server else None
-                log.info("%s: %s level %g against %s", run_id, sc.kind, level, url)
-                result = run_level(url, target.api_model, prompts, sc.kind, level, sc, meter=meter)
-            record = R.build_serving_record(
-                run_id=run_id, point_key=key, config=resolved, duration_s=time.perf_counter() - started,
-                model=target.model if target else R.model_block(rc.model),
-                variant=target.variant if target else R.variant_block(rc.variant),
-                hardware=hw, level=result, failure=level_failure, engine=target.engine if target else None,
-                target=_target_block(target, url, server, sc.target.url is None),
-                energy_reason="the target is given by URL: its machine's counters are not readable from the "
-                              "client" if sc.target.url else None)
-            write_serving_record(rc.results_dir, record)
-            records[run_id] = record
-            log.info("%s: %s", run_id, _line(record))
-            if record.status != "ok" and sc.on_failure == "stop":
-                log.warning("scenario.on_failure=stop: the sweep ends at level %g", level)
-                break
-            if record.status != "ok" and server is not None:
-                server.stop()  # started again for the next level
-                server = None
-    finally:
-        if server is not None:
-            server.stop()
-    return records
+            self.unprepared = failure(e)
+
+    def _serve(self, run_id: str) -> R.Failure | None:
+        """The started server, running (started again if it died); a failure if it did not come up."""
+        target, sc = self.target, self.rc.scenario
+        if target.command is None or (self.server is not None and self.server.alive()):
+            return None
+        if self.server is not None:
+            self.server.stop()
+        port = free_port()
+        self.server = ServerProcess(target.command(port), port, serving_dir(self.rc.results_dir, run_id) / "server.log",
+                                    sc.target.startup_timeout_s)
+        try:
+            self.server.start()
+        except Exception as e:
+            self.server = None
+            return failure(e)
+        return None
+
+    def _measure(self, level: float, key: str, run_id: str) -> S.ServingRecord:
+        rc, sc = self.rc, self.rc.scenario
+        if not self.prepared:
+            self._prepare()
+        started = time.perf_counter()
+        target, server = self.target, None
+        result, level_failure, url = None, self.unprepared, target.url if target else None
+        if level_failure is None:
+            level_failure = self._serve(run_id)
+            server = self.server
+        if level_failure is None:
+            url = server.url if server else target.url
+            meter = EnergyMeter(self.device) if server else None
+            log.info("%s: %s level %g against %s", run_id, sc.kind, level, url)
+            result = run_level(url, target.api_model, self.prompts, sc.kind, level, sc, meter=meter)
+        record = R.build_serving_record(
+            run_id=run_id, point_key=key, config=self.resolved, duration_s=time.perf_counter() - started,
+            model=target.model if target else R.model_block(rc.model),
+            variant=target.variant if target else R.variant_block(rc.variant),
+            hardware=self.hw, level=result, failure=level_failure, engine=target.engine if target else None,
+            target=_target_block(target, url, server, sc.target.url is None),
+            energy_reason="the target is given by URL: its machine's counters are not readable from the "
+                          "client" if sc.target.url else None)
+        write_serving_record(rc.results_dir, record)
+        log.info("%s: %s", run_id, _line(record))
+        if record.status != "ok" and sc.on_failure == "stop" and not sc.search.enabled:
+            log.warning("scenario.on_failure=stop: the sweep ends at level %g", level)
+        if record.status != "ok" and self.server is not None:
+            self.server.stop()  # started again for the next level
+            self.server = None
+        return record
 
 
 def _target_block(target: _Target | None, url: str | None, server: ServerProcess | None,
