@@ -80,7 +80,8 @@ class SearchConfig:
     """Find the highest load meeting an SLO (guidellm's sweep, vLLM's serve_sla): from scenario.levels[0],
     double the level while it meets, then bisect between the highest level that met and the lowest that
     did not. A level *meets* when the upper end of its percentile's 95% bootstrap interval (resampling
-    requests; failed requests count as infinitely slow) is within both limits, *misses* when the point
+    requests; failed requests count as infinitely slow; the percentile as the report's judge takes it,
+    the sample at or above its rank) is within both limits, *misses* when the point
     value is over either, and is *undecided* otherwise (treated as not meeting: the operating point is one
     that meets with confidence). harness/scenarios/slo_search.py."""
     enabled: bool = False

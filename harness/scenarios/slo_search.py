@@ -14,8 +14,8 @@ import numpy as np
 from harness.config.serving import SloPreset
 from harness.results import schema as S
 
-SLOW = 1e18  # a failed request's latency in a percentile: slower than any limit, finite for interpolation
 CI_LEVEL = 0.95
+PERCENTILE_METHOD = "higher"  # the sample at or above the rank, as the report's judge (failed requests are infinite)
 
 
 class FixedLevels:
@@ -50,9 +50,10 @@ class Step:
 def _percentile_ci(values: list[float], q: float, resamples: int, seed: int) -> tuple[float, tuple[float, float]]:
     x = np.asarray(values, dtype=float)
     idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
-    boot = np.percentile(x[idx], q, axis=1)
-    a = (1 - CI_LEVEL) / 2
-    return float(np.percentile(x, q)), (float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a)))
+    boot = np.sort(np.percentile(x[idx], q, axis=1, method=PERCENTILE_METHOD))
+    a = (1 - CI_LEVEL) / 2  # the interval's ends as order statistics of the resamples (inf-safe)
+    ends = boot[int(np.floor(a * (resamples - 1)))], boot[int(np.ceil((1 - a) * (resamples - 1)))]
+    return float(np.percentile(x, q, method=PERCENTILE_METHOD)), (float(ends[0]), float(ends[1]))
 
 
 def judge(record: S.ServingRecord, slo: SloPreset, resamples: int = 2000, seed: int = 0) -> Step:
@@ -63,8 +64,9 @@ def judge(record: S.ServingRecord, slo: SloPreset, resamples: int = 2000, seed: 
     if record.status != "ok" or not reqs:
         return Step(s.level if s else float("nan"), record.run_id, "misses", None, None, None, None, None,
                     f"the level is {record.status}: {record.error}")
-    ttft = [r.ttft_ms if r.ok else SLOW for r in reqs]
-    tpot = [(r.tpot_ms if r.tpot_ms is not None else 0.0) if r.ok else SLOW for r in reqs]
+    inf = float("inf")
+    ttft = [r.ttft_ms if r.ok else inf for r in reqs]
+    tpot = [(r.tpot_ms if r.tpot_ms is not None else 0.0) if r.ok else inf for r in reqs]
     p_ttft, ci_ttft = _percentile_ci(ttft, slo.percentile, resamples, seed)
     p_tpot, ci_tpot = _percentile_ci(tpot, slo.percentile, resamples, seed)
     q = f"p{slo.percentile:g}"
@@ -76,9 +78,9 @@ def judge(record: S.ServingRecord, slo: SloPreset, resamples: int = 2000, seed: 
         verdict, why = "misses", "; ".join(over)
     else:
         verdict, why = "undecided", f"{q}'s 95% interval straddles a limit (counted as not meeting)"
-    show = lambda v: None if v >= SLOW else v  # noqa: E731
-    return Step(s.level, record.run_id, verdict, show(p_ttft), ci_ttft if ci_ttft[1] < SLOW else None, show(p_tpot),
-                ci_tpot if ci_tpot[1] < SLOW else None, s.output_token_throughput, why)
+    show = lambda v: v if math.isfinite(v) else None  # noqa: E731
+    return Step(s.level, record.run_id, verdict, show(p_ttft), ci_ttft if math.isfinite(ci_ttft[1]) else None,
+                show(p_tpot), ci_tpot if math.isfinite(ci_tpot[1]) else None, s.output_token_throughput, why)
 
 
 @dataclass
@@ -138,6 +140,7 @@ class SloSearch:
     def summary(self) -> dict[str, Any]:
         op = self.operating_point()
         return {"slo": {"name": self.slo_name, **asdict(self.slo)}, "ci_level": CI_LEVEL,
+                "percentile_method": f"numpy.percentile method={PERCENTILE_METHOD!r}, as the report's judge",
                 "method": "doubling from the first level while it meets, then bisection (arithmetic for clients, "
                           "geometric for rates) between the highest level that met and the lowest that did not",
                 "steps": [asdict(s) for s in self.steps], "stop_reason": self.stop_reason,
