@@ -75,6 +75,10 @@ def test_every_shipped_config_option_passes_its_checks():
     ("run", "scenario=concurrency engine=llamacpp scenario.levels=[1.5]", "scenario.levels.0=1.5"),
     ("run", "scenario=server scenario.target.url=gpu-node:8000", "scenario.target.url"),
     ("run", "scenario=server engine=llamacpp scenario.kind=closed", "scenario.kind"),
+    ("run", "scenario=concurrency engine=llamacpp engine.server=vllm", "engine.server"),
+    ("run", "scenario=concurrency engine=llamacpp engine.server=llama-cpp-python engine.parallel=4", "engine.parallel"),
+    ("run", "scenario=concurrency engine=llamacpp scenario.search.slo=mlperf", "scenario.search.slo"),
+    ("run", "scenario=offline engine=llamacpp scenario.search.enabled=true", "scenario.search.enabled=true"),
     ("report", "judge.slo.percentile=100.5", "judge.slo.percentile"),
     ("project", "projector.inference.measured_point=batch", "projector.inference.measured_point"),
     ("project", "projector.inference.slo.ttft_ms=0", "projector.inference.slo.ttft_ms"),
@@ -196,6 +200,12 @@ def test_point_keys_of_the_shipped_engines_are_those_records_were_written_with()
         resolved = OmegaConf.to_container(cfg, resolve=True)
         keyed = identity(resolved)
         assert keyed["engine"] == {"name": name, "threads": None, "int4_block_size": 32}, name
+    # the server a serving point starts is part of what it measures; an SLO search's settings are not
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="run", overrides=["engine=llamacpp", "scenario=concurrency"])
+    keyed = identity(OmegaConf.to_container(cfg, resolve=True))
+    assert keyed["engine"]["server"] == "llama-server" and keyed["engine"]["parallel"] == 4
+    assert "search" not in keyed["scenario"] and "levels" not in keyed["scenario"]
 
 
 @pytest.mark.parametrize("command, override, named", [
