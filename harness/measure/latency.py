@@ -38,7 +38,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from harness.blocks import Latency, LatencyScenario, PairedRatio, Stats
 from harness.measure.energy import EnergyMeter
-from harness.measure.stats import summarize, summarize_groups
+from harness.measure.stats import CI_LEVEL, summarize, summarize_groups
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class _Arm:
 @torch.inference_mode()
 def time_scenario(decoder: Decoder, vocab_size: int, device: torch.device, prompt_tokens: int, batch_size: int,
                   plan: LatencyPlan, meter: EnergyMeter | None = None, baseline: Decoder | None = None,
-                  baseline_name: str = "baseline", level: float = 0.95) -> LatencyScenario:
+                  baseline_name: str = "baseline", level: float = CI_LEVEL) -> LatencyScenario:
     """Time one (prompt, batch) shape; ``baseline``, if given, is interleaved as a paired arm. ``plan``'s
     values are checked by its config (bench.new_tokens >= 2, bench.repeats >= 1)."""
     n = plan.new_tokens

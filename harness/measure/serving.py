@@ -37,7 +37,7 @@ import numpy as np
 
 from harness.blocks import ServedRequest, ServingLevel
 from harness.measure.energy import EnergyReading
-from harness.measure.stats import summarize, summarize_groups
+from harness.measure.stats import CI_LEVEL, summarize, summarize_groups
 
 BY_REQUEST = "requests"
 LOAD_GENERATOR = "meekbench asyncio + aiohttp streaming client"
@@ -371,7 +371,7 @@ def _summarise(kind: str, level: float, reqs: list[ServedRequest], duration: flo
     return out
 
 
-def percentile_interval(samples: Sequence[float], q: float, resamples: int = 2000, level: float = 0.95,
+def percentile_interval(samples: Sequence[float], q: float, resamples: int = 2000, level: float = CI_LEVEL,
                         seed: int = 0) -> tuple[float, float]:
     """A percentile's bootstrap interval over independent samples (whole requests)."""
     x = np.asarray(samples, dtype=float)

@@ -13,6 +13,7 @@ from scipy.stats import bootstrap
 from harness.blocks import Stats
 
 PERCENTILE_METHOD = "linear interpolation between order statistics (numpy.percentile's default)"
+CI_LEVEL = 0.95  # every latency and serving interval's level, unless a config sets its own
 
 
 def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> Stats:
@@ -26,7 +27,7 @@ def _stats(x: np.ndarray, ci: tuple[float, float], level: float, unit: str) -> S
     )
 
 
-def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, seed: int = 0,
+def summarize(samples: list[float], resamples: int = 2000, level: float = CI_LEVEL, seed: int = 0,
               unit: str = "samples") -> Stats:
     """Samples that are independent units (e.g. one value per request): the median's percentile
     interval from scipy's bootstrap."""
@@ -40,7 +41,7 @@ def summarize(samples: list[float], resamples: int = 2000, level: float = 0.95, 
     return _stats(x, (ci.low, ci.high), level, unit)
 
 
-def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = 0.95, seed: int = 0,
+def summarize_groups(groups: list[list[float]], resamples: int = 2000, level: float = CI_LEVEL, seed: int = 0,
                      unit: str = "groups", within: bool = False) -> Stats:
     """Pooled values of correlated groups: percentiles over all values, the median's interval
     from a cluster bootstrap that resamples whole groups. ``within=True`` also resamples the

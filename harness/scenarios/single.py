@@ -21,6 +21,7 @@ from harness.measure.hardware import run_probes
 from harness.measure.latency import hf_decoder
 from harness.measure.point import PointMeasurements, measure_point
 from harness.measure.runs import add_runs
+from harness.measure.stats import CI_LEVEL
 from harness.models import ModelNotFoundError
 from harness.results import record as R
 from harness.results import schema as S
@@ -118,7 +119,7 @@ def _measure(rc: RunConfig, m: Machine, run_id: str, out: _Outcome) -> None:
         baseline_name=paired_name, fidelity_plan=rc.compare, reference=token_reference)
     del paired
     if rc.bench.runs > 1 and out.measured.latency is not None:  # intervals across fresh processes too
-        add_runs(out.measured.latency, more_runs(rc, m.device, run_id), rc.bench.bootstrap_resamples, 0.95,
+        add_runs(out.measured.latency, more_runs(rc, m.device, run_id), rc.bench.bootstrap_resamples, CI_LEVEL,
                  rc.bench.seed)
     if (mine := out.measured.distributions) is not None:  # every point's own: the report compares any two
         out.distributions_tag = settings_tag(ref.reference_settings(rc, heldout))

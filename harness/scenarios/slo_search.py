@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from harness.config.serving import SloPreset
+from harness.measure.stats import CI_LEVEL
 from harness.results import schema as S
 
-CI_LEVEL = 0.95
 PERCENTILE_METHOD = "higher"  # the sample at or above the rank, as the report's judge (failed requests are infinite)
 
 
