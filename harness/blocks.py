@@ -325,6 +325,37 @@ class ServedRequest:
 
 
 @_block()
+class ServingRun:
+    """A further run of a level (scenario.runs): its requests raw and its headline figures."""
+    duration_s: float
+    completed: int
+    output_token_throughput: Optional[float] = None
+    ttft_ms: Optional[Stats] = None
+    tpot_ms: Optional[Stats] = None
+    requests: list[ServedRequest] = field(default_factory=list)
+
+
+@_block()
+class ServingAcrossRuns:
+    """A level measured in several runs (scenario.runs): run 1 is the level's own block, runs 2..N are
+    ``others``, each against a freshly started server (a server given by URL cannot be restarted: runs
+    follow each other against it). The pooled TTFT and TPOT medians' intervals come from a two-level
+    bootstrap (runs, then requests inside each drawn run); the throughput is the median over runs, its
+    interval from resampling runs: what the next run would read."""
+    runs: int
+    server_restarted: bool
+    run_output_token_throughput: list[float]  # each run's, run 1 first
+    output_token_throughput: float
+    output_token_throughput_ci_low: float
+    output_token_throughput_ci_high: float
+    ttft_ms: Stats
+    tpot_ms: Optional[Stats] = None
+    ttft_width_ratio: Optional[float] = None  # across-run / run 1's within-run interval width
+    tpot_width_ratio: Optional[float] = None
+    others: list[ServingRun] = field(default_factory=list)
+
+
+@_block()
 class ServingLevel:
     """One level of load: every request, and the figures over those that completed
     (harness/measure/serving.py defines each); intervals resample requests."""
@@ -358,4 +389,5 @@ class ServingLevel:
     client_ms_per_token: Optional[float] = None  # the client's chunk handling per streamed token
     energy_j_per_output_token: Optional[float] = None
     load_generator: str = ""
+    across_runs: Optional[ServingAcrossRuns] = None  # scenario.runs > 1
     requests: list[ServedRequest] = field(default_factory=list)

@@ -130,4 +130,5 @@ if __name__ == "__main__":
     if args.kill_self_after and not args.once:
         parser.error("--kill-self-after needs --once FILE")
     behaviour = Behaviour(args.ttft_ms, args.itl_ms, kill_self_after=args.kill_self_after, once=args.once)
+    print(f"stand-in started, pid {os.getpid()}", flush=True)  # one line per start in the started server's log
     web.run_app(app(behaviour), host="127.0.0.1", port=args.port, print=None)

@@ -271,6 +271,27 @@ def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_
     assert [r.status for r in stopped] == ["failed"] and not _alive(str(FAKE))
 
 
+@pytest.mark.slow  # three server starts
+def test_a_level_measured_in_several_runs_restarts_its_server_and_its_intervals_resample_runs(run_cfg):
+    from harness.run import run_point
+
+    (r,) = run_point(run_cfg("scenario=concurrency", "scenario.levels=[2]", "scenario.runs=3",
+                             "scenario.min_requests=8", "scenario.min_duration_s=0", "scenario.input_tokens=8",
+                             "scenario.output_tokens=4", "scenario.bootstrap_resamples=200",
+                             "hardware.price_per_hour_usd=1.0", *_stand_in(20)))
+    a = r.serving.across_runs
+    assert r.status == "ok" and a.runs == 3 and a.server_restarted and len(a.others) == 2
+    assert Path(r.target.server_log).read_text().count("stand-in started") == 3  # a fresh server for each run
+    assert all(o.completed >= 8 and len(o.requests) == o.completed for o in a.others)
+    done = [r.serving.completed] + [o.completed for o in a.others]
+    assert a.ttft_ms.n == sum(done) and a.ttft_ms.ci_resamples.startswith("runs, then requests")
+    assert a.output_token_throughput == pytest.approx(float(np.median(a.run_output_token_throughput)))
+    assert a.output_token_throughput_ci_low <= a.output_token_throughput <= a.output_token_throughput_ci_high
+    v = judge_level(r, Judging())  # the report's throughput and cost are the runs' median, with its interval
+    assert v.runs == 3 and v.output_token_throughput == a.output_token_throughput and v.throughput_ci
+    assert not _alive(str(FAKE))
+
+
 def test_a_started_server_is_stopped_on_an_interrupt(tmp_path):
     port = free_port()
     server = ServerProcess([sys.executable, str(FAKE), str(port)], port, tmp_path / "server.log", 30)
@@ -321,7 +342,7 @@ def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path, server, parall
     assert _streams_overlapping(closed[0].serving.requests) == 0  # one client: one stream at a time
     assert not _alive(process)
     md = write_report([OmegaConf.select(run_cfg(), "results_dir")], tmp_path / "rep", Judging()).read_text()
-    assert "## Serving under load" in md and "tiny-m · fp32 · llamacpp (server" in md
+    assert "## Serving under load" in md and f"tiny-m · fp32 · llamacpp server={server} parallel={parallel} (server" in md
     print("\n".join(line for line in md.splitlines() if line.startswith(("|", "Operating", "Knee"))))
 
 

@@ -131,6 +131,7 @@ class ScenarioConfig:
     on_failure: str = "continue"  # a level that fails: go on to the next level, or stop the sweep
     target: TargetConfig = field(default_factory=TargetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # enabled: levels found by an SLO, not listed
+    runs: int = 1  # > 1: each level measured this many times, a started server started afresh for each run
     bootstrap_resamples: int = 2000
     seed: int = 0
 
@@ -158,6 +159,7 @@ class ScenarioConfig:
         _positive("scenario.request_timeout_s", self.request_timeout_s)
         _one_of("scenario.on_failure", self.on_failure, ON_FAILURE)
         _at_least("scenario.bootstrap_resamples", self.bootstrap_resamples, 1)
+        _at_least("scenario.runs", self.runs, 1)
         if _set(self.search) and self.search.enabled and self.kind not in ("server", "concurrency"):
             raise ConfigValueError(f"scenario.search.enabled=true with scenario.kind={self.kind!r}; valid: a kind "
                                    "whose load has levels to search, server or concurrency")

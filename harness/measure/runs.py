@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.blocks import AcrossRuns, Latency, LatencyScenario
+from harness.blocks import AcrossRuns, Latency, LatencyScenario, ServingAcrossRuns, ServingLevel, ServingRun
 from harness.measure.stats import summarize_groups
 
 UNIT = "runs, then requests inside each"
@@ -80,3 +80,36 @@ def add_runs(first: Latency, others: list[Latency], resamples: int, level: float
         if sc.status == "ok" and sc.tpot_ms and all(o is not None and o.status == "ok" and o.tpot_ms for o in same):
             sc.across_runs = across([sc, *same], resamples, level, seed)
     return first
+
+
+def _width(stats) -> float | None:
+    return stats.ci_high - stats.ci_low if stats is not None else None
+
+
+def serving_across(levels: list[ServingLevel], restarted: bool, resamples: int, level: float,
+                   seed: int) -> ServingAcrossRuns | None:
+    """A serving level's runs (run 1 first) summarised together; None unless every run completed requests."""
+    if len(levels) < 2 or any(not lv.completed or lv.output_token_throughput is None for lv in levels):
+        return None
+    done = [[r for r in lv.requests if r.ok] for lv in levels]
+    ttft = summarize_groups([[r.ttft_ms for r in d] for d in done], resamples, level, seed, UNIT, within=True)
+    tpots = [[r.tpot_ms for r in d if r.tpot_ms is not None] for d in done]
+    tpot = summarize_groups(tpots, resamples, level, seed, UNIT, within=True) if all(tpots) else None
+    tput = np.asarray([lv.output_token_throughput for lv in levels])
+    picks = np.random.default_rng(seed).integers(0, len(tput), size=(resamples, len(tput)))
+    boot = np.median(tput[picks], axis=1)
+    alpha = (1 - level) / 2
+    first = levels[0]
+
+    def ratio(across, within) -> float | None:
+        a, w = _width(across), _width(within)
+        return a / w if a is not None and w else None
+
+    return ServingAcrossRuns(
+        runs=len(levels), server_restarted=restarted, run_output_token_throughput=[float(x) for x in tput],
+        output_token_throughput=float(np.median(tput)), output_token_throughput_ci_low=float(np.quantile(boot, alpha)),
+        output_token_throughput_ci_high=float(np.quantile(boot, 1 - alpha)), ttft_ms=ttft, tpot_ms=tpot,
+        ttft_width_ratio=ratio(ttft, first.ttft_ms), tpot_width_ratio=ratio(tpot, first.tpot_ms),
+        others=[ServingRun(duration_s=lv.duration_s, completed=lv.completed,
+                           output_token_throughput=lv.output_token_throughput, ttft_ms=lv.ttft_ms, tpot_ms=lv.tpot_ms,
+                           requests=lv.requests) for lv in levels[1:]])

@@ -28,13 +28,18 @@ def level_table(curve: Curve, judging: Judging) -> pd.DataFrame:
         s = v.record.serving
         rows.append({"level": v.level, "status": v.record.status, "sent": v.sent, "completed": v.completed,
                      "req/s": v.request_throughput, "output tok/s": v.output_token_throughput,
+                     "runs": v.runs, "output tok/s 95% CI (runs)": (f"[{v.throughput_ci[0]:.3g}, {v.throughput_ci[1]:.3g}]"
+                                                                    if v.throughput_ci else None),
                      "TTFT p50 ms": s.ttft_ms.median if s.ttft_ms else None, f"TTFT {q} ms": v.ttft_at_percentile_ms,
                      "TPOT p50 ms": s.tpot_ms.median if s.tpot_ms else None, f"TPOT {q} ms": v.tpot_at_percentile_ms,
                      "ITL p99 ms": s.itl_ms.p99 if s.itl_ms else None, "meets SLOs": "yes" if v.meets_slo else "no",
                      "goodput req/s": v.goodput_rps, "SLO attainment": v.slo_attainment,
                      "$/M output tok": v.cost_per_m_output_tokens,
                      "send lag p99 ms": s.send_lag_ms.p99 if s.send_lag_ms else None})
-    return pd.DataFrame(rows).set_index("level")
+    table = pd.DataFrame(rows).set_index("level")
+    if all(v.runs == 1 for v in curve.levels):  # one run per level: no across-run columns
+        table = table.drop(columns=["runs", "output tok/s 95% CI (runs)"])
+    return table
 
 
 def curve_figure(curve: Curve, judging: Judging, path: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.results import schema as S
+from harness.config.engines import engine_schemas, serving_only_keys
 from harness.results.comparison import Judging, price_of
 
 SATURATED = 0.9  # achieved / offered request rate below this: the server no longer keeps up
@@ -43,11 +44,13 @@ class LevelVerdict:
     output_token_throughput: float | None
     request_throughput: float | None
     cost_per_m_output_tokens: float | None  # at this level's throughput, when the record is priced
+    runs: int = 1  # > 1: throughput and cost are the median over the level's runs (scenario.runs)
+    throughput_ci: tuple[float, float] | None = None  # across runs, resampling runs
 
 
 @dataclass
 class Curve:
-    key: tuple[str, ...]  # hardware label, model, engine, variant, scenario kind
+    key: tuple[str, ...]  # hardware label, model, engine, variant, scenario kind, what served it
     label: str
     kind: str
     levels: list[LevelVerdict] = field(default_factory=list)
@@ -77,16 +80,29 @@ def judge_level(record: S.ServingRecord, judging: Judging) -> LevelVerdict:
     p_ttft, p_tpot = _percentile(ttfts, q), _percentile(tpots, q)
     meets = bool(requests) and record.status == "ok" and p_ttft <= judging.slo_ttft_ms and p_tpot <= judging.slo_tpot_ms
     price = price_of(record, judging.prices)
-    tput = s.output_token_throughput if s else None
+    runs = s.across_runs if s else None  # several runs: what the next run would read, not run 1 alone
+    tput = runs.output_token_throughput if runs else s.output_token_throughput if s else None
     return LevelVerdict(record, s.level if s else float("nan"), len(requests), len(done),
                         p_ttft if p_ttft != inf else None, p_tpot if p_tpot != inf else None, meets,
                         len(good) / s.duration_s if s and s.duration_s else None,
                         len(good) / len(requests) if requests else 0.0, tput, s.request_throughput if s else None,
-                        price / (tput * 3600) * 1e6 if price and tput else None)
+                        price / (tput * 3600) * 1e6 if price and tput else None, runs.runs if runs else 1,
+                        (runs.output_token_throughput_ci_low, runs.output_token_throughput_ci_high) if runs else None)
 
 
 def _engine(record: S.ServingRecord) -> str:
     return record.engine.name if record.engine else (record.target.engine if record.target else "") or ""
+
+
+def _served_by(record: S.ServingRecord) -> str:
+    """What served the level beyond its engine: the started server's settings (the engine's serving-only keys,
+    e.g. ``server=llama-server parallel=4``), or the URL of a server given by one."""
+    if record.target and not record.target.launched:
+        return record.target.url
+    engine = (record.config or {}).get("engine") or {}
+    schema = engine_schemas().get(engine.get("name")) if isinstance(engine, dict) else None
+    keys = [k.removeprefix("engine.") for k in serving_only_keys(schema)] if schema else []
+    return " ".join(f"{k}={engine[k]}" for k in keys if k in engine)
 
 
 def curves(records: list[S.ServingRecord], judging: Judging) -> list[Curve]:
@@ -95,11 +111,12 @@ def curves(records: list[S.ServingRecord], judging: Judging) -> list[Curve]:
     for r in records:
         if r.serving is None:
             continue
-        key = (r.hardware.label, r.model.name, _engine(r), r.variant.name, r.serving.kind)
+        key = (r.hardware.label, r.model.name, _engine(r), r.variant.name, r.serving.kind, _served_by(r))
         grouped.setdefault(key, []).append(r)
     out = []
     for key, recs in sorted(grouped.items()):
-        label = f"{key[1]} · {key[3]} · {key[2]} ({key[4]}, {key[0]})"
+        served = f" {key[5]}" if key[5] else ""
+        label = f"{key[1]} · {key[3]} · {key[2]}{served} ({key[4]}, {key[0]})"
         curve = Curve(key, label, key[4], sorted((judge_level(r, judging) for r in recs), key=lambda v: v.level))
         meeting = [v for v in curve.levels if v.meets_slo]
         curve.operating = meeting[-1] if meeting else None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from harness.blocks import ServedRequest, ServingLevel
+from harness.blocks import ServedRequest, ServingAcrossRuns, ServingLevel, ServingRun
 from harness.results.record_base import _Block, _PointRecord
 
-__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServingLevel", "ServingRecord"]
+__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServingLevel", "ServingAcrossRuns", "ServingRun",
+           "ServingRecord"]
 
 SERVING_SCHEMA_VERSION = 1
 

@@ -113,6 +113,8 @@ def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
         for dotted in _engine_serving_only(resolved_config):  # the started server's settings do not touch it
             (out.get("engine") or {}).pop(dotted.removeprefix("engine."), None)
     else:
+        if out["scenario"].get("runs") == 1:  # one run: the key as before scenario.runs existed
+            out["scenario"].pop("runs")
         for dotted in NOT_SERVING_IDENTITY:
             *parents, leaf = dotted.split(".")
             node = out

@@ -6,8 +6,9 @@ harness/measure/serving.py, the server process harness/engines/server.py.
 A failure is data: a level whose target stops answering is a ``failed`` record with its completed
 and failed requests, and the sweep goes on (a started server is started again) or stops, as
 ``scenario.on_failure`` says. With ``scenario.search.enabled`` the levels are found by an SLO
-(harness/scenarios/slo_search.py), each measured as a listed one would be. A target given by URL that does not answer before any traffic is a
-bad invocation: ``TargetUnreachable``, and the command exits non-zero with nothing written.
+(harness/scenarios/slo_search.py), each measured as a listed one would be. A target given by URL that
+does not answer before any traffic is a bad invocation: ``TargetUnreachable``, and the command exits
+non-zero with nothing written.
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from harness.config import RunConfig, implementation
 from harness.engines.server import ServerProcess, free_port
 from harness.io import write_atomic
 from harness.measure.energy import EnergyMeter
+from harness.measure.runs import serving_across
 from harness.measure.serving import Prompt, make_prompts, run_level, served_models
+from harness.measure.stats import CI_LEVEL
 from harness.models import hub_is_offline
 from harness.results import record as R
 from harness.results import schema as S
@@ -223,6 +226,26 @@ class _Levels:
             return failure(e)
         return None
 
+    def _more_runs(self, first: Any, level: float, run_id: str) -> S.ServingAcrossRuns | None:
+        """Runs 2..scenario.runs of a level, a started server started afresh for each (a URL's as it is)."""
+        sc, target = self.rc.scenario, self.target
+        levels = [first]
+        for i in range(2, sc.runs + 1):
+            if target.command is not None and self.server is not None:
+                self.server.stop()
+                self.server = None
+            if (why := self._serve(run_id)) is not None:
+                log.warning("%s: run %d of %d: the server did not start (%s); no across-run figures",
+                            run_id, i, sc.runs, why.error)
+                return None
+            url = self.server.url if self.server else target.url
+            log.info("%s: run %d of %d against %s", run_id, i, sc.runs, url)
+            levels.append(run_level(url, target.api_model, self.prompts, sc.kind, level, sc))
+        across = serving_across(levels, target.command is not None, sc.bootstrap_resamples, CI_LEVEL, sc.seed)
+        if across is None:
+            log.warning("%s: a run completed no request: no across-run figures", run_id)
+        return across
+
     def _measure(self, level: float, key: str, run_id: str) -> S.ServingRecord:
         rc, sc = self.rc, self.rc.scenario
         if not self.prepared:
@@ -238,6 +261,8 @@ class _Levels:
             meter = EnergyMeter(self.device) if server else None
             log.info("%s: %s level %g against %s", run_id, sc.kind, level, url)
             result = run_level(url, target.api_model, self.prompts, sc.kind, level, sc, meter=meter)
+            if sc.runs > 1:
+                result.across_runs = self._more_runs(result, level, run_id)
         record = R.build_serving_record(
             run_id=run_id, point_key=key, config=self.resolved, duration_s=time.perf_counter() - started,
             model=target.model if target else R.model_block(rc.model),
