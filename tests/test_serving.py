@@ -271,6 +271,29 @@ def test_a_server_killed_mid_level_is_a_failed_record_and_the_sweep_goes_on(run_
     assert [r.status for r in stopped] == ["failed"] and not _alive(str(FAKE))
 
 
+def test_each_level_draws_its_own_prompts_so_no_prompt_cache_carries_over():
+    from harness.scenarios.serving import _prompts
+
+    sc = SimpleNamespace(kind="concurrency", min_requests=8, min_duration_s=0, warmup_requests=1, input_tokens=5,
+                         output_tokens=4, length_distribution="fixed", length_range=0.0, seed=0)
+    rc, ids = SimpleNamespace(scenario=sc), list(range(10_000))
+    texts = {level: [p.text for p in _prompts(rc, SimpleNamespace(decode=str), ids, level)] for level in (1, 2)}
+    assert texts[1] == [p.text for p in _prompts(rc, SimpleNamespace(decode=str), ids, 1)]  # seeded
+    assert len(texts[1]) == 4 * 8 + 1 and not set(texts[1]) & set(texts[2])
+
+
+@pytest.mark.slow  # two server starts
+def test_every_level_gets_a_freshly_started_server(run_cfg):
+    from harness.run import run_point
+
+    records = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1,2]", "scenario.min_requests=4",
+                                "scenario.min_duration_s=0", "scenario.input_tokens=8", "scenario.output_tokens=4",
+                                "scenario.bootstrap_resamples=100", *_stand_in(5)))
+    logs = [Path(r.target.server_log) for r in records]
+    assert len(set(logs)) == 2 and all(p.read_text().count("stand-in started") == 1 for p in logs)
+    assert records[0].target.url != records[1].target.url and not _alive(str(FAKE))
+
+
 @pytest.mark.slow  # three server starts
 def test_a_level_measured_in_several_runs_restarts_its_server_and_its_intervals_resample_runs(run_cfg):
     from harness.run import run_point

@@ -4,7 +4,7 @@ one the point's engine starts for its model and variant: its schema's ``serve``)
 harness/measure/serving.py, the server process harness/engines/server.py.
 
 A failure is data: a level whose target stops answering is a ``failed`` record with its completed
-and failed requests, and the sweep goes on (a started server is started again) or stops, as
+and failed requests, and the sweep goes on (a started server is started afresh for every level) or stops, as
 ``scenario.on_failure`` says. With ``scenario.search.enabled`` the levels are found by an SLO
 (harness/scenarios/slo_search.py), each measured as a listed one would be. A target given by URL that
 does not answer before any traffic is a bad invocation: ``TargetUnreachable``, and the command exits
@@ -117,13 +117,16 @@ def _longest(rc: RunConfig) -> int:
     return math.ceil(sc.input_tokens * spread) + math.ceil(sc.output_tokens * spread) + 2
 
 
-def _prompts(rc: RunConfig, tokenizer: Any) -> list[Prompt]:
+def _prompts(rc: RunConfig, tokenizer: Any, ids: list[int], level: float) -> list[Prompt]:
+    """The level's own prompts, seeded by scenario.seed and the level: a server's prefix cache cannot carry one
+    level's prompts into the next (the same prompt again would skip its prefill)."""
     sc = rc.scenario
-    ids = tokenizer(heldout_text(rc, " (the prompts are cut from it)"), add_special_tokens=False)["input_ids"]
-    most = max(levels_of(rc)) if sc.kind == "server" else 0  # a closed loop that runs longer reuses them in turn
-    count = max(sc.min_requests, math.ceil(most * sc.min_duration_s)) + sc.warmup_requests
-    return make_prompts(ids, tokenizer.decode, count, sc.input_tokens, sc.output_tokens, sc.length_distribution,
-                        sc.length_range, sc.seed)
+    if sc.kind == "server":
+        count = max(sc.min_requests, math.ceil(level * sc.min_duration_s))
+    else:  # a closed loop sends as many as its clients finish in min_duration_s: beyond the pool, in turn again
+        count = 4 * sc.min_requests
+    return make_prompts(ids, tokenizer.decode, count + sc.warmup_requests, sc.input_tokens, sc.output_tokens,
+                        sc.length_distribution, sc.length_range, sc.seed + round(level * 1000))
 
 
 def run(rc: RunConfig, resolved: dict) -> list[S.ServingRecord]:
@@ -159,9 +162,9 @@ def _report_search(rc: RunConfig, search: SloSearch, records: list[S.ServingReco
 
 
 class _Levels:
-    """Measures levels one at a time against one target: prepared (and its server started) only when a level
-    needs measuring, the server kept between levels and started again after a level that failed, stopped
-    on every exit path."""
+    """Measures levels one at a time against one target: prepared only when a level needs measuring; a server
+    it starts is started afresh for every level and run (a warm server's prompt cache would otherwise serve
+    the next level's prefill), and stopped on every exit path."""
 
     def __init__(self, rc: RunConfig, resolved: dict):
         m = machine(rc)
@@ -169,7 +172,7 @@ class _Levels:
         self.records: list[S.ServingRecord] = []
         self.server: ServerProcess | None = None
         self.target: _Target | None = None
-        self.prompts: list[Prompt] = []
+        self.heldout_ids: list[int] = []
         self.unprepared: R.Failure | None = None
         self.prepared = False
 
@@ -205,14 +208,16 @@ class _Levels:
             api_model = api_model_at(rc, listed)  # several models, none chosen: a bad invocation before any load
         try:
             self.target = _target(rc, api_model)
-            self.prompts = _prompts(rc, self.target.tokenizer)
+            self.heldout_ids = self.target.tokenizer(heldout_text(rc, " (the prompts are cut from it)"),
+                                                     add_special_tokens=False)["input_ids"]
         except Exception as e:  # the target could not be prepared: every level says why
             self.unprepared = failure(e)
 
     def _serve(self, run_id: str) -> R.Failure | None:
-        """The started server, running (started again if it died); a failure if it did not come up."""
+        """A freshly started server for a level or a run (none of an earlier level's caches or queues carried
+        over); a failure if it did not come up. A server given by URL is used as it is."""
         target, sc = self.target, self.rc.scenario
-        if target.command is None or (self.server is not None and self.server.alive()):
+        if target.command is None:
             return None
         if self.server is not None:
             self.server.stop()
@@ -226,21 +231,18 @@ class _Levels:
             return failure(e)
         return None
 
-    def _more_runs(self, first: Any, level: float, run_id: str) -> S.ServingAcrossRuns | None:
+    def _more_runs(self, first: Any, level: float, run_id: str, prompts: list[Prompt]) -> S.ServingAcrossRuns | None:
         """Runs 2..scenario.runs of a level, a started server started afresh for each (a URL's as it is)."""
         sc, target = self.rc.scenario, self.target
         levels = [first]
         for i in range(2, sc.runs + 1):
-            if target.command is not None and self.server is not None:
-                self.server.stop()
-                self.server = None
             if (why := self._serve(run_id)) is not None:
                 log.warning("%s: run %d of %d: the server did not start (%s); no across-run figures",
                             run_id, i, sc.runs, why.error)
                 return None
             url = self.server.url if self.server else target.url
             log.info("%s: run %d of %d against %s", run_id, i, sc.runs, url)
-            levels.append(run_level(url, target.api_model, self.prompts, sc.kind, level, sc))
+            levels.append(run_level(url, target.api_model, prompts, sc.kind, level, sc))
         across = serving_across(levels, target.command is not None, sc.bootstrap_resamples, CI_LEVEL, sc.seed)
         if across is None:
             log.warning("%s: a run completed no request: no across-run figures", run_id)
@@ -260,9 +262,10 @@ class _Levels:
             url = server.url if server else target.url
             meter = EnergyMeter(self.device) if server else None
             log.info("%s: %s level %g against %s", run_id, sc.kind, level, url)
-            result = run_level(url, target.api_model, self.prompts, sc.kind, level, sc, meter=meter)
+            prompts = _prompts(rc, target.tokenizer, self.heldout_ids, level)
+            result = run_level(url, target.api_model, prompts, sc.kind, level, sc, meter=meter)
             if sc.runs > 1:
-                result.across_runs = self._more_runs(result, level, run_id)
+                result.across_runs = self._more_runs(result, level, run_id, prompts)
         record = R.build_serving_record(
             run_id=run_id, point_key=key, config=self.resolved, duration_s=time.perf_counter() - started,
             model=target.model if target else R.model_block(rc.model),
@@ -275,9 +278,6 @@ class _Levels:
         log.info("%s: %s", run_id, _line(record))
         if record.status != "ok" and sc.on_failure == "stop" and not sc.search.enabled:
             log.warning("scenario.on_failure=stop: the sweep ends at level %g", level)
-        if record.status != "ok" and self.server is not None:
-            self.server.stop()  # started again for the next level
-            self.server = None
         return record
 
 
