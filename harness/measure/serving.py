@@ -19,8 +19,9 @@ HTTP error, timeout, fewer tokens than asked) is kept with its reason; it counts
 goodput, never silently. One whose kept-alive connection fails before any answer is sent again
 once on a fresh connection (counted). A server that refuses the level's first requests (HTTP 4xx,
 e.g. a model name it does not serve) ends the level at once with its message; connection errors
-declare the target gone only if it then fails its health check. The client's own cost is measured too: how late each request left
-against its schedule (``send_lag_ms``) and the time spent handling chunks per token.
+declare the target gone only if it then fails its health check. The client's own cost is measured
+too: how late each request left against its schedule (``send_lag_ms``) and the time spent handling
+chunks per token.
 
 Takes plain values (URL, prompts, a plan) and returns dataclasses; knows no config or record.
 """
@@ -258,7 +259,7 @@ async def _open_loop(send: Any, sent: list, times: np.ndarray, plan: LoadPlan, t
     remaining = max(deadline - (time.perf_counter() - t0), 0)
     in_flight = {t for _, t in sent}
     while in_flight and refused.message is None and remaining > 0:
-        done, in_flight = await asyncio.wait(in_flight, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        _, in_flight = await asyncio.wait(in_flight, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         remaining = max(deadline - (time.perf_counter() - t0), 0)
     for t in in_flight:
         t.cancel()
