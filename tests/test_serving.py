@@ -332,7 +332,7 @@ def _streams_overlapping(requests) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server,parallel,process", [("llama-server", 2, "bin/llama-server --model"),
+@pytest.mark.parametrize("server,parallel,process", [("llama-server", 2, "llama-server --model"),
                                                      ("llama-cpp-python", 1, "llama_cpp.server")])
 def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path, server, parallel, process):
     """tiny-m as an F32 GGUF behind llama.cpp's own server (two slots) and llama-cpp-python's: a rate sweep
