@@ -38,6 +38,7 @@ import numpy as np
 
 from harness.blocks import ServedRequest, ServingLevel
 from harness.measure.energy import EnergyReading
+from harness.measure.server_probe import list_models, served_models, unreachable  # noqa: F401 (re-exported)
 from harness.measure.stats import CI_LEVEL, summarize, summarize_groups
 
 BY_REQUEST = "requests"
@@ -324,7 +325,7 @@ async def _level(url: str, model: str, prompts: list[Prompt], kind: str, level: 
     out.refused = refused.message
     # connection errors alone do not say the target is gone (a server may close one kept-alive connection):
     # it is declared gone only when it no longer answers its health check
-    out.target_failed = out.errors.get("connection", 0) > 0 and (await _reachable(url, 5.0))[1] is not None
+    out.target_failed = out.errors.get("connection", 0) > 0 and (await list_models(url, 5.0))[1] is not None
     return out
 
 
@@ -388,33 +389,3 @@ def run_level(url: str, model: str, prompts: list[Prompt], kind: str, level: flo
     if not prompts:
         raise ValueError("no prompts to send")
     return asyncio.run(_level(url, model, prompts, kind, level, plan, extra, meter))
-
-
-async def _reachable(url: str, timeout_s: float) -> tuple[list[str], str | None]:
-    """The model names ``GET /v1/models`` lists, and None; or no names and why it did not answer."""
-    import aiohttp
-
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-            async with session.get(url.rstrip("/") + "/v1/models") as resp:
-                if resp.status != 200:
-                    return [], f"GET /v1/models answered HTTP {resp.status}"
-                try:
-                    body = await resp.json(content_type=None)
-                except (ValueError, aiohttp.ContentTypeError):
-                    return [], None  # it answers; what it serves is not said in a form read here
-                data = body.get("data") if isinstance(body, dict) else None
-                return [str(m["id"]) for m in data or [] if isinstance(m, dict) and m.get("id")], None
-    except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        return [], f"{type(e).__name__}: {e}"
-
-
-def served_models(url: str, timeout_s: float = 5.0) -> tuple[list[str], str | None]:
-    """What ``url`` serves by ``GET /v1/models`` (OpenAI's list: ``data[].id``), and None; or [] and why it
-    does not answer."""
-    return asyncio.run(_reachable(url, timeout_s))
-
-
-def unreachable(url: str, timeout_s: float = 5.0) -> str | None:
-    """None when ``url`` answers ``GET /v1/models`` with 200, else why not."""
-    return served_models(url, timeout_s)[1]
