@@ -303,7 +303,8 @@ def llama_server(binary: Path, gguf: Path, port: int, threads: int, n_ctx: int, 
                  parallel: int) -> list[str]:
     """llama.cpp's own server (tools/server) for one GGUF file: ``parallel`` slots decoded together
     (continuous batching, its default), each with ``n_ctx`` tokens of context (``-c`` is the slots' total),
-    prompt caching on (its default: the prompts are cut at random offsets, so they rarely share a prefix)."""
+    prompt caching on (its default; the serving scenarios start it afresh per level and draw each level's own
+    prompts, so no level is served from an earlier one's cache)."""
     return [str(binary), "--model", str(gguf), "--alias", api_model, "--host", HOST, "--port", str(port),
             "--threads", str(threads), "--threads-batch", str(threads), "--ctx-size", str(n_ctx * parallel),
             "--parallel", str(parallel), "--no-webui"]

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.results import schema as S
-from harness.config.engines import engine_schemas, serving_only_keys
 from harness.results.comparison import Judging, price_of
+from harness.results.store import engine_serving_only_keys
 
 SATURATED = 0.9  # achieved / offered request rate below this: the server no longer keeps up
 FLAT = 1.1  # closed loop: throughput grows less than this factor over the level before
@@ -100,8 +100,7 @@ def _served_by(record: S.ServingRecord) -> str:
     if record.target and not record.target.launched:
         return record.target.url
     engine = (record.config or {}).get("engine") or {}
-    schema = engine_schemas().get(engine.get("name")) if isinstance(engine, dict) else None
-    keys = [k.removeprefix("engine.") for k in serving_only_keys(schema)] if schema else []
+    keys = [k.removeprefix("engine.") for k in engine_serving_only_keys(record.config or {})]
     return " ".join(f"{k}={engine[k]}" for k in keys if k in engine)
 
 

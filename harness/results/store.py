@@ -92,7 +92,7 @@ def _engine_not_identity(resolved_config: dict[str, Any]) -> tuple[str, ...]:
     return not_identity_keys(schema) if schema else ()
 
 
-def _engine_serving_only(resolved_config: dict[str, Any]) -> tuple[str, ...]:
+def engine_serving_only_keys(resolved_config: dict[str, Any]) -> tuple[str, ...]:
     """The point's engine's keys that configure only the server it starts."""
     schema = _engine_schema(resolved_config)
     return serving_only_keys(schema) if schema else ()
@@ -110,7 +110,7 @@ def identity(resolved_config: dict[str, Any]) -> dict[str, Any]:
     kind = (out.get("scenario") or {}).get("kind", "single")
     if kind == "single":  # one request at a time: keys as before the scenario axis existed
         out.pop("scenario", None)
-        for dotted in _engine_serving_only(resolved_config):  # the started server's settings do not touch it
+        for dotted in engine_serving_only_keys(resolved_config):  # the started server's settings do not touch it
             (out.get("engine") or {}).pop(dotted.removeprefix("engine."), None)
     else:
         if out["scenario"].get("runs") == 1:  # one run: the key as before scenario.runs existed
