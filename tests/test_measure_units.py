@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from harness.measure.quality import _windows, heldout_loss
+from harness.measure.quality import heldout_loss, window_spans
 from harness.measure.stats import summarize, summarize_groups
 
 
 @pytest.mark.parametrize("n,ctx,stride", [(2, 8, 4), (100, 16, 8), (101, 16, 16), (257, 64, 1), (50, 64, 32)])
 def test_windows_score_every_token_once(n, ctx, stride):
     scored = []
-    for begin, end, first in _windows(n, ctx, stride):
+    for begin, end, first in window_spans(n, ctx, stride):
         assert end - begin <= ctx and first > begin
         scored.extend(range(first, end))
     assert scored == list(range(1, n))

@@ -35,7 +35,9 @@ class EngineConfig:
     isolate: bool = field(default=False, metadata=NOT_IDENTITY)
 
     variant_kinds: ClassVar[tuple[str, ...]] = ()  # the variant kinds it prepares (harness/variants kinds or its own)
-    prepare: ClassVar[str] = ""  # "module:function": (EnginePoint, torch.device) -> harness.engines.Prepared
+    # "module:function": (EnginePoint, torch.device) -> harness.engines.Prepared; "" for an engine measured only
+    # behind its server (serving scenarios only)
+    prepare: ClassVar[str] = ""
     serve: ClassVar[Optional[str]] = None  # "module:function": (EnginePoint, api_model) -> harness.engines.Served
 
     def __post_init__(self) -> None:
@@ -54,8 +56,8 @@ def register_engine(cls: type[EngineConfig]) -> type[EngineConfig]:
     name = cls.__dataclass_fields__["name"].default
     if not isinstance(name, str) or name == MISSING:
         raise TypeError(f"{cls.__name__}: an engine schema needs its name as the default of `name`")
-    if not cls.prepare:
-        raise TypeError(f"{cls.__name__}: an engine schema needs `prepare` ('module:function')")
+    if not cls.prepare and not cls.serve:
+        raise TypeError(f"{cls.__name__}: an engine schema needs `prepare` or `serve` ('module:function')")
     _ENGINES[name] = cls
     ConfigStore.instance().store(group="engine", name=f"{name}_schema", node=cls)
     return cls
@@ -72,6 +74,11 @@ def engine_names() -> tuple[str, ...]:
 
 def variant_kinds_by_engine() -> dict[str, tuple[str, ...]]:
     return {name: cls.variant_kinds for name, cls in _ENGINES.items()}
+
+
+def in_process_engines() -> tuple[str, ...]:
+    """The engines a single-request scenario can load in meekbench's process (they have ``prepare``)."""
+    return tuple(name for name, cls in _ENGINES.items() if cls.prepare)
 
 
 def server_engines() -> tuple[str, ...]:
@@ -195,3 +202,26 @@ class OnnxRuntimeEngine(NativeEngine):
         if variant.kind == "baseline" and variant.dtype not in ("float32", "fp32"):
             raise ConfigValueError(f"variant.dtype={variant.dtype!r} (variant {variant.name}) with engine.name=onnxruntime; "
                                    "valid: float32 (onnxruntime-genai builds fp16 and bf16 graphs for GPUs only)")
+
+
+@register_engine
+@dataclass
+class VllmEngine(EngineConfig):
+    """vLLM's OpenAI-compatible server on the model's transformers checkpoint (the same weights as the fp32
+    reference), started in vLLM's own environment (harness/engines/vllm_env.py): serving scenarios only. Its
+    variants are the baseline dtypes (--dtype); its online quantisations need kernels vLLM's CPU build lacks
+    (docs/engines.md's support matrix says which, with vLLM's message)."""
+    name: str = "vllm"
+    python: Optional[str] = field(default=None, metadata=NOT_IDENTITY)  # None: the environment scripts/vllm_env.sh builds
+    threads: Optional[int] = None  # OpenMP threads bound to this many cores; None: torch's count, as other engines
+    kv_cache_gib: float = 1.0  # VLLM_CPU_KVCACHE_SPACE: the KV cache's memory on a CPU
+    max_num_seqs: Optional[int] = None  # requests batched together at most; None: vLLM's default
+
+    variant_kinds: ClassVar[tuple[str, ...]] = ("baseline",)
+    serve: ClassVar[Optional[str]] = "harness.engines.vllm:serve"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least("engine.threads", self.threads, 1)
+        _positive("engine.kv_cache_gib", self.kv_cache_gib)
+        _at_least("engine.max_num_seqs", self.max_num_seqs, 1)

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from harness.config.checks import (DTYPE_NAMES, MODEL_SOURCES, STUDENT_INITS, ConfigValueError, _DEVICE, _at_least,
                                    _each, _fraction, _one_of, _positive, _set, _share)
-from harness.config.engines import EngineConfig, engine_schemas, server_engines
+from harness.config.engines import EngineConfig, engine_schemas, in_process_engines, server_engines
 from harness.config.serving import ScenarioConfig, SloConfig, scenario_specs
 
 
@@ -336,6 +336,11 @@ class RunConfig:
             raise ConfigValueError(f"scenario.target.url={scenario.target.url!r} with scenario.kind={scenario.kind!r}, "
                                    "which measures the model in this process; valid: a serving scenario (scenario="
                                    f"{' or scenario='.join(n for n, s in scenario_specs().items() if s.serving)})")
+        if _set(scenario.kind) and not serving and not schemas[engine].prepare:
+            raise ConfigValueError(f"engine.name={engine} with scenario.kind={scenario.kind!r}: {engine} is measured "
+                                   "only behind the server meekbench starts for it; valid: a serving scenario (scenario="
+                                   f"{' or scenario='.join(n for n, s in scenario_specs().items() if s.serving)}), or "
+                                   f"engine={' or engine='.join(in_process_engines())} for scenario={scenario.kind}")
         if serving and not _set(scenario.target.url) and engine not in server_engines():
             raise ConfigValueError(f"scenario.kind={scenario.kind!r} with engine.name={engine} and no "
                                    f"scenario.target.url; valid: engine={' or '.join(server_engines())} (meekbench "

@@ -46,7 +46,9 @@ class TargetConfig:
     """The OpenAI-compatible server a serving scenario loads: given by URL, or started by meekbench."""
     url: Optional[str] = None  # e.g. http://gpu-node-3:8000 (vLLM, SGLang, TGI, llama.cpp, Ollama); None: start one
     api_model: Optional[str] = None  # the name the server serves the model under; None: its hub id, else its name
-    startup_timeout_s: float = 180.0  # a started server must answer its health check within this
+    # a started server must answer its health check within this: vLLM compiles its model first (about 2 min on 2
+    # cores with a cold compile cache; a busy machine doubles it)
+    startup_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
         if _set(self.url) and not _URL.fullmatch(str(self.url)):
@@ -132,6 +134,9 @@ class ScenarioConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)  # enabled: levels found by an SLO, not listed
     runs: int = 1  # > 1: each level measured this many times, a started server started afresh for each run
+    # the served model's fidelity against the fp32 reference through the server's prompt log-probabilities (vLLM's),
+    # once per sweep on its first measured level's server, after the load (harness/scenarios/serving_fidelity.py)
+    fidelity: bool = True
     bootstrap_resamples: int = 2000
     seed: int = 0
 

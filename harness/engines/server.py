@@ -40,9 +40,9 @@ def _own_group_dying_with_parent() -> None:  # runs in the child before exec
 
 
 class ServerProcess:
-    """``with ServerProcess(cmd, port, log) as url:`` the server's base URL while it runs."""
+    """``with ServerProcess(cmd, port, log, timeout_s) as url:`` the server's base URL while it runs."""
 
-    def __init__(self, command: Sequence[str], port: int, log_path: Path, startup_timeout_s: float = 180.0):
+    def __init__(self, command: Sequence[str], port: int, log_path: Path, startup_timeout_s: float):
         self.command, self.port, self.log_path = list(command), port, Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.url = f"http://{HOST}:{port}"

@@ -22,7 +22,7 @@ def truncate_utf8(text: str, max_bytes: int | None) -> str:
     return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
 
 
-def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, int]]:
+def window_spans(n: int, context_length: int, stride: int) -> list[tuple[int, int, int]]:
     """(begin, end, first_scored) for windows over a sequence of n ids whose id 0 is the prefix."""
     out, scored_to, begin = [], 1, 0
     while scored_to < n:
@@ -33,6 +33,18 @@ def _windows(n: int, context_length: int, stride: int) -> list[tuple[int, int, i
         # so even stride == context_length scores every token with in-window context
         begin = min(begin + stride, scored_to - 1)
     return out
+
+
+def heldout_ids(tokenizer, text: str, max_bytes: int | None) -> tuple[str, torch.Tensor]:
+    """The scored text (cut to ``max_bytes``) and its ids with the BOS (or EOS) prefix the windows start from."""
+    text = truncate_utf8(text, max_bytes)
+    if not text:
+        raise ValueError("held-out text is empty")
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if prefix is None:
+        raise ValueError("tokenizer has neither a BOS nor an EOS token to condition the first token on")
+    ids = torch.tensor([prefix] + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
+    return text, ids
 
 
 # [batch, length] token ids -> [batch, length, vocab] next-token logits: all an engine must give to be scored.
@@ -55,15 +67,9 @@ def heldout_loss(logits_fn: LogitsFn, tokenizer, text: str, context_length: int 
     """``observers`` (e.g. fidelity's reference capture or comparison) ride along the same pass."""
     if not 0 < stride <= context_length:
         raise ValueError(f"stride={stride} must be in (0, context_length={context_length}]")
-    text = truncate_utf8(text, max_bytes)
-    if not text:
-        raise ValueError("held-out text is empty")
-    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if prefix is None:
-        raise ValueError("tokenizer has neither a BOS nor an EOS token to condition the first token on")
-    ids = torch.tensor([prefix] + tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"], dtype=torch.long)
+    text, ids = heldout_ids(tokenizer, text, max_bytes)
     total_nats, scored = 0.0, 0
-    windows = _windows(len(ids), context_length, stride)
+    windows = window_spans(len(ids), context_length, stride)
     # Windows of equal length batch together; only the last one can be shorter.
     for i in range(0, len(windows), batch_size):
         group = windows[i : i + batch_size]

@@ -117,7 +117,8 @@ def target_block(*, url: str, launched: bool, api_model: str, engine: Optional[s
 def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,
                          model: S.ModelBlock, variant: S.VariantInfo, hardware: S.Hardware, target: Optional[S.TargetBlock] = None,
                          level: Any = None, failure: Optional[Failure] = None, engine: Optional[S.EngineInfo] = None,
-                         energy_reason: Optional[str] = None) -> S.ServingRecord:
+                         energy_reason: Optional[str] = None,
+                         served_fidelity: Optional[S.ServedFidelity] = None) -> S.ServingRecord:
     """One validated serving record. ``level`` is one level's measurements (harness.measure.serving's
     LevelResult) or None when the point failed before any load. A level whose target refused its first
     requests, stopped answering (its health check, after connection errors) or completed no request is
@@ -137,8 +138,10 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(serving.errors.items()))
             why = ("the target stopped answering its health check" if serving.target_failed
                    else "no request completed")
+            first = next((r.error for r in serving.requests if r.error), None)  # what the server said, if it did
             failure = Failure("failed", f"{why}: {serving.completed} of {len(serving.requests)} requests completed "
-                                        f"({kinds}; {tokens} output tokens)")
+                                        f"({kinds}; {tokens} output tokens)" + (f"; the first error: {first[:300]}"
+                                                                                if first else ""))
     elif energy_reason:
         energy = S.Energy(reason=energy_reason)
     return S.ServingRecord(
@@ -146,5 +149,5 @@ def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, An
         error=failure.error if failure else None,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), duration_s=round(duration_s, 3),
         config=dict(config), model=model, variant=variant, hardware=hardware, engine=engine,
-        target=target, serving=serving,
+        target=target, serving=serving, served_fidelity=served_fidelity,
         energy=energy, software=software(), launch=S.LaunchBlock.model_validate(launch()))

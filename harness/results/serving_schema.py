@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from harness.blocks import ServedRequest, ServingAcrossRuns, ServingLevel, ServingRun
+from harness.blocks import Fidelity, ServedRequest, ServingAcrossRuns, ServingLevel, ServingRun
 from harness.results.record_base import _Block, _PointRecord
 
-__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServingLevel", "ServingAcrossRuns", "ServingRun",
+__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServedFidelity", "ServingLevel", "ServingAcrossRuns", "ServingRun",
            "ServingRecord"]
 
 SERVING_SCHEMA_VERSION = 1
@@ -23,6 +23,21 @@ class TargetBlock(_Block):
     server_log: Optional[str] = None
 
 
+class ServedFidelity(_Block):
+    """What the server served against the model's transformers fp32 reference, scored through its API on the
+    reference's held-out windows (harness/measure/served_fidelity.py); measured once per sweep, on its first
+    measured level's server after that level's load. ``reason`` says why a figure is missing."""
+    method: str
+    reference: Optional[str] = None  # the reference file compared with
+    fidelity: Optional[Fidelity] = None  # KL a lower bound ('>='): the server gives its top-k only
+    heldout_loss_nats: Optional[float] = None  # the served model's own, exact (the true token's log-probability)
+    bits_per_byte: Optional[float] = None
+    tokens: Optional[int] = None
+    requests: Optional[int] = None
+    duration_s: Optional[float] = None
+    reason: Optional[str] = None
+
+
 class ServingRecord(_PointRecord):
     """One serving point: a target (model x engine x variant behind an endpoint) at one level of one
     scenario. Stored apart from RunRecords (store.py); a point's identity includes its level."""
@@ -30,3 +45,4 @@ class ServingRecord(_PointRecord):
     record_kind: Literal["serving"] = "serving"
     target: Optional[TargetBlock] = None
     serving: Optional[ServingLevel] = None
+    served_fidelity: Optional[ServedFidelity] = None

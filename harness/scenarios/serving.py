@@ -34,6 +34,7 @@ from harness.results import record as R
 from harness.results import schema as S
 from harness.results.store import existing_serving_ok, serving_dir, write_serving_record
 from harness.scenarios.point import engine_point, failure, heldout_text, machine, point_id, run_label
+from harness.scenarios.serving_fidelity import served_fidelity
 from harness.scenarios.slo_search import FixedLevels, SloSearch
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ def _target(rc: RunConfig, api_model: str) -> _Target:
     if rc.scenario.target.url:
         return _Target(R.model_block(rc.model), R.variant_block(rc.variant), EngineInfo(name=rc.engine.name),
                        _tokenizer(rc, None), api_model, rc.engine.name, url=rc.scenario.target.url)
-    n_ctx = 2 ** math.ceil(math.log2(_longest(rc) + 8))  # the server's context: the longest request, rounded up
+    # the server's context: the longest request (or fidelity's held-out window and the one token it asks for), rounded up
+    window = rc.quality.context_length + 1 if rc.scenario.fidelity else 0
+    n_ctx = 2 ** math.ceil(math.log2(max(_longest(rc) + 8, window)))
     point = dataclasses.replace(engine_point(rc), context_length=n_ctx)
     served = implementation(type(rc.engine).serve)(point, api_model)
     return _Target(R.model_block(rc.model, str(served.checkpoint.resolve()), served.card),
@@ -175,6 +178,7 @@ class _Levels:
         self.heldout_ids: list[int] = []
         self.unprepared: R.Failure | None = None
         self.prepared = False
+        self.fidelity_measured = False
 
     def __enter__(self) -> "_Levels":
         return self
@@ -254,7 +258,7 @@ class _Levels:
             self._prepare()
         started = time.perf_counter()
         target, server = self.target, None
-        result, level_failure, url = None, self.unprepared, target.url if target else None
+        result, level_failure, url, fidelity = None, self.unprepared, target.url if target else None, None
         if level_failure is None:
             level_failure = self._serve(run_id)
             server = self.server
@@ -266,6 +270,11 @@ class _Levels:
             result = run_level(url, target.api_model, prompts, sc.kind, level, sc, meter=meter)
             if sc.runs > 1:
                 result.across_runs = self._more_runs(result, level, run_id, prompts)
+            if sc.fidelity and not self.fidelity_measured:  # once per sweep, after the load (module docstring)
+                self.fidelity_measured = True
+                serving_now = self.server.url if self.server else target.url  # the last run's server
+                fidelity = served_fidelity(rc, self.device, self.hw.id, serving_now, target.api_model,
+                                           target.tokenizer, run_id)
         record = R.build_serving_record(
             run_id=run_id, point_key=key, config=self.resolved, duration_s=time.perf_counter() - started,
             model=target.model if target else R.model_block(rc.model),
@@ -273,7 +282,7 @@ class _Levels:
             hardware=self.hw, level=result, failure=level_failure, engine=target.engine if target else None,
             target=_target_block(target, url, server, sc.target.url is None),
             energy_reason="the target is given by URL: its machine's counters are not readable from the "
-                          "client" if sc.target.url else None)
+                          "client" if sc.target.url else None, served_fidelity=fidelity)
         write_serving_record(rc.results_dir, record)
         log.info("%s: %s", run_id, _line(record))
         if record.status != "ok" and sc.on_failure == "stop" and not sc.search.enabled:

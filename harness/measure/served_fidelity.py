@@ -1,0 +1,94 @@
+"""What a server serves, scored through its API: the same held-out windows the model's transformers fp32
+reference was scored on (harness/measure/quality.py), each sent as token ids with vLLM's ``prompt_logprobs=k``
+(the k most probable next tokens at every prompt position, and the true token's log-probability, which vLLM
+always adds). From them a ``TokenReference`` like any point's own, so fidelity is ``compare``'s, the function
+every single point uses: KL(reference || served) over the tokens both kept plus one bucket for the rest (a
+lower bound, '>='), llama-perplexity's "same top" and delta-p, and the served held-out loss, exact.
+
+A server that returns no prompt log-probabilities (llama-server, llama-cpp-python's, most others) gives a
+``NoPromptLogprobs`` naming what it answered; its fidelity is then the single point of the same file on the
+in-process engine (docs/serving.md).
+"""
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.distributions import TokenReference
+from harness.measure.quality import heldout_ids, window_spans
+
+METHOD = "vLLM prompt_logprobs: the server's top-k log-probabilities at every held-out position, token ids in"
+
+
+class NoPromptLogprobs(RuntimeError):
+    """The server does not return prompt log-probabilities (vLLM's ``prompt_logprobs``)."""
+
+
+class ServedRequestError(RuntimeError):
+    """The server refused a held-out window's request (its message)."""
+
+
+@dataclass
+class ServedScores:
+    """The server's distributions on the held-out windows, and its held-out loss on them."""
+    distributions: TokenReference
+    loss_nats: float  # mean over scored tokens of -log p(true token), as the server computes it
+    bits_per_byte: float
+    tokens: int
+    requests: int
+
+
+def _post(url: str, payload: dict, timeout_s: float) -> dict:
+    request = urllib.request.Request(f"{url}/v1/completions", data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as e:  # the server's own message (a server that refuses the parameter says so)
+        raise ServedRequestError(f"a held-out window's request got HTTP {e.code}: "
+                                 f"{' '.join(e.read().decode(errors='replace').split())[:300]}") from e
+
+
+def _window(url: str, api_model: str, ids: list[int], first: int, k: int, timeout_s: float):
+    """One window's scored positions (from ``first``): top-k ids and log-probabilities, the true tokens'."""
+    answer = _post(url, {"model": api_model, "prompt": ids, "max_tokens": 1, "temperature": 0,
+                         "prompt_logprobs": k}, timeout_s)
+    per_position = (answer.get("choices") or [{}])[0].get("prompt_logprobs")
+    if not per_position or len(per_position) != len(ids):
+        raise NoPromptLogprobs("the server answered without prompt log-probabilities per prompt token "
+                               f"(prompt_logprobs: {str(per_position)[:120]})")
+    top_ids, top_logp, true_logp = [], [], []
+    for position in range(first, len(ids)):
+        entries = per_position[position]
+        ranked = sorted(((int(t), e) for t, e in entries.items() if e["rank"] <= k), key=lambda te: te[1]["rank"])
+        if len(ranked) < k:
+            raise NoPromptLogprobs(f"the server returned {len(ranked)} ranked tokens at a position, not {k}")
+        top_ids.append([t for t, _ in ranked[:k]])
+        top_logp.append([e["logprob"] for _, e in ranked[:k]])
+        true_logp.append(entries[str(ids[position])]["logprob"])
+    return top_ids, top_logp, true_logp
+
+
+def served_scores(url: str, api_model: str, tokenizer, text: str, context_length: int, stride: int,
+                  max_bytes: int | None, top_k: int, vocab_size: int, timeout_s: float = 120.0,
+                  clients: int = 4) -> ServedScores:
+    """The server's top-k distributions at every held-out token, window by window as the reference scored them
+    (``clients`` windows in flight: a batching server answers them together; order is kept)."""
+    text, ids = heldout_ids(tokenizer, text, max_bytes)
+    ids = ids.tolist()
+    spans = window_spans(len(ids), context_length, stride)
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(lambda s: _window(url, api_model, ids[s[0]:s[1]], s[2] - s[0], top_k, timeout_s), spans))
+    top_ids = np.asarray([row for a in answers for row in a[0]], dtype=np.int32)
+    top_logp = np.asarray([row for a in answers for row in a[1]], dtype=np.float32)
+    true_logp = np.asarray([x for a in answers for x in a[2]], dtype=np.float32)
+    sizes = np.asarray([len(a[2]) for a in answers], dtype=np.int32)
+    nats = -float(true_logp.astype(np.float64).sum())
+    return ServedScores(TokenReference(top_ids, top_logp, true_logp, sizes, vocab_size), nats / len(true_logp),
+                        nats / math.log(2) / len(text.encode("utf-8")), len(true_logp), len(spans))
