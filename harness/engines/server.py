@@ -47,6 +47,7 @@ class ServerProcess:
         self.startup_timeout_s = startup_timeout_s
         self.url = f"http://{HOST}:{port}"
         self.proc: subprocess.Popen | None = None
+        self.startup_s: float | None = None  # start to the first healthy answer
         self._previous_sigterm = None
 
     def __enter__(self) -> str:
@@ -74,7 +75,8 @@ class ServerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
+        started = time.monotonic()
+        deadline = started + self.startup_timeout_s
         while time.monotonic() < deadline:
             if not self.alive():
                 raise ServerStartError(f"the server exited with code {self.proc.returncode} before answering; "
@@ -82,6 +84,7 @@ class ServerProcess:
             try:
                 with urllib.request.urlopen(f"{self.url}/v1/models", timeout=2) as resp:
                     if resp.status == 200:
+                        self.startup_s = round(time.monotonic() - started, 3)
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass

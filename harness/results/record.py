@@ -108,10 +108,11 @@ def build_record(*, run_id: str, point_key: str, config: Mapping[str, Any], dura
 
 
 def target_block(*, url: str, launched: bool, api_model: str, engine: Optional[str] = None,
-                 launch_command: Optional[list[str]] = None, server_log: Optional[str] = None) -> S.TargetBlock:
-    """The server a serving point loaded: given by URL, or started by meekbench (its command and log)."""
+                 launch_command: Optional[list[str]] = None, server_log: Optional[str] = None,
+                 startup_s: Optional[float] = None) -> S.TargetBlock:
+    """The server a serving point loaded: given by URL, or started by meekbench (its command, log, start-up)."""
     return S.TargetBlock(url=url, launched=launched, api_model=api_model, engine=engine,
-                         launch_command=launch_command, server_log=server_log)
+                         launch_command=launch_command, server_log=server_log, startup_s=startup_s)
 
 
 def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,

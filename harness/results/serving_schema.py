@@ -21,6 +21,7 @@ class TargetBlock(_Block):
     engine: Optional[str] = None  # what serves: the engine's name when launched, else as the user's config says
     launch_command: Optional[list[str]] = None
     server_log: Optional[str] = None
+    startup_s: Optional[float] = None  # from the server's start to its first healthy answer (the level's own server)
 
 
 class ServedFidelity(_Block):

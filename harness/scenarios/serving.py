@@ -296,7 +296,8 @@ def _target_block(target: _Target | None, url: str | None, server: ServerProcess
         return None
     return R.target_block(url=url or "", launched=launched, api_model=target.api_model, engine=target.engine_name,
                           launch_command=server.command if server else None,
-                          server_log=str(server.log_path) if server else None)
+                          server_log=str(server.log_path) if server else None,
+                          startup_s=server.startup_s if server else None)
 
 
 def _line(record: S.ServingRecord) -> str:
