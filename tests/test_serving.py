@@ -361,6 +361,11 @@ def test_llamacpp_server_under_load_end_to_end(run_cfg, tmp_path, server, parall
         assert all(q.error is None and q.output_tokens == q.output_tokens_asked for q in r.serving.requests)
         assert r.target.launched and process in " ".join(r.target.launch_command)
         assert r.engine.name == "llamacpp" and r.engine.file_type == "F32"
+    for sweep in (rate, closed):  # no prompt log-probabilities: greedy agreement, once per sweep (F32: the same)
+        f = sweep[0].served_fidelity
+        assert "greedy agreement" in f.method and "prompt log-probabilities" in f.reason
+        assert f.greedy_matched_share > 0.9 and f.greedy_prompts == 16
+        assert sweep[1].served_fidelity is None
     assert (_streams_overlapping(closed[1].serving.requests) > 0) == (parallel > 1)
     assert _streams_overlapping(closed[0].serving.requests) == 0  # one client: one stream at a time
     assert not _alive(process)

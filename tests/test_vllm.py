@@ -84,6 +84,27 @@ def test_a_server_without_prompt_logprobs_is_named(models_dir, monkeypatch):
         sf.served_scores("http://stand-in", "m", tok, "some held-out text " * 20, 16, 8, None, 4, 100)
 
 
+def test_greedy_agreement_is_the_share_of_the_reference_continuation_reproduced(models_dir, monkeypatch):
+    """A server that continues as the reference does agrees fully; one whose continuations differ from the
+    middle on agrees about half; the reference continuation is what the model itself generates."""
+    model, tok = _tiny(models_dir)
+
+    def reference(prompt: str, n: int) -> str:
+        ids = tok(prompt, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    ids = tok((models_dir / "tiny" / "data" / "heldout.txt").read_text()[:4000], add_special_tokens=False)["input_ids"]
+    for cut, low, high in ((None, 1.0, 1.0), (0.5, 0.3, 0.7)):
+        def post(url, payload, timeout_s, cut=cut):
+            text = reference(payload["prompt"], payload["max_tokens"])
+            return {"choices": [{"text": text if cut is None else text[:int(len(text) * cut)] + "\x00" * len(text)}]}
+        monkeypatch.setattr(sf, "_post", post)
+        g = sf.greedy_agreement("http://stand-in", "m", tok, reference, ids, 6, 16, 12, seed=0)
+        assert len(g.matched) == 6 and low <= g.share() <= high, (cut, g.matched)
+
+
 def test_vllm_is_refused_for_a_single_request_scenario_before_anything_loads(run_cfg):
     from harness.run import run_point
 

@@ -6,8 +6,9 @@ every single point uses: KL(reference || served) over the tokens both kept plus 
 lower bound, '>='), llama-perplexity's "same top" and delta-p, and the served held-out loss, exact.
 
 A server that returns no prompt log-probabilities (llama-server, llama-cpp-python's, most others) gives a
-``NoPromptLogprobs`` naming what it answered; its fidelity is then the single point of the same file on the
-in-process engine (docs/serving.md).
+``NoPromptLogprobs`` naming what it answered; it is then judged by greedy agreement (``greedy_agreement``):
+its greedy continuations of held-out prompts against the reference model's, token by token. The full
+distributions of the same file are the single point's of the in-process engine (docs/serving.md).
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from harness.distributions import TokenReference
 from harness.measure.quality import heldout_ids, window_spans
 
 METHOD = "vLLM prompt_logprobs: the server's top-k log-probabilities at every held-out position, token ids in"
+GREEDY_METHOD = ("greedy agreement: the server's greedy continuations (temperature 0, EOS ignored) of held-out "
+                 "prompts against the fp32 reference model's, as text: the share of the reference's continuation "
+                 "reproduced before the first differing character")
 
 
 class NoPromptLogprobs(RuntimeError):
@@ -75,6 +79,16 @@ def _window(url: str, api_model: str, ids: list[int], first: int, k: int, timeou
     return top_ids, top_logp, true_logp
 
 
+def probe(url: str, api_model: str, tokenizer, timeout_s: float = 60.0) -> None:
+    """One two-token request: a ``NoPromptLogprobs`` unless the server answers prompt log-probabilities (before
+    anything costly, such as building the reference, is done for it)."""
+    token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    try:
+        _window(url, api_model, [token, token], 1, 1, timeout_s)
+    except ServedRequestError as e:  # e.g. a server that takes text prompts only, or refuses the parameter
+        raise NoPromptLogprobs(f"it refused a token-id prompt asking for them ({str(e)[:200]})") from e
+
+
 def served_scores(url: str, api_model: str, tokenizer, text: str, context_length: int, stride: int,
                   max_bytes: int | None, top_k: int, vocab_size: int, timeout_s: float = 120.0,
                   clients: int = 4) -> ServedScores:
@@ -92,3 +106,40 @@ def served_scores(url: str, api_model: str, tokenizer, text: str, context_length
     nats = -float(true_logp.astype(np.float64).sum())
     return ServedScores(TokenReference(top_ids, top_logp, true_logp, sizes, vocab_size), nats / len(true_logp),
                         nats / math.log(2) / len(text.encode("utf-8")), len(true_logp), len(spans))
+
+
+@dataclass
+class Greedy:
+    """Per prompt, the share of the reference's greedy continuation (its text) the server reproduced before
+    the first difference."""
+    matched: np.ndarray  # [prompts] in [0, 1]
+    new_tokens: int
+
+    def share(self) -> float:
+        return float(self.matched.mean())
+
+    def interval(self, resamples: int, level: float, seed: int) -> tuple[float, float]:
+        """Resampling whole prompts."""
+        rng = np.random.default_rng(seed)
+        boot = self.matched[rng.integers(0, len(self.matched), (resamples, len(self.matched)))].mean(1)
+        return float(np.quantile(boot, (1 - level) / 2)), float(np.quantile(boot, (1 + level) / 2))
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def greedy_agreement(url: str, api_model: str, tokenizer, reference_continue, ids: list[int], prompts: int,
+                     prompt_tokens: int, new_tokens: int, seed: int, timeout_s: float = 120.0) -> Greedy:
+    """``prompts`` held-out prompts (``prompt_tokens`` ids at seeded offsets, sent as their text, as the load's
+    prompts are) continued greedily by the server and by ``reference_continue`` (prompt text, new tokens -> the
+    reference's continuation text). Compared as text, so no token is re-read by another tokenizer's split."""
+    rng = np.random.default_rng(seed)
+    matched = []
+    for start in rng.integers(0, len(ids) - prompt_tokens, prompts):
+        prompt = tokenizer.decode(ids[start:start + prompt_tokens])
+        answer = _post(url, {"model": api_model, "prompt": prompt, "max_tokens": new_tokens, "temperature": 0,
+                             "ignore_eos": True}, timeout_s)
+        served, expected = answer["choices"][0]["text"], reference_continue(prompt, new_tokens)
+        matched.append(_common_prefix(served, expected) / max(1, len(expected)))
+    return Greedy(np.asarray(matched, dtype=float), new_tokens)

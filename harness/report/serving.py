@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.results.comparison import Judging  # noqa: E402
@@ -71,6 +72,47 @@ def curve_figure(curve: Curve, judging: Judging, path: Path) -> None:
     plt.close(fig)
 
 
+def fidelity_sentence(f) -> str:
+    """A curve's served fidelity in words: its KL lower bound and its method, or why it has none."""
+    if f is None:
+        return "Served fidelity: not measured (scenario.fidelity=false, or records written before it existed)."
+    if f.greedy_matched_share is not None:
+        return (f"Served fidelity: greedy agreement with the model's fp32 reference {f.greedy_matched_share:.3f} "
+                f"[{f.greedy_ci_low:.3f}, {f.greedy_ci_high:.3f}] (the share of the reference's {f.greedy_new_tokens}-token "
+                f"greedy continuation reproduced before the first difference, as text, mean over {f.greedy_prompts} "
+                "prompts); "
+                f"{f.reason}.")
+    if f.fidelity is None:
+        return f"Served fidelity: none: {f.reason}"
+    x = f.fidelity
+    return (f"Served fidelity against the model's fp32 reference: KL >= {x.kl_mean_nats:.3g} nats "
+            f"[{x.kl_ci_low:.3g}, {x.kl_ci_high:.3g}], top-1 same {x.same_top_rate:.4f}, served held-out loss "
+            f"{f.heldout_loss_nats:.4f} nats over {f.tokens} tokens ({f.method}; top {x.top_k}, so the KL is a "
+            "lower bound).")
+
+
+def summary_table(view: "ServingView", judging: Judging) -> pd.DataFrame:
+    """One row per served engine x variant: its fidelity, and its latency, throughput and cost at its operating
+    point (the most load meeting the SLOs)."""
+    q = f"p{judging.slo_percentile:g}"
+    rows = []
+    for c in view.curves:
+        f, op = c.fidelity, c.operating
+        fid = f.fidelity if f else None
+        started = [v.record.target.startup_s for v in c.levels if v.record.target and v.record.target.startup_s]
+        greedy = f"{f.greedy_matched_share:.3f}" if f and f.greedy_matched_share is not None else "-"
+        rows.append({"target": c.label, "KL vs fp32 (nats)": f">={fid.kl_mean_nats:.3g}" if fid else "-",
+                     "greedy agreement": greedy,
+                     "top-1 same": _fmt(fid.same_top_rate if fid else None, ".4f"),
+                     "operating level": _fmt(op.level if op else None, "g"),
+                     "output tok/s": _fmt(op.output_token_throughput if op else None),
+                     f"{q} TTFT ms": _fmt(op.ttft_at_percentile_ms if op else None),
+                     f"{q} TPOT ms": _fmt(op.tpot_at_percentile_ms if op else None),
+                     "$/M output tokens": _fmt(op.cost_per_m_output_tokens if op else None),
+                     "start-up s (median)": _fmt(float(np.median(started)) if started else None)})
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class ServingView:
     curves: list[Curve]
@@ -93,6 +135,11 @@ def serving_markdown(view: ServingView, out: Path, judging: Judging) -> list[str
              "a failed request counts as infinitely slow). Goodput: completed requests per second that met both. "
              "Definitions: docs/serving.md.", ""]
     lines += [f"- skipped `{s.path}`: {s.reason}" for s in view.skipped]
+    if view.curves:
+        lines += ["Each served engine x variant: its fidelity against the model's fp32 reference through the server's "
+                  "API, and at its operating point its latency, output throughput and cost ('-': no level met the "
+                  "SLOs, or no fidelity: its section says why).", "",
+                  summary_table(view, judging).to_markdown(index=False, disable_numparse=True), ""]
     for i, curve in enumerate(view.curves):
         png = out / f"serving-{i}.png"
         curve_figure(curve, judging, png)
@@ -101,6 +148,7 @@ def serving_markdown(view: ServingView, out: Path, judging: Judging) -> list[str
         lines += [f"### {curve.label}", "",
                   f"Target: {target.url if target else '?'} ({'started by meekbench' if target and target.launched else 'given by URL'}"
                   f"; load generator: {first.serving.load_generator if first.serving else '?'}).", "",
+                  fidelity_sentence(curve.fidelity), "",
                   f"![latency-throughput]({png.name})", "", level_table(curve, judging).to_markdown(floatfmt=".4g"), ""]
         op, knee = curve.operating, curve.knee
         if op is None:

@@ -56,6 +56,7 @@ class Curve:
     levels: list[LevelVerdict] = field(default_factory=list)
     operating: LevelVerdict | None = None  # the highest level meeting the SLOs
     knee: LevelVerdict | None = None  # the first saturated level
+    fidelity: S.ServedFidelity | None = None  # the served model against the fp32 reference (its first level's)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -120,6 +121,7 @@ def curves(records: list[S.ServingRecord], judging: Judging) -> list[Curve]:
         meeting = [v for v in curve.levels if v.meets_slo]
         curve.operating = meeting[-1] if meeting else None
         curve.knee = _knee(curve)
+        curve.fidelity = next((v.record.served_fidelity for v in curve.levels if v.record.served_fidelity), None)
         out.append(curve)
     return out
 

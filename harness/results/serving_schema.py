@@ -35,6 +35,12 @@ class ServedFidelity(_Block):
     bits_per_byte: Optional[float] = None
     tokens: Optional[int] = None
     requests: Optional[int] = None
+    # a server without prompt log-probabilities: its greedy continuations against the reference model's
+    greedy_matched_share: Optional[float] = None  # mean share of the reference's tokens matched before a difference
+    greedy_ci_low: Optional[float] = None  # resampling prompts
+    greedy_ci_high: Optional[float] = None
+    greedy_prompts: Optional[int] = None
+    greedy_new_tokens: Optional[int] = None
     duration_s: Optional[float] = None
     reason: Optional[str] = None
 
