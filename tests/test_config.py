@@ -16,18 +16,21 @@ def _options(group: str) -> list[str]:
 
 def _with_axes(group: str, option: str) -> list[str]:
     """A shipped option with the other axes it needs, read from the registries: a variant runs on the first
-    engine that prepares its kind, a serving scenario on the first engine that starts a server (and the
-    model's own GGUF file needs a model that ships one)."""
+    engine that prepares its kind, a serving scenario on the first engine that starts a server, an engine
+    measured only behind its server in a serving scenario (and the model's own GGUF file needs a model that
+    ships one)."""
     from harness.config import engine_schemas, scenario_specs, server_engines
 
-    engine = None
+    engine, scenario = None, []
+    if group == "engine" and not engine_schemas()[option].prepare:  # measured only behind its server
+        scenario = [f"scenario={next(n for n, spec in scenario_specs().items() if spec.serving)}"]
     if group == "variant":
         kind = OmegaConf.load(CONF_DIR / "variant" / f"{option}.yaml").get("kind", "baseline")
         engine = next(n for n, cls in engine_schemas().items() if kind in cls.variant_kinds)
     elif group == "scenario" and scenario_specs()[option].serving:
         engine = server_engines()[0]
     extra = ["model=smollm2-135m-instruct"] if option == "gguf-shipped" else []
-    return [f"{group}={option}", *([f"engine={engine}"] if engine else []), *extra]
+    return [f"{group}={option}", *([f"engine={engine}"] if engine else []), *scenario, *extra]
 
 
 SHIPPED = ([("run", _with_axes(group, option)) for group in ("model", "variant", "engine", "bench", "eval", "hardware",
@@ -166,10 +169,12 @@ def test_every_registered_engine_has_its_yaml_its_implementation_and_its_schema_
     assert set(schemas) == {p.stem for p in (config.CONF_DIR / "engine").glob("*.yaml")}
     for name, cls in schemas.items():
         assert ConfigStore.instance().load(f"engine/{name}_schema.yaml").node._metadata.object_type is cls
-        assert callable(config.implementation(cls.prepare)), name
+        assert cls.prepare or cls.serve, name
+        if cls.prepare:
+            assert callable(config.implementation(cls.prepare)), name
         if cls.serve:
             assert callable(config.implementation(cls.serve)), name
-        rc = _instantiate("run", [f"engine={name}", "variant=fp32"])
+        rc = _instantiate("run", _with_axes("engine", name) + ["variant=fp32"])
         assert type(rc.engine) is cls
     every = config.engine_schemas()  # tests may register engines of their own (tests/test_registries.py)
     assert set(config.variant_kinds()) == {k for cls in every.values() for k in cls.variant_kinds}

@@ -115,6 +115,11 @@ def target_block(*, url: str, launched: bool, api_model: str, engine: Optional[s
                          launch_command=launch_command, server_log=server_log, startup_s=startup_s)
 
 
+def served_fidelity_block(method: str, **measured: Any) -> S.ServedFidelity:
+    """A serving sweep's fidelity (harness/scenarios/serving_fidelity.py): what it measured, or why it has none."""
+    return S.ServedFidelity(method=method, **measured)
+
+
 def build_serving_record(*, run_id: str, point_key: str, config: Mapping[str, Any], duration_s: float,
                          model: S.ModelBlock, variant: S.VariantInfo, hardware: S.Hardware, target: Optional[S.TargetBlock] = None,
                          level: Any = None, failure: Optional[Failure] = None, engine: Optional[S.EngineInfo] = None,

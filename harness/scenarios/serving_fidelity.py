@@ -15,6 +15,7 @@ from harness.config import RunConfig
 from harness.measure.fidelity import compare
 from harness.measure.served_fidelity import (GREEDY_METHOD, METHOD, NoPromptLogprobs, greedy_agreement, probe,
                                              served_scores)
+from harness.results import record as R
 from harness.results import schema as S
 from harness.scenarios.point import failure, heldout_text
 from harness.scenarios.reference import load_reference, reference_file
@@ -35,7 +36,7 @@ def served_fidelity(rc: RunConfig, device: torch.device, hardware_id: str, url: 
         log.info("%s: served fidelity: the server gives no prompt log-probabilities (%s): greedy agreement", run_id, e)
         return _greedy(rc, device, url, api_model, tokenizer, run_id, started, str(e))
     except Exception as e:
-        return S.ServedFidelity(method=METHOD, reason=failure(e).error)
+        return R.served_fidelity_block(METHOD, reason=failure(e).error)
     return _distributions(rc, device, hardware_id, url, api_model, tokenizer, run_id, started)
 
 
@@ -47,18 +48,18 @@ def _distributions(rc: RunConfig, device, hardware_id: str, url: str, api_model:
         path = reference_file(rc, hardware_id, heldout)
         reference, why = load_reference(rc, device, heldout, path, run_id)
         if reference is None:
-            return S.ServedFidelity(method=METHOD, reason=why)
+            return R.served_fidelity_block(METHOD, reason=why)
         log.info("%s: served fidelity: the held-out windows through %s's prompt log-probabilities (top %d)",
                  run_id, url, rc.compare.top_k)
         scores = served_scores(url, api_model, tokenizer, heldout, q.context_length, q.stride, q.max_bytes,
                                rc.compare.top_k, reference.vocab_size, rc.scenario.request_timeout_s)
         fidelity = compare(reference, scores.distributions, rc.compare)
     except Exception as e:  # a missing text, a reference of other settings, a server that went away
-        return S.ServedFidelity(method=METHOD, reason=failure(e).error)
+        return R.served_fidelity_block(METHOD, reason=failure(e).error)
     log.info("%s: served fidelity: KL >= %.4g nats [%.4g, %.4g], top-1 same %.4f, held-out loss %.4f nats over %d "
              "tokens", run_id, fidelity.kl_mean_nats, fidelity.kl_ci_low, fidelity.kl_ci_high, fidelity.same_top_rate,
              scores.loss_nats, scores.tokens)
-    return S.ServedFidelity(method=METHOD, reference=str(path), fidelity=fidelity, heldout_loss_nats=scores.loss_nats,
+    return R.served_fidelity_block(METHOD, reference=str(path), fidelity=fidelity, heldout_loss_nats=scores.loss_nats,
                             bits_per_byte=scores.bits_per_byte, tokens=scores.tokens, requests=scores.requests,
                             duration_s=round(time.perf_counter() - started, 3))
 
@@ -89,11 +90,11 @@ def _greedy(rc: RunConfig, device, url: str, api_model: str, tokenizer, run_id: 
                              GREEDY_NEW_TOKENS, rc.scenario.seed, rc.scenario.request_timeout_s)
         low, high = g.interval(rc.compare.bootstrap_resamples, rc.compare.ci_level, rc.compare.seed)
     except Exception as e:
-        return S.ServedFidelity(method=GREEDY_METHOD, reason=f"{failure(e).error} (no prompt log-probabilities: "
+        return R.served_fidelity_block(GREEDY_METHOD, reason=f"{failure(e).error} (no prompt log-probabilities: "
                                                               f"{no_logprobs})")
     log.info("%s: served greedy agreement with %s: %.3f [%.3f, %.3f] of %d-token continuations over %d prompts",
              run_id, name, g.share(), low, high, g.new_tokens, len(g.matched))
-    return S.ServedFidelity(method=GREEDY_METHOD, reference=f"{rc.model.name} {name} (transformers)",
+    return R.served_fidelity_block(GREEDY_METHOD, reference=f"{rc.model.name} {name} (transformers)",
                             greedy_matched_share=g.share(), greedy_ci_low=low, greedy_ci_high=high,
                             greedy_prompts=len(g.matched), greedy_new_tokens=g.new_tokens,
                             reason=f"no distributions: {no_logprobs}",
