@@ -101,7 +101,7 @@ def _run(cfg: DictConfig) -> None:
         print(f"meekbench: {e}", file=sys.stderr)
         sys.exit(1)
     records = result if isinstance(result, list) else [result]
-    _FAILED.extend(f"{r.run_id}: {r.status}: {r.error}" for r in records if r.status in ("failed", "oom"))
+    _FAILED.extend(f"{r.run_id}: {r.status}: {r.error}" for r in records if r.status in ("failed", "oom", "not_built"))
 
 
 def _summary(cfg: DictConfig) -> None:

@@ -145,7 +145,7 @@ def test_a_missing_llama_server_build_says_how_to_build_it(run_cfg, monkeypatch,
     monkeypatch.setenv("MEEKBENCH_LLAMACPP_TOOLS", str(tmp_path / "not-built"))
     records = run_point(run_cfg("scenario=concurrency", "scenario.levels=[1]", "engine=llamacpp", "variant=fp32",
                                 "engine.isolate=false"))
-    assert records[0].status == "unsupported" and "llama-server is not built at" in records[0].error
+    assert records[0].status == "not_built" and "llama-server is not built at" in records[0].error
     assert "scripts/llamacpp_tools.sh" in records[0].error
 
 

@@ -112,6 +112,15 @@ def test_vllm_is_refused_for_a_single_request_scenario_before_anything_loads(run
         run_point(run_cfg("engine=vllm", "variant=fp32", SMOLLM2))
 
 
+def test_without_vllms_environment_each_level_is_not_built_and_says_how_to_build_it(run_cfg, monkeypatch, tmp_path):
+    from harness.run import run_point
+
+    monkeypatch.setenv("MEEKBENCH_VLLM_ENV", str(tmp_path / "no-env"))
+    records = run_point(run_cfg("engine=vllm", "variant=fp32", "scenario=concurrency", "scenario.levels=[1,2]"))
+    assert [r.status for r in records] == ["not_built", "not_built"]
+    assert "no-env" in records[0].error and "scripts/vllm_env.sh" in records[0].error
+
+
 def _vllm_python() -> Path:
     from harness.engines.vllm_env import interpreter
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.blocks import EngineInfo, Energy, Hardware, VariantInfo
 
-Status = Literal["ok", "failed", "unsupported", "oom"]
+Status = Literal["ok", "failed", "unsupported", "oom", "not_built"]  # not_built: an engine this machine has not built
 
 
 class _Block(BaseModel):

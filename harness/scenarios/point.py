@@ -10,6 +10,7 @@ import torch
 
 from harness.config import RunConfig
 from harness.engines import EnginePoint
+from harness.engines.base import MissingBuildError
 from harness.measure.hardware import fingerprint
 from harness.models import DeviceUnavailableError, resolve_device
 from harness.results import record as R
@@ -22,8 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def failure(e: BaseException) -> R.Failure:
-    """A failure as a record states it: unsupported (a library's limit), oom, or failed; one line."""
-    if isinstance(e, (UnsupportedVariantError, DeviceUnavailableError)):  # this machine's limit, not a fault
+    """A failure as a record states it: not_built (an engine not built or installed here: its message says how),
+    unsupported (a library's limit), oom, or failed; one line."""
+    if isinstance(e, MissingBuildError):  # set-up's to do, not the variant's limit
+        status = "not_built"
+    elif isinstance(e, (UnsupportedVariantError, DeviceUnavailableError)):  # this machine's limit, not a fault
         status = "unsupported"
     elif isinstance(e, torch.OutOfMemoryError):
         status = "oom"

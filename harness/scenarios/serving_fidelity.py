@@ -60,8 +60,8 @@ def _distributions(rc: RunConfig, device, hardware_id: str, url: str, api_model:
              "tokens", run_id, fidelity.kl_mean_nats, fidelity.kl_ci_low, fidelity.kl_ci_high, fidelity.same_top_rate,
              scores.loss_nats, scores.tokens)
     return R.served_fidelity_block(METHOD, reference=str(path), fidelity=fidelity, heldout_loss_nats=scores.loss_nats,
-                            bits_per_byte=scores.bits_per_byte, tokens=scores.tokens, requests=scores.requests,
-                            duration_s=round(time.perf_counter() - started, 3))
+                                   bits_per_byte=scores.bits_per_byte, tokens=scores.tokens, requests=scores.requests,
+                                   duration_s=round(time.perf_counter() - started, 3))
 
 
 def _greedy(rc: RunConfig, device, url: str, api_model: str, tokenizer, run_id: str, started: float,
@@ -76,14 +76,11 @@ def _greedy(rc: RunConfig, device, url: str, api_model: str, tokenizer, run_id: 
 
         @torch.inference_mode()
         def reference_continue(prompt: str, new_tokens: int) -> str:
-            """The reference's greedy continuation, EOS ignored (the prompt tokenized as the model's tokenizer
-            does by default: with its BOS where it adds one)."""
-            context = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
-            out = []
-            for _ in range(new_tokens):
-                out.append(int(model(input_ids=context).logits[0, -1].argmax()))
-                context = torch.cat([context, context.new_tensor([[out[-1]]])], dim=1)
-            return tokenizer.decode(out, skip_special_tokens=True)
+            """The reference's greedy continuation, EOS masked as llama-server's ignore_eos masks it (the prompt
+            tokenized as the model's tokenizer does by default: with its BOS where it adds one)."""
+            ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(model.device)
+            out = model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+            return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
         ids = tokenizer(heldout_text(rc), add_special_tokens=False)["input_ids"]
         g = greedy_agreement(url, api_model, tokenizer, reference_continue, ids, GREEDY_PROMPTS, rc.scenario.input_tokens,
@@ -95,7 +92,8 @@ def _greedy(rc: RunConfig, device, url: str, api_model: str, tokenizer, run_id: 
     log.info("%s: served greedy agreement with %s: %.3f [%.3f, %.3f] of %d-token continuations over %d prompts",
              run_id, name, g.share(), low, high, g.new_tokens, len(g.matched))
     return R.served_fidelity_block(GREEDY_METHOD, reference=f"{rc.model.name} {name} (transformers)",
-                            greedy_matched_share=g.share(), greedy_ci_low=low, greedy_ci_high=high,
-                            greedy_prompts=len(g.matched), greedy_new_tokens=g.new_tokens,
-                            reason=f"no distributions: {no_logprobs}",
-                            duration_s=round(time.perf_counter() - started, 3))
+                                   greedy_matched_share=g.share(), greedy_ci_low=low, greedy_ci_high=high,
+                                   greedy_prompts=len(g.matched), greedy_new_tokens=g.new_tokens,
+                                   reason=f"no distributions: the server gives no prompt log-probabilities "
+                                          f"({no_logprobs})",
+                                   duration_s=round(time.perf_counter() - started, 3))
