@@ -210,7 +210,7 @@ class VllmEngine(EngineConfig):
     """vLLM's OpenAI-compatible server on the model's transformers checkpoint (the same weights as the fp32
     reference), started in vLLM's own environment (harness/engines/vllm_env.py): serving scenarios only. Its
     variants are the baseline dtypes (--dtype); its online quantisations need kernels vLLM's CPU build lacks
-    (docs/engines.md's support matrix says which, with vLLM's message)."""
+    (docs/engines.md, "vLLM: what runs on this CPU", with vLLM's message)."""
     name: str = "vllm"
     python: Optional[str] = field(default=None, metadata=NOT_IDENTITY)  # None: the environment scripts/vllm_env.sh builds
     threads: Optional[int] = None  # OpenMP threads bound to this many cores; None: torch's count, as other engines

@@ -7,8 +7,8 @@ from typing import Literal, Optional
 from harness.blocks import Fidelity, ServedRequest, ServingAcrossRuns, ServingLevel, ServingRun
 from harness.results.record_base import _Block, _PointRecord
 
-__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServedFidelity", "ServingLevel", "ServingAcrossRuns", "ServingRun",
-           "ServingRecord"]
+__all__ = ["SERVING_SCHEMA_VERSION", "ServedRequest", "TargetBlock", "ServedFidelity", "ServingLevel", "ServingAcrossRuns",
+           "ServingRun", "ServingRecord"]
 
 SERVING_SCHEMA_VERSION = 1
 
@@ -36,7 +36,7 @@ class ServedFidelity(_Block):
     tokens: Optional[int] = None
     requests: Optional[int] = None
     # a server without prompt log-probabilities: its greedy continuations against the reference model's
-    greedy_matched_share: Optional[float] = None  # mean share of the reference's tokens matched before a difference
+    greedy_matched_share: Optional[float] = None  # mean share of the reference's continuation (text) before a difference
     greedy_ci_low: Optional[float] = None  # resampling prompts
     greedy_ci_high: Optional[float] = None
     greedy_prompts: Optional[int] = None
