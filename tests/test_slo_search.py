@@ -100,3 +100,21 @@ def test_a_search_against_a_server_slowed_by_load_finds_its_capacity(run_cfg):
     verdict = {s["level"]: s["verdict"] for s in found["steps"]}
     assert verdict[8] == "misses" and verdict.get(7, "misses") != "meets"  # the sleeps alone put them over
     assert found["operating_point"]["level"] in (5, 6) and "custom" in found["slo"]["source"]
+
+
+def test_a_search_after_a_curve_reuses_its_levels_and_its_served_fidelity(run_cfg):
+    """Served fidelity is measured once per target: the curve's first level has it; the search that reuses the
+    curve's levels measures new ones without measuring it again."""
+    from harness.run import run_point
+    from tests.fake_openai_server import Behaviour, InThread
+
+    common = ["scenario=concurrency", "scenario.min_requests=6", "scenario.min_duration_s=0", "scenario.input_tokens=8",
+              "scenario.output_tokens=4", "scenario.bootstrap_resamples=200"]
+    with InThread(Behaviour(itl_ms=1)) as url:
+        curve = run_point(run_cfg(*common, f"scenario.target.url={url}", "scenario.levels=[1,2]"))
+        search = run_point(run_cfg(*common, f"scenario.target.url={url}", "scenario.levels=[1]",
+                                   "scenario.search.enabled=true", "scenario.search.max_steps=3"))
+    assert curve[0].served_fidelity is not None and curve[1].served_fidelity is None
+    assert "greedy agreement" in curve[0].served_fidelity.method  # the stand-in gives no prompt log-probabilities
+    assert [r.run_id for r in search[:2]] == [r.run_id for r in curve]  # reused, not measured again
+    assert [r.serving.level for r in search[2:]] == [4] and search[2].served_fidelity is None

@@ -53,10 +53,14 @@ def _post(url: str, payload: dict, timeout_s: float) -> dict:
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-            return json.loads(resp.read())
+            body = resp.read()
     except urllib.error.HTTPError as e:  # the server's own message (a server that refuses the parameter says so)
         raise ServedRequestError(f"a held-out window's request got HTTP {e.code}: "
                                  f"{' '.join(e.read().decode(errors='replace').split())[:300]}") from e
+    try:
+        return json.loads(body)
+    except ValueError as e:  # e.g. a server that only streams
+        raise ServedRequestError(f"the server's answer to a held-out window is not JSON: {body[:120]!r}") from e
 
 
 def _window(url: str, api_model: str, ids: list[int], first: int, k: int, timeout_s: float):

@@ -195,6 +195,8 @@ class _Levels:
         if done:
             log.info("%s: ok record exists, skipped (force=true recomputes)", run_id)
             self.records.append(done)
+            # the same target's fidelity is in an earlier level's record (an SLO search reusing a curve's levels)
+            self.fidelity_measured = self.fidelity_measured or done.served_fidelity is not None
             return done
         record = self._measure(level, key, run_id)
         self.records.append(record)
