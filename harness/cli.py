@@ -136,9 +136,14 @@ def _positional_dirs_to_override(argv: list[str]) -> list[str]:
 def _project(cfg: DictConfig) -> None:
     from rich.console import Console
 
+    from harness.projector.inputs import ProjectionRefused
     from harness.projector.project import write_projection
 
-    out = write_projection(OmegaConf.to_object(cfg))
+    try:
+        out = write_projection(OmegaConf.to_object(cfg))
+    except ProjectionRefused as e:  # nothing written: a refusal is not a projection
+        print(f"meekbench: projection refused: {e}", file=sys.stderr)
+        sys.exit(1)
     data = (out / "projection.md").read_text().split("## Inputs")[0]
     Console(width=120).print(data.strip())
     print(f"projection written to {out}/ (projection.json, projection.md, *.png)")

@@ -28,8 +28,9 @@ class LawConfig:
     # tokenizer-specific) | full (every measured parameter)
     measured_path: str = "${results_dir}/scaling/tiny/law.json"
     transfer: str = "exponent"
-    # The transfer's systematic term: each Monte Carlo draw's measured exponent also scaled by
-    # exp(N(0, sigma)); null: sigma = |ln(measured / paper exponent)| (said so in the JSON); 0: none
+    # The systematic term of a law read beyond its runs: each Monte Carlo draw's measured exponent also
+    # scaled by exp(N(0, sigma)); null: sigma from the extrapolation error measured on published runs
+    # (harness/projector/calibration.py) at the law's span and the decades read; 0: none
     transfer_systematic: Optional[float] = None
     transfer_systematic_source: str = "set in the config"
     # A published L(N, D) fit's joint uncertainty: the covariance of its parameters in the fit's own
@@ -159,7 +160,8 @@ class ProjectorConfig:
     task_chance: Optional[float] = None  # that task's chance accuracy: the sigmoid's floor (None: fitted in [0, 1])
     bootstrap: int = 200
     # Fit a law with fewer than twice as many distinct points as parameters (DESIGN's rule) anyway,
-    # as long as it has one degree of freedom; the JSON and the headline then say it was forced
+    # as long as it has one degree of freedom, and project a measured law that failed its extrapolation
+    # test (its systematic term widened by the miss); the JSON and the headline then say it was forced
     force_fits: bool = False
     seed: int = 0
     # Uncertain inputs by name (g_i, g_h, g_alg); absent ones are held at their point value.

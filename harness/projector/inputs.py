@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import LAW_SOURCES, LAW_TRANSFERS, ProjectorConfig
+from harness.projector import calibration
 from harness.projector import gap as G
 from harness.projector.family import FamilyFit, family_sigmoid, fit_family
 from harness.projector.fit import FitError, FitResult, Sigmoid
@@ -58,6 +59,15 @@ class GridLaw:
     regime: dict[str, Any] = field(default_factory=dict)  # the law in its own regime, with its warnings
     fit_summary: dict[str, Any] = field(default_factory=dict)  # approach 3's dof, convergence, bootstrap counts
     fitted_params: dict[str, float] = field(default_factory=dict)  # approach 3's L(N, D) itself (E, A, B, a, b)
+    extrapolation_test: dict[str, Any] = field(default_factory=dict)  # fit-law's: the largest budget held out
+
+    @property
+    def span_decades(self) -> float:
+        return math.log10(self.flops_range[1] / self.flops_range[0])
+
+
+class ProjectionRefused(Exception):
+    """A law that failed its out-of-sample test is not projected unless forced (projector.force_fits)."""
 
 
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
@@ -84,12 +94,7 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
                    fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
                    [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws],
                    allocations if len(allocations) == len(draws) else [], fits.get("regime") or regime(fits),
-                   a3.get("fit", {}), a3.get("params", {}))
-
-
-TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far beyond its grid, so each draw's exponent "
-                              "is also scaled by exp(N(0, sigma)), sigma = |ln(measured / paper exponent)|: the "
-                              "disagreement of two estimates of one exponent taken as the scale of the transfer's error")
+                   a3.get("fit", {}), a3.get("params", {}), fits.get("extrapolation_test") or {})
 
 
 # A drawn compute exponent is held at this value: L(C)'s exponent ab/(a+b) exceeds 1 only if both a and
@@ -98,12 +103,10 @@ TRANSFER_SYSTEMATIC_SOURCE = ("assumption: the measured exponent is carried far 
 MAX_DRAWN_EXPONENT = 1.0
 
 
-def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[ComputeLaw], list[Chinchilla], float, int]:
-    """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by a systematic factor
-    for the transfer, the loss held where the law's data end (the exponent pivots there); and how
-    many draws were held at MAX_DRAWN_EXPONENT."""
-    sigma = abs(math.log(grid_law.law.alpha / p.law.alpha)) if p.law.transfer_systematic is None \
-        else p.law.transfer_systematic
+def _with_systematic(grid_law: GridLaw, p: ProjectorConfig, sigma: float) -> tuple[list[ComputeLaw], list[Chinchilla], int]:
+    """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by exp(N(0, sigma)), the
+    loss held where the law's data end (the exponent pivots there); and how many draws were held at
+    MAX_DRAWN_EXPONENT."""
     rng = np.random.default_rng(p.seed + 1)
     pivot = max(grid_law.flops_range)
     out, allocations, held = [], [], 0
@@ -115,7 +118,7 @@ def _with_systematic(grid_law: GridLaw, p: ProjectorConfig) -> tuple[list[Comput
         out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
         if grid_law.allocation_draws:  # the refit's own N-D split (the systematic term moves L(C) only)
             allocations.append(grid_law.allocation_draws[i % len(grid_law.draws)])
-    return out, allocations, sigma, held
+    return out, allocations, held
 
 
 @dataclass
@@ -247,12 +250,54 @@ def _flop_per_dollar(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, 
     return sourced(value, src, note)
 
 
-def _add_systematic(grid_law: Any, p: ProjectorConfig, prov: dict[str, Any]) -> None:
-    grid_law.draws, grid_law.allocation_draws, sigma, held = _with_systematic(grid_law, p)
-    prov["law.transfer_systematic"] = sourced(sigma, "default", (
-        p.law.transfer_systematic_source if p.law.transfer_systematic is not None else TRANSFER_SYSTEMATIC_SOURCE)
-        + f"; {held} of {len(grid_law.draws)} drawn exponents held at {MAX_DRAWN_EXPONENT:g} (an exponent above "
-          "it needs both of the law's N and D exponents above 2)")
+def _widening(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any]) -> float:
+    """How much a failed extrapolation test widens the systematic term: the miss over the distance
+    from the prediction to its interval's end on the miss's side (1: passed, or not run). Without
+    projector.force_fits such a law is refused."""
+    ex = grid_law.extrapolation_test
+    if not ex or "refused" in ex:
+        prov["law.extrapolation_test"] = sourced(None, "unavailable", ex.get("refused", "not in the law's file"))
+        return 1.0
+    pred, measured, (lo, hi) = ex["predicted_loss"], ex["measured_loss"], ex["band"]
+    said = (f"fitted without its largest budget ({ex['held_out_budget_flops']:.3g} FLOPs), the law predicts its best "
+            f"run at {pred:.4f} [{lo:.4f}, {hi:.4f}] nats against {measured:.4f} measured ({ex['error_nats']:+.4f})")
+    if ex["inside_band"]:
+        prov["law.extrapolation_test"] = sourced(ex, "measured", f"passed: {said}")
+        return 1.0
+    if not p.force_fits:
+        raise ProjectionRefused(
+            f"the measured law at {grid_law.path} failed its out-of-sample test: {said}, outside its interval. Its "
+            "projection would read a law that already misses one budget beyond its runs; projector.force_fits=true "
+            "projects it anyway, its systematic term widened by the miss")
+    factor = abs(pred - measured) / abs(pred - (lo if measured < lo else hi))
+    prov["law.extrapolation_test"] = sourced(ex, "measured", f"FAILED, projected because projector.force_fits=true: "
+                                             f"{said}; the systematic term is widened x{factor:.3g} (the miss over "
+                                             "the interval's half-width on its side)")
+    return factor
+
+
+def _add_systematic(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any], c0: float,
+                    growth: G.Growth) -> None:
+    """Each law draw's exponent scaled by exp(N(0, sigma)): sigma from the extrapolation error measured
+    on published runs at this law's span and the decades the projection reads beyond its runs (to the
+    frontier's compute at the horizon), widened by a failed extrapolation test; or as configured."""
+    widen = _widening(grid_law, p, prov)
+    if not grid_law.draws:  # no bootstrap refits to scale (fit-law resamples=0)
+        return
+    if p.law.transfer_systematic is not None:
+        sigma, note = p.law.transfer_systematic * widen, p.law.transfer_systematic_source
+    else:
+        horizon = float(G.frontier_compute(c0, growth, p.horizon_years, p.start_ratio))
+        decades = math.log10(horizon / grid_law.flops_range[1])
+        cal = calibration.load()
+        sigma, note = cal.sigma(grid_law.span_decades, decades) * widen, cal.note(grid_law.span_decades, decades)
+    if widen != 1.0:
+        note += f"; x{widen:.3g} for the failed extrapolation test"
+    grid_law.draws, grid_law.allocation_draws, held = _with_systematic(grid_law, p, sigma)
+    prov["law.transfer_systematic"] = sourced(sigma, "measured" if p.law.transfer_systematic is None else "default",
+                                              note + f"; {held} of {len(grid_law.draws)} drawn exponents held at "
+                                              f"{MAX_DRAWN_EXPONENT:g} (an exponent above it needs both of the law's "
+                                              "N and D exponents above 2)")
 
 
 def _anchor_exponent(found: _Law, p: ProjectorConfig, flop_per_dollar: float, prov: dict[str, Any]) -> None:
@@ -337,8 +382,8 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
     found = _resolve_law(p, records, prov)
     prov["flop_per_dollar"] = _flop_per_dollar(p, records)
     flop_per_dollar = prov["flop_per_dollar"]["value"]
-    if found.grid_law is not None and found.grid_law.draws:
-        _add_systematic(found.grid_law, p, prov)
+    if found.grid_law is not None:
+        _add_systematic(found.grid_law, p, prov, p.budget_usd * flop_per_dollar, growth)
     if found.grid_law is not None and found.grid_law.transfer == "exponent":
         _anchor_exponent(found, p, flop_per_dollar, prov)
     inputs = Inputs(law=found.law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,

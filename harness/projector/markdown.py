@@ -88,10 +88,13 @@ def _law_lines(result: dict[str, Any]) -> list[str]:
     if reg:
         lines.append(f"- The measured law in its own regime: {regime_sentence(reg)}."
                      + "".join(f" Warning: {w}." for w in reg["warnings"]))
+        test = result["inputs"].get("law.extrapolation_test")
+        if test:
+            lines.append(f"- Out-of-sample test: {test['note']}.")
         sys_term = result["inputs"].get("law.transfer_systematic")
         if sys_term:
-            lines.append(f"- Transfer's systematic term in the band: sigma = {sys_term['value']:.3g} on the log "
-                         f"exponent ({sys_term['note']}).")
+            lines.append(f"- Systematic term in the band (reading beyond the law's runs): sigma = "
+                         f"{sys_term['value']:.3g} on the log exponent ({sys_term['note']}).")
     return lines
 
 
@@ -115,9 +118,15 @@ def _extrapolation_lines(result: dict[str, Any]) -> list[str]:
         top = unc["tornado"][0] if unc["tornado"] else None
         if top and top["input"] == "law.alpha":
             decades = math.log10(e["fitted_compute_flops"][1] / e["fitted_compute_flops"][0])
-            lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the "
-                         f"compute exponent only to {top['low_value']:.3g}-{top['high_value']:.3g} (90%), and t* "
-                         f"scales as 1/alpha; a grid over more decades narrows it.")
+            own = (result.get("law_regime") or {}).get("exponent_band")
+            sys_term = result["inputs"].get("law.transfer_systematic") or {}
+            lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the compute "
+                         "exponent to " + (f"{own[0]:.3g}-{own[1]:.3g} (its bootstrap, 90%)" if own else
+                                           "an unknown band (no bootstrap)")
+                         + (f"; the systematic term for reading it to the horizon, far beyond its runs (sigma "
+                            f"{sys_term['value']:.3g}), widens that to {top['low_value']:.3g}-"
+                            f"{top['high_value']:.3g}" if sys_term else "")
+                         + "; t* scales as 1/alpha. A grid over more decades narrows both.")
     return lines
 
 
