@@ -85,20 +85,22 @@ def _grid_law_file(tmp_path, alpha: float, test: dict | None = None) -> str:
 def test_the_systematic_term_comes_from_the_measured_extrapolation_error_and_grows_with_the_distance_read(tmp_path):
     """Issue 42 item 3: sigma was |ln(measured / paper exponent)|, zero when the grid agrees with the
     paper whatever the distance read. Now it is the error measured on published runs at the law's
-    span, times the decades read beyond its runs: not zero at the paper's exponent, and longer
-    horizons read further."""
+    span, times the decades read beyond its runs (to the frontier's compute at t*): not zero at the
+    paper's exponent, and a larger budget reads further."""
     from harness.config import ProjectorConfig
+    from harness.projector import calibration
     from harness.projector.project import project
 
     p = ProjectorConfig(name="m", bootstrap=0, monte_carlo=500)
     p.law.source, p.law.measured_path = "measured", _grid_law_file(tmp_path, p.law.alpha)
     sigma = {}
-    for years in (5.0, 10.0):
-        p.horizon_years = years
+    for budget in (1e3, 1e6):
+        p.budget_usd = budget
         res = project(p, [])
-        sigma[years] = res["inputs"]["law.transfer_systematic"]["value"]
+        sigma[budget] = res["inputs"]["law.transfer_systematic"]["value"]
         assert res["inputs"]["law.transfer_systematic"]["source"] == "measured"
-    assert sigma[5.0] > 0.1 and sigma[10.0] > 1.2 * sigma[5.0]
+    rate = calibration.load().rate(1.0)
+    assert sigma[1e3] > 1.0 and sigma[1e6] - sigma[1e3] == pytest.approx(3 * rate)  # 3 decades further
     assert "measured on published runs" in res["inputs"]["law.transfer_systematic"]["note"]
     assert res["inputs"]["law.extrapolation_test"]["source"] == "unavailable"  # this law.json has none
 
@@ -129,3 +131,21 @@ def test_a_law_that_failed_its_extrapolation_test_is_refused_unless_forced_and_t
                for line in headline(forced))
     assert any("Out-of-sample test: passed" in line for line in headline(ok))
 
+
+
+def test_a_published_law_read_beyond_its_runs_carries_the_systematic_term_too():
+    """Epoch's refit is read 2 decades beyond its runs at t*: its band was the covariance's alone."""
+    from omegaconf import OmegaConf
+
+    from harness.projector.project import project
+    from tests.conftest import compose_config
+
+    p = OmegaConf.to_object(compose_config("project", ["projector=epoch", "projector.monte_carlo=400"])).projector
+    res = project(p, [])
+    term = res["inputs"]["law.transfer_systematic"]
+    decades = res["extrapolation"]["reads"]["t_star"]["decades_beyond_data"]
+    assert term["value"] == pytest.approx(cal.load().sigma(np.log10(1.3e22 / 1.4e18), decades))
+    p.law.transfer_systematic = 0.0
+    covariance_only = project(p, [])
+    width = {k: r["t_star_interval"][1] - r["t_star_interval"][0] for k, r in (("with", res), ("without", covariance_only))}
+    assert width["with"] > 3 * width["without"]

@@ -637,6 +637,7 @@ def test_a_published_law_is_sampled_jointly_from_its_covariance_and_a_zero_covar
     assert lo < res["t_star_years"] < hi
     assert unc["tornado"][0]["input"] == "law.alpha"
     p.law.covariance = np.zeros((5, 5)).tolist()
+    p.law.transfer_systematic = 0.0  # the extrapolation's systematic term off: nothing else is uncertain
     flat = project(p, [])
     assert flat["t_star_interval"] is None
     assert np.allclose(flat["loss_gap_band"]["low"], flat["loss_gap_band"]["high"], rtol=0, atol=1e-12)
@@ -768,8 +769,8 @@ def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a
     p.law.source, p.law.measured_path = "measured", str(tmp_path / "law.json")
     res = project(p, [])
     sigma = res["inputs"]["law.transfer_systematic"]["value"]
-    horizon = G.frontier_compute(p.budget_usd * p.flop_per_dollar, G.Growth(), p.horizon_years)
-    assert sigma == pytest.approx(calibration.load().sigma(1.0, np.log10(horizon / 1e12)))
+    at_t_star = G.frontier_compute(p.budget_usd * p.flop_per_dollar, G.Growth(), G.peak_time_closed_form(0.12, G.Growth()))
+    assert sigma == pytest.approx(calibration.load().sigma(1.0, np.log10(at_t_star / 1e12)))
     lines = headline(res)
     assert any("WITH 4 WARNING(S)" in line for line in lines)
     assert any("keeps from the paper its L0" in line for line in lines)
@@ -820,8 +821,9 @@ def test_each_law_draw_trains_its_runnable_models_at_its_own_allocation():
     from harness.projector.project import project
     from tests.conftest import compose_config
 
-    p = OmegaConf.to_object(compose_config("project", ["projector=epoch", "projector.monte_carlo=200"])).projector
-    inputs = resolve_inputs(p, [])
+    p = OmegaConf.to_object(compose_config("project", ["projector=epoch", "projector.monte_carlo=200",
+                                                       "projector.law.transfer_systematic=0"])).projector
+    inputs = resolve_inputs(p, [])  # the systematic term moves L(C) only: off, each draw is its allocation's law
     mc = U.sample(inputs.law, inputs.growth, {}, inputs.law_draws, 200, 0, 9.0, inputs.allocation_draws)
     assert len({d.allocation for d in mc.draws}) > 100  # drawn, not the point's
     for d in mc.draws:  # paired: the allocation is the very law the draw's loss is read on

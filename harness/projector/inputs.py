@@ -99,26 +99,59 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
 
 # A drawn compute exponent is held at this value: L(C)'s exponent ab/(a+b) exceeds 1 only if both a and
 # b exceed 2, beyond Hoffmann et al.'s start grid (and such a draw overflows float range at the pivot).
-# Holding the tail keeps the draws' order, so a 5-95% band is unchanged while under 5% are held.
+# Holding the tail keeps the draws' order, so a 5-95% band is unchanged while under 5% are held. The low
+# tail is held too (a flat law: an exponent of 1e-6 moves the loss by under 0.01% over 100 decades),
+# so a forced law's very wide term cannot underflow to an exponent of 0.
 MAX_DRAWN_EXPONENT = 1.0
+MIN_DRAWN_EXPONENT = 1e-6
 
 
-def _with_systematic(grid_law: GridLaw, p: ProjectorConfig, sigma: float) -> tuple[list[ComputeLaw], list[Chinchilla], int]:
-    """``p.monte_carlo`` law draws: bootstrap refits, each exponent scaled by exp(N(0, sigma)), the
-    loss held where the law's data end (the exponent pivots there); and how many draws were held at
-    MAX_DRAWN_EXPONENT."""
-    rng = np.random.default_rng(p.seed + 1)
-    pivot = max(grid_law.flops_range)
-    out, allocations, held = [], [], 0
-    for i, z in enumerate(rng.standard_normal(p.monte_carlo)):
-        d = grid_law.draws[i % len(grid_law.draws)]
-        alpha = d.alpha * math.exp(sigma * z)
-        if alpha > MAX_DRAWN_EXPONENT:
-            alpha, held = MAX_DRAWN_EXPONENT, held + 1
+def _with_systematic(draws: list[ComputeLaw], n: int, pivot: float, sigma: float,
+                     seed: int) -> tuple[list[ComputeLaw], list[int], int]:
+    """``n`` law draws (``draws`` cycled), each exponent scaled by exp(N(0, sigma)), the loss held
+    where the law's data end (the exponent pivots there); the index of the draw each came from (its
+    N-D allocation, which the systematic term leaves alone: it moves L(C) only); and how many
+    exponents were held at MIN_ or MAX_DRAWN_EXPONENT."""
+    rng = np.random.default_rng(seed + 1)
+    low, high = math.log(MIN_DRAWN_EXPONENT), math.log(MAX_DRAWN_EXPONENT)
+    out, picks, held = [], [], 0
+    for i, z in enumerate(rng.standard_normal(n)):
+        d = draws[i % len(draws)]
+        log_alpha = math.log(d.alpha) + sigma * z  # in logs: a forced law's sigma can overflow exp
+        if not low <= log_alpha <= high:
+            log_alpha, held = min(max(log_alpha, low), high), held + 1
+        alpha = math.exp(log_alpha)
         out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
-        if grid_law.allocation_draws:  # the refit's own N-D split (the systematic term moves L(C) only)
-            allocations.append(grid_law.allocation_draws[i % len(grid_law.draws)])
-    return out, allocations, held
+        picks.append(i % len(draws))
+    return out, picks, held
+
+
+def _systematic_sigma(p: ProjectorConfig, alpha: float, flops_range: tuple[float, float], c0: float,
+                      growth: G.Growth, widen: float = 1.0) -> tuple[float, str]:
+    """sigma on the log exponent of a law read beyond its runs, and its source: the extrapolation error
+    measured on published runs (harness/projector/calibration.py) at the law's span and the decades
+    between its runs' top and the frontier's compute at t* (where the headline's first number is
+    read), times ``widen``; or projector.law.transfer_systematic."""
+    if p.law.transfer_systematic is not None:
+        sigma, note = p.law.transfer_systematic, p.law.transfer_systematic_source
+    else:
+        t_star = max(G.peak_time_closed_form(alpha, growth, p.start_ratio), 0.0)
+        # in logs: a small exponent's t* puts the frontier's compute beyond float range
+        decades = (math.log10(p.start_ratio * c0) + t_star * math.log10(growth.g_h * growth.g_alg * growth.g_i)
+                   - math.log10(flops_range[1]))
+        cal = calibration.load()
+        span = math.log10(flops_range[1] / flops_range[0])
+        sigma, note = cal.sigma(span, decades), cal.note(span, decades) + " (to the frontier's compute at t*; " \
+            "numbers read further, closing times and the horizon's, would carry more)"
+    if widen != 1.0:
+        note += f"; x{widen:.3g} for the failed extrapolation test"
+    return sigma * widen, note
+
+
+def _systematic_provenance(sigma: float, note: str, held: int, n: int, p: ProjectorConfig) -> dict[str, Any]:
+    return sourced(sigma, "measured" if p.law.transfer_systematic is None else "default",
+                   note + f"; {held} of {n} drawn exponents held at {MIN_DRAWN_EXPONENT:g} or {MAX_DRAWN_EXPONENT:g} "
+                   "(an exponent above 1 needs both of the law's N and D exponents above 2)")
 
 
 @dataclass
@@ -278,26 +311,16 @@ def _widening(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any]) -> fl
 
 def _add_systematic(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any], c0: float,
                     growth: G.Growth) -> None:
-    """Each law draw's exponent scaled by exp(N(0, sigma)): sigma from the extrapolation error measured
-    on published runs at this law's span and the decades the projection reads beyond its runs (to the
-    frontier's compute at the horizon), widened by a failed extrapolation test; or as configured."""
+    """A measured law's draws with the systematic term, widened by a failed extrapolation test."""
     widen = _widening(grid_law, p, prov)
     if not grid_law.draws:  # no bootstrap refits to scale (fit-law resamples=0)
         return
-    if p.law.transfer_systematic is not None:
-        sigma, note = p.law.transfer_systematic * widen, p.law.transfer_systematic_source
-    else:
-        horizon = float(G.frontier_compute(c0, growth, p.horizon_years, p.start_ratio))
-        decades = math.log10(horizon / grid_law.flops_range[1])
-        cal = calibration.load()
-        sigma, note = cal.sigma(grid_law.span_decades, decades) * widen, cal.note(grid_law.span_decades, decades)
-    if widen != 1.0:
-        note += f"; x{widen:.3g} for the failed extrapolation test"
-    grid_law.draws, grid_law.allocation_draws, held = _with_systematic(grid_law, p, sigma)
-    prov["law.transfer_systematic"] = sourced(sigma, "measured" if p.law.transfer_systematic is None else "default",
-                                              note + f"; {held} of {len(grid_law.draws)} drawn exponents held at "
-                                              f"{MAX_DRAWN_EXPONENT:g} (an exponent above it needs both of the law's "
-                                              "N and D exponents above 2)")
+    sigma, note = _systematic_sigma(p, grid_law.law.alpha, tuple(grid_law.flops_range), c0, growth, widen)
+    refits = grid_law.draws
+    grid_law.draws, picks, held = _with_systematic(refits, p.monte_carlo, max(grid_law.flops_range), sigma, p.seed)
+    if grid_law.allocation_draws:
+        grid_law.allocation_draws = [grid_law.allocation_draws[i] for i in picks]
+    prov["law.transfer_systematic"] = _systematic_provenance(sigma, note, held, len(grid_law.draws), p)
 
 
 def _anchor_exponent(found: _Law, p: ProjectorConfig, flop_per_dollar: float, prov: dict[str, Any]) -> None:
@@ -322,7 +345,7 @@ def _anchor_exponent(found: _Law, p: ProjectorConfig, flop_per_dollar: float, pr
                                   "paper's whatever the measured exponent, which moves only when things happen")
 
 
-def _data_and_draws(inputs: Inputs, found: _Law, p: ProjectorConfig) -> None:
+def _data_and_draws(inputs: Inputs, found: _Law, p: ProjectorConfig, c0: float) -> None:
     """What the law was fitted on (its FLOPs range), its N-D allocation, and its Monte Carlo draws."""
     grid_law = found.grid_law
     if grid_law is not None:
@@ -336,10 +359,14 @@ def _data_and_draws(inputs: Inputs, found: _Law, p: ProjectorConfig) -> None:
         inputs.law_draws, inputs.law_draws_label = grid_law.draws, "law (bootstrap refits)"
         if inputs.allocation is not None and grid_law.allocation_draws:
             inputs.allocation_draws = grid_law.allocation_draws
-    elif found.published_draws:
-        inputs.law_draws, inputs.law_draws_label = [d.compute_optimal() for d in found.published_draws], \
-            "law (published fit, joint)"
-        inputs.allocation_draws = found.published_draws
+    elif p.law.source in PUBLISHED:  # read beyond its runs too: its draws carry the same systematic term
+        joint = found.published_draws or []
+        sigma, note = _systematic_sigma(p, found.law.alpha, PUBLISHED_FLOPS_RANGE, c0, inputs.growth)
+        inputs.law_draws, picks, held = _with_systematic([d.compute_optimal() for d in joint] or [found.law],
+                                                         p.monte_carlo, PUBLISHED_FLOPS_RANGE[1], sigma, p.seed)
+        inputs.law_draws_label = "law (published fit, joint)" if joint else "law (systematic term only)"
+        inputs.allocation_draws = [joint[i] for i in picks] if joint else None
+        inputs.provenance["law.transfer_systematic"] = _systematic_provenance(sigma, note, held, p.monte_carlo, p)
 
 
 def _resolve_sigmoid(inputs: Inputs, found: _Law, p: ProjectorConfig, records: list[RunRecord]) -> None:
@@ -388,6 +415,6 @@ def resolve_inputs(p: ProjectorConfig, records: list[RunRecord]) -> Inputs:
         _anchor_exponent(found, p, flop_per_dollar, prov)
     inputs = Inputs(law=found.law, growth=growth, flop_per_dollar=flop_per_dollar, provenance=prov,
                     family=found.family, grid_law=found.grid_law)
-    _data_and_draws(inputs, found, p)
+    _data_and_draws(inputs, found, p, p.budget_usd * flop_per_dollar)
     _resolve_sigmoid(inputs, found, p, records)
     return inputs

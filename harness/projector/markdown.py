@@ -78,7 +78,8 @@ def _inference_line(result: dict[str, Any]) -> str:
 
 
 def _law_lines(result: dict[str, Any]) -> list[str]:
-    """The compute law: its exponent and source, its regime and warnings, the transfer's systematic term."""
+    """The compute law: its exponent and source, its regime, warnings and out-of-sample test, and the
+    systematic term of reading it beyond its runs."""
     lines: list[str] = []
     law_src = result["inputs"].get("law.alpha", {})
     reg = result.get("law_regime")
@@ -91,10 +92,10 @@ def _law_lines(result: dict[str, Any]) -> list[str]:
         test = result["inputs"].get("law.extrapolation_test")
         if test:
             lines.append(f"- Out-of-sample test: {test['note']}.")
-        sys_term = result["inputs"].get("law.transfer_systematic")
-        if sys_term:
-            lines.append(f"- Systematic term in the band (reading beyond the law's runs): sigma = "
-                         f"{sys_term['value']:.3g} on the log exponent ({sys_term['note']}).")
+    sys_term = result["inputs"].get("law.transfer_systematic")
+    if sys_term:
+        lines.append(f"- Systematic term in the band (reading beyond the law's runs): sigma = "
+                     f"{sys_term['value']:.3g} on the log exponent ({sys_term['note']}).")
     return lines
 
 
