@@ -96,6 +96,7 @@ def test_approaches_report_their_dof_and_the_agreement_check(fitted):
         assert fits[key]["bootstrap_attempted"] == 30
     ag = fits["agreement"]
     assert set(ag["a"]) == {"approach1", "approach2", "approach3"} and isinstance(ag["bands_overlap"], bool)
+    assert set(ag["left_out"]) == {"approach1", "approach2"}  # 3 optima each: not in the check
 
 
 def test_approaches_1_and_2_read_compute_as_6_n_d_so_a_plus_b_is_1_by_construction():

@@ -45,8 +45,10 @@ def fit_family(records: list[RunRecord], p: ProjectorConfig) -> FamilyFit:
 def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoid, FitResult, str]:
     """Accuracy on one task against held-out loss, for the points of one family only: losses of
     other families are per token of other tokenizers and texts, not on the same scale. One point
-    per model and variant (the median over the machines it ran on): a model measured on several
-    machines is one design point, not several, in the fit and its bootstrap."""
+    per model and variant (the median over the machines it ran on), and a model with its variants one
+    design unit: a model measured on several machines, or quantised four ways within 0.006 nats of
+    its baseline, is one point of the curve, not several, in the 2x rule, the degrees of freedom and
+    the bootstrap (which resamples models)."""
     by_task: dict[str, dict[tuple[str, str], list[tuple[float, float]]]] = {}
     others = 0
     for r in records:
@@ -62,15 +64,16 @@ def family_sigmoid(records: list[RunRecord], p: ProjectorConfig) -> tuple[Sigmoi
             else:
                 others += 1
     task = p.task or (max(by_task, key=lambda k: len(by_task[k])) if by_task else None)
-    pts = [(statistics.median(x for x, _ in v), statistics.median(y for _, y in v))
-           for v in by_task.get(task, {}).values()] if task else []
+    chosen = by_task.get(task, {}) if task else {}
+    pts = [(statistics.median(x for x, _ in v), statistics.median(y for _, y in v)) for v in chosen.values()]
+    models = [model for model, _ in chosen]  # a model and its variants: one design unit
     others_note = f" ({others} points of other families are not pooled: their losses are on other scales)" \
         if others else ""
     try:
         sig, fit = fit_sigmoid([a for a, _ in pts], [b for _, b in pts], resamples=p.bootstrap, seed=p.seed,
-                               floor=p.task_chance, force=p.force_fits)
+                               floor=p.task_chance, force=p.force_fits, clusters=models)
     except FitError as e:
         raise FitError(f"{e}: (loss, accuracy) points of family {p.family!r}" + (f" on {task}" if task else "")
                        + others_note) from None
-    return sig, fit, f"fitted to {len(pts)} {p.family} points of {task}" + \
+    return sig, fit, f"fitted to {len(pts)} {p.family} points ({len(set(models))} models) of {task}" + \
         (f", floor at chance {p.task_chance}" if p.task_chance is not None else "")

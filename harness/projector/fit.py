@@ -39,6 +39,17 @@ def design_points(*columns) -> int:
     return len(set(zip(*(np.asarray(c, float).tolist() for c in columns))))
 
 
+def design_units(columns, units=None) -> np.ndarray:
+    """Each row's design unit, numbered from 0 in order of first appearance: ``units`` where given
+    (clustered rows: a model and its near-identical variants), else its distinct design point (seed
+    replicates of one point are one unit). Fits count units, and their bootstraps resample them."""
+    keys = list(units) if units is not None else list(zip(*(np.asarray(c, float).tolist() for c in columns)))
+    if len(keys) != len(np.asarray(columns[0])):
+        raise FitError(f"{len(keys)} design units for {len(np.asarray(columns[0]))} points: one per point")
+    index: dict = {}
+    return np.array([index.setdefault(k, len(index)) for k in keys], dtype=int)
+
+
 def _enough(n_design: int, n_params: int, what: str, force: bool) -> str:
     """DESIGN's rule: a fit refuses fewer than twice as many distinct design points as parameters.
     With ``force`` it runs on at least one more than its parameters and says so (the warning
@@ -114,20 +125,26 @@ def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
     return best_x, best_f, best_ok
 
 
-def _bootstrap(n: int, design: int, resamples: int, seed: int, n_params: int,
-               refit) -> tuple[list[dict[str, float]], int, int]:
-    """Refits on resamples of the n points; kept: those with more distinct points than parameters
-    whose optimiser converged. Returns (kept params, attempted, converged). None with fewer than
-    twice as many distinct ``design`` points as parameters: almost every resample would then be an
-    exact fit or a copy of the data, and the band would describe the resampling, not the
-    uncertainty."""
-    if design < 2 * n_params:
+def _bootstrap(units: np.ndarray, resamples: int, seed: int, n_params: int, refit,
+               clustered: bool = False) -> tuple[list[dict[str, float]], int, int]:
+    """Refits on resamples; kept: those with more distinct design units than parameters whose
+    optimiser converged. Returns (kept params, attempted, converged). Rows are resampled (seed
+    replicates are independent observations of their design point), or with ``clustered`` whole
+    units (correlated rows, such as a model's variants, move together). None with fewer than twice
+    as many units as parameters: almost every resample would then be an exact fit or a copy of the
+    data, and the band would describe the resampling, not the uncertainty."""
+    n_units = int(units.max()) + 1 if units.size else 0
+    if n_units < 2 * n_params:
         return [], 0, 0
+    rows = [np.flatnonzero(units == u) for u in range(n_units)]
     rng = np.random.default_rng(seed)
     out, converged = [], 0
     for _ in range(resamples):
-        idx = rng.integers(0, n, n)
-        if len(np.unique(idx)) <= n_params:  # as many points as parameters: an exact fit, not an estimate
+        if clustered:
+            idx = np.concatenate([rows[u] for u in rng.integers(0, n_units, n_units)])
+        else:
+            idx = rng.integers(0, units.size, units.size)
+        if len(np.unique(units[idx])) <= n_params:  # as many units as parameters: an exact fit, not an estimate
             continue
         try:
             params, ok = refit(idx)
@@ -176,7 +193,8 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
     x, y = _check("x", x), _check("loss", loss)
     if x.shape != y.shape:
         raise FitError(f"x has {x.size} values, loss has {y.size}")
-    distinct = design_points(x)
+    units = design_units([x])
+    distinct = int(units.max()) + 1
     warning = _enough(distinct, 3, "a power law E + A x^-a", force)
     logx, logy = np.log(x), np.log(y)
     e0 = np.log(max(y.min() * 0.5, 1e-3))
@@ -187,7 +205,7 @@ def fit_power_law(x, loss, delta: float = 1e-3, resamples: int = 200, seed: int 
         t, _, converged = _minimise(_power_obj, [theta, *grid[::8]], (logx[idx], logy[idx], delta))
         return _power_params(t), converged
 
-    boot, attempted, converged = _bootstrap(x.size, distinct, resamples, seed, 3, refit)
+    boot, attempted, converged = _bootstrap(units, resamples, seed, 3, refit)
     result = FitResult(_power_params(theta), int(x.size), f, boot, ok, 3, distinct, warning, attempted, converged,
                        _refused(distinct, 3))
     p = result.params
@@ -240,7 +258,8 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
     n, d, y = _check("N", n), _check("D", d), _check("loss", loss)
     if not n.shape == d.shape == y.shape:
         raise FitError(f"N, D and loss differ in length: {n.size}, {d.size}, {y.size}")
-    distinct = design_points(n, d)
+    units = design_units([n, d])
+    distinct = int(units.max()) + 1
     warning = _enough(distinct, 5, "the Chinchilla law L(N, D)", force)
     args = (np.log(n), np.log(d), np.log(y))
     grid = starts or [*DEFAULT_STARTS, *_screened((*args, delta))]
@@ -251,7 +270,7 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
                                     (args[0][idx], args[1][idx], args[2][idx], delta))
         return _chin_params(t), converged
 
-    boot, attempted, converged = _bootstrap(n.size, distinct, resamples, seed, 5, refit)
+    boot, attempted, converged = _bootstrap(units, resamples, seed, 5, refit)
     result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, distinct, warning, attempted, converged,
                        _refused(distinct, 5),
                        f"{len(grid)} given starts" if starts else
@@ -273,20 +292,23 @@ class Sigmoid:
         return self.b + self.a / (1 + np.exp(-self.k * (np.asarray(loss, float) - self.x0)))
 
 
-def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
-                floor: float | None = None, force: bool = False) -> tuple[Sigmoid, FitResult]:
+def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0, floor: float | None = None,
+                force: bool = False, clusters=None) -> tuple[Sigmoid, FitResult]:
     """score = b + a / (1 + exp(-k (L - x0))), falling with loss (k <= 0), bounded to [0, 1].
 
     ``floor``: the task's chance level; b is then fixed there (a model no better than chance
     scores chance, not below it) and the ceiling b + a is at most 1. Without it b and a are fitted
-    within [0, 1] and a ceiling above 1 is refused."""
+    within [0, 1] and a ceiling above 1 is refused. ``clusters``: each point's design unit (a model for
+    its variants, whose losses lie within hundredths of a nat: one point of the curve, not several),
+    resampled whole by the bootstrap."""
     x, y = _check("loss", loss), _check("score", score, positive=False)
     if x.shape != y.shape:
         raise FitError(f"loss has {x.size} values, score has {y.size}")
     if floor is not None and not 0 <= floor < 1:
         raise FitError(f"chance level {floor!r}: must be in [0, 1)")
     n_params = 3 if floor is not None else 4
-    distinct = design_points(x)
+    units = design_units([x], clusters)
+    distinct = int(units.max()) + 1 if units.size else 0
     warning = _enough(distinct, n_params, "the loss-to-score sigmoid", force)
 
     def f(l, a, b, k, x0):
@@ -329,7 +351,7 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0,
     def refit(idx):
         return one(x[idx], y[idx])[0], True  # curve_fit raises when it fails
 
-    boot, attempted, converged = _bootstrap(x.size, distinct, resamples, seed, n_params, refit)
+    boot, attempted, converged = _bootstrap(units, resamples, seed, n_params, refit, clustered=clusters is not None)
     result = FitResult(params, int(x.size), err, boot, True, n_params, distinct, warning, attempted, converged,
                        _refused(distinct, n_params))
     return Sigmoid(**params), result

@@ -201,7 +201,9 @@ def law_markdown(meta: dict, fits: dict) -> str:
               f"alpha beta / (alpha + beta) = {_fmt_band(co['exponent'], cob['exponent'])}.", ""]
     ag = fits["agreement"]
     lines.append(f"Agreement: N* exponents {', '.join(f'{k} {v:.3f}' for k, v in ag['a'].items())}; bands overlap: "
-                 f"{ag['bands_overlap']}. (Every approach's C is 6 N D, so a + b = 1 by construction.)")
+                 f"{ag['bands_overlap']}" + "".join(f"; {k} left out of the check: {why}"
+                                                   for k, why in ag.get("left_out", {}).items())
+                 + ". (Every approach's C is 6 N D, so a + b = 1 by construction.)")
     lines += _check_lines(fits)
     lines.append(_extrapolation_line(fits))
     return "\n".join(lines + ["", "![IsoFLOP curves](isoflop.png)", "", "![N*(C)](n_opt.png)", "",

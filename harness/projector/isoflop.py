@@ -300,15 +300,24 @@ def covariance(refits: list[dict[str, float]]) -> dict | None:
             "refits": len(refits)}
 
 
+LINE_POINTS_NEEDED = 4  # a line through the optima has 2 parameters: the 2x rule
+
+
 def agreement(fits: dict) -> dict:
-    """Whether the approaches' N* exponents agree within their bands. (a + b = 1 for every approach
-    by construction, C = 6 N D: no check.)"""
-    bands = {k: fits[k].get("a_band") for k in ("approach1", "approach2") if "a" in fits.get(k, {})}
+    """Whether the approaches' N* exponents agree within their bands. An approach whose line rests on
+    fewer optima than the 2x rule needs is left out of the check (3 optima for 2 parameters: a band
+    from 3 points, whose disagreement says little). (a + b = 1 for every approach by construction,
+    C = 6 N D: no check.)"""
+    lines = {k: fits[k] for k in ("approach1", "approach2") if "a" in fits.get(k, {})}
+    left_out = sorted(k for k, r in lines.items() if r["points"] < LINE_POINTS_NEEDED)
+    bands = {k: r.get("a_band") for k, r in lines.items() if k not in left_out}
     bands["approach3"] = fits["approach3"]["compute_optimal_bands"]["a"]
-    values = {k: (fits[k]["a"] if k != "approach3" else fits[k]["compute_optimal"]["a"]) for k in bands}
+    values = {k: r["a"] for k, r in lines.items()} | {"approach3": fits["approach3"]["compute_optimal"]["a"]}
     known = [b for b in bands.values() if b]
     overlap = bool(known) and max(b[0] for b in known) <= min(b[1] for b in known)
-    return {"a": values, "a_bands": bands, "bands_overlap": overlap}
+    return {"a": values, "a_bands": bands, "bands_overlap": overlap,
+            "left_out": {k: f"{lines[k]['points']} optima for 2 parameters (the 2x rule needs {LINE_POINTS_NEEDED})"
+                         for k in left_out}}
 
 
 def extrapolation_test(runs: list[Run], resamples: int, seed: int, delta: float, level: float) -> dict:
