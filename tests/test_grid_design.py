@@ -103,3 +103,22 @@ def test_the_full_grid_has_text_enough_for_its_largest_run(models_dir):
     assert 3.0 < check_epochs(cfg, planned, train_tokens) <= cfg.max_epochs
     with pytest.raises(ValueError, match=r"would see its text \d\.\d\d times \(max_epochs=3.0\)"):
         check_epochs(replace(cfg, max_epochs=3.0), planned, train_tokens)
+
+
+def test_the_confounds_of_a_grids_build_are_stated_in_its_law_and_every_projection_of_it():
+    """Issue 42 item 6: the grid's data mixture against the family's, its fixed batch and its
+    repetition were in no band and said nowhere beside the law."""
+    from harness.projector.fit_law import regime_lines
+    from harness.projector.grid_runs import confounds
+
+    runs = [{"tokens": 2048 * s, "steps": s, "epochs": e} for s, e in ((39, 0.03), (400, 3.77))]
+    meta = {"text": "numpy docstrings", "heldout": "the family's held-out split", "train_tokens": 3e6, "runs": runs}
+    said = confounds(meta)
+    assert [c.split(":")[0] for c in said] == ["data mixture", "batch", "repetition"]
+    assert "numpy docstrings" in said[0] and "2,048 tokens per step" in said[1] and "3.77 epochs" in said[2]
+    assert len(confounds(meta | {"runs": [dict(r, epochs=0.5) for r in runs]})) == 2  # no repetition to state
+    assert confounds(meta | {"train_tokens": None}) == []  # a table of published runs: its paper states them
+    fits = {"approach3": {"compute_optimal": {"exponent": 0.05, "a": 0.5}, "params": {"E": 1.0}},
+            "confounds": said}
+    reg = regime(fits)
+    assert reg["confounds"] == said and sum("**Confound**" in line for line in regime_lines(reg)) == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.config import LawFitConfig
-from harness.projector.grid_runs import Run, load_grid, load_table, lr_check, rules_check
+from harness.projector.grid_runs import Run, confounds, load_grid, load_table, lr_check, rules_check
 from harness.projector.isoflop import DEPTH_Z, by_budget, fit_grid, loglog_slope, regime
 from harness.projector.laws import Chinchilla
 
@@ -92,7 +92,8 @@ def regime_sentence(reg: dict) -> str:
 def regime_lines(reg: dict) -> list[str]:
     """The law in its own regime, first: exponents beside the published ones, and its warnings."""
     return [f"**In its own regime**: {regime_sentence(reg)}."] + \
-        ([f"- **Warning**: {w}." for w in reg["warnings"]] or ["- No warning signs."])
+        ([f"- **Warning**: {w}." for w in reg["warnings"]] or ["- No warning signs."]) + \
+        [f"- **Confound** (in no band): {c}." for c in reg.get("confounds", [])]
 
 
 def _max_epochs(meta: dict) -> float | None:
@@ -217,6 +218,7 @@ def fit_law(cfg: LawFitConfig) -> str:
     fits = fit_grid(runs, cfg.resamples, cfg.seed, cfg.huber_delta, cfg.level)
     fits["lr_check"] = None if cfg.table else lr_check(meta)
     fits["rules_check"] = None if cfg.table else rules_check(meta)
+    fits["confounds"] = confounds(meta)
     fits["regime"] = regime(fits)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

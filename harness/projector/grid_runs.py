@@ -96,3 +96,24 @@ def rules_check(meta: dict) -> dict | None:
         return None
     broken = {r["name"]: r["rule_breaks"] for r in meta["runs"] if r.get("rule_breaks")}
     return {"rules": meta["rules"], "runs": len(meta["runs"]), "broken": broken}
+
+
+def confounds(meta: dict) -> list[str]:
+    """What a grid's build fixes that its law's band does not carry, stated beside every use of the
+    law: its data mixture against the family's, its fixed batch, its repetition (issue 42 item 6).
+    A table of published runs states none (its paper does)."""
+    runs = [r for r in meta.get("runs", []) if r.get("steps")]
+    if meta.get("train_tokens") is None or not runs:
+        return []
+    out = [f"data mixture: the grid trains on {meta['text']} and is scored on "
+           f"{meta.get('heldout', 'its held-out text')}, while the family and its variants train on the family's "
+           "own text: a variant's optimal_compute_gain reads the family's losses on a law of another mixture"]
+    batches = sorted({round(r["tokens"] / r["steps"]) for r in runs})
+    if len(batches) == 1:
+        out.append(f"batch: a fixed {batches[0]:,} tokens per step at every budget (compute-optimal batches grow "
+                   "with the budget), so the small budgets take few steps and the large ones many")
+    epochs = max(r["epochs"] for r in runs)
+    if epochs > 1:
+        out.append(f"repetition: up to {epochs:.2f} epochs of the training text (Chinchilla's runs saw each token "
+                   "about once; Muennighoff et al. 2023 find up to 4 epochs cost little, more than that does)")
+    return out

@@ -263,7 +263,7 @@ def regime(fits: dict) -> dict:
             "published": {k: {"exponent": v["exponent"], "n_opt_exponent": v["a"]} for k, v in published.items()},
             "paper_alpha": PAPER_ALPHA,
             "paper_alpha_inside_band": bool(exp_band and exp_band[0] <= PAPER_ALPHA <= exp_band[1]),
-            "warnings": warnings}
+            "warnings": warnings, "confounds": fits.get("confounds", [])}
 
 
 def non_embedding_fit(runs: list[Run], delta: float) -> dict:

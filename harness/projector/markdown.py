@@ -88,7 +88,8 @@ def _law_lines(result: dict[str, Any]) -> list[str]:
                  f"{law_src.get('note', '')}.")
     if reg:
         lines.append(f"- The measured law in its own regime: {regime_sentence(reg)}."
-                     + "".join(f" Warning: {w}." for w in reg["warnings"]))
+                     + "".join(f" Warning: {w}." for w in reg["warnings"])
+                     + "".join(f" Confound (in no band): {c}." for c in reg.get("confounds", [])))
         test = result["inputs"].get("law.extrapolation_test")
         if test:
             lines.append(f"- Out-of-sample test: {test['note']}.")
