@@ -81,7 +81,7 @@ class InferenceConfig:
     cost_source: str = "assumed"
     # The assumed rate. bandwidth: decode at batch 1 reads every weight once per token, so a dollar
     # runs bandwidth x 3600 / (bytes_per_param x price per hour) parameters for one token (at peak
-    # bandwidth: a lower bound on the cost) | flops: flop_per_dollar / flops_per_param, the
+    # bandwidth and batch 1: cheaper than batch 1 achieves, dearer than batched serving) | flops: flop_per_dollar / flops_per_param, the
     # training FLOP/$ (compute-bound: batch sizes large enough to fill the matmul units)
     assumed_rate: str = "bandwidth"
     memory_bandwidth_bytes_per_s: float = 3.35e12

@@ -67,7 +67,10 @@ def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
         rate = inf.memory_bandwidth_bytes_per_s * 3600 / (inf.bytes_per_param * inf.gpu_price_per_hour_usd)
         return rate, "default", (f"bandwidth-bound decode: {inf.memory_bandwidth_bytes_per_s:.3g} B/s "
                                  f"({inf.memory_bandwidth_source}) / {inf.bytes_per_param:g} bytes per parameter at "
-                                 f"${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth (a lower bound on the cost)")
+                                 f"${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth and batch 1: cheaper than batch 1 achieves "
+                                 "(decode reads below peak bandwidth), dearer than batched serving (a batch reads the "
+                                 "weights once for all its tokens); an assumption with no band: "
+                                 "inference.cost_source=measured with measured_point=serving measures a served rate")
     return flop_per_dollar / inf.flops_per_param, "default", \
         f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
 
