@@ -124,6 +124,10 @@ def _report(cfg: DictConfig) -> None:
     beside = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".html", ".parquet", ".csv"))
     plots = len(list(path.parent.glob("*.png")))
     print(f"report written to {path} ({', '.join(beside)}{f' and {plots} PNG plots' if plots else ''} beside it)")
+    verdict = path.parent / "verdict.md"
+    if verdict.exists() and verdict.read_text().strip():
+        print(f"What to look at first (from the records; the scorecards in {path.parent / 'report.html'}):",
+              verdict.read_text().strip(), sep="\n")
 
 
 def _positional_dirs_to_override(argv: list[str]) -> list[str]:

