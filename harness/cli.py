@@ -140,7 +140,7 @@ def _positional_dirs_to_override(argv: list[str]) -> list[str]:
 def _project(cfg: DictConfig) -> None:
     from rich.console import Console
 
-    from harness.projector.inputs import ProjectionRefused
+    from harness.projector.systematic import ProjectionRefused
     from harness.projector.project import write_projection
 
     try:

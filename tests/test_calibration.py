@@ -109,7 +109,7 @@ def test_a_law_that_failed_its_extrapolation_test_is_refused_unless_forced_and_t
     """Issue 42 item 2: the reduced grid missed its held-out budget by +0.37 nats, outside its
     interval, and still drove the projection with a band that ignored the miss."""
     from harness.config import ProjectorConfig
-    from harness.projector.inputs import ProjectionRefused
+    from harness.projector.systematic import ProjectionRefused
     from harness.projector.markdown import headline
     from harness.projector.project import project
 

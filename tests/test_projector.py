@@ -842,7 +842,7 @@ def test_a_drawn_exponent_far_out_in_the_systematic_tail_is_held_rather_than_ove
     import json
 
     from harness.config import ProjectorConfig
-    from harness.projector.inputs import MAX_DRAWN_EXPONENT
+    from harness.projector.systematic import MAX_DRAWN_EXPONENT
     from harness.projector.project import project
 
     fits = {"flops_range": [1e11, 4e11], "approach3": {

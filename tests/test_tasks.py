@@ -150,3 +150,25 @@ def test_hub_is_offline_follows_the_setting_then_the_environment_then_the_networ
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: Reachable())
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_is_offline(None) is True
+
+
+@pytest.mark.slow
+def test_lm_eval_chatter_stays_out_of_the_terminal_unless_asked_for(models_dir, tmp_path, capfd):
+    """Issue 46: lm-eval's per-task bars and its "bootstrapping for stddev" lines reached the console."""
+    from tests.conftest import compose_config
+
+    def run(extra: list[str]) -> str:
+        rec = run_point(compose_config("run", [f"models_dir={models_dir}", f"results_dir={tmp_path / str(len(extra))}",
+                                               "model=tiny-xs", "eval=ci", "eval.limit=8", "bench=quick",
+                                               "quality.max_bytes=2000", *extra]))
+        assert rec.status == "ok", rec.error
+        out, err = capfd.readouterr()
+        return out + err
+
+    def bars(text: str) -> list[str]:  # transformers' weight-loading bar is the CLI's to silence (cli.py)
+        return [b for b in text.replace("\n", "\r").split("\r") if "it/s]" in b and "Loading weights" not in b]
+
+    quiet = run([])
+    assert "bootstrapping for stddev" not in quiet and bars(quiet) == []
+    loud = run(["eval.progress_bars=true"])
+    assert "bootstrapping for stddev" in loud and bars(loud)

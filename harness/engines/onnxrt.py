@@ -16,6 +16,7 @@ the KV cache fed back (EOS masked, as ``min_new_tokens`` does in transformers), 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -81,6 +82,21 @@ def _build(checkpoint: Path, out: Path, precision: str, block_size: int, timeout
                                       f"{precision} (exit {done.returncode}): {tail}")
 
 
+@contextlib.contextmanager
+def _root_logger_quiet() -> Iterator[None]:
+    """onnxruntime.quantization logs through the root logger: "Quantization parameters for tensor ... not
+    specified" per tensor (INFO) and a pre-processing hint (WARNING), chatter at every export. Errors
+    still pass (MEEKBENCH_LIBRARY_LOGS=1 lets everything through)."""
+    root = logging.getLogger()
+    level = root.level
+    if os.environ.get("MEEKBENCH_LIBRARY_LOGS") != "1":
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def artifact(checkpoint: Path, out_dir: Path, method: str, block_size: int, timeout_s: float) -> tuple[Path, float]:
     """The ONNX model for ``method`` (fp32 | int8-dynamic | int4), made now if missing or stale;
     the seconds it took (0 when it was there)."""
@@ -101,8 +117,9 @@ def artifact(checkpoint: Path, out_dir: Path, method: str, block_size: int, time
                 shutil.copy(source.parent / name, tmp / name)
             # one weight scale per output channel (SmolLM2-135M: KL 0.41 nats against 0.50 with one per tensor;
             # the rest is the activations' per-call int8 range, which outliers stretch)
-            quantize_dynamic(source, tmp / "model.onnx", weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                             per_channel=True, use_external_data_format=True)
+            with _root_logger_quiet():  # the quantiser logs a line per tensor on the root logger
+                quantize_dynamic(source, tmp / "model.onnx", weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul"], per_channel=True, use_external_data_format=True)
         else:
             _build(checkpoint, tmp, method, block_size, timeout_s)
         shutil.rmtree(tmp / ".cache", ignore_errors=True)

@@ -176,6 +176,27 @@ def engine_lm(logits, tokenizer, max_length: int):
     return EngineLM()
 
 
+@contextlib.contextmanager
+def _lm_eval_silenced(quiet: bool) -> Iterator[None]:
+    """lm-eval draws a bar per task while it builds requests and per metric while it bootstraps a
+    standard error, and prints "bootstrapping for stddev" to stdout; with eval.progress_bars=false
+    (the default) none of it reaches the terminal. Its logging and exceptions are untouched."""
+    if not quiet:
+        yield
+        return
+    import functools
+    import io
+    from unittest import mock
+
+    import tqdm as tqdm_package
+    from lm_eval.api import model as lm_model, task as lm_task
+
+    silent = functools.partial(tqdm_package.tqdm, disable=True)
+    with mock.patch.object(tqdm_package, "tqdm", silent), mock.patch.object(lm_task, "tqdm", silent), \
+            mock.patch.object(lm_model, "tqdm", silent), contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def _evaluate(model, tokenizer, suite: TaskSuite, logits=None, max_length: int | None = None) -> TaskResults:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -205,11 +226,13 @@ def _evaluate(model, tokenizer, suite: TaskSuite, logits=None, max_length: int |
         by_shot.setdefault(int(suite.num_fewshot.get(t, suite.default_fewshot)), []).append(t)
     out = TaskResults(lm_eval_version=metadata.version("lm_eval"))
     for n_shot, names in sorted(by_shot.items()):
-        res = simple_evaluate(model=lm, tasks=names, num_fewshot=n_shot, task_manager=tm,
-                              log_samples=suite.log_samples, limit=suite.limit,
-                              bootstrap_iters=suite.bootstrap_iters, random_seed=suite.random_seed,
-                              numpy_random_seed=suite.numpy_random_seed, torch_random_seed=suite.torch_random_seed,
-                              fewshot_random_seed=suite.fewshot_random_seed)
+        with _lm_eval_silenced(quiet):
+            res = simple_evaluate(model=lm, tasks=names, num_fewshot=n_shot, task_manager=tm,
+                                  log_samples=suite.log_samples, limit=suite.limit,
+                                  bootstrap_iters=suite.bootstrap_iters, random_seed=suite.random_seed,
+                                  numpy_random_seed=suite.numpy_random_seed,
+                                  torch_random_seed=suite.torch_random_seed,
+                                  fewshot_random_seed=suite.fewshot_random_seed)
         for name in names:
             out.tasks[name] = TaskScore(
                 metrics=_metrics(res["results"].get(name, {})),

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from harness.config import LAW_SOURCES, LAW_TRANSFERS, ProjectorConfig
-from harness.projector import calibration
 from harness.projector import gap as G
+from harness.projector import systematic as S
 from harness.projector.family import FamilyFit, family_sigmoid, fit_family
 from harness.projector.fit import FitError, FitResult, Sigmoid
 from harness.projector.isoflop import regime
@@ -66,10 +66,6 @@ class GridLaw:
         return math.log10(self.flops_range[1] / self.flops_range[0])
 
 
-class ProjectionRefused(Exception):
-    """A law that failed its out-of-sample test is not projected unless forced (projector.force_fits)."""
-
-
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
     """The law at ``projector.law.measured_path`` under ``projector.law.transfer``; FitError when absent."""
     path = Path(p.law.measured_path)
@@ -95,63 +91,6 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
                    [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws],
                    allocations if len(allocations) == len(draws) else [], fits.get("regime") or regime(fits),
                    a3.get("fit", {}), a3.get("params", {}), fits.get("extrapolation_test") or {})
-
-
-# A drawn compute exponent is held at this value: L(C)'s exponent ab/(a+b) exceeds 1 only if both a and
-# b exceed 2, beyond Hoffmann et al.'s start grid (and such a draw overflows float range at the pivot).
-# Holding the tail keeps the draws' order, so a 5-95% band is unchanged while under 5% are held. The low
-# tail is held too (a flat law: an exponent of 1e-6 moves the loss by under 0.01% over 100 decades),
-# so a forced law's very wide term cannot underflow to an exponent of 0.
-MAX_DRAWN_EXPONENT = 1.0
-MIN_DRAWN_EXPONENT = 1e-6
-
-
-def _with_systematic(draws: list[ComputeLaw], n: int, pivot: float, sigma: float,
-                     seed: int) -> tuple[list[ComputeLaw], list[int], int]:
-    """``n`` law draws (``draws`` cycled), each exponent scaled by exp(N(0, sigma)), the loss held
-    where the law's data end (the exponent pivots there); the index of the draw each came from (its
-    N-D allocation, which the systematic term leaves alone: it moves L(C) only); and how many
-    exponents were held at MIN_ or MAX_DRAWN_EXPONENT."""
-    rng = np.random.default_rng(seed + 1)
-    low, high = math.log(MIN_DRAWN_EXPONENT), math.log(MAX_DRAWN_EXPONENT)
-    out, picks, held = [], [], 0
-    for i, z in enumerate(rng.standard_normal(n)):
-        d = draws[i % len(draws)]
-        log_alpha = math.log(d.alpha) + sigma * z  # in logs: a forced law's sigma can overflow exp
-        if not low <= log_alpha <= high:
-            log_alpha, held = min(max(log_alpha, low), high), held + 1
-        alpha = math.exp(log_alpha)
-        out.append(ComputeLaw(d.L0, d.A * pivot ** (alpha - d.alpha), alpha))
-        picks.append(i % len(draws))
-    return out, picks, held
-
-
-def _systematic_sigma(p: ProjectorConfig, alpha: float, flops_range: tuple[float, float], c0: float,
-                      growth: G.Growth, widen: float = 1.0) -> tuple[float, str]:
-    """sigma on the log exponent of a law read beyond its runs, and its source: the extrapolation error
-    measured on published runs (harness/projector/calibration.py) at the law's span and the decades
-    between its runs' top and the frontier's compute at t* (where the headline's first number is
-    read), times ``widen``; or projector.law.transfer_systematic."""
-    if p.law.transfer_systematic is not None:
-        sigma, note = p.law.transfer_systematic, p.law.transfer_systematic_source
-    else:
-        t_star = max(G.peak_time_closed_form(alpha, growth, p.start_ratio), 0.0)
-        # in logs: a small exponent's t* puts the frontier's compute beyond float range
-        decades = (math.log10(p.start_ratio * c0) + t_star * math.log10(growth.g_h * growth.g_alg * growth.g_i)
-                   - math.log10(flops_range[1]))
-        cal = calibration.load()
-        span = math.log10(flops_range[1] / flops_range[0])
-        sigma, note = cal.sigma(span, decades), cal.note(span, decades) + " (to the frontier's compute at t*; " \
-            "numbers read further, closing times and the horizon's, would carry more)"
-    if widen != 1.0:
-        note += f"; x{widen:.3g} for the failed extrapolation test"
-    return sigma * widen, note
-
-
-def _systematic_provenance(sigma: float, note: str, held: int, n: int, p: ProjectorConfig) -> dict[str, Any]:
-    return sourced(sigma, "measured" if p.law.transfer_systematic is None else "default",
-                   note + f"; {held} of {n} drawn exponents held at {MIN_DRAWN_EXPONENT:g} or {MAX_DRAWN_EXPONENT:g} "
-                   "(an exponent above 1 needs both of the law's N and D exponents above 2)")
 
 
 @dataclass
@@ -283,44 +222,24 @@ def _flop_per_dollar(p: ProjectorConfig, records: list[RunRecord]) -> dict[str, 
     return sourced(value, src, note)
 
 
-def _widening(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any]) -> float:
-    """How much a failed extrapolation test widens the systematic term: the miss over the distance
-    from the prediction to its interval's end on the miss's side (1: passed, or not run). Without
-    projector.force_fits such a law is refused."""
-    ex = grid_law.extrapolation_test
-    if not ex or "refused" in ex:
-        prov["law.extrapolation_test"] = sourced(None, "unavailable", ex.get("refused", "not in the law's file"))
-        return 1.0
-    pred, measured, (lo, hi) = ex["predicted_loss"], ex["measured_loss"], ex["band"]
-    said = (f"fitted without its largest budget ({ex['held_out_budget_flops']:.3g} FLOPs), the law predicts its best "
-            f"run at {pred:.4f} [{lo:.4f}, {hi:.4f}] nats against {measured:.4f} measured ({ex['error_nats']:+.4f})")
-    if ex["inside_band"]:
-        prov["law.extrapolation_test"] = sourced(ex, "measured", f"passed: {said}")
-        return 1.0
-    if not p.force_fits:
-        raise ProjectionRefused(
-            f"the measured law at {grid_law.path} failed its out-of-sample test: {said}, outside its interval. Its "
-            "projection would read a law that already misses one budget beyond its runs; projector.force_fits=true "
-            "projects it anyway, its systematic term widened by the miss")
-    factor = abs(pred - measured) / abs(pred - (lo if measured < lo else hi))
-    prov["law.extrapolation_test"] = sourced(ex, "measured", f"FAILED, projected because projector.force_fits=true: "
-                                             f"{said}; the systematic term is widened x{factor:.3g} (the miss over "
-                                             "the interval's half-width on its side)")
-    return factor
-
-
 def _add_systematic(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any], c0: float,
                     growth: G.Growth) -> None:
-    """A measured law's draws with the systematic term, widened by a failed extrapolation test."""
-    widen = _widening(grid_law, p, prov)
+    """A measured law's draws with the systematic term, widened by a failed extrapolation test
+    (refused, unless forced: harness/projector/systematic.py)."""
+    widen, source, note = S.widening(grid_law.extrapolation_test, grid_law.path, p.force_fits)
+    prov["law.extrapolation_test"] = sourced(grid_law.extrapolation_test or None, source, note)
     if not grid_law.draws:  # no bootstrap refits to scale (fit-law resamples=0)
         return
-    sigma, note = _systematic_sigma(p, grid_law.law.alpha, tuple(grid_law.flops_range), c0, growth, widen)
+    sigma, note = S.sigma(p, grid_law.law.alpha, tuple(grid_law.flops_range), c0, growth, widen)
     refits = grid_law.draws
-    grid_law.draws, picks, held = _with_systematic(refits, p.monte_carlo, max(grid_law.flops_range), sigma, p.seed)
+    grid_law.draws, picks, held = S.drawn(refits, p.monte_carlo, max(grid_law.flops_range), sigma, p.seed)
     if grid_law.allocation_draws:
         grid_law.allocation_draws = [grid_law.allocation_draws[i] for i in picks]
-    prov["law.transfer_systematic"] = _systematic_provenance(sigma, note, held, len(grid_law.draws), p)
+    prov["law.transfer_systematic"] = _systematic_provenance(sigma, note + S.held_note(held, len(grid_law.draws)), p)
+
+
+def _systematic_provenance(sigma: float, note: str, p: ProjectorConfig) -> dict[str, Any]:
+    return sourced(sigma, "measured" if p.law.transfer_systematic is None else "default", note)
 
 
 def _anchor_exponent(found: _Law, p: ProjectorConfig, flop_per_dollar: float, prov: dict[str, Any]) -> None:
@@ -361,12 +280,13 @@ def _data_and_draws(inputs: Inputs, found: _Law, p: ProjectorConfig, c0: float) 
             inputs.allocation_draws = grid_law.allocation_draws
     elif p.law.source in PUBLISHED:  # read beyond its runs too: its draws carry the same systematic term
         joint = found.published_draws or []
-        sigma, note = _systematic_sigma(p, found.law.alpha, PUBLISHED_FLOPS_RANGE, c0, inputs.growth)
-        inputs.law_draws, picks, held = _with_systematic([d.compute_optimal() for d in joint] or [found.law],
-                                                         p.monte_carlo, PUBLISHED_FLOPS_RANGE[1], sigma, p.seed)
+        sigma, note = S.sigma(p, found.law.alpha, PUBLISHED_FLOPS_RANGE, c0, inputs.growth)
+        inputs.law_draws, picks, held = S.drawn([d.compute_optimal() for d in joint] or [found.law],
+                                                p.monte_carlo, PUBLISHED_FLOPS_RANGE[1], sigma, p.seed)
         inputs.law_draws_label = "law (published fit, joint)" if joint else "law (systematic term only)"
         inputs.allocation_draws = [joint[i] for i in picks] if joint else None
-        inputs.provenance["law.transfer_systematic"] = _systematic_provenance(sigma, note, held, p.monte_carlo, p)
+        inputs.provenance["law.transfer_systematic"] = _systematic_provenance(
+            sigma, note + S.held_note(held, p.monte_carlo), p)
 
 
 def _resolve_sigmoid(inputs: Inputs, found: _Law, p: ProjectorConfig, records: list[RunRecord]) -> None:
