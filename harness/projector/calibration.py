@@ -8,12 +8,13 @@ law it reads beyond its data: each draw's exponent is scaled by exp(N(0, sigma))
 
     sigma = rate x decades read beyond the law's runs,
 
-the exponent pivoting where the runs end (so the loss there stays the fit's). The rate depends on how many decades the law's runs span (a short grid misreads its
-exponent far more): the RMS per-decade exponent error of the cuts whose spans are nearest, times
-the smallest common factor at which the bands cover what they claim on the held-out decades (the
-exponent's band the full data's exponent, and each run's prediction interval, bootstrap refits x a
-resampled residual, the run's measured loss).
-Growth linear in the distance is an assumption beyond the farthest distance measured (recorded).
+the exponent pivoting where the runs end (so the loss there stays the fit's). The rate depends on
+how many decades the law's runs span (a short grid misreads its exponent far more): the RMS
+per-decade exponent error of the cuts whose spans are nearest, times the smallest common factor at
+which the bands cover what they claim on the held-out decades (the exponent's band the full data's
+exponent, and each run's prediction interval, bootstrap refits x a resampled residual, the run's
+measured loss). Growth linear in the distance is an assumption beyond the farthest distance
+measured (recorded).
 
 `scripts/calibrate_extrapolation.py` writes the table shipped in data/ (the projector reads it);
 the runs are data/chinchilla_fig4_runs.csv (SOURCE).
@@ -120,8 +121,8 @@ def _covered(s: _Samples, rate: float, level: float) -> tuple[bool, np.ndarray]:
 
 def coverage(prepared: list[_Samples], rates: list[float], level: float) -> dict:
     """Measured coverage of the exponent's band and of the runs' prediction intervals, each truncation
-    at its own rate,
-    the runs' by decades beyond the cut (DISTANCE_BINS); held-out runs repeat across cuts."""
+    at its own rate, the runs' by decades beyond the cut (DISTANCE_BINS); held-out runs repeat across
+    cuts."""
     exponent, by_bin = [], {b: [] for b in DISTANCE_BINS[:-1]}
     for s, rate in zip(prepared, rates):
         ok_exp, ok_runs = _covered(s, rate, level)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,10 +59,6 @@ class GridLaw:
     fit_summary: dict[str, Any] = field(default_factory=dict)  # approach 3's dof, convergence, bootstrap counts
     fitted_params: dict[str, float] = field(default_factory=dict)  # approach 3's L(N, D) itself (E, A, B, a, b)
     extrapolation_test: dict[str, Any] = field(default_factory=dict)  # fit-law's: the largest budget held out
-
-    @property
-    def span_decades(self) -> float:
-        return math.log10(self.flops_range[1] / self.flops_range[0])
 
 
 def load_grid_law(p: ProjectorConfig) -> GridLaw:

@@ -125,7 +125,7 @@ def _extrapolation_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"- Why t*'s band is this wide: the grid's {decades:.2f} decades of FLOPs pin the compute "
                          "exponent to " + (f"{own[0]:.3g}-{own[1]:.3g} (its bootstrap, 90%)" if own else
                                            "an unknown band (no bootstrap)")
-                         + (f"; the systematic term for reading it to the horizon, far beyond its runs (sigma "
+                         + (f"; the systematic term for reading it to t*, far beyond its runs (sigma "
                             f"{sys_term['value']:.3g}), widens that to {top['low_value']:.3g}-"
                             f"{top['high_value']:.3g}" if sys_term else "")
                          + "; t* scales as 1/alpha. A grid over more decades narrows both.")
