@@ -50,6 +50,12 @@ def read_kl_base(path: Path) -> tuple[int, int, np.ndarray]:
     return n_ctx, n_vocab, tokens
 
 
+# llama.cpp's LOG() writes from a worker thread, and its last lines can be lost when the tool exits (a
+# known race: ggml-org/llama.cpp#22142, #25504): in one CI run of 2026-12-07 llama-perplexity exited 0
+# after its perplexity statistics, its KL block missing. The run is deterministic, so it is run again.
+LOST_LOG_TRIES = 3
+
+
 def perplexity_kl(base: Path, variant: Path, text: Path, n_ctx: int, threads: int, workdir: Path,
                   chunks: int | None = None, timeout_s: float = 900.0) -> PerplexityKL:
     """Run ``llama-perplexity`` as its docs say: once on ``base`` to write its log-probabilities, once on
@@ -68,8 +74,11 @@ def perplexity_kl(base: Path, variant: Path, text: Path, n_ctx: int, threads: in
         return done.stdout + done.stderr
 
     run(["-m", str(base), "--kl-divergence-base", str(logits), *common], "perplexity-base.log")
-    out = run(["-m", str(variant), "--kl-divergence-base", str(logits), "--kl-divergence", *common],
-              "perplexity-kl.log")
+    for _ in range(LOST_LOG_TRIES):
+        out = run(["-m", str(variant), "--kl-divergence-base", str(logits), "--kl-divergence", *common],
+                  "perplexity-kl.log")
+        if "Mean    KLD" in out and "Same top p" in out:
+            break
     n, _, tokens = read_kl_base(logits)
 
     def pair(label: str) -> tuple[float, float]:
