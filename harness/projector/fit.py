@@ -34,11 +34,6 @@ def _check(name: str, values, positive: bool = True) -> np.ndarray:
     return arr
 
 
-def design_points(*columns) -> int:
-    """Distinct design points: seed replicates of one (N, D) or one loss are one point, not several."""
-    return len(set(zip(*(np.asarray(c, float).tolist() for c in columns))))
-
-
 def design_units(columns, units=None) -> np.ndarray:
     """Each row's design unit, numbered from 0 in order of first appearance: ``units`` where given
     (clustered rows: a model and its near-identical variants), else its distinct design point (seed
@@ -136,7 +131,7 @@ def _bootstrap(units: np.ndarray, resamples: int, seed: int, n_params: int, refi
     n_units = int(units.max()) + 1 if units.size else 0
     if n_units < 2 * n_params:
         return [], 0, 0
-    rows = [np.flatnonzero(units == u) for u in range(n_units)]
+    rows = [np.flatnonzero(units == u) for u in range(n_units)] if clustered else []
     rng = np.random.default_rng(seed)
     out, converged = [], 0
     for _ in range(resamples):
