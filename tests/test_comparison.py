@@ -186,6 +186,20 @@ def test_cost_carries_the_intervals_of_what_it_is_derived_from(run_cfg):
                                             f"{1 / p.tpot_ci_low:.2f}]")
     assert rows.loc["torch-dynamic-int8", "speed-up"] == f"{1 / u.tpot_ratio:.2f}x u"
     assert rows.loc["fp32 (baseline)", "$/M tok"].count("[") == 1
+    # the one row per variant: each figure read from its own record, the baseline first
+    glance = card.glance.set_index("engine · variant")
+    assert list(glance.index) == ["fp32 (baseline)", "bf16", "torch-dynamic-int8"]
+    f = comparisons[paired.run_id].fidelity
+    row = glance.loc["bf16"]
+    assert row["KL nats [95%]"].lstrip(">=").startswith(f"{f.kl_mean_nats:.3g} [") and row["loss retention"] == f"{f.loss_retention:.4f}"
+    assert row["bits/byte"] == f"{paired.quality.bits_per_byte:.4f}"
+    assert row["speed-up"] == rows.loc["bf16", "speed-up"] + " (within one run)"
+    assert row["$/M tok [95%]"] == rows.loc["bf16", "$/M tok"]
+    assert row["weights MiB"] == f"{paired.memory.weights_bytes / 2**20:.0f}"
+    assert row["peak RSS MiB"].endswith("*") and not glance.loc["torch-dynamic-int8", "peak RSS MiB"].endswith("*")
+    assert row["roofline"] == f"{paired.roofline.fraction_of_bandwidth:.2f}"
+    assert glance.loc["fp32 (baseline)", "KL nats [95%]"] == "-"
+    assert glance.loc["fp32 (baseline)", "speed-up"] == "1 (reference)"
     plotted = {pt["variant"]: pt for pt in card.points}
     assert (plotted["bf16"]["usd_lo"], plotted["bf16"]["usd_hi"]) == (c.usd_per_million_tokens_ci_low,
                                                                       c.usd_per_million_tokens_ci_high)

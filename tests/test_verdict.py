@@ -7,7 +7,7 @@ from harness.report.verdict import verdict_lines
 
 
 def _card(points):
-    return Scorecard("cpu-x", "smollm2", [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), points,
+    return Scorecard("cpu-x", "smollm2", [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), points,
                      "Priced at $0.1/h (a list price): an assumption, not a measurement.")
 
 
@@ -18,10 +18,11 @@ def test_the_verdict_names_the_cheapest_and_the_cheapest_that_keeps_the_loss():
             "usd_lo": 0.19, "usd_hi": 0.23}
     q8 = {"variant": "gguf-q8_0 · llamacpp", "kl": 0.002, "retention": 0.999, "retention_lo": 0.995, "usd": 0.3,
           "usd_lo": 0.28, "usd_hi": 0.33}
-    [line] = verdict_lines([_card([ref, int4, q8])], 0.99)
+    line, *rest = verdict_lines([_card([ref, int4, q8])], 0.99)
+    assert rest == [""]  # no table: the card has no rows
     assert "cheapest **ort-int4 · onnxruntime** at $0.2 [0.19, 0.23]" in line and "KL 0.24 nats" in line
     assert "keeping loss retention >= 0.99: **gguf-q8_0 · llamacpp** at $0.3" in line
     assert line.endswith("an assumption, not a measurement.")
-    [line] = verdict_lines([_card([ref, dict(int4, usd=0.9)])], 0.99)
+    line, *_ = verdict_lines([_card([ref, dict(int4, usd=0.9)])], 0.99)
     assert "no engine x variant decodes cheaper than the reference **fp32**" in line
     assert verdict_lines([_card([ref])], 0.99) == []  # nothing to compare

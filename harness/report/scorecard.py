@@ -80,6 +80,7 @@ class Scorecard:
     baseline_run_ids: list[str]  # the baseline records the rows were compared with
     fidelity: pd.DataFrame
     tasks: pd.DataFrame
+    glance: pd.DataFrame  # one row per engine x variant, the baseline first: the card's headline figures
     cost: pd.DataFrame
     points: list[dict] = field(default_factory=list)  # plot data: variant, retention, usd/M, KL, bytes
     prices: str = ""  # what the dollar figures are priced at, with each price's source
@@ -125,6 +126,35 @@ def _usd(rows: list[CostBlock]) -> dict:
     return {"usd": head.usd_per_million_tokens if head else None,
             "usd_lo": head.usd_per_million_tokens_ci_low if head else None,
             "usd_hi": head.usd_per_million_tokens_ci_high if head else None}
+
+
+def _mib(n: int | None) -> str:
+    return "-" if not n else f"{n / 2**20:.0f}"
+
+
+def _glance_row(variant: str, r: RunRecord, c: ComparisonBlock | None, cost: list[CostBlock]) -> dict[str, Any]:
+    """The row a reader compares engines x variants by: fidelity, the point's own bits per byte,
+    speed against the baseline, size, memory, how much of the memory bandwidth decoding used, and
+    dollars. Peak RSS marked * holds the paired baseline alongside (bench.paired_baseline)."""
+    f = c.fidelity if c else None
+    head = cost[0] if cost else None
+    speed = ("1 (reference)" if c is None else
+             SpeedRatio(head.tpot_ratio, head.tpot_ratio_kind, head.tpot_ratio_ci_low, head.tpot_ratio_ci_high).label
+             if head and head.tpot_ratio else "-")
+    m, q = r.memory, r.quality
+    return {"engine · variant": variant,
+            "KL nats [95%]": ("-" if c is None else "missing" if f is None else
+                              ("" if f.exact else ">=") + _interval(f.kl_mean_nats, f.kl_ci_low, f.kl_ci_high,
+                                                                    lambda x: f"{x:.3g}")),
+            "loss retention": "1 (reference)" if c is None else _short(f.loss_retention if f else None, ".4f"),
+            "bits/byte": _short(q.bits_per_byte if q else None, ".4f"),
+            "speed-up": speed + (f" ({head.intervals})" if head and c is not None and head.tpot_ratio else ""),
+            "weights MiB": _mib(m.weights_bytes if m else None),
+            "peak RSS MiB": _mib(m.peak_rss_bytes if m else None)
+            + ("*" if m and m.peak_rss_bytes and "paired baseline" in m.peak_rss_scope else ""),
+            "roofline": _short(r.roofline.fraction_of_bandwidth if r.roofline else None, ".2f"),
+            "$/M tok [95%]": _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
+                                       head.usd_per_million_tokens_ci_high, _g4) if head else "-"}
 
 
 def _fidelity_row(variant: str, r: RunRecord, c: ComparisonBlock) -> dict[str, Any]:
@@ -175,13 +205,14 @@ def _card(hardware: str, model: str, compared: list[RunRecord], b: RunRecord | N
     label = {r.run_id: name + (f" ({r.point_key[:6]})" if names.count(name) > 1 else "")
              for r, name in zip(compared, names)}
     holm_p = _holm_by_task(compared, comparisons)
-    fid_rows, task_rows, cost, points = [], [], [], []
+    fid_rows, task_rows, cost, points, glance = [], [], [], [], []
     if b is not None:
         b_cost = cost_rows(b.latency, None, price_of(b, judging.prices))
         b_bytes = b.memory.weights_bytes if b.memory else None
         name = judging.baseline_variant
         cost.append(_cost_row(f"{name} (baseline)", b_cost, b_bytes / b.model.params if b_bytes and b.model.params
                               else None))
+        glance.append(_glance_row(f"{name} (baseline)", b, None, b_cost))
         points.append({"variant": name, "run_id": b.run_id, "retention": 1.0, "retention_lo": 1.0, "retention_hi": 1.0,
                        "kl": None, **_usd(b_cost), "bytes": b_bytes})
     for r in compared:
@@ -189,10 +220,11 @@ def _card(hardware: str, model: str, compared: list[RunRecord], b: RunRecord | N
         fid_rows.append(_fidelity_row(label[r.run_id], r, c))
         task_rows += _task_rows(label[r.run_id], r.run_id, c, holm_p)
         cost.append(_cost_row(label[r.run_id], c.cost, c.weights_bytes_per_param, c.extra_training_usd))
+        glance.append(_glance_row(label[r.run_id], r, c, c.cost))
         points.append(_point(label[r.run_id], r, c.fidelity, c.cost))
     compared_with = sorted({comparisons[r.run_id].baseline_run_id or "none (no baseline record)" for r in compared})
     return Scorecard(hardware, model, compared_with, pd.DataFrame(fid_rows), pd.DataFrame(task_rows),
-                     pd.DataFrame(cost), points, price_sentence(compared + ([b] if b else []), judging.prices))
+                     pd.DataFrame(glance), pd.DataFrame(cost), points, price_sentence(compared + ([b] if b else []), judging.prices))
 
 
 def scorecards(records: list[RunRecord], comparisons: dict[str, ComparisonBlock], judging: Judging) -> list[Scorecard]:
@@ -252,6 +284,18 @@ def _table(df: pd.DataFrame) -> str:
     return (df.to_markdown(index=False) if not df.empty else "_none_") + "\n"
 
 
+GLANCE_NOTE = ("One row per engine x variant: KL and loss retention against the baseline's held-out "
+               "distributions, the point's own held-out bits per byte, speed-up over the baseline's TPOT "
+               "(p paired, r across runs, u unpaired; the interval and what it resamples), weights, peak RSS "
+               "(* includes the paired baseline held alongside), the decode's share of the machine's measured "
+               "memory bandwidth (roofline) and dollars per million generated tokens.")
+
+
+def glance_markdown(card: Scorecard) -> list[str]:
+    """The card's one-row-per-variant table, with its key; nothing when the card has no rows."""
+    return [] if card.glance.empty else [GLANCE_NOTE, "", card.glance.to_markdown(index=False), ""]
+
+
 def scorecard_markdown(cards: list[Scorecard], out: Path | None, baseline_variant: str) -> list[str]:
     """The report's scorecard section, with its plots written into ``out`` (None: tables only)."""
     lines = [f"## Variant scorecards against `{baseline_variant}`", "", HOW_TO_READ, ""]
@@ -261,7 +305,7 @@ def scorecard_markdown(cards: list[Scorecard], out: Path | None, baseline_varian
         slug = "".join(ch if ch.isalnum() else "-" for ch in f"{card.model}-{card.hardware}")
         lines += [f"### {card.model} on {card.hardware}", "",
                   "Compared with: " + ", ".join(f"`{b}`" for b in card.baseline_run_ids) + ".", "",
-                  "Fidelity and loss retention (held-out windows):", "", _table(card.fidelity),
+                  *glance_markdown(card), "Fidelity and loss retention (held-out windows):", "", _table(card.fidelity),
                   "Tasks (paired on items):", "", _table(card.tasks), f"Cost. {card.prices}", "", _table(card.cost)]
         for name, plot in (("retention-cost", retention_cost_plot), ("kl-bytes", kl_bytes_plot)) if out else ():
             png = out / f"scorecard-{name}-{slug}.png"

@@ -1,10 +1,11 @@
 """What to look at first: for each model on each machine, read from its scorecard, the engine x
 variant that decodes cheapest, and the cheapest one whose held-out loss keeps the first gate
 (judge.gates[0], loss retention's whole interval at or above it), each with its fidelity cost and
-the price its dollars assume. The report's first section and the end of `meekbench report`."""
+the price its dollars assume, then the card's one-row-per-variant table (what a reader compares
+engines x variants by). The report's first section and the end of `meekbench report`."""
 from __future__ import annotations
 
-from harness.report.scorecard import Scorecard
+from harness.report.scorecard import Scorecard, glance_markdown
 
 
 def _usd(p: dict) -> str:
@@ -27,8 +28,8 @@ def verdict_lines(cards: list[Scorecard], gate: float) -> list[str]:
         cheapest = min(priced, key=lambda p: p["usd"])
         kept = [p for p in priced if (p.get("retention_lo") or 0) >= gate]
         if cheapest.get("kl") is None:  # the baseline's point carries no KL
-            lines.append(f"- **{card.model}** on {card.hardware}: no engine x variant decodes cheaper than the "
-                         f"reference **{cheapest['variant']}** at {_usd(cheapest)}. {card.prices}")
+            lines += [f"- **{card.model}** on {card.hardware}: no engine x variant decodes cheaper than the "
+                      f"reference **{cheapest['variant']}** at {_usd(cheapest)}. {card.prices}", ""]
             continue
         line = (f"- **{card.model}** on {card.hardware}: cheapest **{cheapest['variant']}** at {_usd(cheapest)} "
                 f"({_fidelity(cheapest)})")
@@ -37,5 +38,5 @@ def verdict_lines(cards: list[Scorecard], gate: float) -> list[str]:
             line += f"; cheapest keeping loss retention >= {gate:g}: **{best['variant']}** at {_usd(best)} ({_fidelity(best)})"
         elif not kept:
             line += f"; none keeps loss retention >= {gate:g} on its whole interval"
-        lines.append(f"{line}. {card.prices}")
+        lines += [f"{line}. {card.prices}", "", *glance_markdown(card)]
     return lines
