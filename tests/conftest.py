@@ -12,6 +12,12 @@ from harness.config import CONF_DIR
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# transformers draws a bar for every weights load; the CLI turns it off (harness/cli.py), and so do the
+# tests that load models in this process, so a failing test's captured output shows what it logged
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+from transformers.utils import logging as _hf_logging  # noqa: E402
+
+_hf_logging.disable_progress_bar()
 
 REDUCED = ["tiny-xs", "tiny-s", "tiny-m"]
 REDUCED_TOKENS = 262_144  # 128 steps of 16 x 128: enough to order three sizes, ~30 s on 2 cores
