@@ -35,6 +35,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from harness.config import CONF_DIR, ConfigValueError, refuse_unknown_keys  # noqa: E402  (registers the schemas)
+from harness.io import BadInputFile  # noqa: E402
 
 
 def _build_tiny(cfg: DictConfig) -> None:
@@ -137,12 +138,29 @@ def _positional_dirs_to_override(argv: list[str]) -> list[str]:
     return rest + ([f"results_dirs=[{','.join(dirs)}]"] if dirs else [])
 
 
+def _refuse_missing_law(cfg: DictConfig) -> None:
+    """A law file named on the command line must exist (a default path that does not is the paper's
+    law, said in the projection); the laws there are listed."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    path = Path(cfg.projector.law.measured_path)
+    named = any(o.split("=")[0].lstrip("+~") == "projector.law.measured_path" for o in HydraConfig.get().overrides.task)
+    if named and not path.is_file():
+        found = sorted(str(p) for p in Path(cfg.results_dir).glob("scaling/*/law.json"))
+        raise FileNotFoundError(f"projector.law.measured_path={path} {'is a folder' if path.is_dir() else 'does not exist'}"
+                                f"; valid: a law.json that `meekbench fit-law` wrote (under {cfg.results_dir}: "
+                                f"{', '.join(found) or 'none'})")
+
+
 def _project(cfg: DictConfig) -> None:
     from rich.console import Console
 
     from harness.projector.systematic import ProjectionRefused
     from harness.projector.project import write_projection
 
+    _refuse_missing_law(cfg)
     try:
         out = write_projection(OmegaConf.to_object(cfg))
     except ProjectionRefused as e:  # nothing written: a refusal is not a projection
@@ -180,8 +198,11 @@ def _checked(task: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]
             sys.exit(2)
         try:
             task(cfg)
-        except (FileNotFoundError, NotADirectoryError, FileExistsError) as e:  # a bad path: one line, no traceback
-            print(f"meekbench: {e}", file=sys.stderr)
+        except (FileNotFoundError, NotADirectoryError, FileExistsError, BadInputFile) as e:  # a bad path or
+            print(f"meekbench: {e}", file=sys.stderr)  # file: one line, no traceback
+            sys.exit(2)
+        except ConfigValueError as e:  # a value only the task could check (a name against what is built)
+            print(f"meekbench: bad config: {e}", file=sys.stderr)
             sys.exit(2)
 
     checked.__name__ = task.__name__

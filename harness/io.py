@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+class BadInputFile(ValueError):
+    """An input file that exists but cannot be read as what it should be (a malformed record, law or
+    grid summary): the CLI prints it as one line and exits 2, writing nothing."""
+
+
 @contextmanager
 def atomic_file(path: str | Path, binary: bool = False) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``,

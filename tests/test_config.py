@@ -216,11 +216,24 @@ def test_point_keys_of_the_shipped_engines_are_those_records_were_written_with()
 @pytest.mark.parametrize("command, override, named", [
     ("report", "results_dirs=[{tmp}/nosuchdir]", "nosuchdir does not exist"),
     ("fit-law", "grid_name=nosuchgrid", "grids built under"),
+    # a malformed input file: named, with why, and nothing written (report wrote an empty report, exit 0;
+    # summary said "no records", exit 0; a malformed law was a traceback)
+    ("report", "results_dirs=[{tmp}/malformed]", "record.json: not readable JSON"),
+    ("summary", "results_dir={tmp}/malformed", "record.json: not readable JSON"),
+    ("project", "projector=measured projector.law.measured_path={tmp}/malformed/runs/x/record.json",
+     "is not a law `meekbench fit-law` wrote"),
+    # a law file named on the command line that is not there (was the paper's law, silently, exit 0)
+    ("project", "projector=measured projector.law.measured_path={tmp}/law.json", "law.json does not exist"),
+    ("build-tiny", "only=[tiny-q]", "names ['tiny-q'], not in the family; valid:"),  # was a traceback
 ])
 def test_a_bad_path_is_one_line_naming_it_and_nothing_is_written(command, override, named, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "harness", command, override.format(tmp=tmp_path),
-                          f"models_dir={tmp_path}/models", f"results_dir={tmp_path}/results"],
+    bad = tmp_path / "malformed" / "runs" / "x"
+    bad.mkdir(parents=True)
+    (bad / "record.json").write_text('{"schema_version": 3, "model": ')
+    out = subprocess.run([sys.executable, "-m", "harness", command, f"models_dir={tmp_path}/models",
+                          f"results_dir={tmp_path}/results", *override.format(tmp=tmp_path).split()],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
     assert out.stderr.strip().splitlines()[-1].startswith("meekbench: ") and named in out.stderr
     assert not (tmp_path / "nosuchdir").exists() and not list(tmp_path.rglob("*.md"))
+    assert not (tmp_path / "models").exists() and not (tmp_path / "malformed" / "report").exists()

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 from omegaconf import MISSING
 
-from harness.config.checks import _at_least, _fraction, _one_of, _positive
+from harness.config.checks import ConfigValueError, _at_least, _fraction, _one_of, _positive
 from harness.config.point import TrainingSettings
 
 
@@ -53,6 +53,10 @@ class TinyBuildConfig(TrainingSettings):
         _at_least("train_tokens", self.train_tokens, 1)
         _at_least("vocab_size", self.vocab_size, 2)
         _at_least("heldout_every", self.heldout_every, 2)
+        known = [m.name for m in self.models]
+        unknown = sorted(set(self.only or ()) - set(known))
+        if unknown:
+            raise ConfigValueError(f"only={list(self.only)} names {unknown}, not in the family; valid: {known}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import LAW_SOURCES, LAW_TRANSFERS, ProjectorConfig
+from harness.io import BadInputFile
 from harness.projector import gap as G
 from harness.projector import systematic as S
 from harness.projector.family import FamilyFit, family_sigmoid, fit_family
@@ -61,13 +62,29 @@ class GridLaw:
     extrapolation_test: dict[str, Any] = field(default_factory=dict)  # fit-law's: the largest budget held out
 
 
+def _read_law(path: Path) -> dict[str, Any]:
+    """law.json as `meekbench fit-law` writes it, or BadInputFile naming the file and what is wrong."""
+    try:
+        fits = json.loads(path.read_text())
+        a3 = fits["approach3"]
+        missing = [k for k in ("E", "G", "exponent") if k not in a3["compute_optimal"]]
+        missing += [k for k, where in (("compute_optimal_draws", a3), ("flops_range", fits)) if k not in where]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise BadInputFile(f"projector.law.measured_path={path} is not a law `meekbench fit-law` wrote "
+                           f"({type(e).__name__}: {e}); valid: <results_dir>/scaling/<grid>/law.json") from None
+    if missing:
+        raise BadInputFile(f"projector.law.measured_path={path} lacks {missing}; valid: a law.json written by "
+                           "`meekbench fit-law` (rerun it)")
+    return fits
+
+
 def load_grid_law(p: ProjectorConfig) -> GridLaw:
     """The law at ``projector.law.measured_path`` under ``projector.law.transfer``; FitError when absent."""
     path = Path(p.law.measured_path)
     if not path.exists():
         raise FitError(f"no measured compute-optimal law at {path}: run `meekbench build-grid` then "
                        "`meekbench fit-law`")
-    fits = json.loads(path.read_text())
+    fits = _read_law(path)
     co = fits["approach3"]["compute_optimal"]
 
     def carried(e: float, g: float, exponent: float) -> ComputeLaw:

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 
 from harness.results.comparison import (ComparisonBlock, Judging, baseline_of, baselines,  # noqa: E402
                                         compare_records, ratio, speed_ratio)
-from harness.results.store import load_records  # noqa: E402
+from harness.results.store import load_records, load_serving_records, require_valid  # noqa: E402
 from harness.results.schema import RunRecord, is_baseline, variant_label  # noqa: E402
 from harness.report.depth import TITLE as DEPTH_TITLE, depth_plot, depth_table  # noqa: E402
 from harness.report.hardware import TITLE as CROSS_HARDWARE_TITLE, cross_hardware  # noqa: E402
@@ -188,10 +188,11 @@ def write_report(dirs: list[str | Path], out_dir: str | Path, judging: Judging =
         if not d.is_dir():
             raise FileNotFoundError(f"results_dirs: {d} {'is a file' if d.exists() else 'does not exist'}; valid: a "
                                     "folder `meekbench run` wrote records into (it holds runs/ or serving/)")
+    g = load_records(dirs)
+    require_valid(dirs, g, 0 if g.records else len(load_serving_records(dirs)[0]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     baseline_variant = judging.baseline_variant
-    g = load_records(dirs)
     comparisons = compare_records(g.records, judging)
     df = flat_table(g.records)
     if not df.empty:

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from harness.config import SummaryConfig
 from harness.results.comparison import baseline_of, headline_runs, baselines, ratio, speed_ratio, task_names
-from harness.results.store import load_records, load_serving_records
+from harness.results.store import load_records, load_serving_records, require_valid
 from harness.results.schema import REFERENCE_ENGINE, Quality, RunRecord, engine_name
 
 COLUMNS = ("model", "variant", "engine", "hardware", "status", "non-emb N", "loss nats", "Δloss", "bits/B",
@@ -95,6 +95,7 @@ def print_summary(cfg: SummaryConfig) -> None:
         console.print(f"[yellow]skipped[/] {item.path}: {item.reason}")
     if not loaded.records:
         serving, _ = load_serving_records([cfg.results_dir])
+        require_valid([cfg.results_dir], loaded, len(serving))
         console.print(f"no single-point records under {cfg.results_dir}/runs; " + (
             f"{len(serving)} serving records under {cfg.results_dir}/serving: their curves are in "
             f"`meekbench report {cfg.results_dir}`" if serving else "run `meekbench run` first"))

@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from harness.config.engines import engine_schemas, not_identity_keys, serving_only_keys
-from harness.io import atomic_file, write_atomic
+from harness.io import BadInputFile, atomic_file, write_atomic
 from harness.results.schema import (SCHEMA_VERSION, SERVING_SCHEMA_VERSION, Probes, RunRecord, ServingRecord,
                                     upgrade_v1, upgrade_v2)
 
@@ -311,6 +311,18 @@ def load_records(dirs: list[str | Path]) -> Loaded:
             seen.add(item.run_id)
             loaded.records.append(item)
     return loaded
+
+
+def require_valid(dirs: list[str | Path], loaded: Loaded, serving_records: int) -> None:
+    """Folders whose every record file is malformed are bad input, said before anything is written
+    (BadInputFile: one line naming the first file and why); some valid records with a bad file among
+    them are reported on, the bad file listed."""
+    if loaded.skipped and not loaded.records and not serving_records:
+        first = loaded.skipped[0]
+        why = first.reason if str(first.path) in first.reason else f"{first.path}: {first.reason}"
+        raise BadInputFile(f"{', '.join(map(str, dirs))}: no valid record, {len(loaded.skipped)} file(s) skipped; "
+                           f"first {why}; valid: records `meekbench run` wrote "
+                           "(docs/records.md)")
 
 
 def serving_dir(results_dir: str | Path, run_id: str) -> Path:
