@@ -40,11 +40,11 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # Default: AWS EC2 m7i.large (2 vCPU) on-demand list price, us-east-1, 2025: $0.1008/h. Set yours.
 PRICE=${PRICE_PER_HOUR_USD:-0.1008}
 PRICE_SOURCE=${PRICE_SOURCE:-"AWS EC2 m7i.large (2 vCPU) on-demand list price in us-east-1 (2025)"}
-QUALITY_BYTES=${QUALITY_BYTES:-20000}
+QUALITY_BYTES=${QUALITY_BYTES:-10000}
 SWEEP=(results_dir="$RESULTS" hardware.price_per_hour_usd="$PRICE" "hardware.price_source='$PRICE_SOURCE'"
        quality.max_bytes="$QUALITY_BYTES")  # every sweep's settings
-# The real model's points: 3 rounds of 3 requests of 16 new tokens per arm, no ci tasks.
-REAL=(eval=none bench.repeats=3 bench.min_iterations=3 bench.new_tokens=16 bench.bare_loop=false)
+# The real model's points: 2 rounds of 3 requests of 16 new tokens per arm, no ci tasks.
+REAL=(eval=none bench.repeats=2 bench.min_iterations=3 bench.new_tokens=16 bench.bare_loop=false)
 step() { echo; echo "== demo $1: $2"; printf '%s\t%s\t%s\n' "$1" "$2" "$(date +%s.%N)" >> "$STEPS"; }
 
 step 1/9 "the tiny family without tiny-l (built once into models/tiny/, reused when up to date)"

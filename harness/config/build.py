@@ -163,6 +163,9 @@ class GridConfig(TrainingSettings):
     extra_packages: List[str] = field(default_factory=lambda: ["numpy", "scipy"])  # docstrings added to train text
     extra_max_chars: Optional[int] = 4_000_000
     extra_heldout_every: int = 20  # 1 in N extra documents held out by hash (the family's rule), for the in-distribution loss
+    # the in-distribution text's first N UTF-8 bytes (the family's held-out split comes first); None: all of it
+    # (421k chars with numpy and scipy: scoring it is most of a small run's time)
+    in_distribution_max_bytes: Optional[int] = None
     checkpoint_every: int = 100  # steps between resume points
     threads: Optional[int] = None
     only_budgets: Optional[List[int]] = None  # indices into budgets (None: all)

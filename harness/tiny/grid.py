@@ -122,7 +122,8 @@ def _family_text(cfg: GridConfig, family_dir: Path) -> GridText:
     description = "the tiny family's training split" + (
         f" + {described}, 1 in {cfg.extra_heldout_every} of those held out" if described else "")
     digest = hashlib.sha256("\x00".join(docs).encode("utf-8")).hexdigest()
-    mixture = DOC_SEPARATOR.join([heldout_text, *dict.fromkeys(extra_heldout)]) if extra_heldout else None
+    mixture = truncate_utf8(DOC_SEPARATOR.join([heldout_text, *dict.fromkeys(extra_heldout)]),
+                            cfg.in_distribution_max_bytes) if extra_heldout else None
     return GridText(docs, heldout_text, description, digest, mixture)
 
 
@@ -249,7 +250,8 @@ def _recipe_hash(cfg: GridConfig, spec: TinyModelSpec, recipe: TrainRecipe, text
     blob = {"spec": asdict(spec), "recipe": asdict(recipe), "text": text_sha, "format": FORMAT_VERSION,
             "eval": [cfg.seq_len, cfg.eval_batch_size], "init_seed": recipe.seed}
     # what the CPU grids never set joins the hash only when set, so their cached runs stay valid
-    blob |= {k: v for k, v in (("tokenizer", tokenizer), ("precision", cfg.precision)) if v not in (None, "fp32")}
+    blob |= {k: v for k, v in (("tokenizer", tokenizer), ("precision", cfg.precision),
+                               ("in_distribution_max_bytes", cfg.in_distribution_max_bytes)) if v not in (None, "fp32")}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
@@ -349,6 +351,7 @@ def build_grid(cfg: GridConfig) -> list[GridRun]:
                           "that split + the extra packages' held-out documents (the training mixture)"
                           if cfg.text is None else
                "held out from the grid's own data set (the training distribution)",
+               "in_distribution_max_bytes": cfg.in_distribution_max_bytes,
                "built_in_s": round(time.perf_counter() - t_all, 1), "runs": [asdict(r) for r in runs]}
     write_atomic(out / "grid.json", json.dumps(summary, indent=1))
     log.info("grid %s: %d runs in %.1f s -> %s", cfg.name, len(runs), summary["built_in_s"], out / "grid.json")
