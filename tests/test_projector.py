@@ -92,6 +92,21 @@ def test_chinchilla_fit_recovers_parameters():
     assert lo <= 0.34 <= hi
 
 
+def test_a_law_fitted_on_every_core_is_the_law_fitted_in_one_process(monkeypatch):
+    """harness/projector/pool.py splits the starts and the bootstrap refits over processes: the fit, its
+    convergence and every refit are the same numbers as in one process."""
+    rng = np.random.default_rng(3)
+    n = np.repeat(np.logspace(6, 10, 5), 4)
+    d = np.tile(np.logspace(8, 12, 4), 5)
+    loss = CHINCHILLA.loss(n, d) * np.exp(rng.normal(0, 0.01, n.size))
+    fits = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("MEEKBENCH_FIT_WORKERS", workers)
+        law, fit = fit_chinchilla(n, d, loss, resamples=6)
+        fits[workers] = (law, fit.objective, fit.converged, fit.bootstrap, fit.bootstrap_converged)
+    assert fits["1"] == fits["2"] and len(fits["2"][3]) == 6
+
+
 def test_the_law_fit_searches_hoffmanns_whole_start_grid():
     """Issue 26 item 9: the fit started only from a 108-point grid with log A, log B <= 10 and
     exponents <= 0.4, narrower than Hoffmann et al.'s 4500 starts (log A, log B to 25, exponents to
@@ -780,6 +795,13 @@ def test_a_measured_law_is_reported_in_its_own_regime_and_its_transfer_carries_a
     assert res["peak_gap_nats"] == pytest.approx(paper["peak_gap_nats"], rel=1e-9)
     assert res["t_star_years"] == pytest.approx(paper["t_star_years"] * 0.155 / 0.12, rel=1e-9)
     assert any(line.startswith("- The measured law in its own regime: exponent 0.1200") for line in lines)
+    # the data mixture (issue 42 item 5): the same runs scored on their own mixture's held-out text give
+    # another exponent; their log ratio joins the extrapolation term in quadrature, and the headline says so
+    fits["approach3_in_distribution"] = {"compute_optimal": {"exponent": 0.18}}
+    (tmp_path / "law.json").write_text(json.dumps(fits))
+    mixed = project(p, [])["inputs"]["law.transfer_systematic"]
+    assert mixed["value"] == pytest.approx(np.hypot(sigma, np.log(0.18 / 0.12)))
+    assert "data mixture's 0.405 in quadrature" in mixed["note"]
     p.law.transfer_systematic = 0.0
     noise_only = project(p, [])
     width = {k: r["uncertainty"]["t_star_years"]["high"] - r["uncertainty"]["t_star_years"]["low"]

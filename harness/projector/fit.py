@@ -12,12 +12,14 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit, minimize
 from scipy.special import huber
 
 from harness.projector.laws import Chinchilla, PowerLaw
+from harness.projector.pool import pmap, workers
 
 
 class FitError(ValueError):
@@ -120,8 +122,22 @@ def _minimise(objective, inits, extra_args) -> tuple[np.ndarray, float, bool]:
     return best_x, best_f, best_ok
 
 
+def _chunks(items: list, n: int) -> list[list]:
+    """``items`` in ``n`` contiguous runs (in order: the best start of the first run wins a tie, as in one pass)."""
+    size = -(-len(items) // max(n, 1))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _best_of(results: list[tuple[np.ndarray, float, bool]]) -> tuple[np.ndarray, float, bool]:
+    """The lowest objective of several ``_minimise`` results, the first on a tie (as ``_minimise`` picks)."""
+    best = min(results, key=lambda r: r[1])
+    if not np.isfinite(best[1]):
+        raise FitError("no initialisation gave a finite objective")
+    return best
+
+
 def _bootstrap(units: np.ndarray, resamples: int, seed: int, n_params: int, refit,
-               clustered: bool = False) -> tuple[list[dict[str, float]], int, int]:
+               clustered: bool = False, mapper=None) -> tuple[list[dict[str, float]], int, int]:
     """Refits on resamples; kept: those with more distinct design units than parameters whose
     optimiser converged. Returns (kept params, attempted, converged). Rows are resampled (seed
     replicates are independent observations of their design point), or with ``clustered`` whole
@@ -133,22 +149,27 @@ def _bootstrap(units: np.ndarray, resamples: int, seed: int, n_params: int, refi
         return [], 0, 0
     rows = [np.flatnonzero(units == u) for u in range(n_units)] if clustered else []
     rng = np.random.default_rng(seed)
-    out, converged = [], 0
+    drawn = []
     for _ in range(resamples):
         if clustered:
             idx = np.concatenate([rows[u] for u in rng.integers(0, n_units, n_units)])
         else:
             idx = rng.integers(0, units.size, units.size)
-        if len(np.unique(units[idx])) <= n_params:  # as many units as parameters: an exact fit, not an estimate
-            continue
-        try:
-            params, ok = refit(idx)
-        except FitError:
-            continue
-        if ok:
-            converged += 1
-            out.append(params)
-    return out, resamples, converged
+        if len(np.unique(units[idx])) > n_params:  # as many units as parameters: an exact fit, not an estimate
+            drawn.append(idx)
+    out = [params for params, ok in (mapper or _serial)(refit, drawn) if ok]  # a refit that raised: (None, False)
+    return out, resamples, len(out)
+
+
+def _serial(refit, drawn: list) -> list:
+    return [_caught(refit, idx) for idx in drawn]
+
+
+def _caught(refit, idx) -> tuple:
+    try:
+        return refit(idx)
+    except FitError:
+        return None, False
 
 
 def _refused(n: int, n_params: int) -> str:
@@ -219,6 +240,24 @@ def _chin_params(theta) -> dict[str, float]:
     return asdict(Chinchilla.from_coordinates(theta))
 
 
+def _chin_from(starts: list, args: tuple) -> tuple[np.ndarray, float, bool]:
+    """``_minimise`` of the Chinchilla objective from ``starts`` (module level: a pool's processes run it)."""
+    try:
+        return _minimise(_chin_obj, starts, args)
+    except FitError:
+        return np.zeros(5), np.inf, False
+
+
+def _chin_refit(idx: np.ndarray, starts: list, args: tuple) -> tuple[dict[str, float] | None, bool]:
+    """One bootstrap refit on the rows ``idx`` (None, False when no start gave a finite objective)."""
+    logn, logd, logy, delta = args
+    try:
+        t, _, converged = _minimise(_chin_obj, starts, (logn[idx], logd[idx], logy[idx], delta))
+    except FitError:
+        return None, False
+    return _chin_params(t), converged
+
+
 def _chin_values(thetas: np.ndarray, logn, logd, logy, delta) -> np.ndarray:
     """The Huber objective at many starts at once (no gradient): the screen of the wide grid."""
     e, log_a, log_b, a, b = (thetas[:, [i]] for i in range(5))
@@ -258,14 +297,10 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3, resamples: int = 100, seed: 
     warning = _enough(distinct, 5, "the Chinchilla law L(N, D)", force)
     args = (np.log(n), np.log(d), np.log(y))
     grid = starts or [*DEFAULT_STARTS, *_screened((*args, delta))]
-    theta, f, ok = _minimise(_chin_obj, grid, (*args, delta))
-
-    def refit(idx):
-        t, _, converged = _minimise(_chin_obj, [theta, *(DEFAULT_STARTS[::9] if refit_starts is None else refit_starts)],
-                                    (args[0][idx], args[1][idx], args[2][idx], delta))
-        return _chin_params(t), converged
-
-    boot, attempted, converged = _bootstrap(units, resamples, seed, 5, refit)
+    theta, f, ok = _best_of(pmap(partial(_chin_from, args=(*args, delta)), _chunks(list(grid), workers())))
+    refit = partial(_chin_refit, starts=[theta, *(DEFAULT_STARTS[::9] if refit_starts is None else refit_starts)],
+                    args=(*args, delta))
+    boot, attempted, converged = _bootstrap(units, resamples, seed, 5, refit, mapper=pmap)
     result = FitResult(_chin_params(theta), int(n.size), f, boot, ok, 5, distinct, warning, attempted, converged,
                        _refused(distinct, 5),
                        f"{len(grid)} given starts" if starts else

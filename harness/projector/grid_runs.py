@@ -107,7 +107,8 @@ def confounds(meta: dict) -> list[str]:
         return []
     out = [f"data mixture: the grid trains on {meta['text']} and is scored on "
            f"{meta.get('heldout', 'its held-out text')}, while the family and its variants train on the family's "
-           "own text: a variant's optimal_compute_gain reads the family's losses on a law of another mixture"]
+           "own text: a variant's optimal_compute_gain reads the family's losses on a law of another mixture (a "
+           "projection carries it in its systematic term where the law also has its in-distribution fit)"]
     batches = sorted({round(r["tokens"] / r["steps"]) for r in runs})
     if len(batches) == 1:
         out.append(f"batch: a fixed {batches[0]:,} tokens per step at every budget (compute-optimal batches grow "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class GridLaw:
     fit_summary: dict[str, Any] = field(default_factory=dict)  # approach 3's dof, convergence, bootstrap counts
     fitted_params: dict[str, float] = field(default_factory=dict)  # approach 3's L(N, D) itself (E, A, B, a, b)
     extrapolation_test: dict[str, Any] = field(default_factory=dict)  # fit-law's: the largest budget held out
+    mixture_exponent: float | None = None  # approach 3's compute exponent on the in-distribution loss, if fitted
 
 
 def _read_law(path: Path) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def load_grid_law(p: ProjectorConfig) -> GridLaw:
                    fits["flops_range"], str(path), p.law.transfer, PowerLaw(co["E"], co["G"], co["exponent"]),
                    [PowerLaw(d["E"], d["G"], d["exponent"]) for d in draws],
                    allocations if len(allocations) == len(draws) else [], fits.get("regime") or regime(fits),
-                   a3.get("fit", {}), a3.get("params", {}), fits.get("extrapolation_test") or {})
+                   a3.get("fit", {}), a3.get("params", {}), fits.get("extrapolation_test") or {},
+                   ((fits.get("approach3_in_distribution") or {}).get("compute_optimal") or {}).get("exponent"))
 
 
 @dataclass
@@ -243,6 +246,9 @@ def _add_systematic(grid_law: GridLaw, p: ProjectorConfig, prov: dict[str, Any],
     if not grid_law.draws:  # no bootstrap refits to scale (fit-law resamples=0)
         return
     sigma, note = S.sigma(p, grid_law.law.alpha, tuple(grid_law.flops_range), c0, growth, widen)
+    if p.law.transfer_systematic is None:  # a stated term replaces the measured ones
+        m, m_note = S.mixture(grid_law.native.a, grid_law.mixture_exponent)
+        sigma, note = math.hypot(sigma, m), note + m_note
     refits = grid_law.draws
     grid_law.draws, picks, held = S.drawn(refits, p.monte_carlo, max(grid_law.flops_range), sigma, p.seed)
     if grid_law.allocation_draws:

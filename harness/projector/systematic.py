@@ -71,6 +71,19 @@ def sigma(p: ProjectorConfig, alpha: float, flops_range: tuple[float, float], c0
     return value * widen, note
 
 
+def mixture(alpha: float, mixture_alpha: float | None) -> tuple[float, str]:
+    """The data-mixture confound as a term on the log exponent (issue 42 item 5): a CPU grid trains
+    mostly on other text than the family it is scored on, and the same runs scored on text held out
+    from their own training mixture give another exponent. Their log ratio is how far the choice of
+    held-out text alone moves the exponent; it joins the extrapolation term in quadrature. (0, "")
+    when the law has no in-distribution fit."""
+    if not mixture_alpha or mixture_alpha <= 0 or alpha <= 0:
+        return 0.0, ""
+    m = abs(math.log(mixture_alpha / alpha))
+    return m, (f"; with the data mixture's {m:.3g} in quadrature (|ln| of the grid's exponent on text held out "
+               f"from its own training mixture, {mixture_alpha:.4g}, over {alpha:.4g} on the family's split)")
+
+
 def held_note(held: int, n: int) -> str:
     return (f"; {held} of {n} drawn exponents held at {MIN_DRAWN_EXPONENT:g} or {MAX_DRAWN_EXPONENT:g} (an exponent "
             "above 1 needs both of the law's N and D exponents above 2)")
