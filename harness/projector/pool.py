@@ -1,12 +1,13 @@
 """Independent optimiser runs on every core. A law's fit from ~170 starts and each bootstrap refit
 are independent L-BFGS-B runs, single-threaded in scipy, so one process per core divides their wall
-time (fit-law on the demo's reduced grid: 42 s on one core of two). The results are the same as in
-one process: each run is the same computation, and they come back in order.
+time. The results are the same as in one process: each run is the same computation, and they come
+back in order (tests/test_projector.py checks it).
 
 Workers are forked (Linux): they inherit the imported modules, so a pool starts in milliseconds, and
 they run only numpy and scipy, never torch's OpenMP pool, which does not survive a fork. Each run keeps
 BLAS to one thread: on vectors this small OpenBLAS's threads only contend (one process with BLAS's 2
-threads: 40 s of wall and 75 s of CPU; with 1 thread 35 s; two 1-thread processes 20 s, the same law).
+threads: 40 s of wall and 75 s of CPU; with 1 thread 35 s; two 1-thread processes 21 s, the same law:
+fit-law on the demo's reduced grid, 2-core AMD EPYC, 2026-12-07).
 MEEKBENCH_FIT_WORKERS=1 keeps everything in this process."""
 from __future__ import annotations
 
