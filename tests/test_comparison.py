@@ -195,7 +195,7 @@ def test_cost_carries_the_intervals_of_what_it_is_derived_from(run_cfg):
     assert row["bits/byte"] == f"{paired.quality.bits_per_byte:.4f}"
     assert row["speed-up"] == rows.loc["bf16", "speed-up"] + " (within one run)"
     assert row["$/M tok [95%]"] == rows.loc["bf16", "$/M tok"]
-    assert row["weights MiB"] == f"{paired.memory.weights_bytes / 2**20:.0f}"
+    assert row["weights MiB"] == f"{paired.memory.weights_bytes / 2**20:.3g}"
     assert row["peak RSS MiB"].endswith("*") and not glance.loc["torch-dynamic-int8", "peak RSS MiB"].endswith("*")
     assert row["roofline"] == f"{paired.roofline.fraction_of_bandwidth:.2f}"
     assert glance.loc["fp32 (baseline)", "KL nats [95%]"] == "-"

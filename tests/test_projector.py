@@ -881,3 +881,16 @@ def test_a_drawn_exponent_far_out_in_the_systematic_tail_is_held_rather_than_ove
     assert 0 < held < 0.1 * 2000 and f"held at {MAX_DRAWN_EXPONENT:g}" in note
     band = res["uncertainty"]["t_star_years"]
     assert band["not_reached"] == 0 and band["low"] < res["t_star_years"] < band["high"]
+
+
+def test_an_inference_gap_outside_its_band_says_so():
+    """The demo's forced law: 0.0842 nats at year 10 with a band of 0 to 1.6e-05, printed without a word."""
+    from harness.projector.markdown import _inference_line
+
+    res = {"t": [0.0, 10.0], "inference": {
+        "loss_gap": [0.0, 0.0842], "loss_gap_band": {"low": [0.0, 0.0], "high": [0.0, 1.6e-5]},
+        "effective_params_per_usd": {"value": 8.7e13, "source": "measured", "note": "smollm2"},
+        "price_per_token_usd": 1e-6, "meek_params": [1.0, 3e17]}}
+    assert "the point value lies outside its band" in _inference_line(res)
+    res["inference"]["loss_gap"][-1] = 1e-6
+    assert "outside its band" not in _inference_line(res)

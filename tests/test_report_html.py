@@ -80,6 +80,10 @@ def test_page_is_self_contained_and_every_point_says_what_it_is(report_dir):
         assert title in page, title
     assert 'class="dataframe sortable"' in page
     assert "report.html" in (report_dir / "report" / "report.md").read_text()
+    # the first screen says what to look at (as report.md and the terminal do): each model's verdict over its
+    # one row per engine x variant, before the tables of every point
+    verdict = page[page.index("<h2>What to look at first</h2>"):page.index("<h2>Points by status</h2>")]
+    assert "<b>tiny-s</b> on machine-a" in verdict and "engine · variant" in verdict and "bnb-int8" in verdict
 
 
 def test_law_json_carries_the_runs_it_fitted(report_dir):

@@ -24,5 +24,15 @@ def test_the_verdict_names_the_cheapest_and_the_cheapest_that_keeps_the_loss():
     assert "keeping loss retention >= 0.99: **gguf-q8_0 · llamacpp** at $0.3" in line
     assert line.endswith("an assumption, not a measurement.")
     line, *_ = verdict_lines([_card([ref, dict(int4, usd=0.9)])], 0.99)
-    assert "no engine x variant decodes cheaper than the reference **fp32**" in line
+    assert "no engine x variant decodes measurably cheaper than the reference **fp32**" in line
+    # the lowest point value, inside the reference's interval, is not called cheaper (the demo's distil-kd:
+    # the same architecture as tiny-xs fp32, $0.0208 against $0.0208)
+    line, *_ = verdict_lines([_card([ref, dict(int4, usd=0.56, usd_lo=0.54, usd_hi=0.58)])], 0.99)
+    assert "no engine x variant decodes measurably cheaper" in line and "the lowest, **ort-int4" in line
+    # paired, the speed-up's interval decides (the demo's distil-kd: $0.0208 [0.0205, 0.0209] against fp32's
+    # [0.0211, 0.0218] unpaired, but 1.00x [1.00, 1.01] paired: the same architecture, not cheaper)
+    line, *_ = verdict_lines([_card([ref, dict(int4, usd=0.5, usd_lo=0.49, usd_hi=0.51, speedup_lo=0.998)])], 0.99)
+    assert "no engine x variant decodes measurably cheaper" in line
+    line, *_ = verdict_lines([_card([ref, dict(int4, speedup_lo=1.02)])], 0.99)
+    assert "cheapest **ort-int4 · onnxruntime**" in line
     assert verdict_lines([_card([ref])], 0.99) == []  # nothing to compare

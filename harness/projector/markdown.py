@@ -66,6 +66,11 @@ def _inference_line(result: dict[str, Any]) -> str:
     band = inf.get("loss_gap_band")
     spread = f" (90% band {band['low'][-1]:.3g} to {band['high'][-1]:.3g})" \
         if band and band["high"][-1] - band["low"][-1] > 1e-12 else ""
+    if spread and not band["low"][-1] <= inf["loss_gap"][-1] <= band["high"][-1]:
+        # the gap is not monotone in the law's exponent (a flat law and a steep one both close it), so the
+        # draws of a very wide band can all lie on one side of the point value's
+        spread += (" - the point value lies outside its band: the gap is largest at middling exponents and the "
+                   "draws, spread far by the systematic term, mostly lie beyond them; read the band")
     rate = inf["effective_params_per_usd"]
     return (f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
             f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "

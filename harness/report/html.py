@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from harness.report.serving import level_table
 from harness.results.comparison import Judging
 from harness.results.serving import Curve
 from harness.results.schema import RunRecord, engine_name
-from harness.report.scorecard import HOW_TO_READ, Scorecard
+from harness.report.scorecard import GLANCE_NOTE, HOW_TO_READ, Scorecard
+from harness.report.verdict import verdict_lines
 
 SORT_JS = """
 document.querySelectorAll("table.sortable th").forEach(function (th) {
@@ -189,6 +191,7 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
                  f"{len(records)} records. Hover a point for what it is and its intervals; click a table "
                  "header to sort.</p>")
     ok = [r for r in records if r.status == "ok"]
+    _verdict_section(page, cards, judging.gates[0])
     if not df.empty:
         page.text("<h2>Points by status</h2>")
         page.text(_table(df.groupby(["hardware.label", "status"]).size().unstack(fill_value=0), index=True))
@@ -212,6 +215,19 @@ def write_html(path: Path, dirs: list[str | Path], records: list[RunRecord], df:
                  + "\n".join(page.body) + f"<script>{SORT_JS}</script></body></html>")
     path.write_text(html_page)
     return path
+
+
+def _verdict_section(page: "_Page", cards: list[Scorecard], gate: float) -> None:
+    """What to look at first, as report.md and the terminal say it, each model's sentence above its
+    one-row-per-variant table: the page's first screen."""
+    items = []
+    for card in cards:
+        said = [line[2:] for line in verdict_lines([card], gate) if line.startswith("- ")]
+        if said:
+            sentence = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(said[0]))
+            items.append(f"<p>{sentence}</p>" + ("" if card.glance.empty else _table(card.glance)))
+    if items:
+        page.text("<h2>What to look at first</h2>" + "".join(items) + f"<p class=note>{html.escape(GLANCE_NOTE)}</p>")
 
 
 def _energy_line(group: list[RunRecord]) -> str:

@@ -129,7 +129,7 @@ def _usd(rows: list[CostBlock]) -> dict:
 
 
 def _mib(n: int | None) -> str:
-    return "-" if not n else f"{n / 2**20:.0f}"
+    return "-" if not n else f"{n / 2**20:.3g}"
 
 
 def _glance_row(variant: str, r: RunRecord, c: ComparisonBlock | None, cost: list[CostBlock]) -> dict[str, Any]:
@@ -194,7 +194,9 @@ def _point(variant: str, r: RunRecord, f: Any, cost: Any) -> dict[str, Any]:
             "retention": f.loss_retention if f else None, "retention_lo": f.loss_retention_ci_low if f else None,
             "retention_hi": f.loss_retention_ci_high if f else None,
             "kl": f.kl_mean_nats if f else None, "kl_lo": f.kl_ci_low if f else None,
-            "kl_hi": f.kl_ci_high if f else None, **_usd(cost), "bytes": r.memory.weights_bytes if r.memory else None}
+            "kl_hi": f.kl_ci_high if f else None, **_usd(cost), "bytes": r.memory.weights_bytes if r.memory else None,
+            # the paired speed-up's low end (baseline / variant TPOT): what says a variant is measurably cheaper
+            "speedup_lo": 1 / cost[0].tpot_ratio_ci_high if cost and cost[0].tpot_ratio_ci_high else None}
 
 
 def _card(hardware: str, model: str, compared: list[RunRecord], b: RunRecord | None,

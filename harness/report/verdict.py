@@ -19,6 +19,15 @@ def _fidelity(p: dict) -> str:
     return f"KL {p['kl']:.3g} nats per token, loss retention {p['retention']:.4f}"
 
 
+def _overlap(a: dict, b: dict) -> bool:
+    """Whether ``a`` is not measurably cheaper than the reference ``b``: its paired speed-up's interval
+    reaches 1 (the comparison free of drift between points), or, unpaired, the two dollar intervals
+    overlap (no interval: the point values are compared)."""
+    if a.get("speedup_lo") is not None:
+        return a["speedup_lo"] <= 1
+    return (a.get("usd_hi") or a["usd"]) >= (b.get("usd_lo") or b["usd"])
+
+
 def verdict_lines(cards: list[Scorecard], gate: float) -> list[str]:
     lines = []
     for card in cards:
@@ -27,9 +36,14 @@ def verdict_lines(cards: list[Scorecard], gate: float) -> list[str]:
             continue
         cheapest = min(priced, key=lambda p: p["usd"])
         kept = [p for p in priced if (p.get("retention_lo") or 0) >= gate]
-        if cheapest.get("kl") is None:  # the baseline's point carries no KL
-            lines += [f"- **{card.model}** on {card.hardware}: no engine x variant decodes cheaper than the "
-                      f"reference **{cheapest['variant']}** at {_usd(cheapest)}. {card.prices}", ""]
+        reference = next((p for p in priced if p.get("kl") is None), None)  # the baseline's point carries no KL
+        if reference is not None and (cheapest is reference or _overlap(cheapest, reference)):
+            lines += [f"- **{card.model}** on {card.hardware}: no engine x variant decodes measurably cheaper than "
+                      f"the reference **{reference['variant']}** at {_usd(reference)}"
+                      + ("" if cheapest is reference else f" (the lowest, **{cheapest['variant']}** at {_usd(cheapest)}, "
+                         + ("its paired speed-up's interval reaching 1x)" if cheapest.get("speedup_lo") is not None
+                            else "its interval overlapping the reference's)"))
+                      + f". {card.prices}", "", *glance_markdown(card)]
             continue
         line = (f"- **{card.model}** on {card.hardware}: cheapest **{cheapest['variant']}** at {_usd(cheapest)} "
                 f"({_fidelity(cheapest)})")
