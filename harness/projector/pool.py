@@ -3,7 +3,8 @@ are independent L-BFGS-B runs, single-threaded in scipy, so one process per core
 time. The results are the same as in one process: each run is the same computation, and they come
 back in order (tests/test_projector.py checks it).
 
-Workers are forked (Linux): they inherit the imported modules, so a pool starts in milliseconds, and
+Workers are forked (Linux): they inherit the imported modules, so a pool starts in milliseconds (one
+per call, closed when it returns), and
 they run only numpy and scipy, never torch's OpenMP pool, which does not survive a fork. Each run keeps
 BLAS to one thread: on vectors this small OpenBLAS's threads only contend (one process with BLAS's 2
 threads: 40 s of wall and 75 s of CPU; with 1 thread 35 s; two 1-thread processes 21 s, the same law:
@@ -18,8 +19,6 @@ from typing import Callable, Sequence
 
 from threadpoolctl import threadpool_limits
 
-_POOL: ProcessPoolExecutor | None = None
-
 
 def workers() -> int:
     asked = os.environ.get("MEEKBENCH_FIT_WORKERS")
@@ -33,14 +32,14 @@ def workers() -> int:
 def pmap(fn: Callable, items: Sequence) -> list:
     """``[fn(x) for x in items]``, over the pool's processes when there are several; ``fn`` must be a
     module-level function (or a functools.partial of one) and ``items`` picklable."""
-    global _POOL
-    n = workers()
-    if n <= 1 or len(items) <= 1:
+    n = min(workers(), len(items))
+    if n <= 1:
         with threadpool_limits(1):
             return [fn(x) for x in items]
-    if _POOL is None:
-        _POOL = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_one_blas_thread)
-    return list(_POOL.map(fn, items))
+    # a pool per call, gone when it returns: no process of it outlives the fit (a point's job stop, a test
+    # that counts children, a signal, see none of it)
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_one_blas_thread) as pool:
+        return list(pool.map(fn, items))
 
 
 def _one_blas_thread() -> None:
