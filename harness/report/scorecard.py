@@ -105,17 +105,25 @@ def _bits_per_byte_of_nats(r: RunRecord) -> float | None:
     return q.heldout_tokens / q.heldout_bytes / math.log(2)
 
 
+def _speed(head: CostBlock | None) -> str:
+    """The speed-up at the first measured shape as tables print it, or '-' where none was measured."""
+    if not head or not head.tpot_ratio:
+        return "-"
+    return SpeedRatio(head.tpot_ratio, head.tpot_ratio_kind, head.tpot_ratio_ci_low, head.tpot_ratio_ci_high).label
+
+
+def _dollars(head: CostBlock | None) -> str:
+    return _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
+                     head.usd_per_million_tokens_ci_high, _g4) if head else "-"
+
+
 def _cost_row(variant: str, rows: list[CostBlock], weights_per_param, extra_usd=None) -> dict:
     head = rows[0] if rows else None
-    speed = "-"
-    if head and head.tpot_ratio:
-        speed = SpeedRatio(head.tpot_ratio, head.tpot_ratio_kind, head.tpot_ratio_ci_low, head.tpot_ratio_ci_high).label
     return {"variant": variant,
             **{f"tok/s b={c.batch_size}": _interval(c.output_tokens_per_s, c.output_tokens_per_s_ci_low,
                                                     c.output_tokens_per_s_ci_high, _g4) for c in rows},
-            "speed-up": speed, "intervals": head.intervals if head else "-",
-            "$/M tok": _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
-                                 head.usd_per_million_tokens_ci_high, _g4) if head else "-",
+            "speed-up": _speed(head), "intervals": head.intervals if head else "-",
+            "$/M tok": _dollars(head),
             "J/M tok": _short(head.j_per_million_tokens if head else None, ".4g"),
             "weights B/param": _short(weights_per_param, ".3g"), "extra training $": _short(extra_usd, ".3g")}
 
@@ -138,9 +146,7 @@ def _glance_row(variant: str, r: RunRecord, c: ComparisonBlock | None, cost: lis
     dollars. Peak RSS marked * holds the paired baseline alongside (bench.paired_baseline)."""
     f = c.fidelity if c else None
     head = cost[0] if cost else None
-    speed = ("1 (reference)" if c is None else
-             SpeedRatio(head.tpot_ratio, head.tpot_ratio_kind, head.tpot_ratio_ci_low, head.tpot_ratio_ci_high).label
-             if head and head.tpot_ratio else "-")
+    speed = "1 (reference)" if c is None else _speed(head)
     m, q = r.memory, r.quality
     return {"engine · variant": variant,
             "KL nats [95%]": ("-" if c is None else "missing" if f is None else
@@ -153,8 +159,7 @@ def _glance_row(variant: str, r: RunRecord, c: ComparisonBlock | None, cost: lis
             "peak RSS MiB": _mib(m.peak_rss_bytes if m else None)
             + ("*" if m and m.peak_rss_bytes and "paired baseline" in m.peak_rss_scope else ""),
             "roofline": _short(r.roofline.fraction_of_bandwidth if r.roofline else None, ".2f"),
-            "$/M tok [95%]": _interval(head.usd_per_million_tokens, head.usd_per_million_tokens_ci_low,
-                                       head.usd_per_million_tokens_ci_high, _g4) if head else "-"}
+            "$/M tok [95%]": _dollars(head)}
 
 
 def _fidelity_row(variant: str, r: RunRecord, c: ComparisonBlock) -> dict[str, Any]:

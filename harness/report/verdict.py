@@ -19,7 +19,7 @@ def _fidelity(p: dict) -> str:
     return f"KL {p['kl']:.3g} nats per token, loss retention {p['retention']:.4f}"
 
 
-def _overlap(a: dict, b: dict) -> bool:
+def _not_measurably_cheaper(a: dict, b: dict) -> bool:
     """Whether ``a`` is not measurably cheaper than the reference ``b``: its paired speed-up's interval
     reaches 1 (the comparison free of drift between points), or, unpaired, the two dollar intervals
     overlap (no interval: the point values are compared)."""
@@ -37,7 +37,7 @@ def verdict_lines(cards: list[Scorecard], gate: float) -> list[str]:
         cheapest = min(priced, key=lambda p: p["usd"])
         kept = [p for p in priced if (p.get("retention_lo") or 0) >= gate]
         reference = next((p for p in priced if p.get("kl") is None), None)  # the baseline's point carries no KL
-        if reference is not None and (cheapest is reference or _overlap(cheapest, reference)):
+        if reference is not None and (cheapest is reference or _not_measurably_cheaper(cheapest, reference)):
             lines += [f"- **{card.model}** on {card.hardware}: no engine x variant decodes measurably cheaper than "
                       f"the reference **{reference['variant']}** at {_usd(reference)}"
                       + ("" if cheapest is reference else f" (the lowest, **{cheapest['variant']}** at {_usd(cheapest)}, "
