@@ -89,6 +89,14 @@ class InferenceConfig:
     bytes_per_param: float = 2.0  # bf16 weights
     gpu_price_per_hour_usd: float = 2.0  # the default FLOP/$'s $2/h
     flops_per_param: float = 2.0  # decode FLOPs per parameter per token (assumed_rate=flops)
+    # The assumed rate's two physical limits, each carried to the inference gap as a bracket (not
+    # sampled: nothing says how likely either end is). Dear: batch-1 decode at this share of peak
+    # bandwidth. Cheap: compute-bound serving, flop_per_dollar / flops_per_param.
+    batch1_bandwidth_share: float = 0.27
+    batch1_bandwidth_share_source: str = (
+        "Chen 2026, 'Memory-bound but not bandwidth-limited: the physical AI inference gap in batch-1 decode' "
+        "(arXiv, 28 May 2026): batch-1 decode of three 7-8B models on an H100 reached 27% of its analytical "
+        "memory floor (81% on an L4)")
     batch_size: int = 1  # the measured shape whose decode cost per token is read
     # cost_source=measured reads: single (each record's single-request decode cost at batch_size) |
     # serving (each serving curve's operating point: the highest level meeting ``slo``, docs/serving.md)
@@ -116,6 +124,7 @@ class InferenceConfig:
                      "memory_bandwidth_bytes_per_s", "bytes_per_param", "gpu_price_per_hour_usd"):
             _positive(f"{key}.{name}", getattr(self, name))
         _at_least(f"{key}.batch_size", self.batch_size, 1)
+        _share(f"{key}.batch1_bandwidth_share", self.batch1_bandwidth_share)
 
 
 @dataclass

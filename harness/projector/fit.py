@@ -75,6 +75,7 @@ class FitResult:
     bootstrap_converged: int = 0  # refits whose optimiser converged (only these are kept)
     bootstrap_note: str = ""  # why no bootstrap was run, when none was
     starts: str = ""  # where the optimiser started
+    x_range: tuple[float, float] | None = None  # the span of x the fit saw, where it is read off one axis
 
     @property
     def dof(self) -> int:
@@ -383,5 +384,5 @@ def fit_sigmoid(loss, score, resamples: int = 200, seed: int = 0, floor: float |
 
     boot, attempted, converged = _bootstrap(units, resamples, seed, n_params, refit, clustered=clusters is not None)
     result = FitResult(params, int(x.size), err, boot, True, n_params, distinct, warning, attempted, converged,
-                       _refused(distinct, n_params))
+                       _refused(distinct, n_params), x_range=(float(x.min()), float(x.max())))
     return Sigmoid(**params), result

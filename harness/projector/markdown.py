@@ -71,6 +71,12 @@ def _inference_line(result: dict[str, Any]) -> str:
         # draws of a very wide band can all lie on one side of the point value's
         spread += (" - the point value lies outside its band: the gap is largest at middling exponents and the "
                    "draws, spread far by the systematic term, mostly lie beyond them; read the band")
+    bounds = inf.get("rate_bounds")
+    if bounds:
+        spread += (f"; at the assumed rate's bounds {bounds['cheap']['loss_gap'][-1]:.3g} nats (compute-bound serving, "
+                   f"{bounds['cheap']['effective_params_per_usd']:.3g}) to {bounds['dear']['loss_gap'][-1]:.3g} "
+                   f"(batch 1 at its achieved bandwidth, {bounds['dear']['effective_params_per_usd']:.3g}; "
+                   "rate_bounds in the JSON says whose figure)")
     rate = inf["effective_params_per_usd"]
     return (f"- Inference gap at year {horizon:g}: {inf['loss_gap'][-1]:.3g} nats{spread} between "
             f"the largest models each actor runs at ${inf['price_per_token_usd']:.3g}/token (meek "
@@ -134,6 +140,16 @@ def _extrapolation_lines(result: dict[str, Any]) -> list[str]:
                             f"{sys_term['value']:.3g}), widens that to {top['low_value']:.3g}-"
                             f"{top['high_value']:.3g}" if sys_term else "")
                          + "; t* scales as 1/alpha. A grid over more decades narrows both.")
+    reach = (result.get("score") or {}).get("extrapolation")
+    if reach:
+        (lo, hi), (read_lo, read_hi) = reach["fitted_loss_nats"], reach["read_loss_nats"]
+        beyond = [f"{reach[k]:.3g} nats {where}" for k, where in (("nats_below_fitted", "below its best measured loss"),
+                                                                  ("nats_above_fitted", "above its worst"))
+                  if reach[k] > 0]
+        lines.append(f"- Score: the loss-to-accuracy sigmoid was fitted on held-out losses {lo:.3g}-{hi:.3g} nats "
+                     f"and is read at {read_lo:.3g}-{read_hi:.3g}"
+                     + (f": {' and '.join(beyond)}, where the score is the curve carried past its data (towards "
+                        "its ceiling or floor), not a measurement" if beyond else ", within them") + ".")
     return lines
 
 

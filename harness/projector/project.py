@@ -60,19 +60,36 @@ def _reads(inputs: Inputs, c0: float, r0: float, t_star: float, closing: dict[st
             "horizon": frontier(horizon), "inference_gap_at_horizon": inference["frontier_training_flops"][-1]}
 
 
+def _bandwidth_rate(inf) -> float:
+    """Parameters one dollar runs for one token when every weight is read once per token at peak bandwidth."""
+    return inf.memory_bandwidth_bytes_per_s * 3600 / (inf.bytes_per_param * inf.gpu_price_per_hour_usd)
+
+
 def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
     """Effective parameters one dollar runs for one token, assumed: bandwidth-bound decode (every
     weight read once per token at batch 1) or compute-bound (the training FLOP/$)."""
     if inf.assumed_rate == "bandwidth":
-        rate = inf.memory_bandwidth_bytes_per_s * 3600 / (inf.bytes_per_param * inf.gpu_price_per_hour_usd)
-        return rate, "default", (f"bandwidth-bound decode: {inf.memory_bandwidth_bytes_per_s:.3g} B/s "
-                                 f"({inf.memory_bandwidth_source}) / {inf.bytes_per_param:g} bytes per parameter at "
-                                 f"${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth and batch 1: cheaper than batch 1 achieves "
-                                 "(decode reads below peak bandwidth), dearer than batched serving (a batch reads the "
-                                 "weights once for all its tokens); an assumption with no band: "
-                                 "inference.cost_source=measured with measured_point=serving measures a served rate")
+        return _bandwidth_rate(inf), "default", (
+            f"bandwidth-bound decode: {inf.memory_bandwidth_bytes_per_s:.3g} B/s ({inf.memory_bandwidth_source}) / "
+            f"{inf.bytes_per_param:g} bytes per parameter at ${inf.gpu_price_per_hour_usd:g}/h, at peak bandwidth "
+            "and batch 1: cheaper than batch 1 achieves (decode reads below peak bandwidth), dearer than batched "
+            "serving (a batch reads the weights once for all its tokens); bracketed by both (rate_bounds); "
+            "inference.cost_source=measured with measured_point=serving measures a served rate")
     return flop_per_dollar / inf.flops_per_param, "default", \
         f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
+
+
+def _rate_bounds(model: I.InferenceGap, inf, flop_per_dollar: float, t: np.ndarray) -> dict[str, Any]:
+    """The assumed rate's two physical limits and the inference gap at each: a bracket, not a band
+    (nothing says how likely either end is); the gap falls as the rate rises, so the ends bound it."""
+    ends = {"dear": (_bandwidth_rate(inf) * inf.batch1_bandwidth_share,
+                     f"batch-1 decode at {inf.batch1_bandwidth_share:.0%} of peak bandwidth "
+                     f"({inf.batch1_bandwidth_share_source})"),
+            "cheap": (flop_per_dollar / inf.flops_per_param,
+                      f"compute-bound serving: batches large enough that every FLOP bought at the training "
+                      f"FLOP/$ goes to tokens, flop_per_dollar / flops_per_param ({inf.flops_per_param:g})")}
+    return {k: {"effective_params_per_usd": rate, "note": note,
+                "loss_gap": replace(model, params_per_usd=rate).gap(t).tolist()} for k, (rate, note) in ends.items()}
 
 
 def _tokens_per_param(model: I.InferenceGap, t: np.ndarray, inf, allocation_draws: list | None) -> dict[str, Any]:
@@ -142,6 +159,8 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
            "measured_rates": I.rate_rows(rates), **model.summary(t),
            "note": "loss of the largest model each actor can run at its price per token, as if trained "
                    "compute-optimally, on the projection's law (the training gap's own)"}
+    if not rates:
+        out["rate_bounds"] = _rate_bounds(model, inf, inputs.flop_per_dollar, t)
     if rates:  # how far the cost, linear in N, is carried beyond the largest model measured
         read_to = out["frontier_params"][-1]
         out["rate_extrapolation"] = {"measured_params": rates[0].params, "read_to_params": read_to,
@@ -169,6 +188,15 @@ def _uncertainty(p: ProjectorConfig, inputs: Inputs, c0: float, t: np.ndarray,
     out["sampled"] = sorted(ranges) + ([inputs.law_draws_label] if law_draws else [])
     out["tornado"] = U.tornado(inputs.law, inputs.growth, ranges, alpha_range, p.start_ratio)
     return out
+
+
+def _sigmoid_reach(fitted: tuple[float, float], meek: np.ndarray, frontier: np.ndarray) -> dict[str, Any]:
+    """How far beyond the losses it was fitted on the loss-to-score sigmoid is read: the projection's
+    losses fall below the family's best measured one, where the curve is its floor-and-ceiling form,
+    not a measurement."""
+    read = (float(min(meek.min(), frontier.min())), float(max(meek.max(), frontier.max())))
+    return {"fitted_loss_nats": list(fitted), "read_loss_nats": list(read),
+            "nats_below_fitted": max(fitted[0] - read[0], 0.0), "nats_above_fitted": max(read[1] - fitted[1], 0.0)}
 
 
 def _fit_warnings(inputs: Inputs) -> list[str]:
@@ -216,7 +244,8 @@ def project(p: ProjectorConfig, records: list[RunRecord], serving: list[ServingR
         score = {"meek": ms.tolist(), "frontier": fs.tolist(), "gap": (fs - ms).tolist(),
                  "p_step": {str(k): {"meek": G.p_step_success(np.clip(ms, 0, 1), k).tolist(),
                                      "frontier": G.p_step_success(np.clip(fs, 0, 1), k).tolist()}
-                            for k in p.p_steps}}
+                            for k in p.p_steps},
+                 "extrapolation": _sigmoid_reach(inputs.sigmoid_fit.x_range, meek, frontier)}
     return {
         "scenario": p.name,
         "t_star_years": t_star,
