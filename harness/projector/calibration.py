@@ -54,25 +54,31 @@ class Truncation:
     reference_exponent: float  # the full data's
     distance_decades: float  # the held-out runs' median decades beyond the cut
     log_exponent_error: float  # ln(exponent / reference_exponent)
+    n_opt_exponent: float  # N* ~ C^a: the truncated fit's a
+    n_opt_exponent_band: list[float]
+    reference_n_opt_exponent: float  # the full data's
     held_out: list[dict] = field(default_factory=list)  # each run: decades beyond, ln error
     draws: list[Chinchilla] = field(default_factory=list, repr=False)  # bootstrap refits (not written)
     residuals: list[float] = field(default_factory=list, repr=False)  # of the fitted runs (not written)
     runs: list[Run] = field(default_factory=list, repr=False)  # the held-out runs (not written)
 
 
-def truncate(runs: list[Run], cut: float, reference_exponent: float, resamples: int, seed: int,
-             level: float) -> Truncation:
+def truncate(runs: list[Run], cut: float, reference: dict, resamples: int, seed: int, level: float) -> Truncation:
+    """``reference``: the full data's compute_optimal (its exponent and its N* exponent a)."""
     fitted, held = [r for r in runs if r.flops <= cut], [r for r in runs if r.flops > cut]
     if not held:
         raise FitError(f"no run above the cut {cut:.3g} FLOPs to judge the fit on")
     law, fit = approach3(fitted, resamples, seed, 1e-3)
-    exponent = compute_optimal(law)["exponent"]
+    point = compute_optimal(law)
     draws = [Chinchilla(**b) for b in fit.bootstrap]
-    band = quantile_ends([compute_optimal(d)["exponent"] for d in draws], level) if len(draws) >= 2 else None
+    refits = [compute_optimal(d) for d in draws]
+    band, n_band = ([list(quantile_ends([r[k] for r in refits], level)) for k in ("exponent", "a")]
+                    if len(draws) >= 2 else ([], []))
     beyond = [math.log10(r.flops / cut) for r in held]
     return Truncation(
-        cut, len(fitted), math.log10(cut / min(r.flops for r in fitted)), exponent, list(band or []),
-        reference_exponent, float(np.median(beyond)), math.log(exponent / reference_exponent),
+        cut, len(fitted), math.log10(cut / min(r.flops for r in fitted)), point["exponent"], band,
+        reference["exponent"], float(np.median(beyond)), math.log(point["exponent"] / reference["exponent"]),
+        point["a"], n_band, reference["a"],
         [{"decades_beyond": b, "log_error": math.log(r.loss) - math.log(float(law.loss(r.n, r.d)))}
          for b, r in zip(beyond, held)], draws,
         list(np.log([r.loss for r in fitted]) - np.log(law.loss(np.array([r.n for r in fitted]),
@@ -147,6 +153,31 @@ def local_rate(truncations: list[dict], span: float) -> float:
     return math.sqrt(np.mean([(t["log_exponent_error"] / t["distance_decades"]) ** 2 for t in near]))
 
 
+def n_opt_needed(t: dict) -> float:
+    """The factor by which a cut's bootstrap band of the N* exponent, widened about its point, must
+    grow to hold the full data's (1: it already does)."""
+    point, (lo, hi), ref = t["n_opt_exponent"], t["n_opt_exponent_band"], t["reference_n_opt_exponent"]
+    miss, half = (ref - point, hi - point) if ref >= point else (point - ref, point - lo)
+    return 1.0 if miss <= half else (miss / half if half > 0 else math.inf)
+
+
+def n_opt_factor(truncations: list[dict], span: float, leave_out: int | None = None) -> float:
+    """The N* band's factor for a law fitted on ``span`` decades: the largest the NEIGHBOURS cuts whose
+    spans are nearest needed (``leave_out``: a cut's own index, to judge it out of sample)."""
+    rows = [t for i, t in enumerate(truncations) if i != leave_out]
+    near = sorted(rows, key=lambda t: abs(t["span_decades"] - span))[:NEIGHBOURS]
+    return max(1.0, *(n_opt_needed(t) for t in near))
+
+
+def _n_opt_coverage(rows: list[dict]) -> dict:
+    """How often the N* exponent's band holds the full data's: the bootstrap alone, and widened by each
+    cut's factor from its neighbours with itself left out (so the coverage is not the factor's own fit)."""
+    needed = [n_opt_needed(t) for t in rows]
+    widened = [n <= n_opt_factor(rows, t["span_decades"], leave_out=i) for i, (t, n) in enumerate(zip(rows, needed))]
+    return {"bootstrap_only": float(np.mean([n <= 1.0 for n in needed])),
+            "widened_leave_one_out": float(np.mean(widened)), "factors_needed": needed}
+
+
 @dataclass
 class Calibration:
     """The shipped table: what the projector's systematic term reads."""
@@ -160,6 +191,13 @@ class Calibration:
     coverage_calibrated: dict
     resamples: int = 0
     seed: int = 0
+    n_opt_coverage: dict = field(default_factory=dict)  # the N* exponent's band (_n_opt_coverage)
+
+    def n_opt_band(self, span: float, point: float, band: list[float]) -> tuple[list[float], float]:
+        """The N* exponent's bootstrap band widened about its point by the factor its span's
+        neighbours needed on the published runs, and that factor."""
+        f = n_opt_factor(self.truncations, span)
+        return [point - f * (point - band[0]), point + f * (band[1] - point)], f
 
     def rate(self, span: float) -> float:
         """sigma on the log exponent per decade read, for a law fitted on ``span`` decades of runs."""
@@ -187,7 +225,7 @@ class Calibration:
 
 def calibrate(runs: list[Run], cuts: list[float], resamples: int = 100, seed: int = 0,
               level: float = 0.9) -> Calibration:
-    reference = compute_optimal(approach3(runs, 0, seed, 1e-3)[0])["exponent"]
+    reference = compute_optimal(approach3(runs, 0, seed, 1e-3)[0])
     truncations = [truncate(runs, c, reference, resamples, seed, level) for c in cuts]
     rows = [_summary(t) for t in truncations]
     rates = [local_rate(rows, t.span_decades) for t in truncations]
@@ -200,7 +238,8 @@ def calibrate(runs: list[Run], cuts: list[float], resamples: int = 100, seed: in
                        "decades")
     return Calibration(float(found[0]), max(h["decades_beyond"] for t in truncations for h in t.held_out),
                        [t.span_decades for t in truncations], level, SOURCE, rows,
-                       coverage(prepared, [0.0] * len(rates), level), found[1], resamples, seed)
+                       coverage(prepared, [0.0] * len(rates), level), found[1], resamples, seed,
+                       _n_opt_coverage(rows))
 
 
 def _summary(t: Truncation) -> dict:
@@ -209,6 +248,27 @@ def _summary(t: Truncation) -> dict:
     return row | {"held_out_runs": len(t.held_out), "loss_log_error_mean": float(errors.mean()),
                   "loss_log_error_rms": float(np.sqrt((errors ** 2).mean())),
                   "max_decades_beyond": max(h["decades_beyond"] for h in t.held_out)}
+
+
+def with_n_opt_calibration(reg: dict, flops_range: list[float], cal: Calibration | None = None) -> dict:
+    """A law's regime with its N* exponent's band widened as the published runs say it must be
+    (its bootstrap band alone held the full data's N* exponent in none of the 9 truncations)."""
+    band, point = reg.get("n_opt_exponent_band"), reg.get("n_opt_exponent")
+    if not band or point is None:
+        return reg
+    cal = cal or load()
+    if not cal.n_opt_coverage:
+        return reg
+    span = math.log10(flops_range[1] / flops_range[0])
+    (lo, hi), f = cal.n_opt_band(span, point, band)
+    cov = cal.n_opt_coverage
+    return reg | {"n_opt_exponent_band_calibrated": [max(lo, 0.0), min(hi, 1.0)], "n_opt_band_factor": f,
+                  "n_opt_calibration": (
+                      f"the bootstrap band widened x{f:.2f} about its point, the most the {NEIGHBOURS} published "
+                      f"truncations whose spans are nearest this law's {span:.2f} decades needed to hold the full "
+                      f"data's N* exponent (bootstrap alone: {cov['bootstrap_only']:.0%} of {len(cal.truncations)} "
+                      f"held it; widened, each judged with itself left out: {cov['widened_leave_one_out']:.0%}; "
+                      f"harness/projector/data/{TABLE_JSON.name})")}
 
 
 def published_runs() -> list[Run]:

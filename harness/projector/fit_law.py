@@ -11,6 +11,7 @@ import numpy as np
 
 from harness.config import LawFitConfig
 from harness.projector.grid_runs import Run, confounds, load_grid, load_table, lr_check, rules_check
+from harness.projector.calibration import with_n_opt_calibration
 from harness.projector.isoflop import DEPTH_Z, by_budget, fit_grid, loglog_slope, regime
 from harness.projector.laws import Chinchilla
 
@@ -86,6 +87,8 @@ def regime_sentence(reg: dict) -> str:
             f"{reg['paper_alpha']} is {'inside' if reg['paper_alpha_inside_band'] else 'outside'} the band); N* ~ C^"
             + (f"{_fmt_band(reg['n_opt_exponent'], reg['n_opt_exponent_band'], '.3f')}"
                if reg["n_opt_exponent"] is not None else "(not recorded)")
+            + (f", calibrated [{calibrated[0]:.3f}, {calibrated[1]:.3f}] ({reg['n_opt_calibration']})"
+               if (calibrated := reg.get("n_opt_exponent_band_calibrated")) else "")
             + f" (Chinchilla {pub['chinchilla']['n_opt_exponent']:.3f}, Epoch {pub['epoch']['n_opt_exponent']:.3f})")
 
 
@@ -219,7 +222,7 @@ def fit_law(cfg: LawFitConfig) -> str:
     fits["lr_check"] = None if cfg.table else lr_check(meta)
     fits["rules_check"] = None if cfg.table else rules_check(meta)
     fits["confounds"] = confounds(meta)
-    fits["regime"] = regime(fits)
+    fits["regime"] = with_n_opt_calibration(regime(fits), fits["flops_range"])
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     payload = {"grid": meta["grid"], "grid_dir": None if cfg.table else str(cfg.grid_dir), "table": cfg.table,
