@@ -16,6 +16,11 @@ exponent, and each run's prediction interval, bootstrap refits x a resampled res
 measured loss). Growth linear in the distance is an assumption beyond the farthest distance
 measured (recorded).
 
+The same truncations judge the N* exponent's bootstrap band (N* ~ C^a): the factor each cut's band
+must grow by, about its point, to hold the full data's a; a law's band is widened by the largest
+factor its span's nearest cuts needed (with_n_opt_calibration), and the coverage that gives is judged
+with each cut left out of its own factor.
+
 `scripts/calibrate_extrapolation.py` writes the table shipped in data/ (the projector reads it);
 the runs are data/chinchilla_fig4_runs.csv (SOURCE).
 """
