@@ -41,7 +41,7 @@ def test_the_assumed_rate_is_bracketed_by_batch_one_and_compute_bound_serving():
 
 def test_a_measured_rate_is_not_bracketed_by_the_assumed_ones_limits():
     from tests.conftest import record_template
-    from tests.test_projector import _priced
+    from tests.test_inference_gap import _priced
 
     p = ProjectorConfig(name="measured", monte_carlo=20, bootstrap=0)
     p.inference.cost_source = "measured"

@@ -1,7 +1,7 @@
 """Independent optimiser runs on every core. A law's fit from ~170 starts and each bootstrap refit
 are independent L-BFGS-B runs, single-threaded in scipy, so one process per core divides their wall
 time. The results are the same as in one process: each run is the same computation, and they come
-back in order (tests/test_projector.py checks it).
+back in order (tests/test_fits.py checks it).
 
 Workers are forked (Linux): they inherit the imported modules, so a pool starts in milliseconds (one
 per call, closed when it returns), and
