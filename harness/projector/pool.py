@@ -3,12 +3,12 @@ are independent L-BFGS-B runs, single-threaded in scipy, so one process per core
 time. The results are the same as in one process: each run is the same computation, and they come
 back in order (tests/test_fits.py checks it).
 
-Workers are forked (Linux): they inherit the imported modules, so a pool starts in milliseconds (one
-per call, closed when it returns), and
-they run only numpy and scipy, never torch's OpenMP pool, which does not survive a fork. Each run keeps
-BLAS to one thread: on vectors this small OpenBLAS's threads only contend (one process with BLAS's 2
-threads: 40 s of wall and 75 s of CPU; with 1 thread 35 s; two 1-thread processes 21 s, the same law:
-fit-law on the demo's reduced grid, 2-core AMD EPYC, 2026-12-07).
+Workers are forked (Linux), one pool per call, closed when it returns: they inherit the imported
+modules, so a pool starts in milliseconds, and they run only numpy and scipy, never torch's OpenMP
+pool, which does not survive a fork. Each run keeps BLAS to one thread: on vectors this small
+OpenBLAS's threads only contend (one process with BLAS's 2 threads: 40 s of wall and 75 s of CPU; with
+1 thread 35 s; two 1-thread processes 21 s, the same law: fit-law on the demo's reduced grid, 2-core
+AMD EPYC, 2026-12-07).
 MEEKBENCH_FIT_WORKERS=1 keeps everything in this process."""
 from __future__ import annotations
 

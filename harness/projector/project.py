@@ -75,8 +75,13 @@ def _assumed_rate(inf, flop_per_dollar: float) -> tuple[float, str, str]:
             "and batch 1: cheaper than batch 1 achieves (decode reads below peak bandwidth), dearer than batched "
             "serving (a batch reads the weights once for all its tokens); bracketed by both (rate_bounds); "
             "inference.cost_source=measured with measured_point=serving measures a served rate")
-    return flop_per_dollar / inf.flops_per_param, "default", \
+    return _compute_rate(inf, flop_per_dollar), "default", \
         f"compute-bound decode: flop_per_dollar / flops_per_param ({inf.flops_per_param})"
+
+
+def _compute_rate(inf, flop_per_dollar: float) -> float:
+    """Parameters one dollar runs for one token when decode is compute-bound at the training FLOP/$."""
+    return flop_per_dollar / inf.flops_per_param
 
 
 def _rate_bounds(model: I.InferenceGap, inf, flop_per_dollar: float, t: np.ndarray) -> dict[str, Any]:
@@ -85,7 +90,7 @@ def _rate_bounds(model: I.InferenceGap, inf, flop_per_dollar: float, t: np.ndarr
     ends = {"dear": (_bandwidth_rate(inf) * inf.batch1_bandwidth_share,
                      f"batch-1 decode at {inf.batch1_bandwidth_share:.0%} of peak bandwidth "
                      f"({inf.batch1_bandwidth_share_source})"),
-            "cheap": (flop_per_dollar / inf.flops_per_param,
+            "cheap": (_compute_rate(inf, flop_per_dollar),
                       f"compute-bound serving: batches large enough that every FLOP bought at the training "
                       f"FLOP/$ goes to tokens, flop_per_dollar / flops_per_param ({inf.flops_per_param:g})")}
     return {k: {"effective_params_per_usd": rate, "note": note,
@@ -159,12 +164,12 @@ def _inference(p: ProjectorConfig, inputs: Inputs, records: list[RunRecord], var
            "measured_rates": I.rate_rows(rates), **model.summary(t),
            "note": "loss of the largest model each actor can run at its price per token, as if trained "
                    "compute-optimally, on the projection's law (the training gap's own)"}
-    if not rates:
-        out["rate_bounds"] = _rate_bounds(model, inf, inputs.flop_per_dollar, t)
     if rates:  # how far the cost, linear in N, is carried beyond the largest model measured
         read_to = out["frontier_params"][-1]
         out["rate_extrapolation"] = {"measured_params": rates[0].params, "read_to_params": read_to,
                                      "decades_beyond": math.log10(read_to / rates[0].params)}
+    else:
+        out["rate_bounds"] = _rate_bounds(model, inf, inputs.flop_per_dollar, t)
     return out, model
 
 
